@@ -1,0 +1,1 @@
+"""Shadowlane wire contracts: versioned, frozen pydantic models and the topic registry."""

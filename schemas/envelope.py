@@ -1,0 +1,61 @@
+"""``RequestEnvelope``: what the publish hook puts on the requests topic after prod answered."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.base import Nested, WireModel
+from schemas.chat import ChatRequest, TokenUsage, ToolCall
+
+
+class RecordedToolCall(Nested):
+    """A tool call prod executed, with its real output: the shadow's read-only stub answers."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    output: str
+    ok: bool = True
+
+
+class ProdOutcome(Nested):
+    """What prod answered and how long it took, as the user saw it."""
+
+    answer: str | None
+    status: int = Field(description="HTTP status prod returned to the client")
+    latency_ms: float = Field(ge=0.0)
+    model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: TokenUsage | None = None
+    error: str | None = None
+
+
+class SamplingDecision(Nested):
+    """Why this request was mirrored: ``bucket < ratio`` with ``bucket = hash(salt, req_id)``."""
+
+    ratio: float = Field(ge=0.0, le=1.0)
+    bucket: float = Field(ge=0.0, lt=1.0)
+    salt_id: str
+    sampled: bool = True
+
+
+class RequestEnvelope(WireModel):
+    """One mirrored prod request. Keyed by ``req_hash`` on every topic."""
+
+    SCHEMA_NAME: ClassVar[str] = "request_envelope"
+    schema_version: Literal[1] = 1
+    req_id: str = Field(min_length=1, max_length=256)
+    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    ts_ms: int = Field(ge=0, description="prod response time, ms since the Unix epoch")
+    endpoint: str
+    tenant: str = "default"
+    request: ChatRequest
+    prod: ProdOutcome
+    tool_io: tuple[RecordedToolCall, ...] = ()
+    pins: dict[str, str] = Field(
+        default_factory=dict, description="version pins: model_rev, prompt_ver, index_hash, ..."
+    )
+    trace_id: str | None = None
+    sampling: SamplingDecision
+    sanitized_fields: int = Field(default=0, ge=0, description="values dropped or masked by the hook")

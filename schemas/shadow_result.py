@@ -1,0 +1,43 @@
+"""``ShadowResult``: one candidate's replay of one envelope, produced by a shadow worker."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.base import Nested, WireModel
+from schemas.chat import TokenUsage
+
+ToolDisposition = Literal["stubbed_recorded", "stubbed_config", "blocked", "no_stub", "unknown_tool"]
+ErrorClass = Literal[
+    "timeout", "rate_limited", "server_error", "client_error", "invalid_response", "exception"
+]
+
+
+class ShadowToolCall(Nested):
+    """A tool call the candidate attempted and what the read-only sandbox did with it."""
+
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    disposition: ToolDisposition
+    output: str | None = None
+
+
+class ShadowResult(WireModel):
+    SCHEMA_NAME: ClassVar[str] = "shadow_result"
+    schema_version: Literal[1] = 1
+    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    req_id: str
+    candidate: str
+    pins: dict[str, str] = Field(default_factory=dict)
+    shadow_id: str
+    ts_ms: int = Field(ge=0)
+    status: Literal["ok", "error"]
+    error_class: ErrorClass | None = None
+    error: str | None = None
+    answer: str | None = None
+    latency_ms: float = Field(ge=0.0)
+    attempts: int = Field(default=1, ge=1)
+    tool_calls: tuple[ShadowToolCall, ...] = ()
+    usage: TokenUsage | None = None

@@ -1,0 +1,71 @@
+"""The topic registry: every topic Shadowlane uses, its key, value schema, producers, consumers.
+
+Names are logical here (``requests``); the concrete name comes from ``TopicSettings`` (prefix
+``shadowlane.`` by default) so deployments can rename without touching the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.base import WireModel
+from schemas.comparison import Comparison
+from schemas.dead_letter import DeadLetter
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    logical: str
+    key: str
+    value: type[WireModel]
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    co_partitioned_with: tuple[str, ...] = ()
+    description: str = ""
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        logical="requests",
+        key="req_hash",
+        value=RequestEnvelope,
+        producers=("publish hook (ShadowPublisher / ShadowMirrorMiddleware)",),
+        consumers=("shadow workers (one group per candidate)", "comparator"),
+        co_partitioned_with=("shadow-results",),
+        description="sanitized prod requests with the prod answer and recorded tool I/O",
+    ),
+    TopicSpec(
+        logical="shadow-results",
+        key="req_hash",
+        value=ShadowResult,
+        producers=("shadow workers",),
+        consumers=("comparator",),
+        co_partitioned_with=("requests",),
+        description="one record per (request, candidate) replay",
+    ),
+    TopicSpec(
+        logical="compare",
+        key="req_hash",
+        value=Comparison,
+        producers=("comparator",),
+        consumers=("dashboards, gates, reports, `shadowlane tail`, CompareReader",),
+        description="per-request prod vs candidate comparisons, complete or timed out",
+    ),
+    TopicSpec(
+        logical="dlq",
+        key="req_hash (or the source key)",
+        value=DeadLetter,
+        producers=("shadow workers", "comparator"),
+        consumers=("operators",),
+        description="records that could not be processed, with the reason and the raw bytes",
+    ),
+)
+
+
+def spec(logical: str) -> TopicSpec:
+    for topic in TOPICS:
+        if topic.logical == logical:
+            return topic
+    raise KeyError(logical)

@@ -1,0 +1,1 @@
+"""Shadowlane runtime: publish hook, shadow workers, comparator, local broker and CLI."""

@@ -1,0 +1,40 @@
+"""The one hash that runs from sampling through the join: stable, salted, uniform.
+
+``unit_hash(salt, key)`` maps a key to [0, 1) with BLAKE2b, so ``unit_hash < ratio`` samples a
+stable subset, and raising the ratio only ever adds keys (a superset). ``req_hash`` names one
+mirrored request on every topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+_SCALE = float(1 << 64)
+
+
+def unit_hash(salt: str, key: str) -> float:
+    """A uniform number in [0, 1) fixed by ``(salt, key)``."""
+    digest = hashlib.blake2b(f"{salt}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def canonical_json(obj: Any) -> bytes:
+    """JSON with sorted keys and no whitespace: equal payloads give equal bytes."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def req_hash(req_id: str, canonical_payload: bytes) -> str:
+    """32 hex chars naming one mirrored request: derived from its id and its canonical payload."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(req_id.encode())
+    h.update(b"\x00")
+    h.update(canonical_payload)
+    return h.hexdigest()
+
+
+def pair_id(req_hash_: str, candidate: str) -> str:
+    """Deterministic id of a (request, candidate) comparison, so consumers can dedupe."""
+    return hashlib.blake2b(f"{req_hash_}\x00{candidate}".encode(), digest_size=12).hexdigest()

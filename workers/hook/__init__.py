@@ -1,0 +1,1 @@
+"""The publish hook that runs inside the prod service."""

@@ -1,0 +1,218 @@
+"""Turns what the hook captured (raw bodies, timings, recorded tools) into a ``RequestEnvelope``.
+
+This runs in the hook's background sender, never on the request path. It parses the request and
+response bodies (JSON, or server-sent events for ``stream: true``), sanitizes everything, pairs
+tool calls with their outputs, and derives ``req_hash`` from the request id and canonical payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.chat import ChatRequest, TokenUsage, ToolCall
+from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from workers.errors import InvalidMessage
+from workers.hashing import canonical_json, req_hash
+from workers.hook.context import RawToolCall
+from workers.sanitize import Sanitizer
+
+_REQUEST_KEYS = ("model", "messages", "tools")
+
+
+@dataclass(slots=True)
+class RawMirror:
+    """Everything the hook captured for one sampled request, untouched."""
+
+    req_id: str
+    endpoint: str
+    request: bytes | Mapping[str, Any]
+    response: bytes | Mapping[str, Any] | None
+    status: int
+    latency_ms: float
+    ts_ms: int
+    bucket: float
+    tenant: str = "default"
+    trace_id: str | None = None
+    tool_calls: Sequence[RawToolCall] = ()
+    pins: Mapping[str, str] = field(default_factory=dict)
+
+
+def _as_obj(data: bytes | Mapping[str, Any] | None) -> Any:
+    if data is None or isinstance(data, Mapping):
+        return data
+    if not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _from_sse(data)
+
+
+def _from_sse(data: bytes) -> dict[str, Any] | None:
+    """Reassemble a streamed chat completion (``data: {...}`` chunks) into one message."""
+    content: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    usage: Any = None
+    model: Any = None
+    seen = False
+    for line in data.splitlines():
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        seen = True
+        model = chunk.get("model", model)
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                content.append(delta["content"])
+            for tc in delta.get("tool_calls") or ():
+                slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                slot["id"] = tc.get("id") or slot["id"]
+                fn = tc.get("function") or {}
+                slot["name"] += fn.get("name") or ""
+                slot["arguments"] += fn.get("arguments") or ""
+    if not seen:
+        return None
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for _, c in sorted(calls.items())
+        ]
+    return {"model": model, "usage": usage, "choices": [{"message": message}]}
+
+
+def _args_dict(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    if isinstance(arguments, str | bytes):
+        try:
+            parsed = orjson.loads(arguments or b"{}")
+        except orjson.JSONDecodeError:
+            return {"_raw": arguments if isinstance(arguments, str) else arguments.decode(errors="replace")}
+        return parsed if isinstance(parsed, dict) else {"_value": parsed}
+    return {"_value": arguments}
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return orjson.dumps(output, default=str).decode()
+
+
+def tool_io_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pairs assistant ``tool_calls`` with the ``tool`` messages that answered them."""
+    pending: dict[str, tuple[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        for tc in msg.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            pending[str(tc.get("id"))] = (str(fn.get("name", "")), fn.get("arguments", "{}"))
+        if msg.get("role") == "tool" and msg.get("tool_call_id") in pending:
+            name, args = pending.pop(msg["tool_call_id"])
+            out.append({"name": name, "arguments": args, "output": msg.get("content") or ""})
+    return out
+
+
+class EnvelopeBuilder:
+    """Builds sanitized envelopes; one instance per hook, shared config, no I/O."""
+
+    def __init__(
+        self, sanitizer: Sanitizer, *, ratio: float, salt_id: str, pins: Mapping[str, str] | None = None
+    ) -> None:
+        self._sanitizer = sanitizer
+        self._ratio = ratio
+        self._salt_id = salt_id
+        self._pins = dict(pins or {})
+
+    def build(self, raw: RawMirror) -> RequestEnvelope:
+        body = _as_obj(raw.request)
+        if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
+            raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
+        clean_body, touched = self._sanitizer.clean(dict(body))
+        request = {k: clean_body[k] for k in _REQUEST_KEYS if k in clean_body}
+        request["params"] = {k: v for k, v in clean_body.items() if k not in _REQUEST_KEYS}
+
+        tools_raw: list[dict[str, Any]] = tool_io_from_messages(clean_body["messages"])
+        for call in raw.tool_calls:
+            tools_raw.append(
+                {"name": call.name, "arguments": call.arguments, "output": call.output, "ok": call.ok}
+            )
+        tool_io = []
+        for item in tools_raw:
+            args, n_args = self._sanitizer.clean(_args_dict(item["arguments"]))
+            output, n_out = self._sanitizer.mask_text(_output_text(item["output"]))
+            touched += n_args + n_out
+            tool_io.append(
+                RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))
+            )
+
+        prod = self._prod_outcome(raw)
+        if prod.answer:
+            answer, n = self._sanitizer.mask_text(prod.answer)
+            touched += n
+            prod = prod.model_copy(update={"answer": answer})
+        try:
+            chat = ChatRequest.model_validate(request)
+            return RequestEnvelope(
+                req_id=raw.req_id,
+                req_hash=req_hash(raw.req_id, canonical_json(request)),
+                ts_ms=raw.ts_ms,
+                endpoint=raw.endpoint,
+                tenant=raw.tenant,
+                request=chat,
+                prod=prod,
+                tool_io=tuple(tool_io),
+                pins={**self._pins, **raw.pins},
+                trace_id=raw.trace_id,
+                sampling=SamplingDecision(ratio=self._ratio, bucket=raw.bucket, salt_id=self._salt_id),
+                sanitized_fields=touched,
+            )
+        except ValidationError as exc:
+            raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
+
+    @staticmethod
+    def _prod_outcome(raw: RawMirror) -> ProdOutcome:
+        resp = _as_obj(raw.response)
+        answer: str | None = None
+        calls: tuple[ToolCall, ...] = ()
+        usage: TokenUsage | None = None
+        model: str | None = None
+        error: str | None = None
+        if isinstance(resp, Mapping):
+            choices = resp.get("choices") or []
+            message = (choices[0].get("message") or {}) if choices else {}
+            content = message.get("content")
+            answer = content if isinstance(content, str) else None
+            try:
+                calls = tuple(ToolCall.model_validate(tc) for tc in message.get("tool_calls") or ())
+                usage = TokenUsage.model_validate(resp["usage"]) if resp.get("usage") else None
+            except ValidationError:
+                calls, usage = (), None
+            model = resp.get("model") if isinstance(resp.get("model"), str) else None
+            err = resp.get("error")
+            if err:
+                error = str(err.get("message") if isinstance(err, Mapping) else err)[:500]
+        elif raw.status >= 400:
+            error = f"HTTP {raw.status}"
+        return ProdOutcome(
+            answer=answer,
+            status=raw.status,
+            latency_ms=max(raw.latency_ms, 0.0),
+            model=model,
+            tool_calls=calls,
+            usage=usage,
+            error=error,
+        )

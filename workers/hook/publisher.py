@@ -1,0 +1,250 @@
+"""``ShadowPublisher``: the non-blocking publish hook for the prod service.
+
+``publish()`` is synchronous and O(1): it takes the sampling decision (one BLAKE2b hash),
+appends the raw capture to a bounded deque and returns. One background task drains the deque:
+it sanitizes, builds envelopes and produces them. When the broker is down or slow, the deque
+fills and new captures are dropped and counted; ``publish()`` never raises, never awaits the
+broker and never blocks. ``stop()`` drains what is queued (bounded by a timeout) and flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.codec import encode
+from workers.errors import InvalidMessage
+from workers.hashing import unit_hash
+from workers.hook.context import RawToolCall
+from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from workers.sanitize import Sanitizer
+from workers.settings import HookSettings
+
+log = logging.getLogger(__name__)
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    """Counters for every request the hook saw; every drop has its own counter."""
+
+    seen: int = 0
+    sampled_out: int = 0
+    enqueued: int = 0
+    published: int = 0
+    dropped_queue_full: int = 0
+    dropped_invalid: int = 0
+    dropped_not_running: int = 0
+    dropped_too_large: int = 0
+    send_failed: int = 0
+    sanitized_fields: int = 0
+    connect_failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class ShadowPublisher:
+    """Mirrors sampled prod requests to the requests topic without touching the request path."""
+
+    def __init__(
+        self,
+        settings: HookSettings,
+        *,
+        topic: str,
+        producer_factory: ProducerFactory,
+        pins: Mapping[str, str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._factory = producer_factory
+        self._builder = EnvelopeBuilder(
+            Sanitizer(settings.drop_fields), ratio=settings.sample_ratio, salt_id=settings.salt, pins=pins
+        )
+        self._queue: deque[RawMirror] = deque()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self._closing = False
+        self.stats = PublisherStats()
+        self.connected = asyncio.Event()
+
+    # ------------------------------------------------------------------ request path
+    def should_sample(self, req_id: str) -> tuple[bool, float]:
+        bucket = unit_hash(self._settings.salt, req_id)
+        return bucket < self._settings.sample_ratio, bucket
+
+    def publish(
+        self,
+        *,
+        req_id: str | None,
+        endpoint: str,
+        request: bytes | Mapping[str, Any],
+        response: bytes | Mapping[str, Any] | None,
+        status: int,
+        latency_ms: float,
+        tenant: str = "default",
+        trace_id: str | None = None,
+        tool_calls: Sequence[RawToolCall] = (),
+        pins: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Queue one prod request for mirroring. Returns True when it was sampled and queued."""
+        try:
+            stats = self.stats
+            stats.seen += 1
+            rid = req_id or str(uuid.uuid4())
+            sampled, bucket = self.should_sample(rid)
+            if not sampled:
+                stats.sampled_out += 1
+                return False
+            if not self._running:
+                stats.dropped_not_running += 1
+                return False
+            if len(self._queue) >= self._settings.queue_size:
+                stats.dropped_queue_full += 1
+                return False
+            self._queue.append(
+                RawMirror(
+                    req_id=rid,
+                    endpoint=endpoint,
+                    request=request,
+                    response=response,
+                    status=status,
+                    latency_ms=latency_ms,
+                    ts_ms=time.time_ns() // 1_000_000,
+                    bucket=bucket,
+                    tenant=tenant,
+                    trace_id=trace_id,
+                    tool_calls=tool_calls,
+                    pins=pins or {},
+                )
+            )
+            stats.enqueued += 1
+            self._signal()
+            return True
+        except Exception:  # never let mirroring fail the prod request
+            self.stats.dropped_invalid += 1
+            log.exception("shadow publish failed; request not mirrored")
+            return False
+
+    def _signal(self) -> None:
+        if self._wake.is_set():
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._wake.set()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the background sender. Never fails because the broker is unreachable."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._running = True
+        self._task = asyncio.create_task(self._run(), name="shadowlane-publisher")
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Stop accepting, drain what is queued (up to the timeout), flush and close."""
+        if self._task is None:
+            return
+        self._running = False
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), drain_timeout_s)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        finally:
+            self._task = None
+            left = len(self._queue)
+            if left:
+                self.stats.dropped_not_running += left
+                self._queue.clear()
+                log.warning("shadow publisher stopped with %d unsent envelopes (counted)", left)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # ------------------------------------------------------------------ sender
+    async def _connect(self) -> AIOKafkaProducer:
+        delay = 0.2
+        while True:
+            producer = self._factory()
+            try:
+                await producer.start()
+                self.connected.set()
+                return producer
+            except Exception as exc:
+                self.stats.connect_failures += 1
+                log.warning("shadow publisher cannot reach Kafka (%s); retrying in %.1fs", exc, delay)
+                await producer.stop()
+                if self._closing:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _run(self) -> None:
+        try:
+            producer = await self._connect()
+        except Exception:
+            return
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    if self._settings.linger_ms and not self._closing:
+                        await asyncio.sleep(self._settings.linger_ms / 1000)
+                await self._send_batch(producer)
+        finally:
+            try:
+                await producer.flush()
+            finally:
+                await producer.stop()
+
+    async def _send_batch(self, producer: AIOKafkaProducer) -> None:
+        futures: list[asyncio.Future[Any]] = []
+        for _ in range(min(len(self._queue), self._settings.batch_size)):
+            raw = self._queue.popleft()
+            try:
+                envelope = self._builder.build(raw)
+            except InvalidMessage as exc:
+                self.stats.dropped_invalid += 1
+                log.warning("not mirrored: req_id=%s %s", raw.req_id, exc)
+                continue
+            self.stats.sanitized_fields += envelope.sanitized_fields
+            try:
+                fut = await producer.send(self._topic, encode(envelope), key=envelope.req_hash.encode())
+            except Exception as exc:
+                self.stats.send_failed += 1
+                log.warning("shadow send failed for req_id=%s: %s", raw.req_id, exc)
+                continue
+            futures.append(fut)
+        if not futures:
+            return
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self.stats.send_failed += 1
+                log.warning("shadow delivery failed: %s", result)
+            else:
+                self.stats.published += 1

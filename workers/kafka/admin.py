@@ -1,0 +1,46 @@
+"""Creates Shadowlane's topics (idempotently) with the configured partitions and retention.
+
+requests and shadow-results are created with the same partition count so the comparator's
+join is co-partitioned; an existing pair with different counts is reported as an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from workers.errors import ShadowlaneError
+from workers.settings import TopicSettings
+
+log = logging.getLogger(__name__)
+
+
+def topic_names(topics: TopicSettings) -> list[str]:
+    return [topics.requests_topic, topics.shadow_results_topic, topics.compare_topic, topics.dlq_topic]
+
+
+async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) -> None:
+    """Create missing topics; verify requests and shadow-results are co-partitioned."""
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        config = {"retention.ms": str(topics.retention_ms)}
+        new = [
+            NewTopic(name, topics.partitions, topics.replication_factor, topic_configs=config)
+            for name in topic_names(topics)
+            if name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+        described = await admin.describe_topics([topics.requests_topic, topics.shadow_results_topic])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if len(set(counts.values())) > 1:
+            raise ShadowlaneError(f"requests and shadow-results must be co-partitioned, got {counts}")
+    finally:
+        await admin.close()

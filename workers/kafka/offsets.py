@@ -1,0 +1,86 @@
+"""Tracks in-flight offsets per partition and yields only the contiguous done prefix to commit.
+
+Records of one partition are registered in fetch order; they may finish in any order (concurrent
+handlers, joins waiting for their pair). ``committable()`` returns, per partition, the offset
+just past the longest prefix that is done, so a commit never skips an unfinished record.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from aiokafka import TopicPartition
+
+
+class _Partition:
+    __slots__ = ("next_commit", "pending")
+
+    def __init__(self) -> None:
+        self.pending: OrderedDict[int, bool] = OrderedDict()
+        self.next_commit: int | None = None
+
+    def add(self, offset: int) -> None:
+        if offset not in self.pending:
+            self.pending[offset] = False
+
+    def done(self, offset: int) -> None:
+        if offset in self.pending:
+            self.pending[offset] = True
+        while self.pending:
+            first, finished = next(iter(self.pending.items()))
+            if not finished:
+                break
+            self.pending.popitem(last=False)
+            self.next_commit = first + 1
+
+
+class OffsetTracker:
+    """Per-partition contiguous-done-prefix bookkeeping; remembers what was already committed."""
+
+    def __init__(self) -> None:
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def add(self, tp: TopicPartition, offset: int) -> None:
+        self._parts.setdefault(tp, _Partition()).add(offset)
+
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        part = self._parts.get(tp)
+        if part is not None:
+            part.done(offset)
+
+    def pending(self, tp: TopicPartition | None = None) -> int:
+        if tp is not None:
+            part = self._parts.get(tp)
+            return sum(1 for v in part.pending.values() if not v) if part else 0
+        return sum(self.pending(t) for t in self._parts)
+
+    def oldest_pending(self, tp: TopicPartition) -> int | None:
+        part = self._parts.get(tp)
+        if part is None:
+            return None
+        for offset, finished in part.pending.items():
+            if not finished:
+                return offset
+        return None
+
+    def committable(self, only: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Offsets that advanced since the last :meth:`mark_committed`, ready for ``commit()``."""
+        tps = self._parts.keys() if only is None else [t for t in only if t in self._parts]
+        out: dict[TopicPartition, int] = {}
+        for tp in tps:
+            nxt = self._parts[tp].next_commit
+            if nxt is not None and nxt > self._committed.get(tp, -1):
+                out[tp] = nxt
+        return out
+
+    def mark_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, off in offsets.items():
+            self._committed[tp] = max(off, self._committed.get(tp, -1))
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """Drop partitions we no longer own (after revoke)."""
+        for tp in tps:
+            self._parts.pop(tp, None)
+            self._committed.pop(tp, None)

@@ -1,0 +1,1 @@
+"""Shadow workers: throttled, read-only replay of mirrored requests against a candidate."""

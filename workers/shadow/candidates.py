@@ -1,0 +1,158 @@
+"""Candidate adapters: what a shadow worker replays envelopes against.
+
+- :class:`OpenAICandidate`: any OpenAI-compatible ``/v1/chat/completions`` server (vLLM, Ollama,
+  LiteLLM, OpenAI). Every request carries the shadow marker header so the candidate side can
+  segregate caches, logs and billing.
+- :class:`CallableCandidate`: a Python function (sync or async) taking the chat body.
+
+Failures are classified into :class:`CandidateError` with an ``error_class`` the worker records:
+``rate_limited`` / ``server_error`` / ``timeout`` are retriable with back-off, the rest are not.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+SHADOW_HEADER = "x-shadowlane-shadow"
+RETRIABLE = frozenset({"rate_limited", "server_error", "timeout"})
+
+
+class CandidateError(Exception):
+    def __init__(self, error_class: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retriable(self) -> bool:
+        return self.error_class in RETRIABLE
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateReply:
+    """The assistant message of one chat turn, plus token usage when the server reports it."""
+
+    content: str | None
+    tool_calls: tuple[dict[str, Any], ...]
+    usage: Mapping[str, int] | None
+    model: str | None = None
+
+
+class Candidate(Protocol):
+    name: str
+
+    async def chat(self, body: dict[str, Any]) -> CandidateReply: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_reply(data: Any) -> CandidateReply:
+    """Read an OpenAI chat-completions response object; raise ``invalid_response`` otherwise."""
+    try:
+        message = data["choices"][0]["message"]
+        content = message.get("content")
+        calls = tuple(message.get("tool_calls") or ())
+        usage = data.get("usage")
+        model = data.get("model")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise CandidateError("invalid_response", "not a chat-completions response") from None
+    if content is not None and not isinstance(content, str):
+        raise CandidateError("invalid_response", "message.content is not a string")
+    return CandidateReply(
+        content, calls, usage if isinstance(usage, dict) else None, model if isinstance(model, str) else None
+    )
+
+
+class OpenAICandidate:
+    """Calls an OpenAI-compatible server. One pooled HTTP client per worker."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: SecretStr | None = None,
+        timeout_s: float = 30.0,
+        max_connections: int = 64,
+    ) -> None:
+        self.name = name
+        self._model = model
+        headers = {SHADOW_HEADER: "1", "content-type": "application/json"}
+        if api_key is not None:
+            headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    async def chat(self, body: dict[str, Any]) -> CandidateReply:
+        if self._model:
+            body = {**body, "model": self._model}
+        try:
+            resp = await self._client.post("/v1/chat/completions", content=orjson.dumps(body))
+        except httpx.TimeoutException as exc:
+            raise CandidateError("timeout", f"candidate timed out: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise CandidateError("server_error", f"candidate unreachable: {exc!r}") from None
+        if resp.status_code == 429:
+            raise CandidateError("rate_limited", "HTTP 429", _retry_after(resp.headers.get("retry-after")))
+        if resp.status_code >= 500:
+            raise CandidateError(
+                "server_error", f"HTTP {resp.status_code}", _retry_after(resp.headers.get("retry-after"))
+            )
+        if resp.status_code >= 400:
+            raise CandidateError("client_error", f"HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise CandidateError("invalid_response", "response is not JSON") from None
+        return parse_reply(data)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+ChatFn = Callable[[dict[str, Any]], Any | Awaitable[Any]]
+
+
+class CallableCandidate:
+    """Wraps a Python function returning a chat-completions dict, a plain string, or an awaitable."""
+
+    def __init__(self, name: str, fn: ChatFn) -> None:
+        self.name = name
+        self._fn = fn
+
+    async def chat(self, body: dict[str, Any]) -> CandidateReply:
+        try:
+            result = self._fn(body)
+            if inspect.isawaitable(result):
+                result = await result
+        except CandidateError:
+            raise
+        except TimeoutError as exc:
+            raise CandidateError("timeout", f"candidate timed out: {exc}") from None
+        except Exception as exc:
+            raise CandidateError("exception", f"{type(exc).__name__}: {exc}") from None
+        if isinstance(result, str):
+            return CandidateReply(result, (), None)
+        return parse_reply(result)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,128 @@
+"""Replays one envelope against one candidate: the tool loop, retries with back-off, timing.
+
+The candidate gets the sanitized request verbatim (messages, tools, params) with ``stream``
+forced off. Each tool call it makes is answered by the :class:`ReadOnlyToolbox` and the loop
+continues, up to ``max_tool_rounds``. Retriable failures (429, 5xx, timeouts) back off
+exponentially with jitter, honouring ``Retry-After``; after the last attempt, or on a
+non-retriable failure, the result is an error ``ShadowResult``: a candidate never crashes a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from typing import Any, Literal
+
+from schemas.chat import TokenUsage
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult, ShadowToolCall
+from workers.settings import ShadowSettings
+from workers.shadow.candidates import Candidate, CandidateError, CandidateReply
+from workers.shadow.tools import ReadOnlyToolbox
+
+
+def replay_body(envelope: RequestEnvelope) -> dict[str, Any]:
+    req = envelope.request
+    body: dict[str, Any] = dict(req.params)
+    body["stream"] = False
+    body.pop("stream_options", None)
+    if req.model is not None:
+        body["model"] = req.model
+    body["messages"] = [m.model_dump(mode="json", exclude_none=True) for m in req.messages]
+    if req.tools:
+        body["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in req.tools]
+    return body
+
+
+def _add_usage(total: dict[str, int], usage: Any) -> None:
+    if not usage:
+        return
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = usage.get(key)
+        if isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+
+
+class Replayer:
+    """Holds one candidate and the worker's replay policy; ``replay()`` never raises CandidateError."""
+
+    def __init__(self, candidate: Candidate, settings: ShadowSettings, *, sleep: Any = asyncio.sleep) -> None:
+        self.candidate = candidate
+        self.settings = settings
+        self._sleep = sleep
+
+    async def _call(self, body: dict[str, Any]) -> tuple[CandidateReply, int]:
+        s = self.settings
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                reply = await asyncio.wait_for(self.candidate.chat(body), s.timeout_s)
+                return reply, attempt
+            except TimeoutError:
+                err = CandidateError("timeout", f"no answer within {s.timeout_s}s")
+            except CandidateError as exc:
+                err = exc
+            err.attempts = attempt  # type: ignore[attr-defined]
+            if not err.retriable or attempt >= s.max_attempts:
+                raise err
+            delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempt - 1)) * (0.5 + random.random())
+            if err.retry_after_s is not None:
+                delay = max(delay, min(err.retry_after_s, s.backoff_max_s))
+            await self._sleep(delay)
+
+    async def replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        s = self.settings
+        toolbox = ReadOnlyToolbox(
+            envelope.tool_io,
+            readonly=s.readonly_tools,
+            stubs=s.tool_stubs,
+            offered=(t.function.name for t in envelope.request.tools),
+        )
+        body = replay_body(envelope)
+        messages: list[dict[str, Any]] = body["messages"]
+        usage: dict[str, int] = {}
+        attempts = 0
+        tool_log: list[ShadowToolCall] = []
+        started = time.perf_counter()
+        shadow_id = str(uuid.uuid4())
+
+        def result(status: Literal["ok", "error"], **fields: Any) -> ShadowResult:
+            return ShadowResult(
+                req_hash=envelope.req_hash,
+                req_id=envelope.req_id,
+                candidate=self.candidate.name,
+                pins=dict(s.pins),
+                shadow_id=shadow_id,
+                ts_ms=time.time_ns() // 1_000_000,
+                status=status,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                attempts=max(attempts, 1),
+                tool_calls=tuple(tool_log),
+                usage=TokenUsage(**usage) if usage else None,
+                **fields,
+            )
+
+        try:
+            for _round in range(s.max_tool_rounds + 1):
+                reply, used = await self._call(body)
+                attempts += used
+                _add_usage(usage, reply.usage)
+                if not reply.tool_calls or _round == s.max_tool_rounds:
+                    return result("ok", answer=reply.content)
+                messages.append(
+                    {"role": "assistant", "content": reply.content, "tool_calls": list(reply.tool_calls)}
+                )
+                for call in reply.tool_calls:
+                    fn = call.get("function") or {}
+                    resolved = toolbox.resolve(str(fn.get("name", "")), fn.get("arguments", "{}"))
+                    tool_log.append(resolved)
+                    messages.append(
+                        {"role": "tool", "tool_call_id": call.get("id", ""), "content": resolved.output}
+                    )
+        except CandidateError as exc:
+            attempts += getattr(exc, "attempts", 1)
+            return result("error", error_class=exc.error_class, error=str(exc)[:500])
+        raise AssertionError("unreachable")  # pragma: no cover

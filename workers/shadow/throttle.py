@@ -1,0 +1,62 @@
+"""A hard replay-rate cap shared by a consumer group: token bucket sized by owned partitions.
+
+Each member runs its own bucket at ``cap * owned / total`` partitions of the requests topic, so
+the members' rates add up to the group cap whatever the group size, and follow rebalances. The
+bucket holds at most ``burst`` tokens (default: one second of rate, at least one token), so
+an idle period never turns into a burst above the cap. Waiters are served in FIFO order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+def partition_share(cap: float, owned: int, total: int) -> float:
+    """This member's part of the group cap."""
+    if total <= 0 or owned <= 0:
+        return 0.0
+    return cap * min(owned, total) / total
+
+
+class TokenBucket:
+    def __init__(
+        self, rate: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._rate = 0.0
+        self._burst = 1.0
+        self._burst_override = burst
+        self._tokens = 0.0
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+        self.waited_s = 0.0
+        self.set_rate(rate)
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        self._refill()
+        self._rate = max(rate, 0.0)
+        self._burst = self._burst_override or max(1.0, self._rate)
+        self._tokens = min(self._tokens, self._burst)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    async def acquire(self) -> None:
+        """Wait for one token. FIFO among waiters; a rate of 0 waits until the rate is raised."""
+        async with self._lock:
+            while True:
+                self._refill()
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                wait = (1.0 - self._tokens) / self._rate if self._rate > 0 else 0.1
+                self.waited_s += wait
+                await asyncio.sleep(min(wait, 0.5))

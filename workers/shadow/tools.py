@@ -1,0 +1,85 @@
+"""The read-only tool sandbox: candidates' tool calls are answered, never executed.
+
+Resolution order for a tool call ``(name, arguments)``:
+
+1. a tool that is not on the read-only allow-list is **blocked** (recorded, answered with an
+   error message the model can read); nothing is executed;
+2. a call whose name was not offered in the request is an **unknown_tool**;
+3. the recorded prod output of the same name and arguments answers it (**stubbed_recorded**);
+   same name with other arguments falls back to step 4;
+4. a configured stub for the name answers it (**stubbed_config**);
+5. otherwise **no_stub**: the model is told no result is available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from schemas.envelope import RecordedToolCall
+from schemas.shadow_result import ShadowToolCall
+from workers.hashing import canonical_json
+
+BLOCKED_MESSAGE = '{"error": "blocked: this tool has side effects and is disabled in shadow mode"}'
+NO_STUB_MESSAGE = '{"error": "no recorded result for this call in shadow mode"}'
+UNKNOWN_MESSAGE = '{"error": "unknown tool"}'
+
+
+def parse_arguments(arguments: Any) -> dict[str, Any] | str:
+    """Tool arguments as a dict when they are a JSON object, else the raw string."""
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str):
+        try:
+            parsed = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            return arguments
+        return parsed if isinstance(parsed, dict) else arguments
+    return str(arguments)
+
+
+def call_key(name: str, arguments: dict[str, Any] | str) -> tuple[str, bytes]:
+    if isinstance(arguments, dict):
+        return name, canonical_json(arguments)
+    return name, arguments.encode()
+
+
+class ReadOnlyToolbox:
+    """Answers one envelope's tool calls from its recording; blocks everything not read-only."""
+
+    def __init__(
+        self,
+        recorded: Iterable[RecordedToolCall],
+        *,
+        readonly: Iterable[str],
+        stubs: Mapping[str, str],
+        offered: Iterable[str],
+    ) -> None:
+        self._readonly = frozenset(readonly)
+        self._stubs = stubs
+        self._offered = frozenset(offered)
+        self._recorded: dict[tuple[str, bytes], str] = {}
+        for call in recorded:
+            self._recorded.setdefault(call_key(call.name, call.arguments), call.output)
+
+    def resolve(self, name: str, raw_arguments: Any) -> ShadowToolCall:
+        arguments = parse_arguments(raw_arguments)
+        if name not in self._readonly:
+            return ShadowToolCall(
+                name=name, arguments=arguments, disposition="blocked", output=BLOCKED_MESSAGE
+            )
+        if self._offered and name not in self._offered:
+            return ShadowToolCall(
+                name=name, arguments=arguments, disposition="unknown_tool", output=UNKNOWN_MESSAGE
+            )
+        recorded = self._recorded.get(call_key(name, arguments))
+        if recorded is not None:
+            return ShadowToolCall(
+                name=name, arguments=arguments, disposition="stubbed_recorded", output=recorded
+            )
+        stub = self._stubs.get(name)
+        if stub is not None:
+            return ShadowToolCall(name=name, arguments=arguments, disposition="stubbed_config", output=stub)
+        return ShadowToolCall(name=name, arguments=arguments, disposition="no_stub", output=NO_STUB_MESSAGE)

@@ -1,0 +1,248 @@
+"""The shadow worker: one consumer group per candidate, replaying envelopes at a hard rate cap.
+
+Flow per record: decode (bad bytes / wrong version → DLQ) → wait for a token of this member's
+share of the group cap → replay against the candidate (read-only tools) → produce the
+``ShadowResult`` and wait for the ack → mark the offset done. Offsets are committed only for
+the contiguous done prefix of each partition: periodically, on partition revoke (after the
+revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
+every slot is taken the worker pauses its partitions instead of buffering more records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from schemas.codec import DecodeError, decode, encode
+from schemas.envelope import RequestEnvelope
+from workers.kafka.dlq import send_dead_letter
+from workers.kafka.offsets import OffsetTracker
+from workers.settings import Settings
+from workers.shadow.candidates import Candidate
+from workers.shadow.replay import Replayer
+from workers.shadow.throttle import TokenBucket, partition_share
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ShadowStats:
+    consumed: int = 0
+    replayed: int = 0
+    errors: int = 0
+    dead_lettered: int = 0
+    tools_stubbed: int = 0
+    tools_blocked: int = 0
+    paused: int = 0
+    commits: int = 0
+    produce_failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: ShadowWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._worker.on_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._worker.on_assigned()
+
+
+class ShadowWorker:
+    """Consumes the requests topic as group ``<group_prefix><candidate>``."""
+
+    def __init__(self, settings: Settings, candidate: Candidate, client_kwargs: dict[str, Any]) -> None:
+        self.settings = settings
+        self.s = settings.shadow
+        self.candidate = candidate
+        self.replayer = Replayer(candidate, self.s)
+        self.group_id = f"{self.s.group_prefix}{candidate.name}"
+        self._kwargs = client_kwargs
+        self.stats = ShadowStats()
+        self.bucket = TokenBucket(0.0)
+        self.tracker = OffsetTracker()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._slot_free = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self.assigned = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        topics = self.settings.topics
+        self._producer = AIOKafkaProducer(**self._kwargs, acks="all", enable_idempotence=True, linger_ms=2)
+        self._consumer = AIOKafkaConsumer(
+            **self._kwargs,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.s.concurrency,
+        )
+        await self._producer.start()
+        try:
+            self._consumer.subscribe([topics.requests_topic], listener=_Rebalance(self))
+            await self._consumer.start()
+            try:
+                await self._loop()
+            finally:
+                await self._drain(list(self._tasks))
+                await self._commit()
+                await self._consumer.stop()
+        finally:
+            await self._producer.stop()
+            await self.candidate.aclose()
+
+    async def _loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        last_commit = time.monotonic()
+        paused = False
+        while not self._stop.is_set():
+            free = self.s.concurrency - len(self._tasks)
+            if free <= 0:
+                if not paused:
+                    consumer.pause(*consumer.assignment())
+                    paused = True
+                    self.stats.paused += 1
+                self._slot_free.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_free.wait(), 0.2)
+                # keep polling while paused so the group does not see us as stuck; a partition
+                # assigned meanwhile is not paused, so whatever comes back is still handled
+                await self._poll(consumer, 1, 0)
+            else:
+                if paused:
+                    consumer.resume(*consumer.assignment())
+                    paused = False
+                await self._poll(consumer, free, 200)
+            if time.monotonic() - last_commit >= 1.0:
+                await self._commit()
+                last_commit = time.monotonic()
+
+    async def _poll(self, consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int) -> None:
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        for tp, records in batches.items():
+            for record in records:
+                self.stats.consumed += 1
+                self.tracker.add(tp, record.offset)
+                task = asyncio.create_task(self._handle(tp, record))
+                self._tasks[task] = tp
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shadow handler crashed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ per record
+    async def _handle(self, tp: TopicPartition, record: Any) -> None:
+        producer = self._producer
+        assert producer is not None
+        topics = self.settings.topics
+        try:
+            envelope = decode(record.value, RequestEnvelope)
+        except DecodeError as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            self.tracker.done(tp, record.offset)
+            return
+        await self.bucket.acquire()
+        result = await self.replayer.replay(envelope)
+        self.stats.replayed += 1
+        if result.status == "error":
+            self.stats.errors += 1
+        for call in result.tool_calls:
+            if call.disposition == "blocked":
+                self.stats.tools_blocked += 1
+            elif call.disposition.startswith("stubbed"):
+                self.stats.tools_stubbed += 1
+        while True:
+            try:
+                await producer.send_and_wait(topics.shadow_results_topic, encode(result), key=record.key)
+                break
+            except Exception as exc:  # retriable: keep the offset uncommitted and retry
+                self.stats.produce_failed += 1
+                log.warning(
+                    "producing shadow result for %s[%d]@%d failed: %s; retrying",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                await asyncio.sleep(1.0)
+        self.tracker.done(tp, record.offset)
+
+    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                await send_dead_letter(
+                    self._producer,
+                    self.settings.topics.dlq_topic,
+                    record,
+                    reason=reason,
+                    detail=detail,
+                    worker=self.group_id,
+                )
+                self.stats.dead_lettered += 1
+                return
+            except Exception as exc:
+                log.warning("DLQ produce failed: %s; retrying", exc)
+                await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------------ offsets and rebalance
+    async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets = self.tracker.committable(only)
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:
+            log.warning("commit failed (will retry): %s", exc)
+            return
+        self.tracker.mark_committed(offsets)
+        self.stats.commits += 1
+
+    async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Finish (bounded) what is in flight for the revoked partitions, commit, forget them."""
+        gone = set(revoked)
+        await self._drain([t for t, tp in self._tasks.items() if tp in gone])
+        await self._commit(gone)
+        self.tracker.forget(gone)
+
+    def on_assigned(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        topic = self.settings.topics.requests_topic
+        owned = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+        total = len(consumer.partitions_for_topic(topic) or ()) or self.settings.topics.partitions
+        self.bucket.set_rate(partition_share(self.s.rate_cap, owned, total))
+        log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
+        self.assigned.set()
