@@ -54,7 +54,7 @@ _KEY_PATTERNS = (
 _MASK_RE = re.compile(
     r"(?P<key>" + "|".join(_KEY_PATTERNS) + r")"
     r"|(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
-    r"|(?P<num>(?<![\w.])\+?\(?\d[\d\s().\-]{6,}\d(?![\w.]))"
+    r"|(?P<num>(?<![\w.])\+?\(?\d[\d\s().\-]{6,}\d(?!\w|\.\d))"
 )
 _QUICK = re.compile(r"[@\d]|sk-|AKIA|gh[pousr]_|xox|AIza|eyJ|(?i:bearer)")
 

@@ -1,0 +1,1 @@
+"""The ``shadowlane`` command line: one module per subcommand, wired together by ``main``."""

@@ -1,0 +1,135 @@
+"""``shadowlane topics``, ``shadowlane shadow`` and ``shadowlane compare``: the long-lived workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+from typing import Any
+
+import orjson
+
+from workers.cli.signals import run_until_signal
+from workers.compare.embedder import build_embedder
+from workers.compare.worker import Comparator
+from workers.kafka.admin import ensure_topics
+from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from workers.settings import Settings
+from workers.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
+from workers.shadow.worker import ShadowWorker
+
+
+def add_parsers(sub: Any) -> None:
+    topics = sub.add_parser("topics", help="create the topics (idempotent)")
+    topics.set_defaults(handler=run_topics)
+
+    shadow = sub.add_parser("shadow", help="run a shadow worker (one consumer group per candidate)")
+    shadow.add_argument("--candidate", required=True, help="candidate name (also the consumer group suffix)")
+    target = shadow.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="OpenAI-compatible base URL of the candidate")
+    target.add_argument("--callable", help="module:function taking the chat body (Python candidate)")
+    shadow.add_argument("--model", help="override the request's model name")
+    shadow.add_argument("--rate-cap", type=float, help="replays per second for the whole group")
+    shadow.add_argument("--concurrency", type=int, help="in-flight replays per member")
+    shadow.add_argument("--timeout", type=float, help="seconds per candidate call")
+    shadow.add_argument("--readonly-tool", action="append", default=None, help="tool allowed (stubbed)")
+    shadow.add_argument(
+        "--tool-stub", action="append", default=[], metavar="NAME=JSON", help="fallback tool output"
+    )
+    shadow.add_argument(
+        "--pin", action="append", default=[], metavar="KEY=VALUE", help="candidate version pin"
+    )
+    shadow.set_defaults(handler=run_shadow)
+
+    compare = sub.add_parser("compare", help="run the comparator")
+    compare.add_argument("--candidates", help="comma-separated candidates to expect per request")
+    compare.add_argument("--window", type=float, help="seconds to wait for the other side of a pair")
+    compare.add_argument("--embedder", choices=("minilm", "openai", "none"))
+    compare.set_defaults(handler=run_compare)
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} expects NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _with(settings: Settings, section: str, **values: Any) -> Settings:
+    present = {k: v for k, v in values.items() if v is not None}
+    part = getattr(settings, section).model_copy(update=present)
+    return settings.model_copy(update={section: part})
+
+
+def run_topics(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> None:
+        await ensure_topics(settings.topics, client_kwargs(settings, resolve_bootstrap(settings)))
+
+    asyncio.run(go())
+    for name in (
+        settings.topics.requests_topic,
+        settings.topics.shadow_results_topic,
+        settings.topics.compare_topic,
+        settings.topics.dlq_topic,
+    ):
+        print(name)
+    return 0
+
+
+def _candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
+    s = settings.shadow
+    if args.url:
+        return OpenAICandidate(
+            args.candidate,
+            args.url,
+            model=args.model or s.candidate_model,
+            api_key=s.candidate_api_key,
+            timeout_s=s.timeout_s,
+        )
+    module, _, attr = args.callable.partition(":")
+    fn = getattr(importlib.import_module(module), attr)
+    return CallableCandidate(args.candidate, fn)
+
+
+def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
+    for stub in args.tool_stub:
+        orjson.loads(stub.partition("=")[2] or "null")  # fail early on invalid JSON
+    settings = _with(
+        settings,
+        "shadow",
+        candidate=args.candidate,
+        rate_cap=args.rate_cap,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+        readonly_tools=tuple(args.readonly_tool) if args.readonly_tool else None,
+        tool_stubs={**settings.shadow.tool_stubs, **_pairs(args.tool_stub, "--tool-stub")} or None,
+        pins={**settings.shadow.pins, **_pairs(args.pin, "--pin")} or None,
+    )
+
+    async def go() -> None:
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
+        await ensure_topics(settings.topics, kwargs)
+        worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
+        await run_until_signal(worker.run, worker.stop)
+        print(orjson.dumps({"group": worker.group_id, **worker.stats.as_dict()}).decode())
+
+    asyncio.run(go())
+    return 0
+
+
+def run_compare(args: argparse.Namespace, settings: Settings) -> int:
+    candidates = tuple(c for c in (args.candidates or "").split(",") if c) or None
+    settings = _with(settings, "compare", candidates=candidates, window_s=args.window, embedder=args.embedder)
+
+    async def go() -> None:
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
+        await ensure_topics(settings.topics, kwargs)
+        comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
+        await run_until_signal(comparator.run, comparator.stop)
+        print(orjson.dumps({**comparator.stats.as_dict(), **comparator.join.stats.__dict__}).decode())
+
+    asyncio.run(go())
+    return 0

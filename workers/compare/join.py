@@ -1,0 +1,204 @@
+"""The comparator's join state: requests and shadow results meet by ``req_hash`` in a window.
+
+Pure bookkeeping, no I/O. A request waits for one result per expected candidate; a result that
+arrives first waits for its request. Time is the caller's watermark (event time that only
+advances when every assigned partition has caught up to it), so re-reading a backlog after a
+restart never expires a pair early. Every record leaves the buffer through exactly one output:
+
+- :class:`Joined` — request + result, for one candidate;
+- :class:`Expired` — ``shadow_timeout`` (request without that candidate's result) or
+  ``request_missing`` (result whose request never came).
+
+Each output names the records that become *done* once it is produced. A request's record and the
+result records joined to it are released together, when the request has an outcome for every
+expected candidate, so a restart never sees a half-finished request without its results.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+
+RecordRef = tuple[str, int, int]  # (topic, partition, offset)
+
+
+@dataclass(slots=True)
+class _WaitingRequest:
+    envelope: RequestEnvelope
+    ref: RecordRef
+    deadline_ms: int
+    waiting: set[str]
+    joined_refs: list[RecordRef] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _WaitingResult:
+    result: ShadowResult
+    ref: RecordRef
+    deadline_ms: int
+
+
+@dataclass(slots=True)
+class Joined:
+    envelope: RequestEnvelope
+    result: ShadowResult
+    release: list[RecordRef]
+
+
+@dataclass(slots=True)
+class Expired:
+    outcome: str  # "shadow_timeout" | "request_missing"
+    candidate: str
+    req_hash: str
+    envelope: RequestEnvelope | None
+    result: ShadowResult | None
+    release: list[RecordRef]
+
+
+Output = Joined | Expired
+
+
+@dataclass(slots=True)
+class JoinStats:
+    requests: int = 0
+    results: int = 0
+    joined: int = 0
+    shadow_timeouts: int = 0
+    requests_missing: int = 0
+    duplicate_requests: int = 0
+    duplicate_results: int = 0
+    ignored_candidates: int = 0
+    evicted: int = 0
+
+
+class JoinBuffer:
+    """Holds what waits for its pair; returns outputs as pairs complete or expire."""
+
+    def __init__(self, candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000) -> None:
+        self.candidates = frozenset(candidates)
+        self.window_ms = window_ms
+        self.max_pending = max_pending
+        self._requests: OrderedDict[str, _WaitingRequest] = OrderedDict()
+        self._results: OrderedDict[tuple[str, str], _WaitingResult] = OrderedDict()
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._finished_cap = max(10_000, max_pending)
+        self.stats = JoinStats()
+
+    @property
+    def pending(self) -> int:
+        return len(self._requests) + len(self._results)
+
+    def _finish(self, req_hash: str, candidate: str) -> None:
+        self._finished[(req_hash, candidate)] = None
+        while len(self._finished) > self._finished_cap:
+            self._finished.popitem(last=False)
+
+    def add_request(self, env: RequestEnvelope, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
+        """Returns (outputs, done_now). ``done_now`` is True for a duplicate released at once."""
+        self.stats.requests += 1
+        if env.req_hash in self._requests:
+            self.stats.duplicate_requests += 1
+            return [], True
+        waiting = {c for c in self.candidates if (env.req_hash, c) not in self._finished}
+        if not waiting:
+            self.stats.duplicate_requests += 1
+            return [], True
+        entry = _WaitingRequest(env, ref, ts_ms + self.window_ms, waiting)
+        self._requests[env.req_hash] = entry
+        outputs: list[Output] = []
+        for candidate in list(waiting):
+            early = self._results.pop((env.req_hash, candidate), None)
+            if early is not None:
+                outputs.append(self._join(entry, early.result, early.ref))
+        return outputs + self._evict(), False
+
+    def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
+        """Returns (outputs, done_now). ``done_now`` means the record needs no further handling."""
+        self.stats.results += 1
+        if res.candidate not in self.candidates:
+            self.stats.ignored_candidates += 1
+            return [], True
+        key = (res.req_hash, res.candidate)
+        if key in self._finished or key in self._results:
+            self.stats.duplicate_results += 1
+            return [], True
+        entry = self._requests.get(res.req_hash)
+        if entry is not None:
+            return [self._join(entry, res, ref)], False
+        self._results[key] = _WaitingResult(res, ref, ts_ms + self.window_ms)
+        return self._evict(), False
+
+    def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> Joined:
+        self.stats.joined += 1
+        entry.waiting.discard(res.candidate)
+        entry.joined_refs.append(ref)
+        self._finish(entry.envelope.req_hash, res.candidate)
+        return Joined(entry.envelope, res, self._release_if_complete(entry))
+
+    def _release_if_complete(self, entry: _WaitingRequest) -> list[RecordRef]:
+        if entry.waiting:
+            return []
+        self._requests.pop(entry.envelope.req_hash, None)
+        return [entry.ref, *entry.joined_refs]
+
+    def expire(self, watermark_ms: int) -> list[Output]:
+        """Everything whose deadline is before ``watermark_ms`` leaves as :class:`Expired`."""
+        outputs: list[Output] = []
+        for req_hash in [h for h, e in self._requests.items() if e.deadline_ms < watermark_ms]:
+            outputs.extend(self._expire_request(self._requests[req_hash]))
+        for key in [k for k, r in self._results.items() if r.deadline_ms < watermark_ms]:
+            outputs.append(self._expire_result(key))
+        return outputs
+
+    def _expire_request(self, entry: _WaitingRequest) -> list[Output]:
+        outputs: list[Output] = []
+        missing = sorted(entry.waiting)
+        entry.waiting.clear()
+        release = self._release_if_complete(entry)
+        for i, candidate in enumerate(missing):
+            self.stats.shadow_timeouts += 1
+            self._finish(entry.envelope.req_hash, candidate)
+            outputs.append(
+                Expired(
+                    "shadow_timeout",
+                    candidate,
+                    entry.envelope.req_hash,
+                    entry.envelope,
+                    None,
+                    release if i == len(missing) - 1 else [],
+                )
+            )
+        return outputs
+
+    def _expire_result(self, key: tuple[str, str]) -> Expired:
+        waiting = self._results.pop(key)
+        self.stats.requests_missing += 1
+        self._finish(*key)
+        return Expired("request_missing", key[1], key[0], None, waiting.result, [waiting.ref])
+
+    def _evict(self) -> list[Output]:
+        """Bound memory: past ``max_pending`` the oldest entries expire early (counted)."""
+        outputs: list[Output] = []
+        while self.pending > self.max_pending:
+            self.stats.evicted += 1
+            if self._requests:
+                _, entry = next(iter(self._requests.items()))
+                outputs.extend(self._expire_request(entry))
+            else:
+                outputs.append(self._expire_result(next(iter(self._results))))
+        return outputs
+
+    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> int:
+        """Forget entries of revoked partitions (their new owner re-reads them). Returns count."""
+        gone = set(partitions)
+        req = [h for h, e in self._requests.items() if (e.ref[0], e.ref[1]) in gone]
+        res = [k for k, r in self._results.items() if (r.ref[0], r.ref[1]) in gone]
+        for h in req:
+            del self._requests[h]
+        for k in res:
+            del self._results[k]
+        return len(req) + len(res)

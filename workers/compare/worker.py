@@ -1,0 +1,220 @@
+"""The comparator: its own consumer group over requests + shadow-results, emitting comparisons.
+
+Both topics are co-partitioned by ``req_hash``, so the default range assignor hands partition *p*
+of each topic to the same member and every pair meets in one process. Per poll: decode (bad →
+DLQ), feed the :class:`JoinBuffer`, advance the watermark, expire, build comparisons (ΔS batched
+in a worker thread), produce them and wait for the acks, then mark the released records done.
+The committed offset of a partition never passes a record that is still waiting for its pair.
+
+Watermark: per assigned partition, the timestamp of the last record read, or the wall clock when
+the partition is caught up to its high-water mark; the watermark is the minimum. Reading a
+backlog therefore never expires pairs early, and an idle stream still times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from schemas.codec import DecodeError, decode, encode
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+from workers.compare.build import ComparisonBuilder
+from workers.compare.embedder import Embedder
+from workers.compare.join import JoinBuffer, Output
+from workers.kafka.dlq import send_dead_letter
+from workers.kafka.offsets import OffsetTracker
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CompareStats:
+    consumed: int = 0
+    emitted: int = 0
+    dead_lettered: int = 0
+    commits: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Comparator) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._worker.on_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._worker.assigned.set()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Comparator:
+    def __init__(self, settings: Settings, embedder: Embedder | None, client_kwargs: dict[str, Any]) -> None:
+        self.settings = settings
+        self.c = settings.compare
+        self._kwargs = client_kwargs
+        self.join = JoinBuffer(self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending)
+        self.builder = ComparisonBuilder(embedder)
+        self.tracker = OffsetTracker()
+        self.stats = CompareStats()
+        self._last_ts: dict[TopicPartition, int] = {}
+        self._stop = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.assigned = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        t = self.settings.topics
+        self._producer = AIOKafkaProducer(**self._kwargs, acks="all", enable_idempotence=True, linger_ms=5)
+        self._consumer = AIOKafkaConsumer(
+            **self._kwargs,
+            group_id=self.c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
+        )
+        await self._producer.start()
+        try:
+            self._consumer.subscribe([t.requests_topic, t.shadow_results_topic], listener=_Rebalance(self))
+            await self._consumer.start()
+            try:
+                last_commit = time.monotonic()
+                while not self._stop.is_set():
+                    await self.step(timeout_ms=200)
+                    if time.monotonic() - last_commit >= 1.0:
+                        await self._commit()
+                        last_commit = time.monotonic()
+            finally:
+                await self._commit()
+                await self._consumer.stop()
+        finally:
+            await self._producer.stop()
+
+    async def step(self, timeout_ms: int) -> int:
+        """One poll: consume, join, expire, emit. Returns the number of comparisons emitted."""
+        consumer = self._consumer
+        assert consumer is not None
+        batches = await consumer.getmany(timeout_ms=timeout_ms)
+        outputs: list[Output] = []
+        for tp, records in batches.items():
+            for record in records:
+                self.stats.consumed += 1
+                self._last_ts[tp] = record.timestamp
+                self.tracker.add(tp, record.offset)
+                outputs.extend(await self._ingest(tp, record))
+        outputs.extend(self.join.expire(await self._watermark(consumer)))
+        if outputs:
+            await self._emit(outputs)
+        return len(outputs)
+
+    async def _ingest(self, tp: TopicPartition, record: Any) -> list[Output]:
+        ref = (tp.topic, tp.partition, record.offset)
+        try:
+            if tp.topic == self.settings.topics.requests_topic:
+                outputs, done = self.join.add_request(
+                    decode(record.value, RequestEnvelope), ref, record.timestamp
+                )
+            else:
+                outputs, done = self.join.add_result(
+                    decode(record.value, ShadowResult), ref, record.timestamp
+                )
+        except DecodeError as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            self.tracker.done(tp, record.offset)
+            return []
+        if done:
+            self.tracker.done(tp, record.offset)
+        return outputs
+
+    async def _watermark(self, consumer: AIOKafkaConsumer) -> int:
+        now = _now_ms()
+        mark = now
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                return -1  # nothing fetched yet for this partition: time stands still
+            if await consumer.position(tp) >= high:
+                continue  # caught up: this partition follows the wall clock
+            last = self._last_ts.get(tp)
+            if last is None:
+                return -1
+            mark = min(mark, last)
+        return mark
+
+    async def _emit(self, outputs: list[Output]) -> None:
+        producer = self._producer
+        assert producer is not None
+        comparisons = await asyncio.to_thread(self.builder.build, outputs)
+        topic = self.settings.topics.compare_topic
+        while True:
+            try:
+                futures = [
+                    await producer.send(topic, encode(c), key=c.req_hash.encode()) for c in comparisons
+                ]
+                await asyncio.gather(*futures)
+                break
+            except Exception as exc:  # retriable: nothing is marked done until every ack is in
+                log.warning("producing %d comparisons failed: %s; retrying", len(comparisons), exc)
+                await asyncio.sleep(1.0)
+        self.stats.emitted += len(comparisons)
+        for out in outputs:
+            for topic_name, partition, offset in out.release:
+                self.tracker.done(TopicPartition(topic_name, partition), offset)
+
+    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                await send_dead_letter(
+                    self._producer,
+                    self.settings.topics.dlq_topic,
+                    record,
+                    reason=reason,
+                    detail=detail,
+                    worker=self.c.group_id,
+                )
+                self.stats.dead_lettered += 1
+                return
+            except Exception as exc:
+                log.warning("DLQ produce failed: %s; retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets = self.tracker.committable(only)
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:
+            log.warning("commit failed (will retry): %s", exc)
+            return
+        self.tracker.mark_committed(offsets)
+        self.stats.commits += 1
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._commit(revoked)
+        dropped = self.join.drop_partitions((tp.topic, tp.partition) for tp in revoked)
+        if dropped:
+            log.info("revoked %d partitions; %d waiting records go to their new owner", len(revoked), dropped)
+        self.tracker.forget(revoked)
+        for tp in revoked:
+            self._last_ts.pop(tp, None)

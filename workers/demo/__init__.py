@@ -1,0 +1,1 @@
+"""The end-to-end demo: a grammar-tutor prod service, two model servers, the whole pipeline."""

@@ -1,0 +1,78 @@
+"""The demo's prod service: an OpenAI-compatible grammar-tutor endpoint backed by model A.
+
+It runs the tool loop server-side: ``lookup_conjugation`` reads the canonical table and
+``save_progress`` really writes to the gradebook. Each executed tool is reported with
+:func:`workers.hook.context.record_tool_call` so the shadow can answer from the recording.
+The handler knows nothing else about mirroring: the middleware wraps it from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from workers.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
+from workers.demo.grammar import conjugate
+from workers.hook.context import record_tool_call, set_pins
+
+
+@dataclass
+class Gradebook:
+    """The side effect a shadow must never cause."""
+
+    writes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_tool(name: str, arguments: dict[str, Any], gradebook: Gradebook) -> dict[str, Any]:
+    if name == "lookup_conjugation":
+        return {"form": conjugate(arguments["verb"], arguments["tense"], arguments["person"])}
+    if name == "save_progress":
+        gradebook.writes.append(arguments)
+        return {"saved": True, "entries": len(gradebook.writes)}
+    return {"error": f"unknown tool {name}"}
+
+
+def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | None = None) -> Any:
+    """ASGI app; the caller owns the lifetime of the returned app's HTTP client via lifespan."""
+    client = httpx.AsyncClient(base_url=model_url, timeout=30.0)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            await client.aclose()
+            return
+        if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+            await send_json(send, 404, {"error": {"message": "not found"}})
+            return
+        body = orjson.loads(await read_body(receive))
+        messages = list(body["messages"])
+        if pins:
+            set_pins(pins)
+        for _ in range(4):
+            resp = await client.post(
+                "/v1/chat/completions", content=orjson.dumps({**body, "messages": messages})
+            )
+            if resp.status_code != 200:
+                await send_json(send, 502, {"error": {"message": f"model A answered {resp.status_code}"}})
+                return
+            data = resp.json()
+            message = data["choices"][0]["message"]
+            calls = message.get("tool_calls") or []
+            if not calls:
+                await send_json(send, 200, data)
+                return
+            messages.append(message)
+            for call in calls:
+                fn = call["function"]
+                args = orjson.loads(fn["arguments"])
+                output = run_tool(fn["name"], args, gradebook)
+                record_tool_call(fn["name"], args, output)
+                messages.append(
+                    {"role": "tool", "tool_call_id": call["id"], "content": orjson.dumps(output).decode()}
+                )
+        await send_json(send, 508, {"error": {"message": "tool loop did not finish"}})
+
+    return app

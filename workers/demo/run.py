@@ -1,0 +1,215 @@
+"""``shadowlane demo``: the whole pipeline on the embedded default, end to end, in one process.
+
+Local broker (started if needed) → a prod grammar-tutor service on real HTTP with the mirroring
+middleware → requests topic → one shadow worker replaying against candidate B (read-only tools)
+→ shadow-results → comparator → compare topic, which the demo reads back to print its summary.
+Each run uses its own topic prefix so runs never mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from hdrh.histogram import HdrHistogram
+
+from schemas.codec import DecodeError, decode
+from schemas.comparison import Comparison
+from workers.compare.embedder import build_embedder
+from workers.compare.worker import Comparator
+from workers.demo.grammar import eval_set
+from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
+from workers.demo.prod_service import Gradebook, prod_app
+from workers.demo.serve import serve
+from workers.hook.asgi import ShadowMirrorMiddleware
+from workers.hook.publisher import ShadowPublisher
+from workers.kafka.admin import ensure_topics
+from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from workers.settings import Settings
+from workers.shadow.candidates import OpenAICandidate
+from workers.shadow.worker import ShadowWorker
+
+PROD_PINS = {"model_rev": "grammar-a@v0.1.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
+CANDIDATE_PINS = {"model_rev": "grammar-b@v0.3.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    requests: int = 300
+    concurrency: int = 16
+    prod_latency_ms: float = 20.0
+    candidate_latency_ms: float = 30.0
+    candidate_error_rate: float = 0.02
+    rate_cap: float = 200.0
+    timeout_s: float = 180.0
+    window_s: float = 60.0
+
+
+def demo_settings(base: Settings, opts: DemoOptions) -> Settings:
+    run_id = uuid.uuid4().hex[:8]
+    return base.model_copy(
+        update={
+            "topics": base.topics.model_copy(update={"prefix": f"shadowlane.demo-{run_id}."}),
+            "shadow": base.shadow.model_copy(
+                update={
+                    "candidate": "grammar-b",
+                    "pins": CANDIDATE_PINS,
+                    "rate_cap": opts.rate_cap,
+                    "concurrency": 16,
+                    "readonly_tools": ("lookup_conjugation",),
+                    "group_prefix": f"shadowlane.demo-{run_id}.shadow.",
+                }
+            ),
+            "compare": base.compare.model_copy(
+                update={
+                    "candidates": ("grammar-b",),
+                    "window_s": opts.window_s,
+                    "group_id": f"shadowlane.demo-{run_id}.compare",
+                }
+            ),
+        }
+    )
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    hist = HdrHistogram(1, 3_600_000_000, 3)
+    for v in values:
+        hist.record_value(max(1, int(v * 1000)))
+    return round(float(hist.get_value_at_percentile(95.0)) / 1000, 3)
+
+
+async def _drive(url: str, opts: DemoOptions) -> list[float]:
+    items = eval_set(opts.requests)
+    sem = asyncio.Semaphore(opts.concurrency)
+    latencies: list[float] = []
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        item = items[i]
+        body = {
+            "model": "grammar-tutor",
+            "messages": [
+                {
+                    "role": "system",
+                    "content": f"You are a grammar tutor for student s{i % 40:03d}. "
+                    f"Reports go to parent{i % 40}@example.org, phone +1 415 555 {i % 10000:04d}.",
+                },
+                {"role": "user", "content": PREFIX + item.sentence},
+            ],
+            "tools": TOOLS,
+            "temperature": 0,
+        }
+        async with sem:
+            started = time.perf_counter()
+            resp = await client.post(
+                "/v1/chat/completions",
+                json=body,
+                headers={
+                    "x-request-id": f"demo-{i:06d}",
+                    "authorization": "Bearer sk-demo-secret-0123456789",
+                },
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            resp.raise_for_status()
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await asyncio.gather(*(one(client, i) for i in range(opts.requests)))
+    return latencies
+
+
+async def _collect(
+    settings: Settings, kwargs: dict[str, Any], want: int, deadline: float
+) -> list[Comparison]:
+    consumer = AIOKafkaConsumer(settings.topics.compare_topic, **kwargs, auto_offset_reset="earliest")
+    await consumer.start()
+    seen: dict[str, Comparison] = {}
+    try:
+        while len(seen) < want and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    with contextlib.suppress(DecodeError):
+                        c = decode(record.value, Comparison)
+                        seen[c.comparison_id] = c
+    finally:
+        await consumer.stop()
+    return list(seen.values())
+
+
+async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
+    settings = demo_settings(base, opts)
+    bootstrap = await asyncio.to_thread(resolve_bootstrap, settings)
+    kwargs = client_kwargs(settings, bootstrap)
+    await ensure_topics(settings.topics, kwargs)
+    model_a = ModelBehaviour("grammar-a", skill=0.4, latency_ms=opts.prod_latency_ms)
+    model_b = ModelBehaviour(
+        "grammar-b",
+        skill=1.0,
+        latency_ms=opts.candidate_latency_ms,
+        error_rate=opts.candidate_error_rate,
+        seed=7,
+    )
+    gradebook = Gradebook()
+    servers = [await serve(model_app(model_a)), await serve(model_app(model_b))]
+    publisher = ShadowPublisher(
+        settings.hook,
+        topic=settings.topics.requests_topic,
+        producer_factory=lambda: AIOKafkaProducer(**kwargs, acks="all", linger_ms=5),
+        pins=PROD_PINS,
+    )
+    await publisher.start()
+    servers.append(await serve(ShadowMirrorMiddleware(prod_app(servers[0].url, gradebook), publisher)))
+    worker = ShadowWorker(settings, OpenAICandidate("grammar-b", servers[1].url, timeout_s=10), kwargs)
+    comparator = Comparator(settings, await asyncio.to_thread(build_embedder, settings.compare), kwargs)
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(comparator.run())]
+    started = time.monotonic()
+    try:
+        ready = (worker.assigned.wait(), comparator.assigned.wait(), publisher.connected.wait())
+        await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
+        user_latencies = await _drive(servers[2].url, opts)
+        await publisher.stop(drain_timeout_s=30)
+        published = publisher.stats.published
+        comparisons = await _collect(settings, kwargs, published, started + opts.timeout_s)
+    finally:
+        worker.stop()
+        comparator.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in reversed(servers):
+            await server.stop()
+    joined = [c for c in comparisons if c.complete]
+    drift = [c.delta_s for c in joined if c.delta_s is not None]
+    return {
+        "published": published,
+        "replayed": worker.stats.replayed,
+        "compared": len(joined),
+        "unmatched": len(comparisons) - len(joined),
+        "missing": max(0, published - len(comparisons)),
+        "dead_lettered": worker.stats.dead_lettered + comparator.stats.dead_lettered,
+        "dropped": publisher.stats.dropped_queue_full
+        + publisher.stats.dropped_invalid
+        + publisher.stats.send_failed,
+        "sanitized_fields": publisher.stats.sanitized_fields,
+        "tool_writes_blocked": sum(c.tools_blocked for c in joined),
+        "tool_calls_stubbed": sum(c.tools_stubbed for c in joined),
+        "prod_side_effects": len(gradebook.writes),
+        "shadow_errors": sum(1 for c in joined if c.shadow_status != "ok"),
+        "exact_match_rate": round(sum(1 for c in joined if c.exact_match) / len(joined), 4)
+        if joined
+        else None,
+        "delta_s_median": round(median(drift), 4) if drift else None,
+        "latency_p95_ms": {
+            "prod": _p95([c.prod_latency_ms for c in joined if c.prod_latency_ms is not None]),
+            "shadow": _p95([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),
+            "client": _p95(user_latencies),
+        },
+        "topics_prefix": settings.topics.prefix,
+        "elapsed_s": round(time.monotonic() - started, 2),
+    }

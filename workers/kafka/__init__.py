@@ -1,0 +1,1 @@
+"""Kafka plumbing: the local single-node broker, bootstrap resolution, topic admin, offsets and the DLQ."""

@@ -1,0 +1,481 @@
+"""A real single-node Kafka broker (KRaft, combined broker+controller) on 127.0.0.1, no Docker.
+
+Layout under ``<state_dir>/kafka``::
+
+    libs/             jars from ``deploy/kafka/pom.xml`` (Maven Central) + ``.installed`` (pom sha256)
+    data/             server.properties, log4j2.xml, logs/ (server.log, kafka.out), kraft/ (log.dirs)
+    broker.json       the running broker: pid, pgid, ports, bootstrap, cluster id, dirs
+    kafka.lock        fcntl lock held around install/start/stop, so two processes never race
+
+The quorum is static (``controller.quorum.voters``, kraft.version 0), so the voter endpoint comes
+from server.properties on every start and the listener ports may change between restarts of an
+already formatted data dir. The previous ports are reused when they are still free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.errors import BrokerSetupError
+from workers.settings import Settings
+
+KAFKA_MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+NODE_ID = 1
+HOST = "127.0.0.1"
+JVM_OPTS = ("-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError")
+# Launches the broker in the background and prints its pid; the shell exits at once, so the JVM is
+# re-parented (no zombie child of ours) and keeps the new session / process group of the shell.
+_LAUNCH = 'out="$1"; shift; "$@" </dev/null >"$out" 2>&1 & echo $!'
+
+
+def free_ports(count: int = 2, preferred: Sequence[int] = ()) -> list[int]:
+    """``preferred`` when all are free (and distinct), else ``count`` distinct ports the OS hands out."""
+    if len(preferred) == count and len(set(preferred)) == count and all(port_is_free(p) for p in preferred):
+        return list(preferred)
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def port_is_free(port: int) -> bool:
+    """True when a listener could bind ``127.0.0.1:port`` (SO_REUSEADDR, like the JVM)."""
+    if not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def new_cluster_id() -> str:
+    """A Kafka-style cluster id: 16 random bytes, url-safe base64, never starting with '-'."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+_SERVER_PROPERTIES = """\
+# Written by workers/kafka/local.py on every start; edits are overwritten.
+process.roles=broker,controller
+node.id={node}
+controller.quorum.voters={node}@{host}:{cport}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}
+advertised.listeners=PLAINTEXT://{host}:{port}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs={log_dir}
+num.partitions={partitions}
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+"""
+
+
+def render_server_properties(*, port: int, controller_port: int, log_dir: Path, num_partitions: int) -> str:
+    """server.properties of a combined broker+controller listening on 127.0.0.1 only."""
+    log_dirs = str(log_dir).replace("\\", "\\\\")  # a backslash escapes in Java properties
+    return _SERVER_PROPERTIES.format(
+        node=NODE_ID, host=HOST, port=port, cport=controller_port, log_dir=log_dirs, partitions=num_partitions
+    )
+
+
+def read_listener_ports(server_properties: Path) -> tuple[int, int] | None:
+    """(PLAINTEXT port, CONTROLLER port) from an existing server.properties, or None."""
+    try:
+        text = server_properties.read_text()
+    except OSError:
+        return None
+    ports: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("listeners="):
+            for item in line.partition("=")[2].split(","):
+                name, _, rest = item.partition("://")
+                with contextlib.suppress(ValueError):
+                    ports[name.strip()] = int(rest.rpartition(":")[2])
+    if "PLAINTEXT" in ports and "CONTROLLER" in ports:
+        return ports["PLAINTEXT"], ports["CONTROLLER"]
+    return None
+
+
+def process_cmdline(pid: int) -> list[str] | None:
+    """argv of a process, None when it is gone, a zombie or unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a] or None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie counts as dead (our own child is reaped on the way)."""
+    if pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    stat = _proc_stat(pid)
+    return bool(stat) and stat[0] not in ("Z", "X")
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ... ([] if gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def is_our_broker(pid: int, data_dir: Path) -> bool:
+    """True only for a live ``kafka.Kafka`` JVM whose arguments point into ``data_dir``."""
+    args = process_cmdline(pid) if pid > 0 else None
+    if not args or KAFKA_MAIN not in args or not pid_alive(pid):
+        return False
+    prefix = f"{data_dir}{os.sep}"
+    return any(a.startswith(prefix) or a.partition("=")[2].startswith(prefix) for a in args)
+
+
+def process_group(pgid: int) -> list[int]:
+    """Pids of the live processes in process group ``pgid``."""
+    stats = {pid: _proc_stat(pid) for pid in _all_pids()}
+    return [pid for pid, st in stats.items() if len(st) > 2 and st[2] == str(pgid) and st[0] not in "ZX"]
+
+
+def find_broker_pids(data_dir: Path) -> list[int]:
+    """Every live broker JVM on ``data_dir`` (normally none or the recorded one)."""
+    return [pid for pid in _all_pids() if pid != os.getpid() and is_our_broker(pid, data_dir)]
+
+
+async def _describe(bootstrap: str, timeout_s: float) -> dict[str, Any] | None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    ms = int(timeout_s * 1000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="shadowlane-probe", request_timeout_ms=ms
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        info: dict[str, Any] = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        return info
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def probe(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when the broker at ``bootstrap`` answers a metadata request and lists itself."""
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout_s, 1.0)):
+            pass
+    except (OSError, ValueError):
+        return False  # nothing listening yet: skip aiokafka (and its connection-error log lines)
+    # On a fresh loop in a worker thread: works from async code too, and never touches the caller's loop.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafka-probe") as pool:
+        info = pool.submit(asyncio.run, _describe(bootstrap, timeout_s)).result()
+    return bool(info and info.get("brokers"))
+
+
+def _tail(text: str | Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a text (or file), without ANSI colour codes."""
+    if isinstance(text, Path):
+        try:
+            text = text.read_text(errors="replace")
+        except OSError:
+            return ""
+    return "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()[-lines:])
+
+
+class LocalKafka:
+    """Installs, starts, stops and reports the broker under ``<state_dir>/kafka``."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        pom: Path,
+        *,
+        heap: str = "512m",
+        java: str | None = None,
+        mvn: str | None = None,
+        num_partitions: int = 6,
+    ) -> None:
+        self.kafka_dir = Path(state_dir).resolve() / "kafka"
+        self.pom = Path(pom).resolve()
+        self.heap = heap
+        self.num_partitions = num_partitions
+        self._java = java
+        self._mvn = mvn
+        self.libs_dir = self.kafka_dir / "libs"
+        self.data_dir = self.kafka_dir / "data"
+        self.log_dir = self.data_dir / "kraft"
+        self.logs_dir = self.data_dir / "logs"
+        self.server_properties = self.data_dir / "server.properties"
+        self.record_path = self.kafka_dir / "broker.json"
+        self.lock_path = self.kafka_dir / "kafka.lock"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalKafka:
+        return cls(settings.state_dir, settings.kafka_pom, num_partitions=settings.topics.partitions)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def install(self) -> Path:
+        """Fetch the broker jars into ``libs/`` (skipped when already done for this pom)."""
+        with self._locked():
+            return self._install()
+
+    def start(self, timeout_s: float = 90.0) -> str:
+        """Start the broker (or reuse the running one) and return its ``host:port`` once it answers."""
+        with self._locked():
+            record = self._read_record()
+            if record and is_our_broker(int(record["pid"]), self.data_dir):
+                if self._wait_ready(record, timeout_s):
+                    return str(record["bootstrap"])
+                self._terminate(int(record["pid"]), 30.0)  # alive but deaf: replace it
+            for pid in find_broker_pids(self.data_dir):  # unrecorded leftovers would hold the dir lock
+                self._terminate(pid, 30.0)
+            self.record_path.unlink(missing_ok=True)
+            self._install()
+            try:
+                return self._launch(timeout_s)
+            except BrokerSetupError as exc:
+                if "BindException" not in str(exc) and "Address already in use" not in str(exc):
+                    raise
+                return self._launch(timeout_s, fresh_ports=True)  # lost a port race: once more
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker; True when one was running. Idempotent."""
+        with self._locked():
+            pids = set(find_broker_pids(self.data_dir))
+            record = self._read_record()
+            if record and is_our_broker(int(record["pid"]), self.data_dir):
+                pids.add(int(record["pid"]))
+            for pid in sorted(pids):
+                self._terminate(pid, timeout_s)
+            self.record_path.unlink(missing_ok=True)
+            return bool(pids)
+
+    def status(self) -> dict[str, Any]:
+        """running/ready flags, pid, bootstrap, dirs and the installed Kafka version."""
+        record = self._read_record()
+        live = record if record and is_our_broker(int(record["pid"]), self.data_dir) else {}
+        return {
+            "running": bool(live),
+            "ready": bool(live) and probe(str(live["bootstrap"]), 3.0),
+            "pid": live.get("pid"),
+            "bootstrap": live.get("bootstrap"),
+            "controller_port": live.get("controller_port"),
+            "cluster_id": self._cluster_id(),
+            "data_dir": str(self.data_dir),
+            "server_log": str(self.logs_dir / "server.log"),
+            "version": self.version(),
+        }
+
+    def version(self) -> str | None:
+        """Kafka version of the installed jars, None before :meth:`install`."""
+        jars = sorted(self.libs_dir.glob("kafka_2.13-*.jar"))
+        return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.kafka_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as fh:  # a separate open file description per call
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _java_bin(self) -> str:
+        home = os.environ.get("JAVA_HOME")
+        candidates = [self._java, str(Path(home) / "bin" / "java") if home else None, shutil.which("java")]
+        for cand in candidates:
+            if cand and (shutil.which(cand) or Path(cand).is_file()):
+                return cand
+        raise BrokerSetupError("Java not found (need Java 17+ for Kafka 4): install a JDK or set JAVA_HOME")
+
+    def _install(self) -> Path:
+        digest = hashlib.sha256(self.pom.read_bytes()).hexdigest() if self.pom.is_file() else None
+        if digest is None:
+            raise BrokerSetupError(f"Kafka pom not found: {self.pom}")
+        marker = self.libs_dir / ".installed"
+        if marker.is_file() and marker.read_text().strip() == digest and self.version():
+            return self.libs_dir
+        mvn = self._mvn or shutil.which("mvn")
+        if not mvn or not (shutil.which(mvn) or Path(mvn).is_file()):
+            raise BrokerSetupError("Maven (mvn) not found on PATH: install Maven 3.8+ to fetch Kafka")
+        self._java_bin()
+        for leftover in [*self.kafka_dir.glob("libs.tmp-*"), *self.kafka_dir.glob("libs.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)  # from an interrupted install (we hold the lock)
+        tmp = self.kafka_dir / f"libs.tmp-{os.getpid()}"
+        cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(self.pom), "dependency:copy-dependencies",
+               f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BrokerSetupError(f"maven could not fetch the Kafka jars: {exc}") from exc
+        if proc.returncode != 0 or not list(tmp.glob("kafka_2.13-*.jar")):
+            shutil.rmtree(tmp, ignore_errors=True)
+            out = _tail(proc.stdout + proc.stderr)
+            raise BrokerSetupError(f"maven failed (exit {proc.returncode}): {' '.join(cmd)}\n{out}")
+        (tmp / ".installed").write_text(digest + "\n")
+        old = self.kafka_dir / f"libs.old-{os.getpid()}"
+        if self.libs_dir.exists():
+            self.libs_dir.rename(old)
+        tmp.rename(self.libs_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.libs_dir
+
+    def _jvm(self, main: str) -> list[str]:
+        log4j = self.data_dir / "log4j2.xml"
+        src = self.pom.parent / "log4j2.xml"
+        if src.is_file():
+            shutil.copyfile(src, log4j)
+        cmd = [self._java_bin(), f"-Xmx{self.heap}", *JVM_OPTS, f"-Dkafka.logs.dir={self.logs_dir}"]
+        if log4j.is_file():
+            cmd.append(f"-Dlog4j2.configurationFile={log4j}")
+        return [*cmd, "-cp", f"{self.libs_dir}{os.sep}*", main]
+
+    def _cluster_id(self) -> str | None:
+        with contextlib.suppress(OSError):
+            for line in (self.log_dir / "meta.properties").read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.partition("=")[2].strip()
+        return None
+
+    def _format(self) -> str:
+        cid = self._cluster_id()
+        if cid:
+            return cid
+        cid = new_cluster_id()
+        cmd = [*self._jvm(STORAGE_TOOL), "format", f"--cluster-id={cid}", "-c", str(self.server_properties)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        if proc.returncode != 0 or self._cluster_id() != cid:
+            out = _tail(proc.stdout + proc.stderr)
+            raise BrokerSetupError(f"formatting {self.log_dir} failed (exit {proc.returncode}):\n{out}")
+        return cid
+
+    def _launch(self, timeout_s: float, *, fresh_ports: bool = False) -> str:
+        previous = () if fresh_ports else (read_listener_ports(self.server_properties) or ())
+        port, controller_port = free_ports(2, previous)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        parts = self.num_partitions
+        props = render_server_properties(
+            port=port, controller_port=controller_port, log_dir=self.log_dir, num_partitions=parts
+        )
+        self.server_properties.write_text(props)
+        cluster_id = self._format()
+        out = self.logs_dir / "kafka.out"
+        cmd = ["/bin/sh", "-c", _LAUNCH, "sh", str(out), *self._jvm(KAFKA_MAIN), str(self.server_properties)]
+        try:
+            sh = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True,
+                                start_new_session=True, cwd=self.data_dir)  # fmt: skip
+            pid = int(sh.stdout.strip())
+            pgid = os.getpgid(pid)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise BrokerSetupError(f"could not launch the Kafka broker: {exc}") from exc
+        record: dict[str, Any] = {
+            "pid": pid, "pgid": pgid, "bootstrap": f"{HOST}:{port}", "port": port,
+            "controller_port": controller_port, "cluster_id": cluster_id, "data_dir": str(self.data_dir),
+            "log_dir": str(self.log_dir), "server_log": str(self.logs_dir / "server.log"),
+            "version": self.version(), "started_at": time.time(),
+        }  # fmt: skip
+        self._write_record(record)
+        if self._wait_ready(record, timeout_s):
+            return str(record["bootstrap"])
+        died = not is_our_broker(pid, self.data_dir)
+        self._terminate(pid, 15.0)
+        self.record_path.unlink(missing_ok=True)
+        what = "exited during startup" if died else f"did not answer within {timeout_s:.0f}s"
+        logs = f"--- {out} ---\n{_tail(out)}\n--- server.log ---\n{_tail(self.logs_dir / 'server.log')}"
+        raise BrokerSetupError(f"Kafka broker (pid {pid}) {what}\n{logs}")
+
+    def _wait_ready(self, record: dict[str, Any], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        pid = int(record["pid"])
+        while True:
+            if not is_our_broker(pid, self.data_dir):
+                return False
+            if probe(str(record["bootstrap"]), min(5.0, max(1.0, deadline - time.monotonic()))):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+
+    def _terminate(self, pid: int, timeout_s: float) -> None:
+        """SIGTERM the broker's process group, SIGKILL after ``timeout_s``.
+
+        The group is signalled only when every member is this broker (as when we launched it);
+        otherwise, e.g. a broker started by hand from a shell, just the pid is.
+        """
+        for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+            if not is_our_broker(pid, self.data_dir):
+                return
+            try:
+                pgid = os.getpgid(pid)
+                group = process_group(pgid)
+                if pgid > 1 and pgid != os.getpgrp() and all(is_our_broker(p, self.data_dir) for p in group):
+                    os.killpg(pgid, sig)  # the whole group is the broker (our launcher's own session)
+                else:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait_s
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not pid_alive(pid):
+                return
+        raise BrokerSetupError(f"Kafka broker pid {pid} survived SIGKILL")
+
+    def _read_record(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        tmp = self.record_path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, self.record_path)
