@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -112,7 +113,8 @@ class CompareSettings(_Frozen):
     embedder: str = "minilm"
     embed_url: str | None = None
     embed_model: str = "text-embedding-3-small"
-    embed_batch: int = Field(default=32, ge=1)
+    embed_batch: int = Field(default=16, ge=1)
+    embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
 
 
@@ -120,7 +122,11 @@ class Settings(BaseSettings):
     """Everything a Shadowlane process needs; construct once with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SHADOWLANE_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="SHADOWLANE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     bootstrap_servers: str | None = Field(
@@ -142,3 +148,19 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment plus explicit overrides (CLI flags)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that rebuild ``settings`` in a child process (secrets excluded)."""
+    env: dict[str, str] = {"SHADOWLANE_STATE_DIR": str(settings.state_dir)}
+    bootstrap = settings.bootstrap_servers or settings.kafka.bootstrap_servers
+    if bootstrap:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    for section in ("kafka", "topics", "hook", "shadow", "compare"):
+        part: BaseModel = getattr(settings, section)
+        for name, value in part.model_dump(mode="python").items():
+            if value is None or isinstance(value, SecretStr):
+                continue
+            key = f"SHADOWLANE_{section.upper()}__{name.upper()}"
+            env[key] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return env

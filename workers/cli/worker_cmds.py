@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -64,6 +65,12 @@ def _with(settings: Settings, section: str, **values: Any) -> Settings:
     return settings.model_copy(update={section: part})
 
 
+async def _announce(assigned: asyncio.Event, group: str) -> None:
+    """Print one line when the member first gets partitions (scripts and tests wait for it)."""
+    await assigned.wait()
+    print(orjson.dumps({"event": "assigned", "group": group}).decode(), flush=True)
+
+
 def run_topics(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         await ensure_topics(settings.topics, client_kwargs(settings, resolve_bootstrap(settings)))
@@ -113,8 +120,10 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
+        announce = asyncio.create_task(_announce(worker.assigned, worker.group_id))
         await run_until_signal(worker.run, worker.stop)
-        print(orjson.dumps({"group": worker.group_id, **worker.stats.as_dict()}).decode())
+        announce.cancel()
+        print(orjson.dumps({"event": "stopped", "group": worker.group_id, **worker.stats.as_dict()}).decode())
 
     asyncio.run(go())
     return 0
@@ -128,8 +137,11 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
+        announce = asyncio.create_task(_announce(comparator.assigned, settings.compare.group_id))
         await run_until_signal(comparator.run, comparator.stop)
-        print(orjson.dumps({**comparator.stats.as_dict(), **comparator.join.stats.__dict__}).decode())
+        announce.cancel()
+        stats = {**comparator.stats.as_dict(), **asdict(comparator.join.stats)}
+        print(orjson.dumps({"event": "stopped", "group": settings.compare.group_id, **stats}).decode())
 
     asyncio.run(go())
     return 0

@@ -93,6 +93,9 @@ def build_embedder(settings: CompareSettings, *, api_key: SecretStr | None = Non
         if not settings.embed_url:
             raise ValueError('compare.embedder="openai" needs compare.embed_url')
         return OpenAIEmbeddings(
-            settings.embed_url, settings.embed_model, api_key=api_key, batch_size=settings.embed_batch
+            settings.embed_url,
+            settings.embed_model,
+            api_key=api_key or settings.embed_api_key,
+            batch_size=settings.embed_batch,
         )
     raise ValueError(f"unknown compare.embedder {settings.embedder!r}; expected one of {EMBEDDER_CHOICES}")

@@ -33,7 +33,7 @@ async def serve(app: Any) -> RunningServer:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, backlog=512)
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False, backlog=512)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{port}")
     while not server.started:

@@ -1,0 +1,100 @@
+"""The comparator on the real broker: joins, timeouts, orphans, and a crash mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from schemas.codec import decode, encode
+from schemas.comparison import Comparison
+from tests.support.factories import envelope, result
+from tests.support.kafka_io import produce, read_topic
+from tests.support.procs import WorkerProcess
+from workers.compare.worker import Comparator
+from workers.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_joins_and_emits_timed_out_pairs(it_settings: Settings, kafka_kwargs: dict[str, Any]) -> None:
+    settings = it_settings.model_copy(
+        update={"compare": it_settings.compare.model_copy(update={"window_s": 2.0})}
+    )
+    envs = [envelope(i, tag="cmp") for i in range(10)]
+    t = settings.topics
+    await produce(kafka_kwargs, t.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
+    results = [
+        result(e, answer=e.prod.answer if i % 2 else "something else entirely")
+        for i, e in enumerate(envs[:7])
+    ]
+    orphan = result(envelope(99, tag="orphan"))
+    await produce(
+        kafka_kwargs, t.shadow_results_topic, [(r.req_hash.encode(), encode(r)) for r in [*results, orphan]]
+    )
+    comparator = Comparator(settings, None, kafka_kwargs)
+    task = asyncio.create_task(comparator.run())
+    try:
+        records = await read_topic(kafka_kwargs, t.compare_topic, want=11, timeout_s=60, settle_s=1.0)
+    finally:
+        comparator.stop()
+        await asyncio.wait_for(task, 30)
+    comps = [decode(r.value, Comparison) for r in records]
+    outcomes = sorted(c.outcome for c in comps)
+    assert outcomes == ["joined"] * 7 + ["request_missing"] + ["shadow_timeout"] * 3
+    joined = {c.req_hash: c for c in comps if c.outcome == "joined"}
+    assert set(joined) == {e.req_hash for e in envs[:7]}
+    assert all(
+        c.complete and c.status_pair == "200/ok" and c.latency_delta_ms == 10.0 for c in joined.values()
+    )
+    assert [joined[e.req_hash].exact_match for e in envs[:7]] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    timed_out = {c.req_hash for c in comps if c.outcome == "shadow_timeout"}
+    assert timed_out == {e.req_hash for e in envs[7:]}
+    missing = next(c for c in comps if c.outcome == "request_missing")
+    assert missing.req_hash == orphan.req_hash and not missing.complete
+    assert all(r.key == c.req_hash.encode() for r, c in zip(records, comps, strict=True))
+
+
+@pytest.mark.timeout(240)
+async def test_killed_comparator_restarts_without_losing_a_request(
+    it_settings: Settings, kafka_kwargs: dict[str, Any]
+) -> None:
+    n = 600
+    settings = it_settings.model_copy(
+        update={"compare": it_settings.compare.model_copy(update={"window_s": 120.0})}
+    )
+    t = settings.topics
+    envs = [envelope(i, tag="crash") for i in range(n)]
+    args = ("compare", "--embedder", "none")
+    first = await WorkerProcess.start(settings, *args)
+    await first.wait_event("assigned", timeout_s=90)
+    # requests first, their results later and in chunks, so pairs are waiting when the kill lands
+    await produce(kafka_kwargs, t.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
+    for start in range(0, n, 100):
+        chunk = [result(e) for e in envs[start : start + 100]]
+        await produce(kafka_kwargs, t.shadow_results_topic, [(r.req_hash.encode(), encode(r)) for r in chunk])
+        if start == 200:
+            deadline = time.monotonic() + 60
+            while len(await read_topic(kafka_kwargs, t.compare_topic, want=1, timeout_s=2)) < 1:
+                assert time.monotonic() < deadline
+            await first.kill()  # SIGKILL: no revoke, no final commit
+    second = await WorkerProcess.start(settings, *args)
+    try:
+        records = await read_topic(
+            kafka_kwargs, t.compare_topic, want=n, timeout_s=120, settle_s=2.0, distinct_keys=True
+        )
+        comps = [decode(r.value, Comparison) for r in records]
+        assert {c.req_hash for c in comps if c.outcome == "joined"} == {e.req_hash for e in envs}
+        assert all(c.outcome == "joined" for c in comps)  # nothing timed out or went missing
+    finally:
+        await second.terminate()

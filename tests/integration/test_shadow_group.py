@@ -1,0 +1,47 @@
+"""Two shadow worker processes in one consumer group share the partitions and the rate cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from schemas.codec import decode, encode
+from schemas.shadow_result import ShadowResult
+from tests.support.factories import envelope
+from tests.support.kafka_io import produce, read_topic
+from tests.support.procs import WorkerProcess
+from workers.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+async def test_two_processes_share_partitions_and_hold_the_group_cap(
+    it_settings: Settings, kafka_kwargs: dict[str, Any]
+) -> None:
+    cap, n = 20.0, 240
+    settings = it_settings.model_copy(
+        update={"shadow": it_settings.shadow.model_copy(update={"rate_cap": cap, "concurrency": 4})}
+    )
+    args = ("shadow", "--candidate", "cand", "--callable", "tests.support.candidates:echo")
+    members = [await WorkerProcess.start(settings, *args) for _ in range(2)]
+    try:
+        for member in members:
+            await member.wait_event("assigned", timeout_s=90)
+        envs = [envelope(i, tag="grp") for i in range(n)]
+        await produce(
+            kafka_kwargs, settings.topics.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs]
+        )
+        records = await read_topic(kafka_kwargs, settings.topics.shadow_results_topic, want=n, timeout_s=120)
+    finally:
+        stats = [await m.terminate() for m in members]
+    results = [decode(r.value, ShadowResult) for r in records]
+    assert {r.req_hash for r in results} == {e.req_hash for e in envs}
+    assert all(s["replayed"] > 0 for s in stats), stats  # both members did work
+    assert sum(s["replayed"] for s in stats) >= n
+    stamps = sorted(r.ts_ms for r in results)
+    # steady state: drop the first and last 10 % (start-up, rebalance, tail)
+    lo, hi = stamps[n // 10], stamps[n - n // 10 - 1]
+    rate = (n - 2 * (n // 10) - 1) / ((hi - lo) / 1000)
+    assert 0.85 * cap <= rate <= 1.10 * cap, rate

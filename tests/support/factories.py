@@ -1,0 +1,62 @@
+"""Builds valid wire records for tests."""
+
+from __future__ import annotations
+
+import time
+
+from schemas.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
+from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from schemas.shadow_result import ShadowResult
+from workers.demo.grammar import eval_set
+from workers.demo.model_server import PREFIX
+from workers.hashing import canonical_json, req_hash
+
+TOOLS = (
+    ToolSpec(function=FunctionSpec(name="lookup_conjugation", parameters={"type": "object"})),
+    ToolSpec(function=FunctionSpec(name="save_progress", parameters={"type": "object"})),
+)
+
+
+def envelope(i: int, *, answer: str | None = None, tag: str = "t") -> RequestEnvelope:
+    item = eval_set(i + 1)[i]
+    request = ChatRequest(
+        model="grammar-tutor",
+        messages=(
+            ChatMessage(role="system", content=f"You are a grammar tutor for student s{i:03d}."),
+            ChatMessage(role="user", content=PREFIX + item.sentence),
+        ),
+        tools=TOOLS,
+    )
+    rid = f"{tag}-{i:06d}"
+    args = {"verb": item.verb, "tense": item.tense, "person": item.person}
+    return RequestEnvelope(
+        req_id=rid,
+        req_hash=req_hash(rid, canonical_json(request.model_dump(mode="json"))),
+        ts_ms=time.time_ns() // 1_000_000,
+        endpoint="/v1/chat/completions",
+        request=request,
+        prod=ProdOutcome(answer=answer or f"Corrected: {item.correct}", status=200, latency_ms=40.0),
+        tool_io=(
+            RecordedToolCall(name="lookup_conjugation", arguments=args, output='{"form":"x"}'),
+            RecordedToolCall(
+                name="save_progress",
+                arguments={"student_id": f"s{i:03d}", "verb": item.verb},
+                output='{"saved":true}',
+            ),
+        ),
+        pins={"model_rev": "a"},
+        sampling=SamplingDecision(ratio=1.0, bucket=0.5, salt_id="test"),
+    )
+
+
+def result(env: RequestEnvelope, candidate: str = "cand", *, answer: str | None = None) -> ShadowResult:
+    return ShadowResult(
+        req_hash=env.req_hash,
+        req_id=env.req_id,
+        candidate=candidate,
+        shadow_id="s-" + env.req_id,
+        ts_ms=time.time_ns() // 1_000_000,
+        status="ok",
+        answer=answer if answer is not None else env.prod.answer,
+        latency_ms=50.0,
+    )

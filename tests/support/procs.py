@@ -1,0 +1,66 @@
+"""Runs ``shadowlane`` worker commands as real subprocesses, configured through the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workers.settings import Settings, settings_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls, settings: Settings, *args: str) -> WorkerProcess:
+        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workers.cli.main",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return cls(proc)
+
+    async def wait_event(self, name: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout_s):
+            while True:
+                line = await self.proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"worker exited with {await self.proc.wait()} before {name!r}")
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    self.events.append(event)
+                    if event.get("event") == name:
+                        return event
+
+    async def terminate(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """SIGTERM, then the worker's final stats line."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        event = await self.wait_event("stopped", timeout_s)
+        await self.proc.wait()
+        return event
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
