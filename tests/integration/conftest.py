@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -74,7 +74,7 @@ def it_settings(kafka_bootstrap: str) -> Settings:
 
 
 @pytest.fixture
-async def kafka_kwargs(it_settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def kafka_kwargs(it_settings: Settings) -> dict[str, Any]:
     kwargs = client_kwargs(it_settings, it_settings.bootstrap_servers or "")
     await ensure_topics(it_settings.topics, kwargs)
-    yield kwargs
+    return kwargs

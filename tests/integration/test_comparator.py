@@ -12,8 +12,8 @@ from schemas.codec import decode, encode
 from schemas.comparison import Comparison
 from tests.support.factories import envelope, result
 from tests.support.kafka_io import produce, read_topic
-from tests.support.procs import WorkerProcess
 from workers.compare.worker import Comparator
+from workers.demo.procs import WorkerProcess
 from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,8 @@ async def test_joins_and_emits_timed_out_pairs(it_settings: Settings, kafka_kwar
     timed_out = {c.req_hash for c in comps if c.outcome == "shadow_timeout"}
     assert timed_out == {e.req_hash for e in envs[7:]}
     missing = next(c for c in comps if c.outcome == "request_missing")
-    assert missing.req_hash == orphan.req_hash and not missing.complete
+    assert missing.req_hash == orphan.req_hash
+    assert not missing.complete
     assert all(r.key == c.req_hash.encode() for r, c in zip(records, comps, strict=True))
 
 

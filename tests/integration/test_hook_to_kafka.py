@@ -56,7 +56,9 @@ async def test_middleware_mirrors_prod_requests(it_settings: Settings, kafka_kwa
     assert set(envs) == {f"r{i}" for i in range(20)}
     record, env = envs["r3"]
     assert record.key == env.req_hash.encode()
-    assert env.prod.status == 200 and env.prod.answer and env.prod.answer.startswith("Correct")
+    assert env.prod.status == 200
+    assert env.prod.answer
+    assert env.prod.answer.startswith("Correct")
     assert {t.name for t in env.tool_io} == {"lookup_conjugation", "save_progress"}
     assert env.pins == {"model_rev": "grammar-a@1"}
     assert env.request.messages[-1].content == PREFIX + items[3].sentence
@@ -113,7 +115,8 @@ async def test_no_planted_secret_reaches_the_topic(
         await send(
             {
                 "type": "http.response.body",
-                "body": b'{"choices":[{"message":{"role":"assistant","content":"mail alice.w@example.com"}}]}',
+                "body": b'{"choices":[{"message":{"role":"assistant","content":'
+                b'"mail alice.w@example.com"}}]}',
             }
         )
 
@@ -145,4 +148,5 @@ async def test_no_planted_secret_reaches_the_topic(
         assert secret.encode() not in raw, secret
     env = decode(raw, RequestEnvelope)
     assert env.sanitized_fields >= 9
-    assert "<email>" in str(env.request.messages[0].content) and env.prod.answer == "mail <email>"
+    assert "<email>" in str(env.request.messages[0].content)
+    assert env.prod.answer == "mail <email>"

@@ -10,7 +10,7 @@ from schemas.codec import decode, encode
 from schemas.shadow_result import ShadowResult
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce, read_topic
-from tests.support.procs import WorkerProcess
+from workers.demo.procs import WorkerProcess
 from workers.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -63,10 +63,13 @@ async def test_replays_with_recorded_stubs_and_blocks_the_write_tool(
     )
     records = await read_topic(kafka_kwargs, it_settings.topics.shadow_results_topic, want=12, settle_s=0.5)
     results = [decode(r.value, ShadowResult) for r in records]
-    assert len(results) == 12 and worker.stats.replayed == 12
+    assert len(results) == 12
+    assert worker.stats.replayed == 12
     assert {r.req_hash for r in results} == {e.req_hash for e in envs}
     for res in results:
-        assert res.status == "ok" and res.answer and res.answer.startswith("Correct")
+        assert res.status == "ok"
+        assert res.answer
+        assert res.answer.startswith("Correct")
         dispositions = {c.name: c.disposition for c in res.tool_calls}
         assert dispositions == {"lookup_conjugation": "stubbed_recorded", "save_progress": "blocked"}
         stub = next(c for c in res.tool_calls if c.name == "lookup_conjugation")
@@ -99,7 +102,8 @@ async def test_failing_candidate_never_crashes_worker_nor_slows_prod(
                 started = time.perf_counter()
                 resp = await client.post("/v1/chat/completions", json=body)
                 latencies.append(time.perf_counter() - started)
-                assert resp.status_code == 200 and "Correct" in resp.text
+                assert resp.status_code == 200
+                assert "Correct" in resp.text
         await publisher.stop()
         deadline = time.monotonic() + 60
         while worker.stats.replayed < 30 and time.monotonic() < deadline:
@@ -110,7 +114,8 @@ async def test_failing_candidate_never_crashes_worker_nor_slows_prod(
         await asyncio.wait_for(task, 30)
         await prod.stop()
         await model.stop()
-    assert worker.stats.replayed == 30 and worker.stats.errors == 30
+    assert worker.stats.replayed == 30
+    assert worker.stats.errors == 30
     results = [
         decode(r.value, ShadowResult)
         for r in await read_topic(kafka_kwargs, settings.topics.shadow_results_topic, want=30)
@@ -146,7 +151,8 @@ async def test_malformed_records_go_to_the_dlq_with_a_reason(
         candidates.echo,
         lambda w: w.stats.dead_lettered >= 4 and w.stats.replayed >= 1,
     )
-    assert worker.stats.dead_lettered == 4 and worker.stats.replayed == 1
+    assert worker.stats.dead_lettered == 4
+    assert worker.stats.replayed == 1
     letters = [
         decode(r.value, DeadLetter)
         for r in await read_topic(kafka_kwargs, it_settings.topics.dlq_topic, want=4, settle_s=0.5)

@@ -15,7 +15,7 @@ from workers.settings import Settings
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded default and summarise")
     demo.add_argument("--requests", type=int, default=300)
-    demo.add_argument("--concurrency", type=int, default=16)
+    demo.add_argument("--concurrency", type=int, default=4, help="concurrent prod clients")
     demo.add_argument("--candidate-error-rate", type=float, default=0.02)
     demo.add_argument("--rate-cap", type=float, default=200.0)
     demo.add_argument("--timeout", type=float, default=180.0)

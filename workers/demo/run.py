@@ -22,10 +22,9 @@ from hdrh.histogram import HdrHistogram
 
 from schemas.codec import DecodeError, decode
 from schemas.comparison import Comparison
-from workers.compare.embedder import build_embedder
-from workers.compare.worker import Comparator
 from workers.demo.grammar import eval_set
 from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
+from workers.demo.procs import WorkerProcess
 from workers.demo.prod_service import Gradebook, prod_app
 from workers.demo.serve import serve
 from workers.hook.asgi import ShadowMirrorMiddleware
@@ -33,8 +32,6 @@ from workers.hook.publisher import ShadowPublisher
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.settings import Settings
-from workers.shadow.candidates import OpenAICandidate
-from workers.shadow.worker import ShadowWorker
 
 PROD_PINS = {"model_rev": "grammar-a@v0.1.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
 CANDIDATE_PINS = {"model_rev": "grammar-b@v0.3.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
@@ -43,7 +40,7 @@ CANDIDATE_PINS = {"model_rev": "grammar-b@v0.3.0", "prompt_ver": "tutor-p1", "in
 @dataclass(frozen=True)
 class DemoOptions:
     requests: int = 300
-    concurrency: int = 16
+    concurrency: int = 4
     prod_latency_ms: float = 20.0
     candidate_latency_ms: float = 30.0
     candidate_error_rate: float = 0.02
@@ -85,6 +82,13 @@ def _p95(values: list[float]) -> float | None:
     for v in values:
         hist.record_value(max(1, int(v * 1000)))
     return round(float(hist.get_value_at_percentile(95.0)) / 1000, 3)
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
 async def _drive(url: str, opts: DemoOptions) -> list[float]:
@@ -167,32 +171,47 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     )
     await publisher.start()
     servers.append(await serve(ShadowMirrorMiddleware(prod_app(servers[0].url, gradebook), publisher)))
-    worker = ShadowWorker(settings, OpenAICandidate("grammar-b", servers[1].url, timeout_s=10), kwargs)
-    comparator = Comparator(settings, await asyncio.to_thread(build_embedder, settings.compare), kwargs)
-    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(comparator.run())]
+    logs = settings.state_dir / "logs"
+    worker = await WorkerProcess.start(
+        settings,
+        "shadow",
+        "--candidate",
+        "grammar-b",
+        "--url",
+        servers[1].url,
+        log_path=logs / "demo-shadow.log",
+    )
+    comparator = await WorkerProcess.start(settings, "compare", log_path=logs / "demo-compare.log")
     started = time.monotonic()
+    worker_stats: dict[str, Any] = {}
+    compare_stats: dict[str, Any] = {}
     try:
-        ready = (worker.assigned.wait(), comparator.assigned.wait(), publisher.connected.wait())
+        ready = (worker.wait_event("assigned"), comparator.wait_event("assigned"), publisher.connected.wait())
         await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
         user_latencies = await _drive(servers[2].url, opts)
         await publisher.stop(drain_timeout_s=30)
         published = publisher.stats.published
         comparisons = await _collect(settings, kwargs, published, started + opts.timeout_s)
     finally:
-        worker.stop()
-        comparator.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            worker_stats = await worker.terminate()
+        with contextlib.suppress(Exception):
+            compare_stats = await comparator.terminate()
+        await worker.kill()
+        await comparator.kill()
+        await publisher.stop()
         for server in reversed(servers):
             await server.stop()
     joined = [c for c in comparisons if c.complete]
     drift = [c.delta_s for c in joined if c.delta_s is not None]
+    diff = [c.delta_s for c in joined if c.delta_s is not None and not c.exact_match]
     return {
         "published": published,
-        "replayed": worker.stats.replayed,
+        "replayed": worker_stats.get("replayed", 0),
         "compared": len(joined),
         "unmatched": len(comparisons) - len(joined),
         "missing": max(0, published - len(comparisons)),
-        "dead_lettered": worker.stats.dead_lettered + comparator.stats.dead_lettered,
+        "dead_lettered": worker_stats.get("dead_lettered", 0) + compare_stats.get("dead_lettered", 0),
         "dropped": publisher.stats.dropped_queue_full
         + publisher.stats.dropped_invalid
         + publisher.stats.send_failed,
@@ -205,6 +224,8 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         if joined
         else None,
         "delta_s_median": round(median(drift), 4) if drift else None,
+        "delta_s_p95": _quantile(drift, 0.95),
+        "delta_s_median_when_different": round(median(diff), 4) if diff else None,
         "latency_p95_ms": {
             "prod": _p95([c.prod_latency_ms for c in joined if c.prod_latency_ms is not None]),
             "shadow": _p95([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),

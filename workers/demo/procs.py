@@ -1,4 +1,10 @@
-"""Runs ``shadowlane`` worker commands as real subprocesses, configured through the environment."""
+"""Runs ``shadowlane`` worker commands as child processes, configured through the environment.
+
+The demo runs its shadow worker and comparator this way (as a deployment would: separate
+processes, one consumer group each), and the integration tests use it to kill and restart them.
+Each command prints JSON event lines on stdout: ``assigned`` once it owns partitions and
+``stopped`` with its counters when it shuts down.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,7 @@ from typing import Any
 
 import orjson
 
-from workers.settings import Settings, settings_env
-
-ROOT = Path(__file__).resolve().parents[2]
+from workers.settings import Settings, project_root, settings_env
 
 
 class WorkerProcess:
@@ -22,18 +26,22 @@ class WorkerProcess:
         self.events: list[dict[str, Any]] = []
 
     @classmethod
-    async def start(cls, settings: Settings, *args: str) -> WorkerProcess:
+    async def start(cls, settings: Settings, *args: str, log_path: Path | None = None) -> WorkerProcess:
+        """Start ``shadowlane ARGS``; its stderr goes to ``log_path`` (discarded when None)."""
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "workers.cli.main",
-            *args,
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path or os.devnull, "ab") as stderr:  # noqa: ASYNC230 (local file, once per process)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "workers.cli.main",
+                *args,
+                cwd=project_root(),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
         return cls(proc)
 
     async def wait_event(self, name: str, timeout_s: float = 60.0) -> dict[str, Any]:
