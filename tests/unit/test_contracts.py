@@ -1,0 +1,62 @@
+"""Wire contracts: example payloads validate, round-trip, and the exported JSON Schema is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.base import WireModel
+from schemas.codec import DecodeError, decode, encode
+from schemas.export import DEFAULT_DIR, schema_files
+from schemas.topics import TOPICS, TopicSpec, spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.logical)
+def test_example_payload_validates_and_round_trips(topic: TopicSpec) -> None:
+    model: type[WireModel] = topic.value
+    raw = (EXAMPLES / f"{model.SCHEMA_NAME}.v{model.SCHEMA_VERSION}.json").read_bytes()
+    record = decode(raw, model)
+    assert decode(encode(record), model) == record
+    assert orjson.loads(encode(record)) == orjson.loads(raw)
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.logical)
+def test_wrong_version_and_unknown_fields_are_rejected(topic: TopicSpec) -> None:
+    model: type[WireModel] = topic.value
+    obj = orjson.loads((EXAMPLES / f"{model.SCHEMA_NAME}.v1.json").read_bytes())
+    with pytest.raises(DecodeError) as exc:
+        decode(orjson.dumps({**obj, "schema_version": 2}), model)
+    assert exc.value.reason == "schema_version"
+    with pytest.raises(DecodeError) as exc:
+        decode(orjson.dumps({**obj, "surprise": 1}), model)
+    assert exc.value.reason == "validation"
+
+
+def test_checked_in_json_schema_matches_the_models() -> None:
+    for name, data in schema_files().items():
+        path = DEFAULT_DIR / name
+        assert path.exists(), f"{path} missing: run `make schemas`"
+        assert path.read_bytes() == data, f"{path} is stale: run `make schemas`"
+
+
+def test_registry_keys_everything_by_req_hash_and_co_partitions_the_join() -> None:
+    assert spec("requests").co_partitioned_with == ("shadow-results",)
+    assert spec("shadow-results").co_partitioned_with == ("requests",)
+    for topic in TOPICS:
+        assert topic.key.startswith("req_hash")
+        assert topic.producers
+        assert topic.consumers
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"\xff\x00", "undecodable"), (b"[]", "undecodable"), (None, "undecodable"), (b"{}", "schema_version")],
+)
+def test_decode_errors_name_the_reason(data: bytes | None, reason: str) -> None:
+    with pytest.raises(DecodeError) as exc:
+        decode(data, spec("requests").value)
+    assert exc.value.reason == reason
