@@ -17,7 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from workers.kafka.local import LocalKafka, find_broker_pids
+from workers.kafka.local import LocalKafka
+from workers.kafka.procs import find_broker_pids
 from workers.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from workers.cli import kafka_cmd
 from workers.errors import BrokerSetupError
 from workers.kafka import local as lk
+from workers.kafka import procs
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.settings import KafkaSettings, Settings, load_settings
 
@@ -49,7 +50,7 @@ def decoy(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A sleeping process whose argv looks like our broker's (``kafka.Kafka <data>/server.properties``)."""
     data_dir = (tmp_path / "state" / "kafka" / "data").resolve()
     code = "import time; time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", code, lk.KAFKA_MAIN, f"{data_dir}/server.properties"])
+    proc = subprocess.Popen([sys.executable, "-c", code, procs.KAFKA_MAIN, f"{data_dir}/server.properties"])
     try:
         yield proc, data_dir
     finally:
@@ -86,22 +87,22 @@ def test_listener_ports_round_trip(tmp_path: Path) -> None:
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
-    ports = lk.free_ports(2)
+    ports = procs.free_ports(2)
     assert len(set(ports)) == 2
-    assert all(lk.port_is_free(p) for p in ports)
+    assert all(procs.port_is_free(p) for p in ports)
 
 
 def test_free_ports_prefers_previous_ports_only_when_free() -> None:
-    wanted = lk.free_ports(2)
-    assert lk.free_ports(2, wanted) == wanted
+    wanted = procs.free_ports(2)
+    assert procs.free_ports(2, wanted) == wanted
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", wanted[0]))
         busy.listen()
-        assert not lk.port_is_free(wanted[0])
-        fresh = lk.free_ports(2, wanted)
+        assert not procs.port_is_free(wanted[0])
+        fresh = procs.free_ports(2, wanted)
     assert wanted[0] not in fresh
     assert len(set(fresh)) == 2
-    assert lk.free_ports(2, [wanted[1], wanted[1]]) != [wanted[1], wanted[1]]
+    assert procs.free_ports(2, [wanted[1], wanted[1]]) != [wanted[1], wanted[1]]
 
 
 def test_cluster_id_looks_like_a_kafka_uuid() -> None:
@@ -111,20 +112,20 @@ def test_cluster_id_looks_like_a_kafka_uuid() -> None:
 
 
 def test_non_kafka_pid_is_not_our_broker(tmp_path: Path) -> None:
-    assert not lk.is_our_broker(os.getpid(), tmp_path)
-    assert not lk.is_our_broker(0, tmp_path)
-    assert not lk.is_our_broker(2**22 + 12345, tmp_path)  # beyond pid_max: no such process
+    assert not procs.is_our_broker(os.getpid(), tmp_path)
+    assert not procs.is_our_broker(0, tmp_path)
+    assert not procs.is_our_broker(2**22 + 12345, tmp_path)  # beyond pid_max: no such process
 
 
 def test_decoy_matches_only_its_own_data_dir(decoy: tuple[subprocess.Popen[bytes], Path]) -> None:
     proc, data_dir = decoy
-    assert lk.is_our_broker(proc.pid, data_dir)
-    assert not lk.is_our_broker(proc.pid, data_dir.parent / "other")
-    assert not lk.is_our_broker(proc.pid, Path(f"{data_dir}2"))  # prefix of a sibling dir is no match
+    assert procs.is_our_broker(proc.pid, data_dir)
+    assert not procs.is_our_broker(proc.pid, data_dir.parent / "other")
+    assert not procs.is_our_broker(proc.pid, Path(f"{data_dir}2"))  # prefix of a sibling dir is no match
     proc.kill()
     proc.wait()
-    assert not lk.pid_alive(proc.pid)
-    assert not lk.is_our_broker(proc.pid, data_dir)
+    assert not procs.pid_alive(proc.pid)
+    assert not procs.is_our_broker(proc.pid, data_dir)
 
 
 def test_stale_record_of_foreign_pid_is_neither_trusted_nor_killed(tmp_path: Path, pom: Path) -> None:

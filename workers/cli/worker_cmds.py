@@ -15,6 +15,7 @@ from workers.compare.embedder import build_embedder
 from workers.compare.worker import Comparator
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from workers.metrics import MetricsServer, StatsCollector, serve_metrics
 from workers.settings import Settings
 from workers.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from workers.shadow.worker import ShadowWorker
@@ -40,12 +41,18 @@ def add_parsers(sub: Any) -> None:
     shadow.add_argument(
         "--pin", action="append", default=[], metavar="KEY=VALUE", help="candidate version pin"
     )
+    shadow.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1 (0: any port)"
+    )
     shadow.set_defaults(handler=run_shadow)
 
     compare = sub.add_parser("compare", help="run the comparator")
     compare.add_argument("--candidates", help="comma-separated candidates to expect per request")
     compare.add_argument("--window", type=float, help="seconds to wait for the other side of a pair")
     compare.add_argument("--embedder", choices=("minilm", "openai", "none"))
+    compare.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1 (0: any port)"
+    )
     compare.set_defaults(handler=run_compare)
 
 
@@ -65,10 +72,17 @@ def _with(settings: Settings, section: str, **values: Any) -> Settings:
     return settings.model_copy(update={section: part})
 
 
-async def _announce(assigned: asyncio.Event, group: str) -> None:
+def _metrics(port: int | None, collector: StatsCollector) -> MetricsServer | None:
+    return None if port is None else serve_metrics([collector], port=port)
+
+
+async def _announce(assigned: asyncio.Event, group: str, metrics: MetricsServer | None) -> None:
     """Print one line when the member first gets partitions (scripts and tests wait for it)."""
     await assigned.wait()
-    print(orjson.dumps({"event": "assigned", "group": group}).decode(), flush=True)
+    event: dict[str, Any] = {"event": "assigned", "group": group}
+    if metrics is not None:
+        event["metrics_port"] = metrics.port
+    print(orjson.dumps(event).decode(), flush=True)
 
 
 def run_topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,9 +134,20 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
-        announce = asyncio.create_task(_announce(worker.assigned, worker.group_id))
-        await run_until_signal(worker.run, worker.stop)
-        announce.cancel()
+        collector = StatsCollector(
+            "shadowlane_shadow",
+            worker.stats.as_dict,
+            gauges=lambda: {"in_flight": len(worker.tasks_in_flight()), "rate_limit": worker.bucket.rate},
+            labels={"group": worker.group_id, "candidate": worker.candidate.name},
+        )
+        metrics = _metrics(args.metrics_port, collector)
+        announce = asyncio.create_task(_announce(worker.assigned, worker.group_id, metrics))
+        try:
+            await run_until_signal(worker.run, worker.stop)
+        finally:
+            announce.cancel()
+            if metrics:
+                metrics.close()
         print(orjson.dumps({"event": "stopped", "group": worker.group_id, **worker.stats.as_dict()}).decode())
 
     asyncio.run(go())
@@ -137,9 +162,20 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
-        announce = asyncio.create_task(_announce(comparator.assigned, settings.compare.group_id))
-        await run_until_signal(comparator.run, comparator.stop)
-        announce.cancel()
+        collector = StatsCollector(
+            "shadowlane_compare",
+            lambda: {**comparator.stats.as_dict(), **asdict(comparator.join.stats)},
+            gauges=lambda: {"pending_pairs": comparator.join.pending},
+            labels={"group": settings.compare.group_id},
+        )
+        metrics = _metrics(args.metrics_port, collector)
+        announce = asyncio.create_task(_announce(comparator.assigned, settings.compare.group_id, metrics))
+        try:
+            await run_until_signal(comparator.run, comparator.stop)
+        finally:
+            announce.cancel()
+            if metrics:
+                metrics.close()
         stats = {**comparator.stats.as_dict(), **asdict(comparator.join.stats)}
         print(orjson.dumps({"event": "stopped", "group": settings.compare.group_id, **stats}).decode())
 

@@ -27,6 +27,7 @@ from workers.errors import InvalidMessage
 from workers.hashing import unit_hash
 from workers.hook.context import RawToolCall
 from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from workers.metrics import StatsCollector
 from workers.sanitize import Sanitizer
 from workers.settings import HookSettings
 
@@ -182,6 +183,12 @@ class ShadowPublisher:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    def collector(self, **labels: str) -> StatsCollector:
+        """A Prometheus collector for this hook: register it with the prod service's registry."""
+        return StatsCollector(
+            "shadowlane_hook", self.stats.as_dict, gauges=lambda: {"queue_depth": self.queued}, labels=labels
+        )
 
     # ------------------------------------------------------------------ sender
     async def _connect(self) -> AIOKafkaProducer:

@@ -80,6 +80,9 @@ class ShadowWorker:
         self.assigned = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
+    def tasks_in_flight(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
     def stop(self) -> None:
         self._stop.set()
 
