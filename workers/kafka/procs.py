@@ -1,8 +1,8 @@
 """Process and port helpers of the local Kafka broker: free 127.0.0.1 ports, /proc inspection.
 
 Linux only (reads ``/proc``). A broker is recognised by its argv alone: a live ``kafka.Kafka`` JVM
-whose arguments point into the broker's data dir (see :func:`is_our_broker`), so a pid recorded
-by an earlier run is never trusted once the process behind it has gone or been replaced.
+whose arguments point into the broker's data dir (see :func:`is_our_broker`), so a recorded pid
+that has exited or been reused by another process is not mistaken for the broker.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Each member runs its own bucket at ``cap * owned / total`` partitions of the requests topic, so
 the members' rates add up to the group cap whatever the group size, and follow rebalances. The
-bucket holds at most ``burst`` tokens (default: one second of rate, at least one token), so
-an idle period never turns into a burst above the cap. Waiters are served in FIFO order.
+bucket holds at most ``burst`` tokens (default: 50 ms worth of rate, at least one token), so
+an idle period never turns into a burst: over any window of T seconds a member replays at most
+``rate * T + burst``. Waiters are served in FIFO order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+
+BURST_S = 0.05
 
 
 def partition_share(cap: float, owned: int, total: int) -> float:
@@ -41,7 +44,7 @@ class TokenBucket:
     def set_rate(self, rate: float) -> None:
         self._refill()
         self._rate = max(rate, 0.0)
-        self._burst = self._burst_override or max(1.0, self._rate)
+        self._burst = self._burst_override or max(1.0, self._rate * BURST_S)
         self._tokens = min(self._tokens, self._burst)
 
     def _refill(self) -> None:
