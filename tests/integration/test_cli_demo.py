@@ -1,0 +1,64 @@
+"""The CLI glue on the real broker: the demo end to end, and ``shadowlane tail``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.codec import encode
+from tests.support.factories import envelope
+from tests.support.kafka_io import produce
+from workers.demo.run import DemoOptions, run_demo
+from workers.settings import Settings, project_root, settings_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(300)
+async def test_demo_compares_every_published_request(it_settings: Settings) -> None:
+    summary = await run_demo(it_settings, DemoOptions(requests=40, concurrency=4, timeout_s=180))
+    assert summary["published"] == 40
+    assert summary["compared"] == summary["published"]
+    assert summary["unmatched"] == 0
+    assert summary["tool_writes_blocked"] == 40
+    assert summary["sanitized_fields"] == 80
+    assert summary["delta_s_median"] is not None
+    assert summary["latency_p95_ms"]["prod"] is not None
+    assert summary["latency_p95_ms"]["shadow"] is not None
+
+
+async def test_tail_prints_records_as_json_lines(it_settings: Settings, kafka_kwargs: dict[str, Any]) -> None:
+    envs = [envelope(i, tag="tail") for i in range(3)]
+    await produce(
+        kafka_kwargs, it_settings.topics.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs]
+    )
+    await produce(kafka_kwargs, it_settings.topics.requests_topic, [(None, b"\xffnot json")])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.cli.main",
+        "tail",
+        "requests",
+        "--from-beginning",
+        "--max",
+        "4",
+        "--idle-exit",
+        "20",
+        cwd=project_root(),
+        env={**os.environ, **settings_env(it_settings)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert len(lines) == 4
+    decoded = [line for line in lines if isinstance(line["value"], dict) and "req_hash" in line["value"]]
+    assert {line["key"] for line in decoded} == {e.req_hash for e in envs}
+    assert all(line["topic"] == it_settings.topics.requests_topic for line in lines)
+    assert any(line["value"] == {"_b64": "/25vdCBqc29u"} for line in lines)
