@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import RequestEnvelope
@@ -28,7 +28,7 @@ from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output
-from workers.kafka.dlq import send_dead_letter
+from workers.kafka.consumer_support import RebalanceHooks, commit_done, dead_letter_until_sent
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
 
@@ -44,17 +44,6 @@ class CompareStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Comparator) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._worker.on_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self._worker.assigned.set()
 
 
 def _now_ms() -> int:
@@ -91,7 +80,10 @@ class Comparator:
         )
         await self._producer.start()
         try:
-            self._consumer.subscribe([t.requests_topic, t.shadow_results_topic], listener=_Rebalance(self))
+            self._consumer.subscribe(
+                [t.requests_topic, t.shadow_results_topic],
+                listener=RebalanceHooks(self.on_revoked, self.on_assigned),
+            )
             await self._consumer.start()
             try:
                 last_commit = time.monotonic()
@@ -179,36 +171,22 @@ class Comparator:
 
     async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
         assert self._producer is not None
-        while True:
-            try:
-                await send_dead_letter(
-                    self._producer,
-                    self.settings.topics.dlq_topic,
-                    record,
-                    reason=reason,
-                    detail=detail,
-                    worker=self.c.group_id,
-                )
-                self.stats.dead_lettered += 1
-                return
-            except Exception as exc:
-                log.warning("DLQ produce failed: %s; retrying", exc)
-                await asyncio.sleep(1.0)
+        await dead_letter_until_sent(
+            self._producer,
+            self.settings.topics.dlq_topic,
+            record,
+            reason=reason,
+            detail=detail,
+            worker=self.c.group_id,
+        )
+        self.stats.dead_lettered += 1
 
     async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        offsets = self.tracker.committable(only)
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except Exception as exc:
-            log.warning("commit failed (will retry): %s", exc)
-            return
-        self.tracker.mark_committed(offsets)
-        self.stats.commits += 1
+        if await commit_done(self._consumer, self.tracker, only):
+            self.stats.commits += 1
+
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.assigned.set()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._commit(revoked)

@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import RequestEnvelope
-from workers.kafka.dlq import send_dead_letter
+from workers.kafka.consumer_support import RebalanceHooks, commit_done, dead_letter_until_sent
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
 from workers.shadow.candidates import Candidate
@@ -46,17 +46,6 @@ class ShadowStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: ShadowWorker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._worker.on_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self._worker.on_assigned()
 
 
 class ShadowWorker:
@@ -98,7 +87,9 @@ class ShadowWorker:
         )
         await self._producer.start()
         try:
-            self._consumer.subscribe([topics.requests_topic], listener=_Rebalance(self))
+            self._consumer.subscribe(
+                [topics.requests_topic], listener=RebalanceHooks(self.on_revoked, self.on_assigned)
+            )
             await self._consumer.start()
             try:
                 await self._loop()
@@ -192,37 +183,19 @@ class ShadowWorker:
 
     async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
         assert self._producer is not None
-        while True:
-            try:
-                await send_dead_letter(
-                    self._producer,
-                    self.settings.topics.dlq_topic,
-                    record,
-                    reason=reason,
-                    detail=detail,
-                    worker=self.group_id,
-                )
-                self.stats.dead_lettered += 1
-                return
-            except Exception as exc:
-                log.warning("DLQ produce failed: %s; retrying", exc)
-                await asyncio.sleep(1.0)
+        await dead_letter_until_sent(
+            self._producer,
+            self.settings.topics.dlq_topic,
+            record,
+            reason=reason,
+            detail=detail,
+            worker=self.group_id,
+        )
+        self.stats.dead_lettered += 1
 
-    # ------------------------------------------------------------------ offsets and rebalance
     async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        offsets = self.tracker.committable(only)
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except Exception as exc:
-            log.warning("commit failed (will retry): %s", exc)
-            return
-        self.tracker.mark_committed(offsets)
-        self.stats.commits += 1
+        if await commit_done(self._consumer, self.tracker, only):
+            self.stats.commits += 1
 
     async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
         if not tasks:
@@ -240,7 +213,7 @@ class ShadowWorker:
         await self._commit(gone)
         self.tracker.forget(gone)
 
-    def on_assigned(self) -> None:
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
         topic = self.settings.topics.requests_topic
