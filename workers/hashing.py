@@ -38,3 +38,12 @@ def req_hash(req_id: str, canonical_payload: bytes) -> str:
 def pair_id(req_hash_: str, candidate: str) -> str:
     """Deterministic id of a (request, candidate) comparison, so consumers can dedupe."""
     return hashlib.blake2b(f"{req_hash_}\x00{candidate}".encode(), digest_size=12).hexdigest()
+
+
+def partition_for(req_hash_: str, partitions: int) -> int:
+    """The requests partition of a mirrored request: its ``req_hash`` prefix modulo the count.
+
+    Shadow workers write each result to the partition its request came from, so requests and
+    shadow-results stay co-partitioned whatever partitioner another producer uses.
+    """
+    return int(req_hash_[:8], 16) % partitions

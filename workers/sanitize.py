@@ -51,12 +51,14 @@ _KEY_PATTERNS = (
     r"\bAIza[0-9A-Za-z\-_]{35}",
     r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
 )
-_MASK_RE = re.compile(
-    r"(?P<key>" + "|".join(_KEY_PATTERNS) + r")"
-    r"|(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
-    r"|(?P<num>(?<![\w.])\+?\(?\d[\d\s().\-]{6,}\d(?!\w|\.\d))"
+_KEY_RE = re.compile("|".join(_KEY_PATTERNS))
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_EMAIL_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
-_QUICK = re.compile(r"[@\d]|sk-|AKIA|gh[pousr]_|xox|AIza|eyJ|(?i:bearer)")
+_NUM_RE = re.compile(r"(?<![\w.+(])\+?\(?\d[\d\s().\-]{6,}\d(?![\w:]|\.\d)")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?!\d)")
+_DIGITS7 = re.compile(r"\d[\d\s().\-]{6,}\d")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -75,11 +77,62 @@ def _norm_key(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
+class _KeyMemo(dict[str, bool]):
+    """key -> "is a secret-bearing key", memoised (payload keys repeat endlessly)."""
+
+    def __init__(self, drop: frozenset[str]) -> None:
+        super().__init__()
+        self._drop = drop
+
+    def __missing__(self, key: str) -> bool:
+        hit = _norm_key(key) in self._drop
+        if len(self) < 4096:
+            self[key] = hit
+        return hit
+
+
+# inside a run of several numbers: card-shaped groups first (kept unless Luhn-valid), then phones
+_SPLIT_RUN = re.compile(
+    r"(?P<card>\d{4}(?:[ \-]?\d{4}){2}[ \-]?\d{1,7}(?!\d))"
+    r"|(?P<nanp>(?:\+?1[ .\-]?)?\(?\d{3}\)?[ .\-]?\d{3}[ .\-]?\d{4}(?!\d))"
+    r"|(?P<intl>\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,5}(?!\d))"
+)
+
+
+def _mask_number(raw: str, counter: list[int]) -> str:
+    """Classify one run of digits and separators: card, phone, a date (kept), or several numbers."""
+    date = _DATE.match(raw)
+    if date:  # an ISO date, perhaps followed by a time or by another number: keep the date only
+        rest = raw[date.end() :]
+        return raw[: date.end()] + _NUM_RE.sub(lambda m: _mask_number(m.group(0), counter), rest)
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+        counter[0] += 1
+        return "<card>"
+    if 9 <= len(digits) <= 15:
+        counter[0] += 1
+        return "<phone>"
+    if len(digits) > 15:  # several numbers run together: look for cards and phones inside
+
+        def piece(m: re.Match[str]) -> str:
+            if m.group("card") is not None:
+                if not _luhn_ok("".join(ch for ch in m.group(0) if ch.isdigit())):
+                    return m.group(0)
+                counter[0] += 1
+                return "<card>"
+            counter[0] += 1
+            return "<phone>"
+
+        return _SPLIT_RUN.sub(piece, raw)
+    return raw
+
+
 class Sanitizer:
     """Recursively drops secret fields and masks PII; counts what it touched."""
 
     def __init__(self, drop_fields: Iterable[str] = ()) -> None:
         self._drop = DEFAULT_DROP_KEYS | {_norm_key(f) for f in drop_fields}
+        self._is_secret_key = _KeyMemo(self._drop)
 
     def clean(self, value: Any) -> tuple[Any, int]:
         """Return ``(sanitized copy, number of values dropped or masked)``."""
@@ -96,7 +149,7 @@ class Sanitizer:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if isinstance(key, str) and _norm_key(key) in self._drop:
+                if isinstance(key, str) and self._is_secret_key[key]:
                     counter[0] += 1
                     continue
                 out[key] = self._walk(item, counter)
@@ -107,24 +160,25 @@ class Sanitizer:
 
     @staticmethod
     def _mask(text: str, counter: list[int]) -> str:
-        if len(text) < 6 or _QUICK.search(text) is None:
+        """Mask in three passes, each skipped unless a cheap substring check says it can match
+        (every key pattern contains one of the hints tested first; most prose contains none)."""
+        if len(text) < 6:
             return text
-
-        def repl(match: re.Match[str]) -> str:
-            if match.group("key") is not None:
-                counter[0] += 1
-                return "<secret>"
-            if match.group("email") is not None:
-                counter[0] += 1
-                return "<email>"
-            raw = match.group("num")
-            digits = "".join(ch for ch in raw if ch.isdigit())
-            if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-                counter[0] += 1
-                return "<card>"
-            if 9 <= len(digits) <= 15:
-                counter[0] += 1
-                return "<phone>"
-            return raw
-
-        return _MASK_RE.sub(repl, text)
+        if (
+            "_" in text
+            or "sk-" in text
+            or "AKIA" in text
+            or "AIza" in text
+            or "xox" in text
+            or "eyJ" in text
+            or "earer" in text
+            or "EARER" in text
+        ):
+            text, n = _KEY_RE.subn("<secret>", text)
+            counter[0] += n
+        if "@" in text:
+            text, n = _EMAIL_RE.subn("<email>", text)
+            counter[0] += n
+        if len(text) - len(text.translate(_NO_DIGITS)) >= 9 and _DIGITS7.search(text) is not None:
+            text = _NUM_RE.sub(lambda m: _mask_number(m.group(0), counter), text)
+        return text

@@ -49,8 +49,13 @@ def pom(tmp_path: Path) -> Path:
 def decoy(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A sleeping process whose argv looks like our broker's (``kafka.Kafka <data>/server.properties``)."""
     data_dir = (tmp_path / "state" / "kafka" / "data").resolve()
-    code = "import time; time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", code, procs.KAFKA_MAIN, f"{data_dir}/server.properties"])
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, procs.KAFKA_MAIN, f"{data_dir}/server.properties"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # exec'd and running: /proc/<pid>/cmdline now shows the decoy's argv
     try:
         yield proc, data_dir
     finally:

@@ -1,6 +1,6 @@
 """The comparator: its own consumer group over requests + shadow-results, emitting comparisons.
 
-Both topics are co-partitioned by ``req_hash``, so the default range assignor hands partition *p*
+Both topics are co-partitioned by ``req_hash``, so the range assignor (set explicitly) hands partition *p*
 of each topic to the same member and every pair meets in one process. Per poll: decode (bad →
 DLQ), feed the :class:`JoinBuffer`, advance the watermark, expire, build comparisons (ΔS batched
 in a worker thread), produce them and wait for the acks, then mark the released records done.
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import RequestEnvelope
@@ -77,6 +78,9 @@ class Comparator:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=2000,
+            # co-partitioning needs partition p of both topics on the same member: range, not
+            # aiokafka's default round-robin
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await self._producer.start()
         try:

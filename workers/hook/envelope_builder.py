@@ -126,6 +126,19 @@ def tool_io_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[st
     return out
 
 
+def _check_items(messages: Any) -> None:
+    """Raise ``InvalidMessage`` unless messages and their tool calls are JSON objects."""
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        raise InvalidMessage("invalid_request", "messages must be a list of objects")
+    for msg in messages:
+        calls = msg.get("tool_calls")
+        if calls is not None and (
+            not isinstance(calls, list)
+            or not all(isinstance(c, Mapping) and isinstance(c.get("function", {}), Mapping) for c in calls)
+        ):
+            raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
+
+
 class EnvelopeBuilder:
     """Builds sanitized envelopes; one instance per hook, shared config, no I/O."""
 
@@ -137,11 +150,33 @@ class EnvelopeBuilder:
         self._salt_id = salt_id
         self._pins = dict(pins or {})
 
+    def _clean_calls(self, calls: Any) -> tuple[list[Any], int]:
+        """Sanitize tool calls whose ``function.arguments`` is a JSON string: parse, clean, re-encode,
+        so secret keys inside the arguments are dropped, not just masked as text."""
+        touched = 0
+        out = []
+        for call in calls or ():
+            fn = dict(call.get("function") or {})
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                parsed = _args_dict(args)
+                if "_raw" not in parsed:
+                    cleaned, n = self._sanitizer.clean(parsed)
+                    fn["arguments"] = orjson.dumps(cleaned).decode()
+                    touched += n
+            out.append({**call, "function": fn})
+        return out, touched
+
     def build(self, raw: RawMirror) -> RequestEnvelope:
         body = _as_obj(raw.request)
         if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
             raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
+        _check_items(body["messages"])
         clean_body, touched = self._sanitizer.clean(dict(body))
+        for msg in clean_body["messages"]:
+            if msg.get("tool_calls"):
+                msg["tool_calls"], n = self._clean_calls(msg["tool_calls"])
+                touched += n
         request = {k: clean_body[k] for k in _REQUEST_KEYS if k in clean_body}
         request["params"] = {k: v for k, v in clean_body.items() if k not in _REQUEST_KEYS}
 
@@ -159,11 +194,8 @@ class EnvelopeBuilder:
                 RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))
             )
 
-        prod = self._prod_outcome(raw)
-        if prod.answer:
-            answer, n = self._sanitizer.mask_text(prod.answer)
-            touched += n
-            prod = prod.model_copy(update={"answer": answer})
+        prod, n = self._prod_outcome(raw)
+        touched += n
         try:
             chat = ChatRequest.model_validate(request)
             return RequestEnvelope(
@@ -183,31 +215,47 @@ class EnvelopeBuilder:
         except ValidationError as exc:
             raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
 
-    @staticmethod
-    def _prod_outcome(raw: RawMirror) -> ProdOutcome:
+    def _prod_outcome(self, raw: RawMirror) -> tuple[ProdOutcome, int]:
+        """What prod answered, sanitized like the request (answer, tool calls, error text)."""
         resp = _as_obj(raw.response)
         answer: str | None = None
         calls: tuple[ToolCall, ...] = ()
         usage: TokenUsage | None = None
         model: str | None = None
         error: str | None = None
+        touched = 0
         if isinstance(resp, Mapping):
             choices = resp.get("choices") or []
+            if not isinstance(choices, list) or not all(isinstance(c, Mapping) for c in choices):
+                raise InvalidMessage("invalid_response", "choices must be a list of objects")
             message = (choices[0].get("message") or {}) if choices else {}
+            if not isinstance(message, Mapping):
+                raise InvalidMessage("invalid_response", "choices[0].message must be an object")
             content = message.get("content")
-            answer = content if isinstance(content, str) else None
+            if isinstance(content, str):
+                answer, touched = self._sanitizer.mask_text(content)
+            raw_calls = message.get("tool_calls") or []
+            if isinstance(raw_calls, list) and all(isinstance(c, Mapping) for c in raw_calls):
+                cleaned, n = self._clean_calls(raw_calls)
+                cleaned, m = self._sanitizer.clean(cleaned)
+                touched += n + m
+                try:
+                    calls = tuple(ToolCall.model_validate(tc) for tc in cleaned)
+                except ValidationError:
+                    calls = ()
             try:
-                calls = tuple(ToolCall.model_validate(tc) for tc in message.get("tool_calls") or ())
                 usage = TokenUsage.model_validate(resp["usage"]) if resp.get("usage") else None
             except ValidationError:
-                calls, usage = (), None
+                usage = None
             model = resp.get("model") if isinstance(resp.get("model"), str) else None
             err = resp.get("error")
             if err:
-                error = str(err.get("message") if isinstance(err, Mapping) else err)[:500]
+                text = str(err.get("message") if isinstance(err, Mapping) else err)[:500]
+                error, n = self._sanitizer.mask_text(text)
+                touched += n
         elif raw.status >= 400:
             error = f"HTTP {raw.status}"
-        return ProdOutcome(
+        outcome = ProdOutcome(
             answer=answer,
             status=raw.status,
             latency_ms=max(raw.latency_ms, 0.0),
@@ -216,3 +264,4 @@ class EnvelopeBuilder:
             usage=usage,
             error=error,
         )
+        return outcome, touched

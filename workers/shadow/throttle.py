@@ -60,6 +60,6 @@ class TokenBucket:
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     return
-                wait = (1.0 - self._tokens) / self._rate if self._rate > 0 else 0.1
+                wait = min((1.0 - self._tokens) / self._rate if self._rate > 0 else 0.1, 0.5)
                 self.waited_s += wait
-                await asyncio.sleep(min(wait, 0.5))
+                await asyncio.sleep(wait)

@@ -167,7 +167,9 @@ class ShadowWorker:
                 self.stats.tools_stubbed += 1
         while True:
             try:
-                await producer.send_and_wait(topics.shadow_results_topic, encode(result), key=record.key)
+                await producer.send_and_wait(
+                    topics.shadow_results_topic, encode(result), key=record.key, partition=record.partition
+                )
                 break
             except Exception as exc:  # retriable: keep the offset uncommitted and retry
                 self.stats.produce_failed += 1

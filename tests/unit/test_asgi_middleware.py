@@ -1,0 +1,250 @@
+"""workers/hook/asgi.py: ShadowMirrorMiddleware driven directly as an ASGI callable."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.codec import decode
+from schemas.envelope import RequestEnvelope
+from tests.unit.helpers_unit import FakeProducerFactory, wait_until
+from workers.hook.asgi import ShadowMirrorMiddleware
+from workers.hook.context import _CURRENT, RawToolCall, record_tool_call, set_pins
+from workers.hook.publisher import ShadowPublisher
+from workers.settings import HookSettings
+
+Message = MutableMapping[str, Any]
+PATH = "/v1/chat/completions"
+REQUEST = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "What is 2+2?"}]})
+RESPONSE_PARTS = [b'{"choices": [{"message": {"role": "assistant", ', b'"content": "4"}}]}']
+
+
+class RecordingPublisher(ShadowPublisher):
+    """A real publisher whose ``publish`` only records what the middleware handed it."""
+
+    def __init__(self) -> None:
+        super().__init__(HookSettings(), topic="t", producer_factory=FakeProducerFactory())
+        self.calls: list[dict[str, Any]] = []
+
+    def publish(self, **kwargs: Any) -> bool:
+        self.calls.append(kwargs)
+        return True
+
+
+@dataclass
+class Client:
+    """Fake ASGI server side: feeds the request body in chunks, collects what is sent back."""
+
+    body: bytes = REQUEST
+    chunk: int = 17
+    sent: list[Message] = field(default_factory=list)
+    received_calls: int = 0
+    on_send: list[int] = field(default_factory=list)
+    publisher: RecordingPublisher | None = None
+
+    async def receive(self) -> Message:
+        start = self.received_calls * self.chunk
+        self.received_calls += 1
+        piece = self.body[start : start + self.chunk]
+        more = start + self.chunk < len(self.body)
+        return {"type": "http.request", "body": piece, "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(dict(message))
+        if self.publisher is not None:
+            self.on_send.append(len(self.publisher.calls))
+
+
+@dataclass
+class Handler:
+    """The prod app: reads the whole body, optionally records tools, answers in chunks."""
+
+    status: int = 200
+    parts: list[bytes] = field(default_factory=lambda: list(RESPONSE_PARTS))
+    tools: list[RawToolCall] = field(default_factory=list)
+    pins: dict[str, str] = field(default_factory=dict)
+    got_body: bytes = b""
+    sent: list[Message] = field(default_factory=list)
+    calls: int = 0
+    seen_receive: Any = None
+    seen_send: Any = None
+    raise_after_start: bool = False
+
+    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        self.calls += 1
+        self.seen_receive, self.seen_send = receive, send
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        self.got_body = b"".join(chunks)
+        for call in self.tools:
+            record_tool_call(call.name, call.arguments, call.output, ok=call.ok)
+        if self.pins:
+            set_pins(self.pins)
+        start = {
+            "type": "http.response.start",
+            "status": self.status,
+            "headers": [(b"content-type", b"application/json"), (b"x-prod", b"1")],
+        }
+        self.sent.append(start)
+        await send(start)
+        if self.raise_after_start:
+            raise RuntimeError("handler failed")
+        for i, part in enumerate(self.parts):
+            msg = {"type": "http.response.body", "body": part, "more_body": i < len(self.parts) - 1}
+            self.sent.append(msg)
+            await send(msg)
+
+
+def http_scope(
+    method: str = "POST", path: str = PATH, headers: list[tuple[bytes, bytes]] | None = None
+) -> Message:
+    return {"type": "http", "method": method, "path": path, "headers": headers or []}
+
+
+def mw(handler: Handler, publisher: ShadowPublisher, **kwargs: Any) -> ShadowMirrorMiddleware:
+    return ShadowMirrorMiddleware(handler, publisher, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        http_scope(method="GET"),
+        http_scope(method="PUT"),
+        http_scope(path="/v1/embeddings"),
+        http_scope(path="/v1/chat/completions/"),
+        {"type": "lifespan"},
+        {"type": "websocket", "path": PATH},
+    ],
+    ids=["get", "put", "other-path", "trailing-slash", "lifespan", "websocket"],
+)
+async def test_other_requests_pass_through_untouched(scope: Message) -> None:
+    handler, pub, client = Handler(), RecordingPublisher(), Client()
+    await mw(handler, pub)(scope, client.receive, client.send)
+    assert handler.calls == 1
+    assert handler.seen_receive == client.receive  # the very same callables, not wrappers
+    assert handler.seen_send == client.send
+    assert pub.calls == []
+
+
+async def test_response_reaches_the_client_unchanged_and_is_mirrored_after_the_last_byte() -> None:
+    pub = RecordingPublisher()
+    handler = Handler(status=201)
+    client = Client(publisher=pub)
+    headers = [(b"x-request-id", b"rid-123"), (b"x-tenant-id", b"acme"), (b"traceparent", b"00-t-s-01")]
+    await mw(handler, pub)(http_scope(headers=headers), client.receive, client.send)
+
+    assert client.sent == handler.sent  # status, headers and every body chunk, byte for byte
+    assert client.sent[0]["status"] == 201
+    assert b"".join(m.get("body", b"") for m in client.sent) == b"".join(RESPONSE_PARTS)
+    assert handler.got_body == REQUEST
+    assert client.on_send == [0, 0, 0]  # nothing published before the last chunk went out
+
+    assert len(pub.calls) == 1
+    call = pub.calls[0]
+    assert call["req_id"] == "rid-123"
+    assert call["tenant"] == "acme"
+    assert call["trace_id"] == "00-t-s-01"
+    assert call["endpoint"] == PATH
+    assert call["request"] == REQUEST
+    assert call["response"] == b"".join(RESPONSE_PARTS)
+    assert call["status"] == 201
+    assert call["latency_ms"] >= 0.0
+    assert list(call["tool_calls"]) == []
+
+
+async def test_request_id_is_generated_when_the_header_is_missing_or_empty() -> None:
+    for headers in ([], [(b"x-request-id", b"")]):
+        pub, client = RecordingPublisher(), Client()
+        await mw(Handler(), pub)(http_scope(headers=headers), client.receive, client.send)
+        rid = pub.calls[0]["req_id"]
+        assert str(uuid.UUID(rid)) == rid
+        assert pub.calls[0]["tenant"] == "default"
+        assert pub.calls[0]["trace_id"] is None
+
+
+async def test_request_id_header_is_configurable() -> None:
+    pub, client = RecordingPublisher(), Client()
+    headers = [(b"x-request-id", b"not-this"), (b"x-correlation-id", b"this-one")]
+    await mw(Handler(), pub, request_id_header="X-Correlation-ID")(
+        http_scope(headers=headers), client.receive, client.send
+    )
+    assert pub.calls[0]["req_id"] == "this-one"
+
+
+async def test_configured_paths_are_mirrored() -> None:
+    pub, client = RecordingPublisher(), Client()
+    await mw(Handler(), pub, paths=("/chat",))(http_scope(path="/chat"), client.receive, client.send)
+    assert [c["endpoint"] for c in pub.calls] == ["/chat"]
+
+
+async def test_tool_calls_and_pins_recorded_in_the_handler_reach_publish() -> None:
+    tools = [RawToolCall("lookup", {"q": "x"}, {"hits": 1}), RawToolCall("save", '{"a":1}', "ok", ok=False)]
+    handler = Handler(tools=tools, pins={"model_rev": "r7"})
+    pub, client = RecordingPublisher(), Client()
+    await mw(handler, pub)(http_scope(), client.receive, client.send)
+    assert list(pub.calls[0]["tool_calls"]) == tools
+    assert pub.calls[0]["pins"] == {"model_rev": "r7"}
+    # the recording context is closed afterwards: outside a mirrored request it is a no-op
+    assert _CURRENT.get() is None
+    record_tool_call("stray", {}, "x")
+    assert list(pub.calls[0]["tool_calls"]) == tools
+
+
+async def test_oversized_request_body_is_not_mirrored_but_counted() -> None:
+    big = orjson.dumps({"messages": [{"role": "user", "content": "x" * 3000}]})
+    handler, pub, client = Handler(), RecordingPublisher(), Client(body=big, chunk=500)
+    await mw(handler, pub, max_body_bytes=1024)(http_scope(), client.receive, client.send)
+    assert handler.got_body == big  # the handler still sees the whole body
+    assert client.sent == handler.sent  # and the client the whole response
+    assert pub.calls == []
+    assert pub.stats.dropped_too_large == 1
+
+
+async def test_oversized_response_is_not_mirrored_but_counted() -> None:
+    parts = [b"a" * 800, b"b" * 800, b"c" * 10]
+    handler, pub, client = Handler(parts=parts), RecordingPublisher(), Client()
+    await mw(handler, pub, max_body_bytes=1024)(http_scope(), client.receive, client.send)
+    assert [m.get("body") for m in client.sent[1:]] == parts
+    assert pub.calls == []
+    assert pub.stats.dropped_too_large == 1
+
+
+async def test_handler_error_propagates_and_nothing_is_mirrored() -> None:
+    handler, pub, client = Handler(raise_after_start=True), RecordingPublisher(), Client()
+    with pytest.raises(RuntimeError, match="handler failed"):
+        await mw(handler, pub)(http_scope(), client.receive, client.send)
+    assert pub.calls == []
+    assert _CURRENT.get() is None
+
+
+async def test_end_to_end_with_a_real_publisher_and_fake_producer() -> None:
+    factory = FakeProducerFactory()
+    pub = ShadowPublisher(HookSettings(linger_ms=0), topic="shadowlane.requests", producer_factory=factory)
+    await pub.start()
+    try:
+        handler = Handler(tools=[RawToolCall("lookup", {"q": "2+2"}, {"answer": 4})])
+        client = Client()
+        await mw(handler, pub)(http_scope(headers=[(b"x-request-id", b"e2e-1")]), client.receive, client.send)
+        assert client.sent == handler.sent
+        assert await wait_until(lambda: pub.stats.published == 1)
+    finally:
+        await pub.stop(drain_timeout_s=2.0)
+    sent = factory.sink[0]
+    env = decode(sent.value, RequestEnvelope)
+    assert sent.key == env.req_hash.encode()
+    assert env.req_id == "e2e-1"
+    assert env.prod.answer == "4"
+    assert [(t.name, t.arguments, t.output) for t in env.tool_io] == [
+        ("lookup", {"q": "2+2"}, '{"answer":4}')
+    ]

@@ -1,0 +1,372 @@
+"""workers/hook/envelope_builder.py: raw captures become valid, sanitized RequestEnvelopes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.codec import decode, encode
+from schemas.envelope import RequestEnvelope
+from workers.errors import InvalidMessage
+from workers.hashing import canonical_json, req_hash
+from workers.hook.context import RawToolCall
+from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
+from workers.sanitize import Sanitizer
+
+TOOLS = [
+    {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},
+    {"type": "function", "function": {"name": "save_progress", "parameters": {"type": "object"}}},
+]
+
+
+def builder(drop_fields: Sequence[str] = ()) -> EnvelopeBuilder:
+    return EnvelopeBuilder(Sanitizer(drop_fields), ratio=0.25, salt_id="salt-1", pins={"model_rev": "a"})
+
+
+def raw(
+    request: bytes | Mapping[str, Any],
+    response: bytes | Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    tool_calls: Sequence[RawToolCall] = (),
+    pins: Mapping[str, str] | None = None,
+    req_id: str = "req-1",
+) -> RawMirror:
+    return RawMirror(
+        req_id=req_id,
+        endpoint="/v1/chat/completions",
+        request=request,
+        response=response,
+        status=status,
+        latency_ms=42.5,
+        ts_ms=1_700_000_000_000,
+        bucket=0.125,
+        tenant="acme",
+        trace_id="00-abc-def-01",
+        tool_calls=tool_calls,
+        pins=pins or {},
+    )
+
+
+def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": "chatcmpl-1",
+        "model": "prod-model-2025",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
+    }
+
+
+REQUEST: dict[str, Any] = {
+    "model": "prod-model",
+    "messages": [
+        {"role": "system", "content": "You are a tutor."},
+        {"role": "user", "content": "Is 'I goed' right?"},
+    ],
+    "tools": TOOLS,
+    "temperature": 0.2,
+    "max_tokens": 64,
+}
+
+
+def test_builds_a_valid_envelope_from_json_bytes() -> None:
+    env = builder().build(
+        raw(orjson.dumps(REQUEST), orjson.dumps(completion("No: 'I went'.")), pins={"prompt_ver": "7"})
+    )
+    assert isinstance(env, RequestEnvelope)
+    assert decode(encode(env), RequestEnvelope) == env  # passes the wire contract
+    assert env.req_id == "req-1"
+    assert env.endpoint == "/v1/chat/completions"
+    assert env.tenant == "acme"
+    assert env.trace_id == "00-abc-def-01"
+    assert env.ts_ms == 1_700_000_000_000
+    assert env.request.model == "prod-model"
+    assert [m.role for m in env.request.messages] == ["system", "user"]
+    assert [t.function.name for t in env.request.tools] == ["lookup", "save_progress"]
+    assert env.request.params == {"temperature": 0.2, "max_tokens": 64}
+    assert env.prod.answer == "No: 'I went'."
+    assert env.prod.status == 200
+    assert env.prod.latency_ms == 42.5
+    assert env.prod.model == "prod-model-2025"
+    assert env.prod.usage is not None
+    assert env.prod.usage.total_tokens == 16
+    assert env.prod.error is None
+    assert env.pins == {"model_rev": "a", "prompt_ver": "7"}
+    assert (env.sampling.ratio, env.sampling.bucket, env.sampling.salt_id) == (0.25, 0.125, "salt-1")
+    assert env.sanitized_fields == 0
+    assert env.tool_io == ()
+
+
+def test_req_hash_is_derived_from_id_and_canonical_request() -> None:
+    env = builder().build(raw(orjson.dumps(REQUEST)))
+    reordered = dict(reversed(list(REQUEST.items())))
+    env2 = builder().build(raw(reordered))  # a mapping in another key order
+    assert env.req_hash == env2.req_hash
+    payload = {
+        "model": REQUEST["model"],
+        "messages": REQUEST["messages"],
+        "tools": REQUEST["tools"],
+        "params": {"temperature": 0.2, "max_tokens": 64},
+    }
+    assert env.req_hash == req_hash("req-1", canonical_json(payload))
+    assert builder().build(raw(orjson.dumps(REQUEST), req_id="req-2")).req_hash != env.req_hash
+
+
+def _sse(chunks: list[dict[str, Any]]) -> bytes:
+    lines = [b"data: " + orjson.dumps(c) for c in chunks] + [b"data: [DONE]"]
+    return b"\n\n".join(lines) + b"\n\n"
+
+
+def test_streamed_content_deltas_are_reassembled() -> None:
+    chunks: list[dict[str, Any]] = [
+        {"model": "prod-stream", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {"model": "prod-stream", "choices": [{"index": 0, "delta": {"content": "No: "}}]},
+        {"model": "prod-stream", "choices": [{"index": 0, "delta": {"content": "'I went'."}}]},
+        {
+            "model": "prod-stream",
+            "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+        },
+    ]
+    request = {**REQUEST, "stream": True, "stream_options": {"include_usage": True}}
+    env = builder().build(raw(orjson.dumps(request), _sse(chunks)))
+    assert env.prod.answer == "No: 'I went'."
+    assert env.prod.model == "prod-stream"
+    assert env.prod.usage is not None
+    assert env.prod.usage.total_tokens == 13
+    assert env.request.params["stream"] is True
+
+
+def test_streamed_tool_call_deltas_are_reassembled() -> None:
+    chunks: list[dict[str, Any]] = [
+        {
+            "choices": [
+                {
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "id": "call_a", "function": {"name": "look", "arguments": ""}},
+                        ]
+                    }
+                }
+            ]
+        },
+        {
+            "choices": [
+                {"delta": {"tool_calls": [{"index": 0, "function": {"name": "up", "arguments": '{"ve'}}]}}
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 1,
+                                "id": "call_b",
+                                "function": {"name": "save_progress", "arguments": "{}"},
+                            },
+                            {"index": 0, "function": {"arguments": 'rb":"go"}'}},
+                        ]
+                    }
+                }
+            ]
+        },
+    ]
+    env = builder().build(raw(orjson.dumps(REQUEST), _sse(chunks)))
+    assert env.prod.answer is None
+    calls = [(c.id, c.function.name, c.function.arguments) for c in env.prod.tool_calls]
+    assert calls == [("call_a", "lookup", '{"verb":"go"}'), ("call_b", "save_progress", "{}")]
+
+
+def test_tool_io_is_paired_from_assistant_tool_calls_and_tool_messages() -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "check 'goed'"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"verb":"go"}'},
+                },
+                {"id": "c2", "type": "function", "function": {"name": "save_progress", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c2", "content": '{"saved":true}'},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"past":"went"}'},
+        {"role": "tool", "tool_call_id": "nobody", "content": "orphan"},
+    ]
+    env = builder().build(raw({**REQUEST, "messages": messages}))
+    got = [(t.name, t.arguments, t.output, t.ok) for t in env.tool_io]
+    assert got == [
+        ("save_progress", {}, '{"saved":true}', True),
+        ("lookup", {"verb": "go"}, '{"past":"went"}', True),
+    ]
+    assert tool_io_from_messages(messages)[1] == {
+        "name": "lookup",
+        "arguments": '{"verb":"go"}',
+        "output": '{"past":"went"}',
+    }
+
+
+def test_tool_io_from_recorded_raw_tool_calls() -> None:
+    recorded = [
+        RawToolCall("lookup", {"verb": "go"}, {"past": "went"}),
+        RawToolCall("lookup", '{"verb": "be"}', "was"),
+        RawToolCall("save_progress", "not json", None, ok=False),
+        RawToolCall("count", "[1, 2]", 3),
+    ]
+    env = builder().build(raw(orjson.dumps(REQUEST), tool_calls=recorded))
+    got = [(t.name, t.arguments, t.output, t.ok) for t in env.tool_io]
+    assert got == [
+        ("lookup", {"verb": "go"}, '{"past":"went"}', True),
+        ("lookup", {"verb": "be"}, "was", True),
+        ("save_progress", {"_raw": "not json"}, "null", False),
+        ("count", {"_value": [1, 2]}, "3", True),
+    ]
+
+
+SECRETS = [
+    b"sk-live-abcdefghijklmnopqrstuvwxyz",
+    b"hunter2-top-secret",
+    b"cookie-value-xyz",
+    b"alice@example.com",
+    b"415-555-0132",
+    b"4111 1111 1111 1111",
+    b"AKIAIOSFODNN7EXAMPLE",
+    b"internal-only-note",
+    b"tool-api-key-999",
+    b"bob@example.org",
+]
+
+
+def test_secrets_in_the_body_never_reach_the_encoded_envelope() -> None:
+    request = {
+        "model": "prod-model",
+        "api_key": "sk-live-abcdefghijklmnopqrstuvwxyz",
+        "user": "alice@example.com",
+        "metadata": {
+            "password": "hunter2-top-secret",
+            "Cookie": "cookie-value-xyz",
+            "note": "internal-only-note",
+        },
+        "messages": [
+            {"role": "system", "content": "Key sk-live-abcdefghijklmnopqrstuvwxyz must stay private."},
+            {
+                "role": "user",
+                "content": "I am alice@example.com, call 415-555-0132, card 4111 1111 1111 1111",
+            },
+            {"role": "user", "content": [{"type": "text", "text": "aws AKIAIOSFODNN7EXAMPLE"}]},
+        ],
+        "tools": TOOLS,
+    }
+    recorded = [
+        RawToolCall("lookup", {"api_key": "tool-api-key-999", "q": "x"}, {"owner": "bob@example.org"}),
+    ]
+    response = completion("Noted, alice@example.com; your key sk-live-abcdefghijklmnopqrstuvwxyz is safe")
+    env = builder(drop_fields=["note"]).build(
+        raw(orjson.dumps(request), orjson.dumps(response), tool_calls=recorded)
+    )
+    data = encode(env)
+    leaked = [s for s in SECRETS if s in data]
+    assert leaked == []
+    assert env.sanitized_fields >= 10
+    assert env.tool_io[0].arguments == {"q": "x"}
+    assert env.prod.answer == "Noted, <email>; your key <secret> is safe"
+
+
+def test_secret_keys_inside_json_string_tool_arguments_of_messages_are_dropped() -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "log me in"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {
+                        "name": "login",
+                        "arguments": '{"user":"bob","password":"hunter2-top-secret"}',
+                    },
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    ]
+    env = builder().build(raw({**REQUEST, "messages": messages}))
+    assert env.tool_io[0].arguments == {"user": "bob"}  # the paired copy is clean...
+    assert b"hunter2-top-secret" not in encode(env)  # ...but the message copy is not
+
+
+def test_prod_response_tool_calls_are_sanitized() -> None:
+    call = {
+        "id": "c9",
+        "type": "function",
+        "function": {
+            "name": "send_mail",
+            "arguments": '{"to":"bob@example.org","password":"hunter2-top-secret"}',
+        },
+    }
+    env = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(completion(None, [call]))))
+    assert len(env.prod.tool_calls) == 1
+    data = encode(env)
+    assert b"bob@example.org" not in data
+    assert b"hunter2-top-secret" not in data
+
+
+def test_prod_error_message_is_masked() -> None:
+    response = {
+        "error": {"message": "invalid api key sk-live-abcdefghijklmnopqrstuvwxyz for alice@example.com"}
+    }
+    env = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(response), status=401))
+    assert env.prod.error is not None
+    data = encode(env)
+    assert b"sk-live-abcdefghijklmnopqrstuvwxyz" not in data
+    assert b"alice@example.com" not in data
+
+
+def test_prod_error_status_without_json_body() -> None:
+    env = builder().build(raw(orjson.dumps(REQUEST), b"upstream exploded", status=502))
+    assert env.prod.status == 502
+    assert env.prod.error == "HTTP 502"
+    assert env.prod.answer is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2, 3]",
+        b'"just a string"',
+        b"not json at all",
+        b"",
+        b'{"model": "m"}',
+        b'{"model": "m", "messages": "hi"}',
+        b'{"messages": [{"role": "robot", "content": "x"}]}',
+    ],
+)
+def test_invalid_bodies_raise_invalid_message(body: bytes) -> None:
+    with pytest.raises(InvalidMessage) as exc:
+        builder().build(raw(body))
+    assert exc.value.reason == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("body", "response"),
+    [
+        (b'{"messages": [1]}', None),
+        (b'{"messages": ["hi"]}', None),
+        (b'{"messages": [{"role": "assistant", "tool_calls": ["x"]}]}', None),
+        (orjson.dumps(REQUEST), b'{"choices": [1]}'),
+    ],
+)
+def test_malformed_items_raise_invalid_message(body: bytes, response: bytes | None) -> None:
+    with pytest.raises(InvalidMessage):
+        builder().build(raw(body, response))

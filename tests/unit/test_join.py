@@ -1,0 +1,239 @@
+"""workers/compare/join.py: requests and shadow results meet by req_hash; every record leaves once."""
+
+from __future__ import annotations
+
+from tests.unit.helpers_unit import make_envelope, make_result
+from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
+
+REQ_TOPIC = "shadowlane.requests"
+RES_TOPIC = "shadowlane.shadow-results"
+WINDOW = 1_000
+
+
+def req_ref(offset: int, partition: int = 0) -> RecordRef:
+    return (REQ_TOPIC, partition, offset)
+
+
+def res_ref(offset: int, partition: int = 0) -> RecordRef:
+    return (RES_TOPIC, partition, offset)
+
+
+def released(outputs: list[Output]) -> list[RecordRef]:
+    return [ref for out in outputs for ref in out.release]
+
+
+def test_request_then_result_joins_and_releases_both() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    outs, done = buf.add_request(env, req_ref(0), 100)
+    assert (outs, done) == ([], False)
+    assert buf.pending == 1
+
+    outs, done = buf.add_result(make_result(env, "a"), res_ref(7), 150)
+    assert done is False
+    assert len(outs) == 1
+    joined = outs[0]
+    assert isinstance(joined, Joined)
+    assert joined.envelope == env
+    assert joined.result.candidate == "a"
+    assert joined.release == [req_ref(0), res_ref(7)]
+    assert buf.pending == 0
+    assert buf.stats.joined == 1
+    assert buf.stats.requests == 1
+    assert buf.stats.results == 1
+
+
+def test_result_then_request_joins() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    outs, done = buf.add_result(make_result(env, "a"), res_ref(3), 100)
+    assert (outs, done) == ([], False)
+    assert buf.pending == 1
+
+    outs, done = buf.add_request(env, req_ref(9), 120)
+    assert done is False
+    assert len(outs) == 1
+    assert isinstance(outs[0], Joined)
+    assert outs[0].release == [req_ref(9), res_ref(3)]
+    assert buf.pending == 0
+    # nothing is left to expire later
+    assert buf.expire(10**12) == []
+
+
+def test_multi_candidate_request_is_released_only_when_all_candidates_joined() -> None:
+    buf = JoinBuffer(["a", "b", "c"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(0), 100)
+
+    out_a, _ = buf.add_result(make_result(env, "a"), res_ref(1), 110)
+    out_c, _ = buf.add_result(make_result(env, "c"), res_ref(2), 120)
+    assert [type(o) for o in out_a + out_c] == [Joined, Joined]
+    assert released(out_a + out_c) == []  # "b" still outstanding
+    assert buf.pending == 1
+
+    out_b, _ = buf.add_result(make_result(env, "b"), res_ref(3), 130)
+    assert len(out_b) == 1
+    assert sorted(out_b[0].release) == sorted([req_ref(0), res_ref(1), res_ref(2), res_ref(3)])
+    assert buf.pending == 0
+    assert buf.stats.joined == 3
+
+
+def test_multi_candidate_early_results_join_when_the_request_arrives() -> None:
+    buf = JoinBuffer(["a", "b"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_result(make_result(env, "a"), res_ref(1), 100)
+    buf.add_result(make_result(env, "b"), res_ref(2), 100)
+    outs, done = buf.add_request(env, req_ref(0), 110)
+    assert done is False
+    assert sorted(o.result.candidate for o in outs if isinstance(o, Joined)) == ["a", "b"]
+    assert sorted(released(outs)) == sorted([req_ref(0), res_ref(1), res_ref(2)])
+    assert buf.pending == 0
+
+
+def test_partially_joined_request_is_released_with_shadow_timeout_for_the_rest() -> None:
+    buf = JoinBuffer(["a", "b", "c"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(0), 100)
+    buf.add_result(make_result(env, "b"), res_ref(5), 200)
+
+    assert buf.expire(100 + WINDOW) == []  # deadline is not *before* the watermark yet
+    outs = buf.expire(100 + WINDOW + 1)
+    assert all(isinstance(o, Expired) for o in outs)
+    expired = [o for o in outs if isinstance(o, Expired)]
+    assert [(o.outcome, o.candidate) for o in expired] == [("shadow_timeout", "a"), ("shadow_timeout", "c")]
+    assert all(o.envelope == env and o.result is None and o.req_hash == env.req_hash for o in expired)
+    # released exactly once, on the last output, together with the joined result record
+    assert expired[0].release == []
+    assert sorted(expired[1].release) == sorted([req_ref(0), res_ref(5)])
+    assert buf.pending == 0
+    assert buf.stats.shadow_timeouts == 2
+
+
+def test_request_without_any_result_expires_as_shadow_timeout() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(4), 500)
+    outs = buf.expire(500 + WINDOW + 1)
+    assert len(outs) == 1
+    out = outs[0]
+    assert isinstance(out, Expired)
+    assert (out.outcome, out.candidate, out.release) == ("shadow_timeout", "a", [req_ref(4)])
+    # a late result for it is a duplicate, released at once
+    late, done = buf.add_result(make_result(env, "a"), res_ref(1), 5_000)
+    assert (late, done) == ([], True)
+    assert buf.stats.duplicate_results == 1
+
+
+def test_orphan_result_expires_as_request_missing() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("orphan")
+    res = make_result(env, "a")
+    buf.add_result(res, res_ref(2), 100)
+    assert buf.expire(100 + WINDOW) == []
+    outs = buf.expire(100 + WINDOW + 1)
+    assert len(outs) == 1
+    out = outs[0]
+    assert isinstance(out, Expired)
+    assert out.outcome == "request_missing"
+    assert out.candidate == "a"
+    assert out.envelope is None
+    assert out.result == res
+    assert out.release == [res_ref(2)]
+    assert buf.stats.requests_missing == 1
+    assert buf.pending == 0
+
+
+def test_expire_uses_each_entrys_own_deadline() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    old, new = make_envelope("old"), make_envelope("new")
+    buf.add_request(old, req_ref(0), 100)
+    buf.add_request(new, req_ref(1), 900)
+    outs = buf.expire(100 + WINDOW + 1)
+    assert [o.req_hash for o in outs if isinstance(o, Expired)] == [old.req_hash]
+    assert buf.pending == 1
+
+
+def test_duplicate_request_is_counted_and_released_immediately() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(0), 100)
+    outs, done = buf.add_request(env, req_ref(1), 101)  # redelivery while waiting
+    assert (outs, done) == ([], True)
+    assert buf.stats.duplicate_requests == 1
+
+    buf.add_result(make_result(env, "a"), res_ref(0), 102)
+    outs, done = buf.add_request(env, req_ref(2), 103)  # redelivery after it completed
+    assert (outs, done) == ([], True)
+    assert buf.stats.duplicate_requests == 2
+    assert buf.pending == 0
+
+
+def test_duplicate_results_are_counted_and_released_immediately() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_result(make_result(env, "a"), res_ref(0), 100)
+    outs, done = buf.add_result(make_result(env, "a"), res_ref(1), 101)  # waiting already
+    assert (outs, done) == ([], True)
+
+    joined, _ = buf.add_request(env, req_ref(0), 102)
+    assert joined[0].release == [req_ref(0), res_ref(0)]  # the first copy, not the duplicate
+    outs, done = buf.add_result(make_result(env, "a"), res_ref(2), 103)  # after the join
+    assert (outs, done) == ([], True)
+    assert buf.stats.duplicate_results == 2
+    assert buf.stats.joined == 1
+
+
+def test_results_of_unexpected_candidates_are_ignored() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(0), 100)
+    outs, done = buf.add_result(make_result(env, "stranger"), res_ref(0), 101)
+    assert (outs, done) == ([], True)
+    assert buf.stats.ignored_candidates == 1
+    assert buf.pending == 1  # the request still waits for "a"
+    assert buf.stats.joined == 0
+
+
+def test_eviction_past_max_pending_expires_the_oldest_request() -> None:
+    buf = JoinBuffer(["a"], WINDOW, max_pending=2)
+    envs = [make_envelope(f"r{i}") for i in range(3)]
+    buf.add_request(envs[0], req_ref(0), 100)
+    buf.add_request(envs[1], req_ref(1), 100)
+    outs, done = buf.add_request(envs[2], req_ref(2), 100)
+    assert done is False
+    assert len(outs) == 1
+    out = outs[0]
+    assert isinstance(out, Expired)
+    assert (out.outcome, out.req_hash, out.release) == ("shadow_timeout", envs[0].req_hash, [req_ref(0)])
+    assert buf.stats.evicted == 1
+    assert buf.pending == 2
+
+
+def test_eviction_of_waiting_results() -> None:
+    buf = JoinBuffer(["a"], WINDOW, max_pending=1)
+    e1, e2 = make_envelope("r1"), make_envelope("r2")
+    buf.add_result(make_result(e1, "a"), res_ref(0), 100)
+    outs, _ = buf.add_result(make_result(e2, "a"), res_ref(1), 100)
+    assert len(outs) == 1
+    out = outs[0]
+    assert isinstance(out, Expired)
+    assert (out.outcome, out.req_hash, out.release) == ("request_missing", e1.req_hash, [res_ref(0)])
+    assert buf.stats.evicted == 1
+    assert buf.pending == 1
+
+
+def test_drop_partitions_forgets_only_entries_of_revoked_partitions() -> None:
+    buf = JoinBuffer(["a"], WINDOW)
+    e0, e1, e2 = make_envelope("p0"), make_envelope("p1"), make_envelope("p2")
+    buf.add_request(e0, req_ref(0, partition=0), 100)
+    buf.add_request(e1, req_ref(0, partition=1), 100)
+    buf.add_result(make_result(e2, "a"), res_ref(0, partition=1), 100)
+    assert buf.pending == 3
+
+    dropped = buf.drop_partitions([(REQ_TOPIC, 1), (RES_TOPIC, 1)])
+    assert dropped == 2
+    assert buf.pending == 1
+    # the dropped ones never expire here: their new owner handles them
+    outs = buf.expire(10**12)
+    assert [o.req_hash for o in outs if isinstance(o, Expired)] == [e0.req_hash]
+    assert buf.drop_partitions([("other", 0)]) == 0

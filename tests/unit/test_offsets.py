@@ -1,0 +1,174 @@
+"""workers/kafka/offsets.py: only the contiguous done prefix of each partition is committable."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from aiokafka import TopicPartition
+
+from workers.kafka.offsets import OffsetTracker
+
+TP0 = TopicPartition("t", 0)
+TP1 = TopicPartition("t", 1)
+TP2 = TopicPartition("u", 0)
+
+
+def test_nothing_is_committable_before_anything_is_done() -> None:
+    tracker = OffsetTracker()
+    for off in range(3):
+        tracker.add(TP0, off)
+    assert tracker.committable() == {}
+    assert tracker.pending() == 3
+    assert tracker.oldest_pending(TP0) == 0
+
+
+def test_out_of_order_completion_commits_only_the_contiguous_prefix() -> None:
+    tracker = OffsetTracker()
+    for off in range(10, 15):
+        tracker.add(TP0, off)
+    tracker.done(TP0, 12)
+    tracker.done(TP0, 11)
+    assert tracker.committable() == {}  # 10 still in flight
+    assert tracker.oldest_pending(TP0) == 10
+    tracker.done(TP0, 10)
+    assert tracker.committable() == {TP0: 13}  # 10, 11, 12 done; 13 not
+    assert tracker.oldest_pending(TP0) == 13
+    tracker.done(TP0, 14)
+    assert tracker.committable() == {TP0: 13}
+    tracker.done(TP0, 13)
+    assert tracker.committable() == {TP0: 15}
+    assert tracker.oldest_pending(TP0) is None
+
+
+def test_done_for_an_unknown_offset_or_partition_is_ignored() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP0, 5)
+    tracker.done(TP0, 99)
+    tracker.done(TP1, 5)
+    assert tracker.committable() == {}
+    assert tracker.pending(TP0) == 1
+    assert tracker.pending(TP1) == 0
+
+
+def test_adding_an_offset_twice_does_not_duplicate_it() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP0, 0)
+    tracker.add(TP0, 0)
+    assert tracker.pending(TP0) == 1
+    tracker.done(TP0, 0)
+    assert tracker.committable() == {TP0: 1}
+    assert tracker.pending(TP0) == 0
+
+
+def test_committable_returns_only_partitions_that_advanced() -> None:
+    tracker = OffsetTracker()
+    for tp in (TP0, TP1, TP2):
+        for off in range(3):
+            tracker.add(tp, off)
+    tracker.done(TP0, 0)
+    tracker.done(TP1, 1)  # not a prefix
+    assert tracker.committable() == {TP0: 1}
+
+    tracker.mark_committed({TP0: 1})
+    assert tracker.committable() == {}  # nothing advanced since the commit
+
+    tracker.done(TP1, 0)
+    tracker.done(TP2, 0)
+    assert tracker.committable() == {TP1: 2, TP2: 1}
+    assert tracker.committable(only=[TP1]) == {TP1: 2}
+    assert tracker.committable(only=[TopicPartition("zzz", 9)]) == {}
+
+
+def test_mark_committed_never_moves_backwards() -> None:
+    tracker = OffsetTracker()
+    for off in range(4):
+        tracker.add(TP0, off)
+        tracker.done(TP0, off)
+    assert tracker.committable() == {TP0: 4}
+    tracker.mark_committed({TP0: 4})
+    tracker.mark_committed({TP0: 2})  # a stale, late commit ack
+    assert tracker.committable() == {}
+    tracker.add(TP0, 4)
+    tracker.done(TP0, 4)
+    assert tracker.committable() == {TP0: 5}
+
+
+def test_forget_drops_partition_state() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP0, 0)
+    tracker.add(TP0, 1)
+    tracker.add(TP1, 0)
+    tracker.done(TP0, 0)
+    tracker.mark_committed({TP0: 1})
+    tracker.forget([TP0])
+    assert tracker.pending(TP0) == 0
+    assert tracker.pending() == 1
+    assert tracker.oldest_pending(TP0) is None
+    assert tracker.committable() == {}
+    # re-assigned later: starts from scratch, the old committed mark is gone too
+    tracker.add(TP0, 0)
+    tracker.done(TP0, 0)
+    assert tracker.committable() == {TP0: 1}
+
+
+def test_pending_counts_unfinished_records() -> None:
+    tracker = OffsetTracker()
+    for off in range(5):
+        tracker.add(TP0, off)
+    for off in range(2):
+        tracker.add(TP1, off)
+    assert tracker.pending() == 7
+    tracker.done(TP0, 3)  # done but behind an unfinished prefix
+    assert tracker.pending(TP0) == 4
+    assert tracker.pending() == 6
+    tracker.done(TP1, 0)
+    tracker.done(TP1, 1)
+    assert tracker.pending(TP1) == 0
+    assert tracker.pending() == 4
+    assert tracker.pending(TopicPartition("nope", 0)) == 0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_completion_order_never_commits_past_an_unfinished_offset(seed: int) -> None:
+    rng = random.Random(seed)
+    tracker = OffsetTracker()
+    parts = [TP0, TP1, TP2]
+    offsets: dict[TopicPartition, list[int]] = {}
+    for tp in parts:
+        start = rng.randrange(0, 1000)
+        offsets[tp] = list(range(start, start + rng.randrange(1, 60)))
+        for off in offsets[tp]:
+            tracker.add(tp, off)
+    finished: dict[TopicPartition, set[int]] = {tp: set() for tp in parts}
+    committed: dict[TopicPartition, int] = {}
+    order = [(tp, off) for tp in parts for off in offsets[tp]]
+    rng.shuffle(order)
+    for tp, off in order:
+        tracker.done(tp, off)
+        finished[tp].add(off)
+        if rng.random() < 0.3:
+            continue  # do not look every time
+        for ctp, nxt in tracker.committable().items():
+            # every offset below the commit point is finished, and the point is the longest prefix
+            assert all(o in finished[ctp] for o in offsets[ctp] if o < nxt)
+            assert nxt == offsets[ctp][0] + _prefix_len(offsets[ctp], finished[ctp])
+            assert nxt > committed.get(ctp, -1)
+            committed[ctp] = nxt
+            tracker.mark_committed({ctp: nxt})
+        for tp2 in parts:
+            expected_pending = len(offsets[tp2]) - len(finished[tp2])
+            assert tracker.pending(tp2) == expected_pending
+    # at the end everything is done: the final commit is just past the last offset
+    final = {**committed, **tracker.committable()}
+    assert final == {tp: offsets[tp][-1] + 1 for tp in parts}
+    assert tracker.pending() == 0
+
+
+def _prefix_len(offsets: list[int], finished: set[int]) -> int:
+    n = 0
+    for off in offsets:
+        if off not in finished:
+            break
+        n += 1
+    return n
