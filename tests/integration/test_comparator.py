@@ -99,3 +99,33 @@ async def test_killed_comparator_restarts_without_losing_a_request(
         assert all(c.outcome == "joined" for c in comps)  # nothing timed out or went missing
     finally:
         await second.terminate()
+
+
+@pytest.mark.timeout(180)
+async def test_three_comparator_members_still_join_every_pair(
+    it_settings: Settings, kafka_kwargs: dict[str, Any]
+) -> None:
+    """Requests and results of partition p must meet on one member (range assignment)."""
+    settings = it_settings.model_copy(
+        update={"compare": it_settings.compare.model_copy(update={"window_s": 120.0})}
+    )
+    t = settings.topics
+    members = [Comparator(settings, None, kafka_kwargs) for _ in range(3)]
+    tasks = [asyncio.create_task(m.run()) for m in members]
+    try:
+        for member in members:
+            await asyncio.wait_for(member.assigned.wait(), 60)
+        envs = [envelope(i, tag="two") for i in range(200)]
+        await produce(kafka_kwargs, t.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
+        await produce(
+            kafka_kwargs, t.shadow_results_topic, [(e.req_hash.encode(), encode(result(e))) for e in envs]
+        )
+        records = await read_topic(kafka_kwargs, t.compare_topic, want=200, timeout_s=90, distinct_keys=True)
+    finally:
+        for member in members:
+            member.stop()
+        await asyncio.gather(*tasks)
+    comps = [decode(r.value, Comparison) for r in records]
+    assert {c.req_hash for c in comps} == {e.req_hash for e in envs}
+    assert all(c.outcome == "joined" for c in comps)
+    assert all(m.stats.emitted > 0 for m in members)  # every member owned partitions and joined
