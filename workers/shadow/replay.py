@@ -59,7 +59,8 @@ class Replayer:
         while True:
             attempt += 1
             try:
-                reply = await asyncio.wait_for(self.candidate.chat(body), s.timeout_s)
+                async with asyncio.timeout(s.timeout_s):
+                    reply = await self.candidate.chat(body)
                 return reply, attempt
             except TimeoutError:
                 err = CandidateError("timeout", f"no answer within {s.timeout_s}s")

@@ -6,6 +6,8 @@ share of the group cap → replay against the candidate (read-only tools) → pr
 the contiguous done prefix of each partition: periodically, on partition revoke (after the
 revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
 every slot is taken the worker pauses its partitions instead of buffering more records.
+Only the candidate call holds a concurrency slot: waiting for the result's ack does not, so a
+member's throughput is ``concurrency / candidate latency`` (up to its share of the cap).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class ShadowWorker:
         self.tracker = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._slot_free = asyncio.Event()
+        # candidate calls in flight are capped at ``concurrency``; records held in this process
+        # (waiting for a token or a call slot, or for their result's ack) at twice that, beyond
+        # which the partitions are paused: a bounded buffer, never an unbounded one
+        self._calls = asyncio.Semaphore(self.s.concurrency)
+        self._max_buffered = 2 * self.s.concurrency
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
@@ -83,7 +90,7 @@ class ShadowWorker:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=self.s.concurrency,
+            max_poll_records=self._max_buffered,
         )
         await self._producer.start()
         try:
@@ -107,7 +114,7 @@ class ShadowWorker:
         last_commit = time.monotonic()
         paused = False
         while not self._stop.is_set():
-            free = self.s.concurrency - len(self._tasks)
+            free = self._max_buffered - len(self._tasks)
             if free <= 0:
                 if not paused:
                     consumer.pause(*consumer.assignment())
@@ -156,7 +163,8 @@ class ShadowWorker:
             self.tracker.done(tp, record.offset)
             return
         await self.bucket.acquire()
-        result = await self.replayer.replay(envelope)
+        async with self._calls:
+            result = await self.replayer.replay(envelope)
         self.stats.replayed += 1
         if result.status == "error":
             self.stats.errors += 1
