@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kafka-install demo test lint unit integration schemas kafka-start kafka-stop clean
+.PHONY: setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ unit: $(STAMP)
 
 integration: setup
 	$(BIN)/python -m pytest tests/integration
+
+bench: setup
+	$(BIN)/python -m tests.bench.run
+
+bench-quick: setup
+	$(BIN)/python -m tests.bench.run --quick
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.export

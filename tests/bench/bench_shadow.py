@@ -30,6 +30,7 @@ from tests.bench.common import (
 from tests.bench.payloads import envelope_of_size
 from tests.support.kafka_io import produce, read_topic
 from workers.demo.procs import WorkerProcess
+from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.settings import Settings
 from workers.shadow.candidates import CallableCandidate
@@ -181,6 +182,7 @@ async def _group_rate(members: int, cap: float, concurrency: int, seconds: float
 
 
 async def run(quick: bool) -> list[BenchResult]:
+    tune_for_workers()  # as `shadowlane shadow` does
     results = [await _throughput(quick)]
     cap, concurrency = 200.0, 4
     for members in (1,) if quick else (1, 2, 4):

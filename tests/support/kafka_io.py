@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 
-async def produce(kwargs: dict[str, Any], topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+async def produce(kwargs: dict[str, Any], topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
     producer = AIOKafkaProducer(**kwargs, acks="all", linger_ms=5)
     await producer.start()
     try:

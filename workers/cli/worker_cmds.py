@@ -13,6 +13,7 @@ import orjson
 from workers.cli.signals import run_until_signal
 from workers.compare.embedder import build_embedder
 from workers.compare.worker import Comparator
+from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.metrics import MetricsServer, StatsCollector, serve_metrics
@@ -133,6 +134,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
+        tune_for_workers()
         worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
         collector = StatsCollector(
             "shadowlane_shadow",
@@ -162,6 +164,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
+        tune_for_workers()
         collector = StatsCollector(
             "shadowlane_compare",
             lambda: {**comparator.stats.as_dict(), **asdict(comparator.join.stats)},

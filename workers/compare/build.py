@@ -49,9 +49,27 @@ def _shadow_status(res: ShadowResult) -> str:
 
 
 class ComparisonBuilder:
+    """Builds comparisons from already-validated envelopes and results.
+
+    Every field is computed here from validated inputs, so records are assembled with
+    ``model_construct`` (no second validation on the hot path); ``tests/unit`` checks that the
+    output validates against the contract.
+    """
+
     def __init__(self, embedder: Embedder | None, sanitizer: Sanitizer | None = None) -> None:
         self._embedder = embedder
         self._sanitizer = sanitizer or Sanitizer()
+
+    def needs_embedding(self, outputs: Sequence[Output]) -> bool:
+        """True when some joined pair has two different answers and an embedder is configured."""
+        if self._embedder is None:
+            return False
+        for item in outputs:
+            if isinstance(item, Joined):
+                prod, shadow = item.envelope.prod.answer, item.result.answer
+                if prod is not None and shadow is not None and normalise(prod) != normalise(shadow):
+                    return True
+        return False
 
     def build(self, outputs: Sequence[Output]) -> list[Comparison]:
         now = time.time_ns() // 1_000_000
@@ -95,7 +113,7 @@ class ComparisonBuilder:
         env, res = item.envelope, item.result
         ds, exact, _masked = drift or (None, None, None)
         shadow_status = _shadow_status(res)
-        return Comparison(
+        return Comparison.model_construct(
             comparison_id=pair_id(env.req_hash, res.candidate),
             req_hash=env.req_hash,
             req_id=env.req_id,
@@ -124,7 +142,7 @@ class ComparisonBuilder:
     @staticmethod
     def _expired(item: Expired, now: int) -> Comparison:
         env, res = item.envelope, item.result
-        return Comparison(
+        return Comparison.model_construct(
             comparison_id=pair_id(item.req_hash, item.candidate),
             req_hash=item.req_hash,
             req_id=env.req_id if env else (res.req_id if res else None),

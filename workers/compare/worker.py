@@ -28,12 +28,15 @@ from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
-from workers.compare.join import JoinBuffer, Output
+from workers.compare.join import JoinBuffer, Output, RecordRef
+from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import RebalanceHooks, commit_done, dead_letter_until_sent
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_UNACKED_POLLS = 8
 
 
 @dataclass(slots=True)
@@ -65,6 +68,8 @@ class Comparator:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.assigned = asyncio.Event()
+        self._acks: set[asyncio.Task[None]] = set()
+        self._compare_partitions = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -97,6 +102,7 @@ class Comparator:
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
+                await self._drain_acks()
                 await self._commit()
                 await self._consumer.stop()
         finally:
@@ -154,24 +160,63 @@ class Comparator:
         return mark
 
     async def _emit(self, outputs: list[Output]) -> None:
+        """Build the comparisons and ship them; their records are marked done once acked.
+
+        ΔS needs the embedder, which runs in a worker thread; without any pair to embed the
+        comparisons are built inline. Shipping does not wait for the acks (that would stall
+        every poll for a produce round trip): a task per poll waits for them, marks the released
+        records done and retries on failure. At most ``MAX_UNACKED_POLLS`` such tasks run.
+        """
         producer = self._producer
         assert producer is not None
-        comparisons = await asyncio.to_thread(self.builder.build, outputs)
+        if self.builder.needs_embedding(outputs):
+            comparisons = await asyncio.to_thread(self.builder.build, outputs)
+        else:
+            comparisons = self.builder.build(outputs)
+        values = [(c.req_hash, encode(c)) for c in comparisons]
+        releases = [ref for out in outputs for ref in out.release]
+        futures = await self._ship(values)
+        while len(self._acks) >= MAX_UNACKED_POLLS:
+            await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._await_acks(futures, values, releases))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _ship(self, values: list[tuple[str, bytes]]) -> list[asyncio.Future[Any]]:
+        producer = self._producer
+        assert producer is not None
         topic = self.settings.topics.compare_topic
+        if not self._compare_partitions:
+            self._compare_partitions = await partition_count(producer, topic)
+        batcher = PartitionBatcher(producer, topic, self._compare_partitions)
+        shipped = []
+        for req_hash, value in values:
+            shipped.extend(await batcher.add(req_hash, value))
+        shipped.extend(await batcher.flush())
+        return [fut for fut, _count in shipped]
+
+    async def _await_acks(
+        self, futures: list[asyncio.Future[Any]], values: list[tuple[str, bytes]], releases: list[RecordRef]
+    ) -> None:
         while True:
             try:
-                futures = [
-                    await producer.send(topic, encode(c), key=c.req_hash.encode()) for c in comparisons
-                ]
                 await asyncio.gather(*futures)
                 break
             except Exception as exc:  # retriable: nothing is marked done until every ack is in
-                log.warning("producing %d comparisons failed: %s; retrying", len(comparisons), exc)
+                log.warning("producing %d comparisons failed: %s; retrying", len(values), exc)
                 await asyncio.sleep(1.0)
-        self.stats.emitted += len(comparisons)
-        for out in outputs:
-            for topic_name, partition, offset in out.release:
-                self.tracker.done(TopicPartition(topic_name, partition), offset)
+                self._compare_partitions = 0
+                try:
+                    futures = await self._ship(values)
+                except Exception as again:
+                    log.warning("re-shipping comparisons failed: %s", again)
+        self.stats.emitted += len(values)
+        for topic_name, partition, offset in releases:
+            self.tracker.done(TopicPartition(topic_name, partition), offset)
+
+    async def _drain_acks(self) -> None:
+        if self._acks:
+            await asyncio.gather(*self._acks, return_exceptions=True)
 
     async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
         assert self._producer is not None
@@ -193,6 +238,7 @@ class Comparator:
         self.assigned.set()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._drain_acks()
         await self._commit(revoked)
         dropped = self.join.drop_partitions((tp.topic, tp.partition) for tp in revoked)
         if dropped:

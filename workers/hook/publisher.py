@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -24,9 +25,10 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode
 from workers.errors import InvalidMessage
-from workers.hashing import partition_for, unit_hash
+from workers.hashing import unit_hash
 from workers.hook.context import RawToolCall
 from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from workers.kafka.batching import PartitionBatcher, RecordTooLarge, Shipped, partition_count
 from workers.metrics import StatsCollector
 from workers.sanitize import Sanitizer
 from workers.settings import HookSettings
@@ -34,6 +36,8 @@ from workers.settings import HookSettings
 log = logging.getLogger(__name__)
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
+# the sender builds envelopes on the prod service's event loop; it yields at least this often
+YIELD_EVERY_S = 0.0002
 
 
 @dataclass(slots=True)
@@ -238,60 +242,57 @@ class ShadowPublisher:
     async def _send_batch(self, producer: AIOKafkaProducer) -> None:
         """Build up to ``batch_size`` envelopes and hand them to Kafka as per-partition batches.
 
-        Envelopes go straight into aiokafka record batches (``create_batch`` / ``send_batch``),
-        partitioned by ``req_hash`` (:func:`~workers.hashing.partition_for`); this skips the
-        per-message work of ``send()`` and is most of why the hook keeps up with a raw producer.
-        Delivery is not awaited here, so building the next batch overlaps with the network; the
-        number of unacknowledged envelopes is bounded by ``queue_size``.
+        Envelopes go straight into aiokafka record batches (:class:`PartitionBatcher`),
+        partitioned by ``req_hash``; this skips the per-message work of ``send()``. Delivery is
+        not awaited here, so building the next batch overlaps with the network; the number of
+        unacknowledged envelopes is bounded by ``queue_size``.
         """
-        if not self._partitions:
-            self._partitions = len(await producer.partitions_for(self._topic))
-        open_batches: dict[int, Any] = {}
-        for _ in range(min(len(self._queue), self._settings.batch_size)):
-            raw = self._queue.popleft()
-            try:
-                envelope = self._builder.build(raw)
-                value = encode(envelope)
-            except InvalidMessage as exc:
-                self.stats.dropped_invalid += 1
-                log.warning("not mirrored: req_id=%s %s", raw.req_id, exc)
-                continue
-            except Exception as exc:  # any other surprise in client data: count it, keep the sender alive
-                self.stats.dropped_invalid += 1
-                log.warning("not mirrored: req_id=%s unexpected %s: %s", raw.req_id, type(exc).__name__, exc)
-                continue
-            self.stats.sanitized_fields += envelope.sanitized_fields
-            key = envelope.req_hash.encode()
-            partition = partition_for(envelope.req_hash, self._partitions)
-            batch = open_batches.get(partition)
-            if batch is None:
-                batch = open_batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it
-                await self._ship(producer, batch, partition)
-                batch = open_batches[partition] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
+        built = shipped = 0
+        try:
+            if not self._partitions:
+                self._partitions = await partition_count(producer, self._topic)
+            batcher = PartitionBatcher(producer, self._topic, self._partitions)
+            slice_started = time.perf_counter()
+            for _ in range(min(len(self._queue), self._settings.batch_size)):
+                if time.perf_counter() - slice_started > YIELD_EVERY_S:
+                    await asyncio.sleep(0)  # let prod requests run: building never stalls the loop long
+                    slice_started = time.perf_counter()
+                raw = self._queue.popleft()
+                try:
+                    envelope = self._builder.build(raw)
+                    value = encode(envelope)
+                except InvalidMessage as exc:
+                    self.stats.dropped_invalid += 1
+                    log.warning("not mirrored: req_id=%s %s", raw.req_id, exc)
+                    continue
+                except Exception as exc:  # any other surprise in client data: count it, keep going
+                    self.stats.dropped_invalid += 1
+                    log.warning(
+                        "not mirrored: req_id=%s unexpected %s: %s", raw.req_id, type(exc).__name__, exc
+                    )
+                    continue
+                self.stats.sanitized_fields += envelope.sanitized_fields
+                try:
+                    shipped += self._track(await batcher.add(envelope.req_hash, value))
+                    built += 1
+                except RecordTooLarge:
                     self.stats.dropped_too_large += 1
-                    del open_batches[partition]
-        for partition, batch in open_batches.items():
-            await self._ship(producer, batch, partition)
+            shipped += self._track(await batcher.flush())
+        except Exception as exc:  # broker trouble: what was built but not shipped is counted as failed
+            self._partitions = 0  # refresh metadata next time
+            self.stats.send_failed += max(built - shipped, 0)
+            log.warning("shadow send failed, %d envelopes lost (counted): %s", max(built - shipped, 0), exc)
         while self._in_flight > self._settings.queue_size:
             self._acked.clear()
             await self._acked.wait()
 
-    async def _ship(self, producer: AIOKafkaProducer, batch: Any, partition: int) -> None:
-        batch.close()
-        count = batch.record_count()
-        if not count:
-            return
-        try:
-            fut = await producer.send_batch(batch, self._topic, partition=partition)
-        except Exception as exc:
-            self.stats.send_failed += count
-            self._partitions = 0  # refresh metadata next time
-            log.warning("shadow send of %d envelopes failed: %s", count, exc)
-            return
-        self._in_flight += count
-        fut.add_done_callback(lambda f: self._delivered(f, count))
+    def _track(self, shipped: list[Shipped]) -> int:
+        total = 0
+        for fut, count in shipped:
+            self._in_flight += count
+            total += count
+            fut.add_done_callback(functools.partial(self._delivered, count=count))
+        return total
 
     def _delivered(self, fut: asyncio.Future[Any], count: int) -> None:
         self._in_flight -= count

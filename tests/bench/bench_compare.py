@@ -1,0 +1,183 @@
+"""Comparator join throughput vs a raw consume + decode of both topics.
+
+Two prefilled co-partitioned topics (requests, shadow-results) with 5 % orphan requests (no
+result) and the results shifted by an out-of-order distance d (0, 1k, 100k): result i is written
+after request i + d. Embedder off. Variant: the ``Comparator`` (join, build comparisons, produce
+them, commit). Baseline: one consumer group reading both topics and decoding every record, no
+join, no output. Reported: joined pairs/s, ratio (target ≥ 0.7×; moonshot ≥ 35k pairs/s per
+process), peak RSS, and the bytes of join state per waiting pair (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import resource
+import time
+import tracemalloc
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+from schemas.codec import decode, encode
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+from tests.bench.common import BenchResult, alternate, bench_settings, delete_topics, kafka_kwargs
+from tests.bench.payloads import envelope_of_size
+from tests.support.factories import result
+from tests.support.kafka_io import produce
+from workers.compare.join import JoinBuffer
+from workers.compare.worker import Comparator
+from workers.gc_tuning import tune_for_workers
+from workers.kafka.admin import ensure_topics
+from workers.settings import Settings
+
+
+async def _prefill(settings: Settings, kwargs: dict[str, Any], n: int, distance: int) -> int:
+    """Write n requests and results for 95 % of them, results lagging ``distance`` requests behind."""
+    envs = [envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"}) for i in range(n)]
+    reqs = [(e.req_hash.encode(), encode(e)) for e in envs]
+    answered = [e for i, e in enumerate(envs) if i % 20 != 0]
+    res = [(e.req_hash.encode(), encode(result(e, "cand"))) for e in answered]
+    t = settings.topics
+    # interleave in chunks so that result i lands after request i + distance
+    step = max(1, min(distance, 1000) or 1000)
+    ri = 0
+    for start in range(0, n, step):
+        await produce(kwargs, t.requests_topic, reqs[start : start + step])
+        limit = start + step - distance
+        batch = []
+        while ri < len(answered) and int(answered[ri].req_id[1:]) < limit:
+            batch.append(res[ri])
+            ri += 1
+        if batch:
+            await produce(kwargs, t.shadow_results_topic, batch)
+    await produce(kwargs, t.shadow_results_topic, res[ri:])
+    return len(answered)
+
+
+async def _raw(settings: Settings, kwargs: dict[str, Any], total_records: int) -> float:
+    t = settings.topics
+    consumer = AIOKafkaConsumer(
+        t.requests_topic,
+        t.shadow_results_topic,
+        **kwargs,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        partition_assignment_strategy=(RangePartitionAssignor,),
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < total_records:
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                model: type[RequestEnvelope] | type[ShadowResult] = (
+                    RequestEnvelope if tp.topic == t.requests_topic else ShadowResult
+                )
+                for record in records:
+                    decode(record.value, model)
+                    seen += 1
+        return (seen / 2) / (time.perf_counter() - started)  # pairs/s: a pair is two records
+    finally:
+        await consumer.stop()
+
+
+async def _comparator(settings: Settings, kwargs: dict[str, Any], pairs: int) -> float:
+    s = settings.model_copy(
+        update={
+            "compare": settings.compare.model_copy(
+                update={
+                    "group_id": f"bench-cmp-{uuid.uuid4().hex[:8]}",
+                    "candidates": ("cand",),
+                    "window_s": 3600.0,
+                }
+            )
+        }
+    )
+    comparator = Comparator(s, None, kwargs)
+    task = asyncio.create_task(comparator.run())
+    try:
+        await comparator.assigned.wait()
+        started = time.perf_counter()
+        while comparator.join.stats.joined < pairs:  # noqa: ASYNC110 (polls a plain counter)
+            await asyncio.sleep(0.005)
+        return pairs / (time.perf_counter() - started)
+    finally:
+        comparator.stop()
+        await task
+
+
+def state_bytes_per_waiting_pair(n: int = 5_000) -> float:
+    envs = [decode(encode(envelope_of_size(i, "1k")), RequestEnvelope) for i in range(n)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    join = JoinBuffer(("cand",), 60_000, max_pending=n * 2)
+    for i, env in enumerate(envs):
+        join.add_request(env, ("requests", 0, i), 0)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    return grown / n  # the decoded envelopes themselves are allocated before: this is the join's own
+
+
+async def run(quick: bool) -> list[BenchResult]:
+    tune_for_workers()  # as `shadowlane compare` does
+    n = 6_000 if quick else 40_000
+    distances = (0,) if quick else (0, 1_000, 100_000)
+    rounds = 1 if quick else 2
+    results: list[BenchResult] = []
+    for distance in distances:
+        d = min(distance, n)
+        settings = bench_settings(f"cmp{distance}")
+        kwargs = kafka_kwargs(settings)
+        await ensure_topics(settings.topics, kwargs)
+        pairs = await _prefill(settings, kwargs, n, d)
+
+        async def raw(s: Settings = settings, kw: dict[str, Any] = kwargs, total: int = n + pairs) -> float:
+            return await _raw(s, kw, total)
+
+        async def comp(s: Settings = settings, kw: dict[str, Any] = kwargs, p: int = pairs) -> float:
+            return await _comparator(s, kw, p)
+
+        base, var, a, b = await alternate(raw, comp, rounds)
+        results.append(
+            BenchResult(
+                name=f"compare.join.ooo_{distance}",
+                unit="pairs/s",
+                baseline_name="raw_consume_decode",
+                baseline=round(base),
+                variant_name="comparator",
+                variant=round(var),
+                ratio=var / base,
+                target="≥ 0.70× (moonshot ≥ 35k pairs/s)",
+                passed=var / base >= 0.7,
+                extra={
+                    "requests": n,
+                    "orphans": n - pairs,
+                    "out_of_order": d,
+                    "moonshot_35k": var >= 35_000,
+                    "samples": {"raw": a, "comparator": b},
+                },
+            )
+        )
+        await delete_topics(
+            kwargs,
+            [
+                settings.topics.requests_topic,
+                settings.topics.shadow_results_topic,
+                settings.topics.compare_topic,
+                settings.topics.dlq_topic,
+            ],
+        )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    per_pair = state_bytes_per_waiting_pair(2_000 if quick else 10_000)
+    results[-1].extra.update(
+        {"peak_rss_mb": round(peak_mb, 1), "state_bytes_per_waiting_pair": round(per_pair)}
+    )
+    return results

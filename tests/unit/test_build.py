@@ -1,0 +1,86 @@
+"""ComparisonBuilder: field semantics, and its unvalidated construction still meets the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.codec import decode, encode
+from schemas.comparison import Comparison
+from schemas.shadow_result import ShadowToolCall
+from tests.support.factories import envelope, result
+from workers.compare.build import ComparisonBuilder
+from workers.compare.join import Expired, Joined, Output
+
+
+class FakeEmbedder:
+    """Texts containing "apple" point one way, everything else the orthogonal way."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls += 1
+        return np.array([[1.0, 0.0] if "apple" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+def test_joined_and_expired_comparisons_validate_against_the_contract() -> None:
+    env = envelope(1)
+    same = result(env)
+    other = result(envelope(2), answer="an apple a day")
+    embedder = FakeEmbedder()
+    builder = ComparisonBuilder(embedder)
+    outputs: list[Output] = [
+        Joined(env, same, []),
+        Joined(envelope(2), other, []),
+        Expired("shadow_timeout", "cand", env.req_hash, env, None, []),
+        Expired("request_missing", "cand", other.req_hash, None, other, []),
+    ]
+    assert builder.needs_embedding(outputs)
+    comps = builder.build(outputs)
+    for comp in comps:
+        assert decode(encode(comp), Comparison) == comp  # full validation of the unvalidated build
+    assert comps[0].exact_match is True
+    assert comps[0].delta_s == 0.0
+    assert comps[1].exact_match is False
+    assert comps[1].delta_s == 1.0  # orthogonal embeddings
+    assert embedder.calls == 1  # one batch for the whole poll
+    assert [c.outcome for c in comps] == ["joined", "joined", "shadow_timeout", "request_missing"]
+    assert comps[2].complete is False
+    assert comps[2].prod_latency_ms == env.prod.latency_ms
+    assert comps[3].shadow_status == "ok"
+    assert comps[0].comparison_id != comps[1].comparison_id
+
+
+def test_shadow_answer_is_masked_before_comparing() -> None:
+    env = envelope(3, answer="Write to anna@example.org")
+    assert env.prod.answer is not None
+    res = result(env, answer="Write to anna@example.org")
+    comps = ComparisonBuilder(None).build([Joined(env, res, [])])
+    assert comps[0].exact_match is False  # the envelope's prod answer was not masked in this factory
+    masked_env = env.model_copy(update={"prod": env.prod.model_copy(update={"answer": "Write to <email>"})})
+    comps = ComparisonBuilder(None).build([Joined(masked_env, res, [])])
+    assert comps[0].exact_match is True
+
+
+def test_tool_agreement_and_dispositions() -> None:
+    env = envelope(4)
+    lookup = env.tool_io[0]
+    res = result(env).model_copy(
+        update={
+            "tool_calls": (
+                ShadowToolCall(name=lookup.name, arguments=lookup.arguments, disposition="stubbed_recorded"),
+                ShadowToolCall(name="save_progress", arguments={"x": 1}, disposition="blocked"),
+            )
+        }
+    )
+    comp = ComparisonBuilder(None).build([Joined(env, res, [])])[0]
+    assert comp.tool_agreement == 1 / 3  # {lookup} shared of {lookup, save(prod args), save(x=1)}
+    assert comp.tools_stubbed == 1
+    assert comp.tools_blocked == 1
+    assert comp.status_pair == "200/ok"
+    assert comp.latency_delta_ms == res.latency_ms - env.prod.latency_ms
