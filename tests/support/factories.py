@@ -7,7 +7,7 @@ import time
 from schemas.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
 from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
 from schemas.shadow_result import ShadowResult
-from workers.demo.grammar import eval_set
+from workers.demo.grammar import item_at
 from workers.demo.model_server import PREFIX
 from workers.hashing import canonical_json, req_hash
 
@@ -18,7 +18,7 @@ TOOLS = (
 
 
 def envelope(i: int, *, answer: str | None = None, tag: str = "t") -> RequestEnvelope:
-    item = eval_set(i + 1)[i]
+    item = item_at(i)
     request = ChatRequest(
         model="grammar-tutor",
         messages=(

@@ -60,23 +60,22 @@ class Item:
         return f"{self.person.capitalize()} {form} {OBJECTS[self.verb]} {TIME[self.tense]}."
 
 
+def item_at(i: int, seed: int = 0) -> Item:
+    """The ``i``-th item of the eval set: the grid cycled, about half carrying a student error."""
+    verb = list(VERBS)[i % len(VERBS)]
+    tense = TENSES[(i // len(VERBS)) % 2]
+    person = PERSONS[(i // (len(VERBS) * 2)) % len(PERSONS)]
+    wrong = hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=2).digest()[0] % 2 == 0
+    if wrong:
+        form = VERBS[verb][3] if tense == "past" else VERBS[verb][0 if person == "he" else 1]
+    else:
+        form = conjugate(verb, tense, person)
+    return Item(verb, tense, person, form)
+
+
 def eval_set(n: int, seed: int = 0) -> list[Item]:
-    """``n`` items cycling through the grid; about half carry a student error."""
-    items: list[Item] = []
-    i = 0
-    while len(items) < n:
-        verb = list(VERBS)[i % len(VERBS)]
-        tense = TENSES[(i // len(VERBS)) % 2]
-        person = PERSONS[(i // (len(VERBS) * 2)) % len(PERSONS)]
-        h = hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=2).digest()[0]
-        wrong = h % 2 == 0
-        if wrong:
-            form = VERBS[verb][3] if tense == "past" else VERBS[verb][0 if person == "he" else 1]
-        else:
-            form = conjugate(verb, tense, person)
-        items.append(Item(verb, tense, person, form))
-        i += 1
-    return items
+    """The first ``n`` items (see :func:`item_at`)."""
+    return [item_at(i, seed) for i in range(n)]
 
 
 def parse_sentence(sentence: str) -> tuple[str, str, str] | None:
