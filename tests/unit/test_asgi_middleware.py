@@ -248,3 +248,31 @@ async def test_end_to_end_with_a_real_publisher_and_fake_producer() -> None:
     assert [(t.name, t.arguments, t.output) for t in env.tool_io] == [
         ("lookup", {"q": "2+2"}, '{"answer":4}')
     ]
+
+
+async def test_unsampled_requests_pass_through_without_capture() -> None:
+    pub = ShadowPublisher(HookSettings(sample_ratio=0.0), topic="t", producer_factory=FakeProducerFactory())
+    await pub.start()
+    try:
+        handler = Handler()
+        client = Client()
+        await mw(handler, pub)(
+            http_scope(headers=[(b"x-request-id", b"skip-1")]), client.receive, client.send
+        )
+    finally:
+        await pub.stop(drain_timeout_s=1.0)
+    assert client.sent == handler.sent
+    assert handler.seen_receive == client.receive  # the raw callables: nothing wrapped, nothing copied
+    assert handler.seen_send == client.send
+    assert pub.stats.seen == 1
+    assert pub.stats.sampled_out == 1
+    assert pub.stats.enqueued == 0
+
+
+async def test_sampling_decision_is_taken_once_with_the_request_bucket() -> None:
+    publisher = RecordingPublisher()
+    handler = Handler()
+    client = Client(publisher=publisher)
+    await mw(handler, publisher)(http_scope(headers=[(b"x-request-id", b"b-1")]), client.receive, client.send)
+    assert len(publisher.calls) == 1
+    assert publisher.calls[0]["bucket"] == publisher.should_sample("b-1")[1]

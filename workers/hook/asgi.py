@@ -65,53 +65,111 @@ class ShadowMirrorMiddleware:
                 trace_id = value.decode("latin-1")
         if not req_id:
             req_id = str(uuid.uuid4())
-        req_chunks: list[bytes] = []
-        resp_chunks: list[bytes] = []
-        sizes = [0, 0]
-        status = [500]
-        overflow = [False]
-        ctx, token = open_context()
-
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                body = message.get("body", b"")
-                sizes[0] += len(body)
-                if sizes[0] <= self._max:
-                    req_chunks.append(body)
-                else:
-                    overflow[0] = True
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.start":
-                status[0] = message["status"]
-            elif kind == "http.response.body":
-                body = message.get("body", b"")
-                sizes[1] += len(body)
-                if sizes[1] <= self._max:
-                    resp_chunks.append(body)
-                else:
-                    overflow[0] = True
-            await send(message)
-            if kind == "http.response.body" and not message.get("more_body", False) and not overflow[0]:
-                self.publisher.publish(
-                    req_id=req_id,
-                    endpoint=scope["path"],
-                    request=b"".join(req_chunks),
-                    response=b"".join(resp_chunks),
-                    status=status[0],
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                    tenant=tenant or "default",
-                    trace_id=trace_id,
-                    tool_calls=ctx.tool_calls,
-                    pins=ctx.pins,
-                )
-            elif overflow[0] and kind == "http.response.body" and not message.get("more_body", False):
-                self.publisher.stats.dropped_too_large += 1
-
+        sampled, bucket = self.publisher.should_sample(req_id)
+        if not sampled:  # decided before anything is captured: unsampled traffic pays one hash
+            self.publisher.count_sampled_out()
+            await self.app(scope, receive, send)
+            return
+        capture = _Capture(self, scope, receive, send, started, req_id, tenant, trace_id, bucket)
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, capture.receive, capture.send)
         finally:
-            close_context(token)
+            close_context(capture.token)
+
+
+def _join(chunks: list[bytes]) -> bytes:
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _Capture:
+    """Copies one sampled request's body and response as they stream; publishes at the end."""
+
+    __slots__ = (
+        "bucket",
+        "ctx",
+        "mw",
+        "overflow",
+        "raw_receive",
+        "raw_send",
+        "req_chunks",
+        "req_id",
+        "req_size",
+        "resp_chunks",
+        "resp_size",
+        "scope",
+        "started",
+        "status",
+        "tenant",
+        "token",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        mw: ShadowMirrorMiddleware,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        started: float,
+        req_id: str,
+        tenant: str | None,
+        trace_id: str | None,
+        bucket: float,
+    ) -> None:
+        self.mw, self.scope, self.raw_receive, self.raw_send = mw, scope, receive, send
+        self.started, self.req_id, self.tenant, self.trace_id, self.bucket = (
+            started,
+            req_id,
+            tenant,
+            trace_id,
+            bucket,
+        )
+        self.req_chunks: list[bytes] = []
+        self.resp_chunks: list[bytes] = []
+        self.req_size = self.resp_size = 0
+        self.status = 500
+        self.overflow = False
+        self.ctx, self.token = open_context()
+
+    async def receive(self) -> Message:
+        message = await self.raw_receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            self.req_size += len(body)
+            if self.req_size <= self.mw._max:
+                self.req_chunks.append(body)
+            else:
+                self.overflow = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+        elif kind == "http.response.body":
+            body = message.get("body", b"")
+            self.resp_size += len(body)
+            if self.resp_size <= self.mw._max:
+                self.resp_chunks.append(body)
+            else:
+                self.overflow = True
+        await self.raw_send(message)
+        if kind != "http.response.body" or message.get("more_body", False):
+            return
+        publisher = self.mw.publisher
+        if self.overflow:
+            publisher.stats.dropped_too_large += 1
+            return
+        publisher.publish(
+            req_id=self.req_id,
+            endpoint=self.scope["path"],
+            request=_join(self.req_chunks),
+            response=_join(self.resp_chunks),
+            status=self.status,
+            latency_ms=(time.perf_counter() - self.started) * 1000.0,
+            tenant=self.tenant or "default",
+            trace_id=self.trace_id,
+            tool_calls=self.ctx.tool_calls,
+            pins=self.ctx.pins,
+            bucket=self.bucket,
+        )

@@ -108,16 +108,22 @@ class ShadowPublisher:
         trace_id: str | None = None,
         tool_calls: Sequence[RawToolCall] = (),
         pins: Mapping[str, str] | None = None,
+        bucket: float | None = None,
     ) -> bool:
-        """Queue one prod request for mirroring. Returns True when it was sampled and queued."""
+        """Queue one prod request for mirroring. Returns True when it was sampled and queued.
+
+        ``bucket`` is the request's sampling bucket when the caller already took the sampling
+        decision (the middleware does, before capturing anything); it is then not hashed again.
+        """
         try:
             stats = self.stats
             stats.seen += 1
             rid = req_id or str(uuid.uuid4())
-            sampled, bucket = self.should_sample(rid)
-            if not sampled:
-                stats.sampled_out += 1
-                return False
+            if bucket is None:
+                sampled, bucket = self.should_sample(rid)
+                if not sampled:
+                    stats.sampled_out += 1
+                    return False
             if not self._running:
                 stats.dropped_not_running += 1
                 return False
@@ -147,6 +153,11 @@ class ShadowPublisher:
             self.stats.dropped_invalid += 1
             log.exception("shadow publish failed; request not mirrored")
             return False
+
+    def count_sampled_out(self) -> None:
+        """Count a request the caller decided not to mirror (see ``should_sample``)."""
+        self.stats.seen += 1
+        self.stats.sampled_out += 1
 
     def _signal(self) -> None:
         if threading.get_ident() == self._loop_thread:
