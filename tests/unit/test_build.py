@@ -1,4 +1,4 @@
-"""ComparisonBuilder: field semantics, and its unvalidated construction still meets the contract."""
+"""ComparisonBuilder: field semantics, and its records meet the contract."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_joined_and_expired_comparisons_validate_against_the_contract() -> None:
     assert builder.needs_embedding(outputs)
     comps = builder.build(outputs)
     for comp in comps:
-        assert decode(encode(comp), Comparison) == comp  # full validation of the unvalidated build
+        assert decode(encode(comp), Comparison) == comp  # round-trips through the wire contract
     assert comps[0].exact_match is True
     assert comps[0].delta_s == 0.0
     assert comps[1].exact_match is False
