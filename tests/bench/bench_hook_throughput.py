@@ -18,6 +18,7 @@ from schemas.codec import encode
 from tests.bench.common import (
     BenchResult,
     alternate,
+    at_least,
     bench_settings,
     create_topic,
     delete_topics,
@@ -107,16 +108,12 @@ async def _one_size(
         return n / elapsed
 
     base, var, a, b = await alternate(raw, hooked, rounds)
-    return BenchResult(
-        name=f"hook_throughput.{size}",
-        unit="msg/s",
-        baseline_name="raw_aiokafka",
-        baseline=round(base),
-        variant_name="shadow_publisher",
-        variant=round(var),
-        ratio=var / base,
-        target="≥ 0.70×",
-        passed=var / base >= 0.70,
+    return at_least(
+        f"hook_throughput.{size}",
+        "msg/s",
+        ("raw_aiokafka", base),
+        ("shadow_publisher", var),
+        0.70,
         extra={
             "messages": n,
             "bytes_per_msg": len(encoded[0]),

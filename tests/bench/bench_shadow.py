@@ -22,6 +22,7 @@ from schemas.shadow_result import ShadowResult
 from tests.bench.common import (
     BenchResult,
     alternate,
+    at_least,
     bench_settings,
     create_topic,
     delete_topics,
@@ -125,16 +126,12 @@ async def _throughput(quick: bool) -> BenchResult:
 
     base, var, a, b = await alternate(raw, shadow, 2 if quick else 3)
     await delete_topics(kwargs, [settings.topics.requests_topic, settings.topics.shadow_results_topic, sink])
-    return BenchResult(
-        name="shadow.zero_latency",
-        unit="rec/s",
-        baseline_name="raw_loop",
-        baseline=round(base),
-        variant_name="shadow_worker",
-        variant=round(var),
-        ratio=var / base,
-        target="≥ 0.80×",
-        passed=var / base >= 0.8,
+    return at_least(
+        "shadow.zero_latency",
+        "rec/s",
+        ("raw_loop", base),
+        ("shadow_worker", var),
+        0.80,
         extra={"records": n, "samples": {"raw": a, "worker": b}},
     )
 

@@ -48,6 +48,31 @@ class BenchResult:
         }
 
 
+def at_least(
+    name: str,
+    unit: str,
+    baseline: tuple[str, float],
+    variant: tuple[str, float],
+    min_ratio: float,
+    extra: dict[str, Any] | None = None,
+    target: str | None = None,
+) -> BenchResult:
+    """A higher-is-better result whose target is ``variant / baseline >= min_ratio``."""
+    ratio = variant[1] / baseline[1]
+    return BenchResult(
+        name=name,
+        unit=unit,
+        baseline_name=baseline[0],
+        baseline=round(baseline[1]),
+        variant_name=variant[0],
+        variant=round(variant[1]),
+        ratio=ratio,
+        target=target or f"≥ {min_ratio:.2f}×",
+        passed=ratio >= min_ratio,
+        extra=extra or {},
+    )
+
+
 async def alternate(
     baseline: Callable[[], Awaitable[float]], variant: Callable[[], Awaitable[float]], rounds: int
 ) -> tuple[float, float, list[float], list[float]]:
