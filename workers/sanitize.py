@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 DEFAULT_DROP_KEYS: frozenset[str] = frozenset(
     {
         "authorization",
@@ -77,6 +79,23 @@ def _norm_key(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
+# a key whose normalised form ends with one of these is secret-bearing too: openai_api_key,
+# db_password, client-secret, x-auth-token, session_cookie, ...
+SECRET_KEY_SUFFIXES: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "token",
+    "authorization",
+    "cookie",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "credentials",
+)
+
+
 class _KeyMemo(dict[str, bool]):
     """key -> "is a secret-bearing key", memoised (payload keys repeat endlessly)."""
 
@@ -85,7 +104,8 @@ class _KeyMemo(dict[str, bool]):
         self._drop = drop
 
     def __missing__(self, key: str) -> bool:
-        hit = _norm_key(key) in self._drop
+        norm = _norm_key(key)
+        hit = norm in self._drop or norm.endswith(SECRET_KEY_SUFFIXES)
         if len(self) < 4096:
             self[key] = hit
         return hit
@@ -142,6 +162,20 @@ class Sanitizer:
     def mask_text(self, text: str) -> tuple[str, int]:
         counter = [0]
         return self._mask(text, counter), counter[0]
+
+    def clean_text(self, text: str) -> tuple[str, int]:
+        """Like :meth:`mask_text`, but a JSON object or array inside the text is parsed and
+        cleaned (so secret keys are dropped, not only masked) and written back compactly."""
+        stripped = text.lstrip()
+        if stripped[:1] in ("{", "["):
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict | list):
+                cleaned, count = self.clean(parsed)
+                return orjson.dumps(cleaned).decode(), count
+        return self.mask_text(text)
 
     def _walk(self, value: Any, counter: list[int]) -> Any:
         if isinstance(value, str):

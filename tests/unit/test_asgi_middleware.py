@@ -276,3 +276,17 @@ async def test_sampling_decision_is_taken_once_with_the_request_bucket() -> None
     await mw(handler, publisher)(http_scope(headers=[(b"x-request-id", b"b-1")]), client.receive, client.send)
     assert len(publisher.calls) == 1
     assert publisher.calls[0]["bucket"] == publisher.should_sample("b-1")[1]
+
+
+async def test_a_handler_that_fails_after_the_start_is_counted_as_incomplete() -> None:
+    pub = ShadowPublisher(HookSettings(), topic="t", producer_factory=FakeProducerFactory())
+    await pub.start()
+    try:
+        client = Client()
+        with pytest.raises(RuntimeError):
+            await mw(Handler(raise_after_start=True), pub)(http_scope(), client.receive, client.send)
+    finally:
+        await pub.stop(drain_timeout_s=1.0)
+    assert pub.stats.seen == 1
+    assert pub.stats.dropped_incomplete == 1
+    assert pub.stats.enqueued == 0

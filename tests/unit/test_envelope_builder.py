@@ -370,3 +370,34 @@ def test_invalid_bodies_raise_invalid_message(body: bytes) -> None:
 def test_malformed_items_raise_invalid_message(body: bytes, response: bytes | None) -> None:
     with pytest.raises(InvalidMessage):
         builder().build(raw(body, response))
+
+
+def test_secret_keys_inside_tool_outputs_are_dropped() -> None:
+    calls = [
+        RawToolCall("lookup", {"q": "x"}, {"user": {"password": "hunter2-pw", "name": "bob"}}),
+        RawToolCall("fetch", {}, '{"session_token": "tok-123456", "ok": 1}'),
+    ]
+    messages = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "db", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"db_password": "pw-987654", "rows": 2}'},
+    ]
+    env = builder().build(raw({**REQUEST, "messages": messages}, tool_calls=calls))
+    data = encode(env)
+    for secret in (b"hunter2-pw", b"tok-123456", b"pw-987654"):
+        assert secret not in data
+    outputs = {t.name: t.output for t in env.tool_io}
+    assert outputs["lookup"] == '{"user":{"name":"bob"}}'
+    assert outputs["fetch"] == '{"ok":1}'
+    assert outputs["db"] == '{"rows":2}'
+
+
+def test_secret_key_suffixes_are_dropped() -> None:
+    body = {**REQUEST, "openai_api_key": "k1", "metadata": {"db_password": "p1", "max_tokens": 5}}
+    env = builder().build(raw(body))
+    assert "openai_api_key" not in env.request.params
+    assert env.request.params["metadata"] == {"max_tokens": 5}

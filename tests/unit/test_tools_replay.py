@@ -339,3 +339,13 @@ async def test_callable_candidate_accepts_strings_and_dicts(returned: Any, conte
     got = await cand.chat({"messages": []})
     assert got.content == content
     assert got.tool_calls == ()
+
+
+async def test_malformed_tool_calls_in_a_reply_become_an_invalid_response_error() -> None:
+    replayer = Replayer(
+        CallableCandidate("cand", lambda body: {"choices": [{"message": {"tool_calls": ["x"]}}]}),
+        settings(max_attempts=1),
+    )
+    result = await replayer.replay(ENV)
+    assert result.status == "error"
+    assert result.error_class == "invalid_response"

@@ -69,6 +69,7 @@ class Comparator:
         self._producer: AIOKafkaProducer | None = None
         self.assigned = asyncio.Event()
         self._acks: set[asyncio.Task[None]] = set()
+        self._last_ack: asyncio.Task[None] | None = None
         self._compare_partitions = 0
 
     def stop(self) -> None:
@@ -116,6 +117,8 @@ class Comparator:
         outputs: list[Output] = []
         for tp, records in batches.items():
             for record in records:
+                if tp not in consumer.assignment():
+                    break  # revoked while this poll was being handled: the new owner re-reads it
                 self.stats.consumed += 1
                 self._last_ts[tp] = record.timestamp
                 self.tracker.add(tp, record.offset)
@@ -178,7 +181,8 @@ class Comparator:
         futures = await self._ship(values)
         while len(self._acks) >= MAX_UNACKED_POLLS:
             await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._await_acks(futures, values, releases))
+        task = asyncio.create_task(self._await_acks(futures, values, releases, self._last_ack))
+        self._last_ack = task
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
@@ -196,8 +200,16 @@ class Comparator:
         return [fut for fut, _count in shipped]
 
     async def _await_acks(
-        self, futures: list[asyncio.Future[Any]], values: list[tuple[str, bytes]], releases: list[RecordRef]
+        self,
+        futures: list[asyncio.Future[Any]],
+        values: list[tuple[str, bytes]],
+        releases: list[RecordRef],
+        previous: asyncio.Task[None] | None,
     ) -> None:
+        """Wait for this poll's acks, then for the previous poll's task, then release records.
+
+        Releasing in poll order matters: a request completed in this poll may depend on a
+        comparison shipped (and perhaps still being retried) by an earlier poll."""
         while True:
             try:
                 await asyncio.gather(*futures)
@@ -210,6 +222,8 @@ class Comparator:
                     futures = await self._ship(values)
                 except Exception as again:
                     log.warning("re-shipping comparisons failed: %s", again)
+        if previous is not None:
+            await asyncio.wait([previous])
         self.stats.emitted += len(values)
         for topic_name, partition, offset in releases:
             self.tracker.done(TopicPartition(topic_name, partition), offset)

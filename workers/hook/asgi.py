@@ -75,6 +75,9 @@ class ShadowMirrorMiddleware:
             await self.app(scope, capture.receive, capture.send)
         finally:
             close_context(capture.token)
+            if not capture.finished:  # handler raised or the client left before the last byte
+                self.publisher.stats.seen += 1
+                self.publisher.stats.dropped_incomplete += 1
 
 
 def _join(chunks: list[bytes]) -> bytes:
@@ -87,6 +90,7 @@ class _Capture:
     __slots__ = (
         "bucket",
         "ctx",
+        "finished",
         "mw",
         "overflow",
         "raw_receive",
@@ -129,6 +133,7 @@ class _Capture:
         self.req_size = self.resp_size = 0
         self.status = 500
         self.overflow = False
+        self.finished = False
         self.ctx, self.token = open_context()
 
     async def receive(self) -> Message:
@@ -156,6 +161,7 @@ class _Capture:
         await self.raw_send(message)
         if kind != "http.response.body" or message.get("more_body", False):
             return
+        self.finished = True
         publisher = self.mw.publisher
         if self.overflow:
             publisher.stats.dropped_too_large += 1

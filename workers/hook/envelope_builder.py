@@ -177,6 +177,9 @@ class EnvelopeBuilder:
             if msg.get("tool_calls"):
                 msg["tool_calls"], n = self._clean_calls(msg["tool_calls"])
                 touched += n
+            if msg.get("role") == "tool" and isinstance(msg.get("content"), str):
+                msg["content"], n = self._sanitizer.clean_text(msg["content"])
+                touched += n
         request = {k: clean_body[k] for k in _REQUEST_KEYS if k in clean_body}
         request["params"] = {k: v for k, v in clean_body.items() if k not in _REQUEST_KEYS}
 
@@ -188,7 +191,12 @@ class EnvelopeBuilder:
         tool_io = []
         for item in tools_raw:
             args, n_args = self._sanitizer.clean(_args_dict(item["arguments"]))
-            output, n_out = self._sanitizer.mask_text(_output_text(item["output"]))
+            raw_output = item["output"]
+            if isinstance(raw_output, str):
+                output, n_out = self._sanitizer.clean_text(raw_output)
+            else:
+                cleaned_output, n_out = self._sanitizer.clean(raw_output)
+                output = _output_text(cleaned_output)
             touched += n_args + n_out
             tool_io.append(
                 RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))

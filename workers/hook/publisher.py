@@ -52,6 +52,7 @@ class PublisherStats:
     dropped_invalid: int = 0
     dropped_not_running: int = 0
     dropped_too_large: int = 0
+    dropped_incomplete: int = 0
     send_failed: int = 0
     sanitized_fields: int = 0
     connect_failures: int = 0
@@ -283,10 +284,11 @@ class ShadowPublisher:
                     )
                     continue
                 self.stats.sanitized_fields += envelope.sanitized_fields
+                built += 1  # counted before shipping, so a failure below accounts for it
                 try:
                     shipped += self._track(await batcher.add(envelope.req_hash, value))
-                    built += 1
                 except RecordTooLarge:
+                    built -= 1
                     self.stats.dropped_too_large += 1
             shipped += self._track(await batcher.flush())
         except Exception as exc:  # broker trouble: what was built but not shipped is counted as failed

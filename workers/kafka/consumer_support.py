@@ -40,7 +40,8 @@ async def commit_done(
     """Commit the contiguous done prefix of each partition; False when nothing was committed."""
     if consumer is None:
         return False
-    offsets = tracker.committable(only)
+    owned = consumer.assignment()
+    offsets = {tp: off for tp, off in tracker.committable(only).items() if tp in owned}
     if not offsets:
         return False
     try:

@@ -65,6 +65,9 @@ def parse_reply(data: Any) -> CandidateReply:
         raise CandidateError("invalid_response", "not a chat-completions response") from None
     if content is not None and not isinstance(content, str):
         raise CandidateError("invalid_response", "message.content is not a string")
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+            raise CandidateError("invalid_response", "tool_calls must be objects with a function object")
     return CandidateReply(
         content, calls, usage if isinstance(usage, dict) else None, model if isinstance(model, str) else None
     )

@@ -123,6 +123,8 @@ class Replayer:
                     messages.append(
                         {"role": "tool", "tool_call_id": call.get("id", ""), "content": resolved.output}
                     )
+        except (AttributeError, TypeError, KeyError) as exc:  # a reply shaped wrongly inside the tool loop
+            return result("error", error_class="invalid_response", error=f"{type(exc).__name__}: {exc}"[:500])
         except CandidateError as exc:
             attempts += getattr(exc, "attempts", 1)
             return result("error", error_class=exc.error_class, error=str(exc)[:500])

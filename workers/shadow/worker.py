@@ -163,8 +163,14 @@ class ShadowWorker:
             self.tracker.done(tp, record.offset)
             return
         await self.bucket.acquire()
-        async with self._calls:
-            result = await self.replayer.replay(envelope)
+        try:
+            async with self._calls:
+                result = await self.replayer.replay(envelope)
+        except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
+            log.exception("replay of %s[%d]@%d failed", record.topic, record.partition, record.offset)
+            await self._dead_letter(record, "replay_failed", f"{type(exc).__name__}: {exc}")
+            self.tracker.done(tp, record.offset)
+            return
         self.stats.replayed += 1
         if result.status == "error":
             self.stats.errors += 1
