@@ -46,6 +46,7 @@ from workers.compare.build import ComparisonBuilder
 from workers.compare.embed_onnx import MAX_TOKENS, MiniLMEmbedder
 from workers.compare.embedder import build_embedder
 from workers.compare.join import Joined, Output
+from workers.compare.prod_side import ProdSide
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
 
@@ -181,7 +182,7 @@ def joined_outputs(pairs: Sequence[tuple[str, str]], tag: str) -> list[Output]:
     outputs: list[Output] = []
     for i, (prod, shadow) in enumerate(pairs):
         env = envelope(i % _ENV_CYCLE, answer=prod, tag=f"{tag}{i // _ENV_CYCLE}")
-        outputs.append(Joined(env, result(env, answer=shadow), []))
+        outputs.append(Joined(ProdSide.of(env), result(env, answer=shadow), []))
     return outputs
 
 

@@ -13,6 +13,7 @@ from schemas.shadow_result import ShadowToolCall
 from tests.support.factories import envelope, result
 from workers.compare.build import ComparisonBuilder
 from workers.compare.join import Expired, Joined, Output
+from workers.compare.prod_side import ProdSide
 
 
 class FakeEmbedder:
@@ -35,9 +36,9 @@ def test_joined_and_expired_comparisons_validate_against_the_contract() -> None:
     embedder = FakeEmbedder()
     builder = ComparisonBuilder(embedder)
     outputs: list[Output] = [
-        Joined(env, same, []),
-        Joined(envelope(2), other, []),
-        Expired("shadow_timeout", "cand", env.req_hash, env, None, []),
+        Joined(ProdSide.of(env), same, []),
+        Joined(ProdSide.of(envelope(2)), other, []),
+        Expired("shadow_timeout", "cand", env.req_hash, ProdSide.of(env), None, []),
         Expired("request_missing", "cand", other.req_hash, None, other, []),
     ]
     assert builder.needs_embedding(outputs)
@@ -60,10 +61,10 @@ def test_shadow_answer_is_masked_before_comparing() -> None:
     env = envelope(3, answer="Write to anna@example.org")
     assert env.prod.answer is not None
     res = result(env, answer="Write to anna@example.org")
-    comps = ComparisonBuilder(None).build([Joined(env, res, [])])
+    comps = ComparisonBuilder(None).build([Joined(ProdSide.of(env), res, [])])
     assert comps[0].exact_match is False  # the envelope's prod answer was not masked in this factory
     masked_env = env.model_copy(update={"prod": env.prod.model_copy(update={"answer": "Write to <email>"})})
-    comps = ComparisonBuilder(None).build([Joined(masked_env, res, [])])
+    comps = ComparisonBuilder(None).build([Joined(ProdSide.of(masked_env), res, [])])
     assert comps[0].exact_match is True
 
 
@@ -78,7 +79,7 @@ def test_tool_agreement_and_dispositions() -> None:
             )
         }
     )
-    comp = ComparisonBuilder(None).build([Joined(env, res, [])])[0]
+    comp = ComparisonBuilder(None).build([Joined(ProdSide.of(env), res, [])])[0]
     assert comp.tool_agreement == 1 / 3  # {lookup} shared of {lookup, save(prod args), save(x=1)}
     assert comp.tools_stubbed == 1
     assert comp.tools_blocked == 1

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.comparison import Comparison
-from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from workers.compare.embedder import Embedder, delta_s
 from workers.compare.join import Expired, Joined, Output
+from workers.compare.prod_side import ProdSide
 from workers.hashing import canonical_json, pair_id
 from workers.sanitize import Sanitizer
 
@@ -28,16 +28,17 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", text).strip().casefold()
 
 
-def _tool_set(calls: Sequence[tuple[str, Any]]) -> set[tuple[str, bytes]]:
+def _tool_set(calls: Sequence[tuple[str, Any]]) -> set[tuple[str, str]]:
+    """(tool, canonical arguments) keys, in the form :class:`ProdSide` stores them."""
     out = set()
     for name, args in calls:
-        out.add((name, canonical_json(args) if isinstance(args, dict) else str(args).encode()))
+        out.add((name, canonical_json(args).decode() if isinstance(args, dict) else str(args)))
     return out
 
 
-def tool_agreement(env: RequestEnvelope, res: ShadowResult) -> float | None:
+def tool_agreement(env: ProdSide, res: ShadowResult) -> float | None:
     """Jaccard similarity of (tool, arguments) between prod's recorded calls and the shadow's."""
-    prod = _tool_set([(c.name, c.arguments) for c in env.tool_io])
+    prod = env.tool_keys
     shadow = _tool_set([(c.name, c.arguments) for c in res.tool_calls])
     if not prod and not shadow:
         return None

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
+from workers.compare.prod_side import ProdSide
 
 RecordRef = tuple[str, int, int]  # (topic, partition, offset)
 
 
 @dataclass(slots=True)
 class _WaitingRequest:
-    envelope: RequestEnvelope
+    envelope: ProdSide
     ref: RecordRef
     deadline_ms: int
     waiting: set[str]
@@ -44,7 +45,7 @@ class _WaitingResult:
 
 @dataclass(slots=True)
 class Joined:
-    envelope: RequestEnvelope
+    envelope: ProdSide
     result: ShadowResult
     release: list[RecordRef]
 
@@ -54,7 +55,7 @@ class Expired:
     outcome: str  # "shadow_timeout" | "request_missing"
     candidate: str
     req_hash: str
-    envelope: RequestEnvelope | None
+    envelope: ProdSide | None
     result: ShadowResult | None
     release: list[RecordRef]
 
@@ -107,7 +108,7 @@ class JoinBuffer:
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
-        entry = _WaitingRequest(env, ref, ts_ms + self.window_ms, waiting)
+        entry = _WaitingRequest(ProdSide.of(env), ref, ts_ms + self.window_ms, waiting)
         self._requests[env.req_hash] = entry
         outputs: list[Output] = []
         for candidate in list(waiting):
