@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from workers.cli import kafka_cmd
 from workers.errors import BrokerSetupError
+from workers.kafka import kraft, procs
 from workers.kafka import local as lk
-from workers.kafka import procs
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.settings import KafkaSettings, Settings, load_settings
 
@@ -64,7 +64,9 @@ def decoy(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
 
 
 def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
-    text = lk.render_server_properties(port=19092, controller_port=19093, log_dir=tmp_path, num_partitions=6)
+    text = kraft.render_server_properties(
+        port=19092, controller_port=19093, log_dir=tmp_path, num_partitions=6
+    )
     props = _props(text)
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
@@ -85,10 +87,10 @@ def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
 
 def test_listener_ports_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "server.properties"
-    assert lk.read_listener_ports(path) is None
-    text = lk.render_server_properties(port=1234, controller_port=5678, log_dir=tmp_path, num_partitions=3)
+    assert kraft.read_listener_ports(path) is None
+    text = kraft.render_server_properties(port=1234, controller_port=5678, log_dir=tmp_path, num_partitions=3)
     path.write_text(text)
-    assert lk.read_listener_ports(path) == (1234, 5678)
+    assert kraft.read_listener_ports(path) == (1234, 5678)
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -111,7 +113,7 @@ def test_free_ports_prefers_previous_ports_only_when_free() -> None:
 
 
 def test_cluster_id_looks_like_a_kafka_uuid() -> None:
-    ids = {lk.new_cluster_id() for _ in range(200)}
+    ids = {kraft.new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
 
