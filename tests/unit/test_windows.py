@@ -1,0 +1,102 @@
+"""Tumbling windows: closing on event time, late records counted, summaries merge exactly."""
+
+from __future__ import annotations
+
+import random
+
+from schemas.codec import decode, encode
+from schemas.comparison import Comparison
+from schemas.window_summary import WindowSummary
+from workers.windows import histograms as h
+from workers.windows.aggregate import WindowAggregator
+
+
+def comparison(i: int, rng: random.Random, *, candidate: str = "b", outcome: str = "joined") -> Comparison:
+    joined = outcome == "joined"
+    return Comparison(
+        comparison_id=f"c{i}",
+        req_hash=f"{i:032x}",
+        candidate=candidate,
+        ts_ms=0,
+        endpoint="/v1/chat/completions",
+        tenant="t1",
+        complete=joined,
+        outcome=outcome,  # type: ignore[arg-type]
+        delta_s=round(rng.random(), 4) if joined else None,
+        exact_match=(i % 3 == 0) if joined else None,
+        prod_latency_ms=rng.lognormvariate(3.5, 0.5),
+        shadow_latency_ms=rng.lognormvariate(3.8, 0.6) if joined else None,
+        prod_status="200" if i % 50 else "500",
+        shadow_status=("ok" if i % 20 else "error:timeout") if joined else None,
+    )
+
+
+def test_windows_close_on_event_time_and_summarise() -> None:
+    rng = random.Random(1)
+    agg = WindowAggregator(window_ms=1_000, grace_ms=500)
+    for i in range(300):
+        agg.add(comparison(i, rng), event_ms=i * 10)  # 0 .. 2990 ms: three windows
+    assert agg.advance(1_400) == []  # window [0, 1000) closes at 1500
+    first = agg.advance(1_500)
+    assert [s.window_start_ms for s in first] == [0]
+    assert first[0].count == 100
+    assert first[0].exact_match_rate is not None
+    assert abs(first[0].exact_match_rate - 34 / 100) < 1e-9
+    rest = agg.flush()
+    assert [s.window_start_ms for s in rest] == [1_000, 2_000]
+    assert sum(s.count for s in first + rest) == 300
+    for summary in first + rest:
+        assert decode(encode(summary), WindowSummary) == summary
+
+
+def test_late_records_are_counted_not_lost() -> None:
+    rng = random.Random(2)
+    agg = WindowAggregator(window_ms=1_000, grace_ms=0)
+    agg.add(comparison(1, rng), event_ms=100)
+    closed = agg.advance(1_000)
+    assert len(closed) == 1
+    assert agg.add(comparison(2, rng), event_ms=500) is False  # its window is out already
+    assert agg.late_total == 1
+    agg.add(comparison(3, rng), event_ms=1_200)
+    (nxt,) = agg.flush()
+    assert nxt.late == 1
+    assert nxt.count == 1
+
+
+def test_merged_window_histograms_equal_one_histogram_over_all_values() -> None:
+    rng = random.Random(3)
+    comps = [comparison(i, rng) for i in range(2_000)]
+    split = WindowAggregator(window_ms=1_000, grace_ms=0)
+    whole = WindowAggregator(window_ms=10_000, grace_ms=0)
+    for i, c in enumerate(comps):
+        split.add(c, event_ms=i * 5)  # ten 1 s windows
+        whole.add(c, event_ms=i * 5)  # one 10 s window
+    parts = split.flush()
+    (single,) = whole.flush()
+    assert len(parts) == 10
+    for field in ("hist_latency_prod_us", "hist_latency_shadow_us", "hist_delta_s_e4"):
+        merged = h.merged([getattr(p, field) for p in parts])
+        reference = h.decode(getattr(single, field))
+        assert merged.get_total_count() == reference.get_total_count()
+        for pct in (50, 90, 95, 99, 99.9):
+            assert merged.get_value_at_percentile(pct) == reference.get_value_at_percentile(pct)
+    assert single.latency_prod.p95_ms == h.latency_ms_at(
+        h.merged([p.hist_latency_prod_us for p in parts]), 95
+    )
+
+
+def test_outcomes_and_error_rates() -> None:
+    rng = random.Random(4)
+    agg = WindowAggregator(window_ms=1_000, grace_ms=0)
+    for i in range(1, 41):
+        agg.add(comparison(i, rng), event_ms=0)
+    agg.add(comparison(100, rng, outcome="shadow_timeout"), event_ms=0)
+    agg.add(comparison(101, rng, outcome="request_missing"), event_ms=0)
+    agg.add(comparison(102, rng, candidate="c"), event_ms=0)
+    by_candidate = {s.candidate: s for s in agg.flush()}
+    b = by_candidate["b"]
+    assert (b.count, b.joined, b.shadow_timeouts, b.requests_missing) == (42, 40, 1, 1)
+    assert b.shadow_error_rate == 2 / 40  # i = 20 and 40
+    assert b.prod_error_rate == 1 / 41  # i = 100 has status 500... and is a timeout: counted with prod
+    assert by_candidate["c"].count == 1
+    assert b.latency_p95_uplift is not None

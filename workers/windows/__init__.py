@@ -1,0 +1,1 @@
+"""Windowed aggregation of comparisons (tumbling windows per candidate and bucket)."""
