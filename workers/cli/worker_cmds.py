@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -73,8 +74,25 @@ def _with(settings: Settings, section: str, **values: Any) -> Settings:
     return settings.model_copy(update={section: part})
 
 
-def _metrics(port: int | None, collector: StatsCollector) -> MetricsServer | None:
-    return None if port is None else serve_metrics([collector], port=port)
+async def _serve(
+    run: Callable[[], Awaitable[None]],
+    stop: Callable[[], None],
+    assigned: asyncio.Event,
+    group: str,
+    metrics_port: int | None,
+    collector: StatsCollector,
+    counters: Callable[[], Mapping[str, int]],
+) -> None:
+    """Run one worker until a signal: optional /metrics, the ``assigned`` and ``stopped`` lines."""
+    metrics = None if metrics_port is None else serve_metrics([collector], port=metrics_port)
+    announce = asyncio.create_task(_announce(assigned, group, metrics))
+    try:
+        await run_until_signal(run, stop)
+    finally:
+        announce.cancel()
+        if metrics:
+            metrics.close()
+    print(orjson.dumps({"event": "stopped", "group": group, **counters()}).decode())
 
 
 async def _announce(assigned: asyncio.Event, group: str, metrics: MetricsServer | None) -> None:
@@ -136,21 +154,20 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         await ensure_topics(settings.topics, kwargs)
         tune_for_workers()
         worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
-        collector = StatsCollector(
-            "shadowlane_shadow",
+        await _serve(
+            worker.run,
+            worker.stop,
+            worker.assigned,
+            worker.group_id,
+            args.metrics_port,
+            StatsCollector(
+                "shadowlane_shadow",
+                worker.stats.as_dict,
+                gauges=lambda: {"in_flight": len(worker.tasks_in_flight()), "rate_limit": worker.bucket.rate},
+                labels={"group": worker.group_id, "candidate": worker.candidate.name},
+            ),
             worker.stats.as_dict,
-            gauges=lambda: {"in_flight": len(worker.tasks_in_flight()), "rate_limit": worker.bucket.rate},
-            labels={"group": worker.group_id, "candidate": worker.candidate.name},
         )
-        metrics = _metrics(args.metrics_port, collector)
-        announce = asyncio.create_task(_announce(worker.assigned, worker.group_id, metrics))
-        try:
-            await run_until_signal(worker.run, worker.stop)
-        finally:
-            announce.cancel()
-            if metrics:
-                metrics.close()
-        print(orjson.dumps({"event": "stopped", "group": worker.group_id, **worker.stats.as_dict()}).decode())
 
     asyncio.run(go())
     return 0
@@ -165,22 +182,25 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
         tune_for_workers()
-        collector = StatsCollector(
-            "shadowlane_compare",
-            lambda: {**comparator.stats.as_dict(), **asdict(comparator.join.stats)},
-            gauges=lambda: {"pending_pairs": comparator.join.pending},
-            labels={"group": settings.compare.group_id},
+        group = settings.compare.group_id
+
+        def counters() -> dict[str, int]:
+            return {**comparator.stats.as_dict(), **asdict(comparator.join.stats)}
+
+        await _serve(
+            comparator.run,
+            comparator.stop,
+            comparator.assigned,
+            group,
+            args.metrics_port,
+            StatsCollector(
+                "shadowlane_compare",
+                counters,
+                gauges=lambda: {"pending_pairs": comparator.join.pending},
+                labels={"group": group},
+            ),
+            counters,
         )
-        metrics = _metrics(args.metrics_port, collector)
-        announce = asyncio.create_task(_announce(comparator.assigned, settings.compare.group_id, metrics))
-        try:
-            await run_until_signal(comparator.run, comparator.stop)
-        finally:
-            announce.cancel()
-            if metrics:
-                metrics.close()
-        stats = {**comparator.stats.as_dict(), **asdict(comparator.join.stats)}
-        print(orjson.dumps({"event": "stopped", "group": settings.compare.group_id, **stats}).decode())
 
     asyncio.run(go())
     return 0

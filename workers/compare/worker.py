@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
 from workers.kafka.batching import PartitionBatcher, partition_count
-from workers.kafka.consumer_support import RebalanceHooks, commit_done, dead_letter_until_sent
+from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
 
@@ -54,15 +53,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Comparator:
+class Comparator(CommittingWorker):
     def __init__(self, settings: Settings, embedder: Embedder | None, client_kwargs: dict[str, Any]) -> None:
         self.settings = settings
         self.c = settings.compare
+        self.worker_id = self.c.group_id
+        self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
         self.join = JoinBuffer(self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending)
         self.builder = ComparisonBuilder(embedder)
         self.tracker = OffsetTracker()
-        self.stats = CompareStats()
+        self.stats: CompareStats = CompareStats()
         self._last_ts: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -231,22 +232,6 @@ class Comparator:
     async def _drain_acks(self) -> None:
         if self._acks:
             await asyncio.gather(*self._acks, return_exceptions=True)
-
-    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
-        assert self._producer is not None
-        await dead_letter_until_sent(
-            self._producer,
-            self.settings.topics.dlq_topic,
-            record,
-            reason=reason,
-            detail=detail,
-            worker=self.c.group_id,
-        )
-        self.stats.dead_lettered += 1
-
-    async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
-        if await commit_done(self._consumer, self.tracker, only):
-            self.stats.commits += 1
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         self.assigned.set()

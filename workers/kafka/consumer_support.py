@@ -1,12 +1,13 @@
 """What every Shadowlane consumer loop shares: rebalance hooks, committing the done prefix, and
-dead-lettering that retries until the DLQ has the record (the offset is committed only after)."""
+dead-lettering that retries until the DLQ has the record (the offset is committed only after).
+:class:`CommittingWorker` bundles the last two for the shadow worker and the comparator."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
@@ -64,3 +65,33 @@ async def dead_letter_until_sent(
         except Exception as exc:
             log.warning("DLQ produce failed: %s; retrying", exc)
             await asyncio.sleep(1.0)
+
+
+class WorkerCounters(Protocol):
+    dead_lettered: int
+    commits: int
+
+
+class CommittingWorker:
+    """Base of the consumer loops: dead-letter a record, commit the done prefix, count both.
+
+    Subclasses set ``worker_id``, ``dlq_topic``, ``tracker``, ``stats`` and, once running,
+    ``_consumer`` / ``_producer``."""
+
+    worker_id: str
+    dlq_topic: str
+    tracker: OffsetTracker
+    stats: WorkerCounters
+    _consumer: AIOKafkaConsumer | None
+    _producer: AIOKafkaProducer | None
+
+    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        assert self._producer is not None
+        await dead_letter_until_sent(
+            self._producer, self.dlq_topic, record, reason=reason, detail=detail, worker=self.worker_id
+        )
+        self.stats.dead_lettered += 1
+
+    async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
+        if await commit_done(self._consumer, self.tracker, only):
+            self.stats.commits += 1

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import RequestEnvelope
-from workers.kafka.consumer_support import RebalanceHooks, commit_done, dead_letter_until_sent
+from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
 from workers.shadow.candidates import Candidate
@@ -50,7 +49,7 @@ class ShadowStats:
         return asdict(self)
 
 
-class ShadowWorker:
+class ShadowWorker(CommittingWorker):
     """Consumes the requests topic as group ``<group_prefix><candidate>``."""
 
     def __init__(self, settings: Settings, candidate: Candidate, client_kwargs: dict[str, Any]) -> None:
@@ -59,8 +58,10 @@ class ShadowWorker:
         self.candidate = candidate
         self.replayer = Replayer(candidate, self.s)
         self.group_id = f"{self.s.group_prefix}{candidate.name}"
+        self.worker_id = self.group_id
+        self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
-        self.stats = ShadowStats()
+        self.stats: ShadowStats = ShadowStats()
         self.bucket = TokenBucket(0.0)
         self.tracker = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
@@ -196,22 +197,6 @@ class ShadowWorker:
                 )
                 await asyncio.sleep(1.0)
         self.tracker.done(tp, record.offset)
-
-    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
-        assert self._producer is not None
-        await dead_letter_until_sent(
-            self._producer,
-            self.settings.topics.dlq_topic,
-            record,
-            reason=reason,
-            detail=detail,
-            worker=self.group_id,
-        )
-        self.stats.dead_lettered += 1
-
-    async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
-        if await commit_done(self._consumer, self.tracker, only):
-            self.stats.commits += 1
 
     async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
         if not tasks:
