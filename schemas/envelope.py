@@ -29,6 +29,17 @@ class ProdOutcome(Nested):
     tool_calls: tuple[ToolCall, ...] = ()
     usage: TokenUsage | None = None
     error: str | None = None
+    cited_ids: tuple[str, ...] = Field(
+        default=(), description="ids of the documents / passages the answer cites (coverage)"
+    )
+
+
+class GoldLabel(Nested):
+    """What a correct answer is, when the caller knows it (eval traffic, labelled replays)."""
+
+    answer: str | None = None
+    cited_ids: tuple[str, ...] = Field(default=(), description="ids a complete answer must cite")
+    source: str | None = Field(default=None, description="where the label comes from, e.g. eval set id")
 
 
 class SamplingDecision(Nested):
@@ -59,3 +70,9 @@ class RequestEnvelope(WireModel):
     trace_id: str | None = None
     sampling: SamplingDecision
     sanitized_fields: int = Field(default=0, ge=0, description="values dropped or masked by the hook")
+    gold: GoldLabel | None = None
+    paraphrases: tuple[str, ...] = Field(
+        default=(),
+        max_length=3,
+        description="other wordings of the last user message; the shadow's λ replays use them",
+    )

@@ -22,6 +22,21 @@ class ShadowToolCall(Nested):
     arguments: dict[str, Any] | str = Field(default_factory=dict)
     disposition: ToolDisposition
     output: str | None = None
+    schema_valid: bool | None = Field(
+        default=None,
+        description="arguments valid against the offered tool's JSON schema; None: tool not offered",
+    )
+    schema_error: str | None = None
+
+
+class StabilitySample(Nested):
+    """One extra replay for λ: the same request with another seed, or a paraphrase of it."""
+
+    variant: str = Field(description="'seed:<n>' or 'paraphrase:<i>' (i indexes envelope.paraphrases)")
+    seed: int | None = None
+    status: Literal["ok", "error"]
+    answer: str | None = None
+    error_class: ErrorClass | None = None
 
 
 class ShadowResult(WireModel):
@@ -41,3 +56,8 @@ class ShadowResult(WireModel):
     attempts: int = Field(default=1, ge=1)
     tool_calls: tuple[ShadowToolCall, ...] = ()
     usage: TokenUsage | None = None
+    model: str | None = Field(default=None, description="model the candidate says answered (pricing)")
+    cited_ids: tuple[str, ...] = ()
+    stability: tuple[StabilitySample, ...] = Field(
+        default=(), description="λ replays (empty when the request was not sampled for λ)"
+    )

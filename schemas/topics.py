@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from schemas.base import WireModel
 from schemas.comparison import Comparison
 from schemas.dead_letter import DeadLetter
+from schemas.drift_alert import DriftAlert
 from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
+from schemas.window_summary import WindowSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         producers=("comparator",),
         consumers=("dashboards, gates, reports, `shadowlane tail`, CompareReader",),
         description="per-request prod vs candidate comparisons, complete or timed out",
+    ),
+    TopicSpec(
+        logical="compare.summary",
+        key="candidate",
+        value=WindowSummary,
+        producers=("comparator",),
+        consumers=("gates (`shadowlane gate`), dashboards, reports",),
+        description="tumbling-window summaries per candidate / endpoint / tenant, mergeable partials",
+    ),
+    TopicSpec(
+        logical="alerts",
+        key="candidate",
+        value=DriftAlert,
+        producers=("comparator",),
+        consumers=("operators, paging, rollout control",),
+        description="windows whose mean ΔS or λ flip rate crossed its threshold",
     ),
     TopicSpec(
         logical="dlq",

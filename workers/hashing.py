@@ -44,6 +44,10 @@ def partition_for(req_hash_: str, partitions: int) -> int:
     """The requests partition of a mirrored request: its ``req_hash`` prefix modulo the count.
 
     Shadow workers write each result to the partition its request came from, so requests and
-    shadow-results stay co-partitioned whatever partitioner another producer uses.
+    shadow-results stay co-partitioned whatever partitioner another producer uses. Any other
+    key (a candidate name on the summary and alert topics) is hashed first.
     """
-    return int(req_hash_[:8], 16) % partitions
+    try:
+        return int(req_hash_[:8], 16) % partitions
+    except ValueError:
+        return int(hashlib.blake2b(req_hash_.encode(), digest_size=4).hexdigest(), 16) % partitions

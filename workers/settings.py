@@ -9,6 +9,7 @@ runs under the state folder.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
@@ -46,6 +47,8 @@ class TopicSettings(_Frozen):
     requests: str = "requests"
     shadow_results: str = "shadow-results"
     compare: str = "compare"
+    summary: str = "compare.summary"
+    alerts: str = "alerts"
     dlq: str = "dlq"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -67,8 +70,26 @@ class TopicSettings(_Frozen):
         return self.name(self.compare)
 
     @property
+    def summary_topic(self) -> str:
+        return self.name(self.summary)
+
+    @property
+    def alerts_topic(self) -> str:
+        return self.name(self.alerts)
+
+    @property
     def dlq_topic(self) -> str:
         return self.name(self.dlq)
+
+    def all_topics(self) -> list[str]:
+        return [
+            self.requests_topic,
+            self.shadow_results_topic,
+            self.compare_topic,
+            self.summary_topic,
+            self.alerts_topic,
+            self.dlq_topic,
+        ]
 
 
 class HookSettings(_Frozen):
@@ -102,10 +123,23 @@ class ShadowSettings(_Frozen):
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
+    lambda_ratio: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="share of requests replayed extra times for λ"
+    )
+    lambda_seeds: int = Field(default=2, ge=0, le=8, description="seeded replays per λ-sampled request")
+    lambda_paraphrases: int = Field(default=3, ge=0, le=3, description="paraphrase replays (when carried)")
+    lambda_salt: str = "shadowlane-lambda-v1"
+
+
+class ModelPrice(_Frozen):
+    """USD per million tokens."""
+
+    input_per_mtok: float = Field(ge=0.0)
+    output_per_mtok: float = Field(ge=0.0)
 
 
 class CompareSettings(_Frozen):
-    """The comparator's consumer group and join window."""
+    """The comparator's consumer group, join window, metric definitions, windows and alerts."""
 
     group_id: str = "shadowlane.compare"
     candidates: tuple[str, ...] = ("candidate",)
@@ -116,6 +150,23 @@ class CompareSettings(_Frozen):
     embed_batch: int = Field(default=16, ge=1)
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
+    baseline_candidate: str | None = Field(
+        default="baseline", description="the noise-floor shadow (prod model + pins); None disables"
+    )
+    lambda_threshold: float = Field(
+        default=0.40, ge=0.0, le=1.0, description="λ convergent: every pairwise ΔS of λ replays ≤ this"
+    )
+    grader: Literal["contains", "exact", "delta_s"] = "contains"
+    solved_max_delta_s: float = Field(default=0.05, ge=0.0, le=1.0, description="'delta_s' grader cutoff")
+    citation_pattern: str = Field(
+        default=r"\[(?:doc|src|cite):([^\]\s]+)\]", description="regex; group 1 is a cited id"
+    )
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="model -> price")
+    summary_window_s: float = Field(default=60.0, gt=0.0)
+    summary_grace_s: float = Field(default=10.0, ge=0.0)
+    alert_delta_s_mean: float = Field(default=0.45, ge=0.0, le=1.0)
+    alert_lambda_flip_rate: float = Field(default=0.20, ge=0.0, le=1.0)
+    alert_min_samples: int = Field(default=20, ge=1, description="fewer observations never alert")
 
 
 class Settings(BaseSettings):

@@ -91,7 +91,8 @@ async def _worker_loop(settings: Settings, kwargs: dict[str, Any], n: int) -> fl
     s = settings.model_copy(
         update={
             "shadow": settings.shadow.model_copy(
-                update={"group_prefix": group, "rate_cap": 1e9, "concurrency": 64}
+                # one candidate call per record, like the baseline: no λ replays
+                update={"group_prefix": group, "rate_cap": 1e9, "concurrency": 64, "lambda_ratio": 0.0}
             )
         }
     )
@@ -145,6 +146,7 @@ async def _group_rate(members: int, cap: float, concurrency: int, seconds: float
                 update={
                     "rate_cap": cap,
                     "concurrency": concurrency,
+                    "lambda_ratio": 0.0,  # theory counts one call per record
                     "group_prefix": f"bench-grp-{uuid.uuid4().hex[:8]}.",
                 }
             )

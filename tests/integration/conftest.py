@@ -66,6 +66,7 @@ def it_settings(kafka_bootstrap: str) -> Settings:
             readonly_tools=("lookup_conjugation",),
             timeout_s=5.0,
             backoff_base_s=0.01,
+            lambda_ratio=0.0,  # λ replays are extra candidate calls: tests that want them say so
         ),
         compare=CompareSettings(
             group_id=f"it-{run}.compare", candidates=("cand",), embedder="none", window_s=5

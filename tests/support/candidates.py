@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
-from workers.demo.model_server import ModelBehaviour, answer
+from workers.demo.grammar import VERBS, conjugate, parse_sentence
+from workers.demo.model_server import PREFIX, ModelBehaviour, answer
 
 _B = ModelBehaviour("grammar-b", skill=1.0, latency_ms=0)
 
@@ -31,3 +33,46 @@ async def too_slow(body: dict[str, Any]) -> str:
 async def slow_50ms(body: dict[str, Any]) -> str:
     await asyncio.sleep(0.05)
     return "slow"
+
+
+# --- models for the noise-floor / λ tests: prod's model phrases its answer at random -----------
+PHRASINGS = ("Corrected: {}", "Here is the corrected sentence: {}", "Fixed: {}")
+OFF_TOPIC = "Sorry, I can only help with grammar questions about English verbs."
+
+
+def _sentence(body: dict[str, Any]) -> str:
+    text = str(body["messages"][-1]["content"]).removeprefix(PREFIX)
+    return text if parse_sentence(text) else ""
+
+
+def _rng(body: dict[str, Any]) -> random.Random:
+    seed = body.get("seed")
+    return random.Random(f"{seed}:{_sentence(body)}") if isinstance(seed, int) else random.Random()
+
+
+def correct_of(sentence: str) -> str:
+    parsed = parse_sentence(sentence)
+    if parsed is None:
+        return sentence
+    verb, tense, person = parsed
+    words = sentence.rstrip(".").split()
+    assert verb in VERBS
+    return " ".join([words[0], conjugate(verb, tense, person), *words[2:]]) + "."
+
+
+def prod_like(body: dict[str, Any]) -> str:
+    """Prod's model: the right correction, phrased at random (seeded when the body has a seed)."""
+    return _rng(body).choice(PHRASINGS).format(correct_of(_sentence(body)))
+
+
+def drifted(body: dict[str, Any]) -> str:
+    """A candidate that answers something else: same shape, different content."""
+    return "Corrected: They bought some bread and walked to the park yesterday evening."
+
+
+def seed_sensitive(body: dict[str, Any]) -> str:
+    """Fine without a seed and with seed 1; off topic with any other seed: λ must catch it."""
+    seed = body.get("seed")
+    if isinstance(seed, int) and seed != 1:
+        return OFF_TOPIC
+    return prod_like(body)

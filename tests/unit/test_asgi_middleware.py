@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,15 @@ from schemas.codec import decode
 from schemas.envelope import RequestEnvelope
 from tests.unit.helpers_unit import FakeProducerFactory, wait_until
 from workers.hook.asgi import ShadowMirrorMiddleware
-from workers.hook.context import _CURRENT, RawToolCall, record_tool_call, set_pins
+from workers.hook.context import (
+    _CURRENT,
+    RawToolCall,
+    record_tool_call,
+    set_citations,
+    set_gold,
+    set_paraphrases,
+    set_pins,
+)
 from workers.hook.publisher import ShadowPublisher
 from workers.settings import HookSettings
 
@@ -74,6 +82,7 @@ class Handler:
     seen_receive: Any = None
     seen_send: Any = None
     raise_after_start: bool = False
+    label: Callable[[], None] | None = None
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
         self.calls += 1
@@ -91,6 +100,8 @@ class Handler:
             record_tool_call(call.name, call.arguments, call.output, ok=call.ok)
         if self.pins:
             set_pins(self.pins)
+        if self.label is not None:
+            self.label()
         start = {
             "type": "http.response.start",
             "status": self.status,
@@ -290,3 +301,47 @@ async def test_a_handler_that_fails_after_the_start_is_counted_as_incomplete() -
     assert pub.stats.seen == 1
     assert pub.stats.dropped_incomplete == 1
     assert pub.stats.enqueued == 0
+
+
+def _label_request() -> None:
+    set_gold("Mail carol@example.net: 4", cited_ids=["math:add"], source="eval-7")
+    set_paraphrases(["What's 2+2?", "", "Sum of 2 and 2?", "2 plus 2?", "Add 2 and 2, dave@example.com"])
+    set_citations(["math:add", "math:add", ""])
+
+
+async def test_labels_set_in_the_handler_reach_publish_with_the_tool_calls() -> None:
+    pub, client = RecordingPublisher(), Client()
+    await mw(Handler(label=_label_request), pub)(http_scope(), client.receive, client.send)
+    labels = pub.calls[0]["labels"]
+    assert labels is not None
+    assert labels.gold is not None
+    assert labels.gold.cited_ids == ("math:add",)
+    assert labels.paraphrases == ("What's 2+2?", "Sum of 2 and 2?", "2 plus 2?")  # at most 3, no blanks
+    assert labels.citations == ("math:add",)
+
+
+def test_labelling_outside_a_mirrored_request_is_a_no_op() -> None:
+    assert _CURRENT.get() is None
+    _label_request()  # nothing to record into, nothing raised
+    assert _CURRENT.get() is None
+
+
+async def test_labels_end_up_sanitized_on_the_envelope() -> None:
+    factory = FakeProducerFactory()
+    pub = ShadowPublisher(HookSettings(linger_ms=0), topic="shadowlane.requests", producer_factory=factory)
+    await pub.start()
+    try:
+        client = Client()
+        await mw(Handler(label=_label_request), pub)(
+            http_scope(headers=[(b"x-request-id", b"labels-1")]), client.receive, client.send
+        )
+        assert await wait_until(lambda: pub.stats.published == 1)
+    finally:
+        await pub.stop(drain_timeout_s=2.0)
+    env = decode(factory.sink[0].value, RequestEnvelope)
+    assert env.gold is not None
+    assert env.gold.answer == "Mail <email>: 4"
+    assert (env.gold.cited_ids, env.gold.source) == (("math:add",), "eval-7")
+    assert env.paraphrases == ("What's 2+2?", "Sum of 2 and 2?", "2 plus 2?")
+    assert env.prod.cited_ids == ("math:add",)
+    assert b"carol@example.net" not in factory.sink[0].value

@@ -66,6 +66,23 @@ def test_shadow_answer_is_masked_before_comparing() -> None:
     masked_env = env.model_copy(update={"prod": env.prod.model_copy(update={"answer": "Write to <email>"})})
     comps = ComparisonBuilder(None).build([Joined(ProdSide.of(masked_env), res, [])])
     assert comps[0].exact_match is True
+    assert comps[0].delta_s is None  # no embedder: ΔS is off, even for equal answers
+
+
+def test_without_embedder_delta_s_is_none_even_for_identical_answers() -> None:
+    env = envelope(5)
+    outputs: list[Output] = [
+        Joined(ProdSide.of(env), result(env), []),  # the factory's shadow answers as prod did
+        Joined(ProdSide.of(envelope(6)), result(envelope(6), answer="an apple a day"), []),
+    ]
+    builder = ComparisonBuilder(None)
+    assert builder.needs_embedding(outputs) is False
+    same, other = builder.build(outputs)
+    assert (same.exact_match, same.delta_s) == (True, None)
+    assert (other.exact_match, other.delta_s) == (False, None)
+    assert same.lambda_state is None
+    with_embedder = ComparisonBuilder(FakeEmbedder()).build(outputs[:1])[0]
+    assert (with_embedder.exact_match, with_embedder.delta_s) == (True, 0.0)
 
 
 def test_tool_agreement_and_dispositions() -> None:

@@ -56,6 +56,16 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
                 },
             )
+        elif route == "cite":
+            await send_json(
+                send,
+                200,
+                {
+                    "model": "served-model",
+                    "choices": [{"message": {"role": "assistant", "content": "see [doc:a]"}}],
+                    "citations": [{"id": "kb-1", "score": 0.9}, "kb-2", {"title": "no id"}],
+                },
+            )
         elif route == "r429":
             await send_json(send, 429, {"error": "slow down"}, headers={"retry-after": "7"})
         elif route == "r429-bad-retry-after":
@@ -127,6 +137,15 @@ async def test_sends_shadow_header_and_parses_the_reply(fake: Fixture) -> None:
     assert reply.model == "prod-model"
     assert reply.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
     assert [c["function"]["name"] for c in reply.tool_calls] == ["f"]
+
+
+async def test_citations_and_model_are_read_from_the_response(fake: Fixture) -> None:
+    reply = await chat(fake.server.url + "/cite")
+    assert reply.cited_ids == ("kb-1", "kb-2")
+    assert reply.model == "served-model"
+    assert reply.content == "see [doc:a]"
+    plain = await chat(fake.server.url + "/ok")
+    assert plain.cited_ids == ()
 
 
 async def test_model_override_and_api_key(fake: Fixture) -> None:

@@ -12,7 +12,7 @@ from schemas.codec import decode, encode
 from schemas.envelope import RequestEnvelope
 from workers.errors import InvalidMessage
 from workers.hashing import canonical_json, req_hash
-from workers.hook.context import RawToolCall
+from workers.hook.context import RawGold, RawToolCall, RequestLabels
 from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
 from workers.sanitize import Sanitizer
 
@@ -401,3 +401,93 @@ def test_secret_key_suffixes_are_dropped() -> None:
     env = builder().build(raw(body))
     assert "openai_api_key" not in env.request.params
     assert env.request.params["metadata"] == {"max_tokens": 5}
+
+
+def labelled(**labels: Any) -> RawMirror:
+    """A capture whose handler labelled it (gold, paraphrases, citations)."""
+    mirror = raw(orjson.dumps(REQUEST), orjson.dumps(completion("No: 'I went'.")))
+    mirror.labels = RequestLabels(**labels)
+    return mirror
+
+
+def test_no_labels_means_no_gold_no_paraphrases_no_cited_ids() -> None:
+    env = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(completion("ok"))))
+    assert env.gold is None
+    assert env.paraphrases == ()
+    assert env.prod.cited_ids == ()
+
+
+def test_gold_and_paraphrases_are_masked_and_counted() -> None:
+    gold = RawGold("Write to alice@example.com: I went.", ("doc-1", "bob@example.org"), "eval-set-3")
+    paraphrases = ("Fix it for bob@example.org", "Please correct: I goed.")
+    env = builder().build(labelled(gold=gold, paraphrases=paraphrases))
+    assert env.gold is not None
+    assert env.gold.answer == "Write to <email>: I went."
+    assert env.gold.cited_ids == ("doc-1", "<email>")
+    assert env.gold.source == "eval-set-3"
+    assert env.paraphrases == ("Fix it for <email>", "Please correct: I goed.")
+    assert env.sanitized_fields == 3
+    data = encode(env)
+    assert b"alice@example.com" not in data
+    assert b"bob@example.org" not in data
+    assert decode(data, RequestEnvelope) == env
+
+
+def test_more_than_three_paraphrases_are_cut_to_three_and_empty_ones_skipped() -> None:
+    env = builder().build(labelled(paraphrases=("one", "", "  ", "two", "three", "four", "five")))
+    assert env.paraphrases == ("one", "two", "three")
+
+
+def test_gold_with_only_cited_ids() -> None:
+    env = builder().build(labelled(gold=RawGold(cited_ids=("conj-table:go",))))
+    assert env.gold is not None
+    assert (env.gold.answer, env.gold.cited_ids, env.gold.source) == (None, ("conj-table:go",), None)
+
+
+@pytest.mark.parametrize(
+    ("citations", "expected"),
+    [
+        (["conj-table:go", "conj-table:eat"], ("conj-table:go", "conj-table:eat")),
+        (
+            [{"id": "doc-7", "title": "x"}, {"id": 12}, {"title": "no id"}, "doc-7", 3.5, True],
+            ("doc-7", "12"),
+        ),
+        ("not-a-list", ()),
+    ],
+)
+def test_prod_cited_ids_are_read_from_the_response_citations(
+    citations: Any, expected: tuple[str, ...]
+) -> None:
+    response = {**completion("I went."), "citations": citations}
+    env = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(response)))
+    assert env.prod.cited_ids == expected
+
+
+def test_streamed_response_citations_are_read() -> None:
+    chunks: list[dict[str, Any]] = [
+        {"choices": [{"index": 0, "delta": {"content": "I went."}}]},
+        {"choices": [], "citations": ["conj-table:go"]},
+    ]
+    env = builder().build(raw(orjson.dumps({**REQUEST, "stream": True}), _sse(chunks)))
+    assert env.prod.cited_ids == ("conj-table:go",)
+
+
+def test_handler_citations_win_over_the_response_and_are_masked() -> None:
+    mirror = labelled(citations=("kb:1", "carol@example.net"))
+    mirror.response = orjson.dumps({**completion("I went."), "citations": ["from-response"]})
+    env = builder().build(mirror)
+    assert env.prod.cited_ids == ("kb:1", "<email>")
+    assert env.sanitized_fields == 1
+    empty = labelled(citations=())
+    empty.response = mirror.response
+    assert builder().build(empty).prod.cited_ids == ()  # set_citations([]) means "cited nothing"
+
+
+def test_labels_reach_the_envelope_next_to_the_recorded_tool_calls() -> None:
+    mirror = raw(orjson.dumps(REQUEST), tool_calls=[RawToolCall("lookup", {"verb": "go"}, {"form": "went"})])
+    mirror.labels = RequestLabels(gold=RawGold("I went."), paraphrases=("Fix: I goed.",))
+    env = builder().build(mirror)
+    assert env.gold is not None
+    assert env.gold.answer == "I went."
+    assert env.paraphrases == ("Fix: I goed.",)
+    assert [t.name for t in env.tool_io] == ["lookup"]

@@ -61,20 +61,23 @@ def test_result_then_request_joins() -> None:
     assert buf.expire(10**12) == []
 
 
-def test_multi_candidate_request_is_released_only_when_all_candidates_joined() -> None:
+def test_multi_candidate_request_leaves_together_once_all_candidates_joined() -> None:
     buf = JoinBuffer(["a", "b", "c"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(0), 100)
 
     out_a, _ = buf.add_result(make_result(env, "a"), res_ref(1), 110)
     out_c, _ = buf.add_result(make_result(env, "c"), res_ref(2), 120)
-    assert [type(o) for o in out_a + out_c] == [Joined, Joined]
-    assert released(out_a + out_c) == []  # "b" still outstanding
+    assert out_a + out_c == []  # "b" still outstanding: the request's outputs leave together
     assert buf.pending == 1
 
     out_b, _ = buf.add_result(make_result(env, "b"), res_ref(3), 130)
-    assert len(out_b) == 1
-    assert sorted(out_b[0].release) == sorted([req_ref(0), res_ref(1), res_ref(2), res_ref(3)])
+    assert [type(o) for o in out_b] == [Joined, Joined, Joined]
+    assert [o.result.candidate for o in out_b if isinstance(o, Joined)] == ["a", "c", "b"]
+    # every output sees its peers (how a candidate learns the baseline's floor and λ)
+    assert all(isinstance(o, Joined) and sorted(o.peers) == ["a", "b", "c"] for o in out_b)
+    assert [o.release for o in out_b[:-1]] == [[], []]
+    assert sorted(out_b[-1].release) == sorted([req_ref(0), res_ref(1), res_ref(2), res_ref(3)])
     assert buf.pending == 0
     assert buf.stats.joined == 3
 
@@ -99,7 +102,11 @@ def test_partially_joined_request_is_released_with_shadow_timeout_for_the_rest()
 
     assert buf.expire(100 + WINDOW) == []  # deadline is not *before* the watermark yet
     outs = buf.expire(100 + WINDOW + 1)
-    assert all(isinstance(o, Expired) for o in outs)
+    assert [type(o) for o in outs] == [Joined, Expired, Expired]
+    joined = outs[0]
+    assert isinstance(joined, Joined)
+    assert joined.result.candidate == "b"
+    assert joined.release == []
     expired = [o for o in outs if isinstance(o, Expired)]
     assert [(o.outcome, o.candidate) for o in expired] == [("shadow_timeout", "a"), ("shadow_timeout", "c")]
     assert all(

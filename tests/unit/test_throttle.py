@@ -154,3 +154,28 @@ async def test_waiters_are_served_in_fifo_order(virtual_sleep: FakeClock) -> Non
     await asyncio.gather(*(take(i) for i in range(8)))
     assert order == list(range(8))
     assert virtual_sleep.now == pytest.approx(8 / 5.0)
+
+
+async def test_throttled_counts_acquisitions_that_waited(virtual_sleep: FakeClock) -> None:
+    bucket = TokenBucket(10.0, burst=3.0, clock=virtual_sleep)
+    virtual_sleep.now += 100.0  # idle: the bucket fills to its burst
+    for _ in range(3):
+        await bucket.acquire()
+    assert (bucket.throttled, bucket.throttle_wait_s) == (0, 0.0)  # served from the burst at once
+    for _ in range(4):
+        await bucket.acquire()
+    assert bucket.throttled == 4
+    assert bucket.throttle_wait_s == pytest.approx(4 * 0.1)
+    assert bucket.throttle_wait_s == pytest.approx(bucket.waited_s)
+
+
+async def test_throttle_wait_counts_every_queued_waiter(virtual_sleep: FakeClock) -> None:
+    bucket = TokenBucket(5.0, clock=virtual_sleep)
+    await asyncio.gather(*(bucket.acquire() for _ in range(8)))
+    assert bucket.throttled == 8
+    # waiter i gets its token at (i + 1) / rate: each one's wait is counted, queueing included. The
+    # virtual clock jumps when the first waiter starts sleeping, i.e. before the others arrive (0.2 s)
+    arrived = [0.0] + [0.2] * 7
+    assert bucket.throttle_wait_s == pytest.approx(sum((i + 1) / 5.0 - arrived[i] for i in range(8)))
+    assert bucket.waited_s == pytest.approx(8 / 5.0)  # the bucket itself slept once per token
+    assert virtual_sleep.now == pytest.approx(8 / 5.0)  # the rate is unchanged

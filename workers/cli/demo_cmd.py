@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
     demo.add_argument("--requests", type=int, default=300)
     demo.add_argument("--concurrency", type=int, default=4, help="concurrent prod clients")
     demo.add_argument("--candidate-error-rate", type=float, default=0.02)
-    demo.add_argument("--rate-cap", type=float, default=200.0)
+    demo.add_argument("--rate-cap", type=float, default=80.0, help="replays per second per shadow group")
     demo.add_argument("--timeout", type=float, default=180.0)
     demo.add_argument("--json", action="store_true", help="last line of stdout is one JSON object")
     demo.set_defaults(handler=run)

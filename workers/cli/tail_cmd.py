@@ -19,7 +19,10 @@ from workers.settings import Settings
 
 def add_parser(sub: Any) -> None:
     tail = sub.add_parser("tail", help="print a topic's records as JSON lines")
-    tail.add_argument("topic", help="full name, or a logical one (requests, shadow-results, compare, dlq)")
+    tail.add_argument(
+        "topic",
+        help="full name, or a logical one (requests, shadow-results, compare, compare.summary, alerts, dlq)",
+    )
     tail.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
     tail.add_argument("--max", type=int, default=0, help="stop after N records (0: no limit)")
     tail.add_argument("--idle-exit", type=float, default=0.0, help="stop after S seconds without records")
@@ -32,6 +35,8 @@ def resolve_topic(settings: Settings, name: str) -> str:
         t.requests: t.requests_topic,
         t.shadow_results: t.shadow_results_topic,
         t.compare: t.compare_topic,
+        t.summary: t.summary_topic,
+        t.alerts: t.alerts_topic,
         t.dlq: t.dlq_topic,
     }
     return logical.get(name, name)

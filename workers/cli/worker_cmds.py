@@ -43,19 +43,22 @@ def add_parsers(sub: Any) -> None:
     shadow.add_argument(
         "--pin", action="append", default=[], metavar="KEY=VALUE", help="candidate version pin"
     )
-    shadow.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1 (0: any port)"
-    )
+    _metrics_flags(shadow)
     shadow.set_defaults(handler=run_shadow)
 
     compare = sub.add_parser("compare", help="run the comparator")
     compare.add_argument("--candidates", help="comma-separated candidates to expect per request")
     compare.add_argument("--window", type=float, help="seconds to wait for the other side of a pair")
     compare.add_argument("--embedder", choices=("minilm", "openai", "none"))
-    compare.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1 (0: any port)"
-    )
+    _metrics_flags(compare)
     compare.set_defaults(handler=run_compare)
+
+
+def _metrics_flags(parser: Any) -> None:
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics (0: any free port)")
+    parser.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address /metrics binds (0.0.0.0 in containers)"
+    )
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -82,9 +85,11 @@ async def _serve(
     metrics_port: int | None,
     collector: StatsCollector,
     counters: Callable[[], Mapping[str, int]],
+    *,
+    host: str = "127.0.0.1",
 ) -> None:
     """Run one worker until a signal: optional /metrics, the ``assigned`` and ``stopped`` lines."""
-    metrics = None if metrics_port is None else serve_metrics([collector], port=metrics_port)
+    metrics = None if metrics_port is None else serve_metrics([collector], port=metrics_port, host=host)
     announce = asyncio.create_task(_announce(assigned, group, metrics))
     try:
         await run_until_signal(run, stop)
@@ -109,12 +114,7 @@ def run_topics(args: argparse.Namespace, settings: Settings) -> int:
         await ensure_topics(settings.topics, client_kwargs(settings, resolve_bootstrap(settings)))
 
     asyncio.run(go())
-    for name in (
-        settings.topics.requests_topic,
-        settings.topics.shadow_results_topic,
-        settings.topics.compare_topic,
-        settings.topics.dlq_topic,
-    ):
+    for name in settings.topics.all_topics():
         print(name)
     return 0
 
@@ -162,11 +162,14 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
             args.metrics_port,
             StatsCollector(
                 "shadowlane_shadow",
-                worker.stats.as_dict,
-                gauges=lambda: {"in_flight": len(worker.tasks_in_flight()), "rate_limit": worker.bucket.rate},
+                worker.counters,
+                gauges=worker.gauges,
                 labels={"group": worker.group_id, "candidate": worker.candidate.name},
+                labelled_counters=worker.labelled_counters,
+                also=[worker.lag.collector(worker.group_id)],
             ),
             worker.stats.as_dict,
+            host=args.metrics_host,
         )
 
     asyncio.run(go())
@@ -196,10 +199,15 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
             StatsCollector(
                 "shadowlane_compare",
                 counters,
-                gauges=lambda: {"pending_pairs": comparator.join.pending},
+                gauges=lambda: {
+                    "pending_pairs": comparator.join.pending,
+                    "open_windows": comparator.windows.open_windows,
+                },
                 labels={"group": group},
+                also=[comparator.lag.collector(group), *comparator.metrics.collectors()],
             ),
             counters,
+            host=args.metrics_host,
         )
 
     asyncio.run(go())

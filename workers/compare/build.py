@@ -1,45 +1,35 @@
-"""Turns join outputs into ``Comparison`` records: ΔS (batched), exact match, latency, tools.
+"""Turns join outputs into ``Comparison`` records: ΔS raw / vs noise floor / vs gold, λ, tools, cost.
 
-The shadow answer is masked with the hook's sanitizer before comparing, because the prod answer
-on the envelope was masked too: an e-mail both arms mention must not count as a difference.
-ΔS is computed only for pairs whose normalised answers differ; identical answers score 0
-without touching the embedder.
+Shadow answers (and λ replays) are masked with the hook's sanitizer before comparing, because the
+prod answer on the envelope was masked too: an e-mail both arms mention must not count as a
+difference. Every ΔS a poll needs (prod vs candidate, prod vs baseline, gold vs each arm, the
+pairwise λ replays) is embedded in one batch; texts equal after normalisation score 0 without
+touching the embedder. Embeddings are batch-invariant (tested), and ``ts_ms`` is event time, so a
+comparison is a pure function of its records and the metric config: ``rescore`` reproduces it.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
+from workers.compare import quality as q
 from workers.compare.embedder import Embedder, delta_s
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.prod_side import ProdSide
-from workers.hashing import canonical_json, pair_id
+from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
+from workers.settings import CompareSettings
 
-_WS = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    return _WS.sub(" ", text).strip().casefold()
-
-
-def _tool_set(calls: Sequence[tuple[str, Any]]) -> set[tuple[str, str]]:
-    """(tool, canonical arguments) keys, in the form :class:`ProdSide` stores them."""
-    out = set()
-    for name, args in calls:
-        out.add((name, canonical_json(args).decode() if isinstance(args, dict) else str(args)))
-    return out
+normalise = q.normalise
 
 
 def tool_agreement(env: ProdSide, res: ShadowResult) -> float | None:
     """Jaccard similarity of (tool, arguments) between prod's recorded calls and the shadow's."""
     prod = env.tool_keys
-    shadow = _tool_set([(c.name, c.arguments) for c in res.tool_calls])
+    shadow = set(q.shadow_tool_keys(res))
     if not prod and not shadow:
         return None
     return len(prod & shadow) / len(prod | shadow)
@@ -49,82 +39,177 @@ def _shadow_status(res: ShadowResult) -> str:
     return "ok" if res.status == "ok" else f"error:{res.error_class or 'unknown'}"
 
 
+class _Scores:
+    """ΔS for pairs of texts, all embedded in one batch when :meth:`compute` runs."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._known: dict[tuple[str, str], float] = {}
+        self._todo: dict[tuple[str, str], None] = {}
+
+    def want(self, a: str | None, b: str | None) -> None:
+        """Ask for ΔS(a, b). Without an embedder ΔS is off altogether: scoring only the equal
+        pairs (0) would bias every mean towards zero."""
+        if not self._enabled or a is None or b is None or (a, b) in self._known:
+            return
+        if normalise(a) == normalise(b):
+            self._known[(a, b)] = 0.0
+        else:
+            self._todo[(a, b)] = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._todo)
+
+    def compute(self, embedder: Embedder | None) -> None:
+        if not self._todo or embedder is None:
+            return
+        texts = list(dict.fromkeys(t for pair in self._todo for t in pair))
+        index = {t: i for i, t in enumerate(texts)}
+        vectors = embedder.embed(texts)
+        left = vectors[[index[a] for a, _ in self._todo]]
+        right = vectors[[index[b] for _, b in self._todo]]
+        for pair, score in zip(self._todo, delta_s(left, right), strict=True):
+            self._known[pair] = round(float(score), 6)
+        self._todo.clear()
+
+    def get(self, a: str | None, b: str | None) -> float | None:
+        if a is None or b is None:
+            return None
+        return self._known.get((a, b))
+
+
 class ComparisonBuilder:
     """Builds comparisons from already-validated envelopes and results.
 
-    Records are built with the validating constructor: pydantic-core validates ~25 fields in
-    ~11 µs, faster than the pure-Python ``model_construct`` (~18 µs, measured).
+    Records are built with the validating constructor: pydantic-core validates them faster than
+    the pure-Python ``model_construct`` (measured).
     """
 
-    def __init__(self, embedder: Embedder | None, sanitizer: Sanitizer | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        settings: CompareSettings | None = None,
+        sanitizer: Sanitizer | None = None,
+    ) -> None:
         self._embedder = embedder
+        self._s = settings or CompareSettings()
         self._sanitizer = sanitizer or Sanitizer()
+        self._citations = re.compile(self._s.citation_pattern)
+        self.grader = q.Grader(self._s)
+        self._baseline = self._s.baseline_candidate
 
     def needs_embedding(self, outputs: Sequence[Output]) -> bool:
-        """True when some joined pair has two different answers and an embedder is configured."""
+        """A cheap over-approximation: True when some joined pair may need the embedder."""
         if self._embedder is None:
             return False
         for item in outputs:
             if isinstance(item, Joined):
                 prod, shadow = item.envelope.prod.answer, item.result.answer
+                if item.result.stability or item.envelope.gold is not None or len(item.peers) > 1:
+                    return True
                 if prod is not None and shadow is not None and normalise(prod) != normalise(shadow):
                     return True
         return False
 
     def build(self, outputs: Sequence[Output]) -> list[Comparison]:
-        now = time.time_ns() // 1_000_000
-        joined = [o for o in outputs if isinstance(o, Joined)]
-        drift = self._drift(joined)
-        out: list[Comparison] = []
+        masked: dict[int, str | None] = {}
+        scores = _Scores(self._embedder is not None)
         for item in outputs:
             if isinstance(item, Joined):
-                out.append(self._joined(item, drift.get(id(item)), now))
-            else:
-                out.append(self._expired(item, now))
-        return out
+                self._plan(item, scores, masked)
+        scores.compute(self._embedder)
+        return [
+            self._joined(item, scores, masked) if isinstance(item, Joined) else self._expired(item)
+            for item in outputs
+        ]
 
-    def _drift(self, joined: Sequence[Joined]) -> dict[int, tuple[float | None, bool | None, str | None]]:
-        """id(item) -> (ΔS, exact match, masked shadow answer), embedding all pairs in one batch."""
-        result: dict[int, tuple[float | None, bool | None, str | None]] = {}
-        todo: list[tuple[int, str, str]] = []
-        for item in joined:
-            prod = item.envelope.prod.answer
-            shadow = item.result.answer
-            masked = self._sanitizer.mask_text(shadow)[0] if shadow is not None else None
-            if prod is None or masked is None:
-                result[id(item)] = (None, None, masked)
-            elif normalise(prod) == normalise(masked):
-                result[id(item)] = (0.0, True, masked)
-            elif self._embedder is None:
-                result[id(item)] = (None, False, masked)
-            else:
-                todo.append((id(item), prod, masked))
-        if todo and self._embedder is not None:
-            vectors = self._embedder.embed([t[1] for t in todo] + [t[2] for t in todo])
-            scores = delta_s(vectors[: len(todo)], vectors[len(todo) :])
-            for (key, _p, masked_text), score in zip(todo, scores, strict=True):
-                result[key] = (round(float(score), 6), False, masked_text)
-        return result
+    # ------------------------------------------------------------------ planning
+    def _mask(self, text: str | None) -> str | None:
+        return None if text is None else self._sanitizer.mask_text(text)[0]
 
-    @staticmethod
-    def _joined(
-        item: Joined, drift: tuple[float | None, bool | None, str | None] | None, now: int
-    ) -> Comparison:
+    def _answer(self, res: ShadowResult, masked: dict[int, str | None]) -> str | None:
+        key = id(res)
+        if key not in masked:
+            masked[key] = self._mask(res.answer)
+        return masked[key]
+
+    def _lambda_texts(self, res: ShadowResult) -> list[str]:
+        if not res.stability:  # the common case: not sampled for λ
+            return []
+        return [m for m in (self._mask(t) for t in q.lambda_texts(res)) if m is not None]
+
+    def _baseline_of(self, item: Joined) -> ShadowResult | None:
+        if self._baseline is None or item.result.candidate == self._baseline:
+            return None
+        return item.peers.get(self._baseline)
+
+    def _plan(self, item: Joined, scores: _Scores, masked: dict[int, str | None]) -> None:
+        prod = item.envelope.prod.answer
+        shadow = self._answer(item.result, masked)
+        scores.want(prod, shadow)
+        gold = item.envelope.gold.answer if item.envelope.gold else None
+        scores.want(gold, shadow)
+        scores.want(gold, prod)
+        for res in (item.result, self._baseline_of(item)):
+            if res is not None and res.stability:
+                for a, b in q.lambda_pairs(self._lambda_texts(res)):
+                    scores.want(a, b)
+        base = self._baseline_of(item)
+        if base is not None:
+            scores.want(prod, self._answer(base, masked))
+
+    # ------------------------------------------------------------------ assembly
+    def _lambda(
+        self, res: ShadowResult | None, scores: _Scores
+    ) -> tuple[q.LambdaState | None, float | None, int]:
+        if res is None or not res.stability:
+            return None, None, 0
+        texts = self._lambda_texts(res)
+        pairwise = [s for s in (scores.get(a, b) for a, b in q.lambda_pairs(texts)) if s is not None]
+        state, worst = q.lambda_state(pairwise, self._s.lambda_threshold)
+        return state, worst, len(texts)
+
+    def _joined(self, item: Joined, scores: _Scores, masked: dict[int, str | None]) -> Comparison:
         env, res = item.envelope, item.result
-        ds, exact, _masked = drift or (None, None, None)
         shadow_status = _shadow_status(res)
+        prod_answer = env.prod.answer
+        shadow = self._answer(res, masked)
+        ds = scores.get(prod_answer, shadow)
+        base = self._baseline_of(item)
+        floor = scores.get(prod_answer, self._answer(base, masked)) if base is not None else None
+        gold = env.gold
+        gold_answer = gold.answer if gold else None
+        ds_gold = scores.get(gold_answer, shadow)
+        prod_ds_gold = scores.get(gold_answer, prod_answer)
+        lam, lam_max, lam_n = self._lambda(res, scores)
+        base_lam = self._lambda(base, scores)[0] if base is not None else None
+        flip = None if lam is None or base_lam is None else base_lam == "convergent" and lam == "divergent"
+        target = (
+            gold.cited_ids
+            if gold and gold.cited_ids
+            else q.cited_ids(prod_answer, env.prod.cited_ids, self._citations)
+        )
+        explicit = [m for m in (self._mask(i) for i in res.cited_ids) if m is not None]
+        cited = q.cited_ids(shadow, explicit, self._citations) if target else ()
+        tools = q.tool_stats(res, env.tool_keys)
+        shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
+        prices = self._s.prices
         return Comparison(
             comparison_id=pair_id(env.req_hash, res.candidate),
             req_hash=env.req_hash,
             req_id=env.req_id,
             candidate=res.candidate,
-            ts_ms=now,
+            traffic_arm="baseline" if res.candidate == self._baseline else "shadow",
+            ts_ms=env.ts_ms,
             endpoint=env.endpoint,
             tenant=env.tenant,
             complete=True,
             outcome="joined",
             delta_s=ds,
-            exact_match=exact,
+            exact_match=None
+            if prod_answer is None or shadow is None
+            else normalise(prod_answer) == normalise(shadow),
             prod_latency_ms=env.prod.latency_ms,
             shadow_latency_ms=res.latency_ms,
             latency_delta_ms=res.latency_ms - env.prod.latency_ms,
@@ -137,17 +222,41 @@ class ComparisonBuilder:
             tools_blocked=sum(1 for c in res.tool_calls if c.disposition == "blocked"),
             prod_pins=env.pins,
             candidate_pins=res.pins,
+            delta_s_floor=floor,
+            delta_s_excess=None if ds is None or floor is None else round(ds - floor, 6),
+            delta_s_gold=ds_gold,
+            prod_delta_s_gold=prod_ds_gold,
+            grader=self.grader.name if gold_answer is not None else None,
+            prod_solved=self.grader.solved(prod_answer, gold_answer, prod_ds_gold),
+            shadow_solved=self.grader.solved(shadow, gold_answer, ds_gold),
+            lambda_state=lam,
+            lambda_max_ds=lam_max,
+            lambda_samples=lam_n,
+            lambda_threshold=self._s.lambda_threshold if lam is not None else None,
+            baseline_lambda_state=base_lam,
+            lambda_flip=flip,
+            coverage=q.coverage(target, cited),
+            coverage_target=("gold" if gold and gold.cited_ids else "prod") if target else None,
+            tool_calls=tools.calls,
+            tool_valid=tools.valid,
+            tool_success=tools.success,
+            tool_matched_prod=tools.matched_prod,
+            prod_cost_usd=q.cost_usd(
+                env.prod.model, env.prod.prompt_tokens, env.prod.completion_tokens, prices
+            ),
+            shadow_cost_usd=q.cost_usd(res.model, shadow_prompt, shadow_completion, prices),
         )
 
-    @staticmethod
-    def _expired(item: Expired, now: int) -> Comparison:
+    def _expired(self, item: Expired) -> Comparison:
         env, res = item.envelope, item.result
+        ts = env.ts_ms if env else (res.ts_ms if res else 0)
         return Comparison(
             comparison_id=pair_id(item.req_hash, item.candidate),
             req_hash=item.req_hash,
             req_id=env.req_id if env else (res.req_id if res else None),
             candidate=item.candidate,
-            ts_ms=now,
+            traffic_arm="baseline" if item.candidate == self._baseline else "shadow",
+            ts_ms=ts,
             endpoint=env.endpoint if env else None,
             tenant=env.tenant if env else None,
             complete=False,

@@ -9,9 +9,10 @@ restart never expires a pair early. Every record leaves the buffer through exact
 - :class:`Expired` — ``shadow_timeout`` (request without that candidate's result) or
   ``request_missing`` (result whose request never came).
 
-Each output names the records that become *done* once it is produced. A request's record and the
-result records joined to it are released together, when the request has an outcome for every
-expected candidate, so a restart never sees a half-finished request without its results.
+A request's outputs leave together, once it has an outcome for every expected candidate: each
+:class:`Joined` then sees the other candidates' results for the same request (``peers``), which
+is how a candidate's comparison learns the baseline's noise floor and λ. The records become
+*done* with the request's last output, so a restart never sees a half-finished request.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class _WaitingRequest:
     ref: RecordRef
     deadline_ms: int
     waiting: set[str]
-    joined_refs: list[RecordRef] = field(default_factory=list)
+    joined: list[tuple[ShadowResult, RecordRef]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -48,6 +49,7 @@ class Joined:
     envelope: ProdSide
     result: ShadowResult
     release: list[RecordRef]
+    peers: dict[str, ShadowResult] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -111,10 +113,10 @@ class JoinBuffer:
         entry = _WaitingRequest(ProdSide.of(env), ref, ts_ms + self.window_ms, waiting)
         self._requests[env.req_hash] = entry
         outputs: list[Output] = []
-        for candidate in list(waiting):
+        for candidate in sorted(waiting):
             early = self._results.pop((env.req_hash, candidate), None)
             if early is not None:
-                outputs.append(self._join(entry, early.result, early.ref))
+                outputs.extend(self._join(entry, early.result, early.ref))
         return outputs + self._evict(), False
 
     def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
@@ -129,22 +131,30 @@ class JoinBuffer:
             return [], True
         entry = self._requests.get(res.req_hash)
         if entry is not None:
-            return [self._join(entry, res, ref)], False
+            return self._join(entry, res, ref), False
         self._results[key] = _WaitingResult(res, ref, ts_ms + self.window_ms)
         return self._evict(), False
 
-    def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> Joined:
+    def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
         self.stats.joined += 1
         entry.waiting.discard(res.candidate)
-        entry.joined_refs.append(ref)
+        entry.joined.append((res, ref))
         self._finish(entry.envelope.req_hash, res.candidate)
-        return Joined(entry.envelope, res, self._release_if_complete(entry))
+        return [] if entry.waiting else self._complete(entry, [])
 
-    def _release_if_complete(self, entry: _WaitingRequest) -> list[RecordRef]:
-        if entry.waiting:
-            return []
+    def _complete(self, entry: _WaitingRequest, missing: list[str]) -> list[Output]:
+        """All of a request's outputs: one Joined per result, one Expired per missing candidate."""
         self._requests.pop(entry.envelope.req_hash, None)
-        return [entry.ref, *entry.joined_refs]
+        peers = {res.candidate: res for res, _ref in entry.joined}
+        outputs: list[Output] = [Joined(entry.envelope, res, [], peers) for res, _ref in entry.joined]
+        for candidate in missing:
+            self.stats.shadow_timeouts += 1
+            self._finish(entry.envelope.req_hash, candidate)
+            outputs.append(
+                Expired("shadow_timeout", candidate, entry.envelope.req_hash, entry.envelope, None, [])
+            )
+        outputs[-1].release.extend([entry.ref, *(ref for _res, ref in entry.joined)])
+        return outputs
 
     def expire(self, watermark_ms: int) -> list[Output]:
         """Everything whose deadline is before ``watermark_ms`` leaves as :class:`Expired`."""
@@ -156,24 +166,9 @@ class JoinBuffer:
         return outputs
 
     def _expire_request(self, entry: _WaitingRequest) -> list[Output]:
-        outputs: list[Output] = []
         missing = sorted(entry.waiting)
         entry.waiting.clear()
-        release = self._release_if_complete(entry)
-        for i, candidate in enumerate(missing):
-            self.stats.shadow_timeouts += 1
-            self._finish(entry.envelope.req_hash, candidate)
-            outputs.append(
-                Expired(
-                    "shadow_timeout",
-                    candidate,
-                    entry.envelope.req_hash,
-                    entry.envelope,
-                    None,
-                    release if i == len(missing) - 1 else [],
-                )
-            )
-        return outputs
+        return self._complete(entry, missing)
 
     def _expire_result(self, key: tuple[str, str]) -> Expired:
         waiting = self._results.pop(key)

@@ -9,6 +9,12 @@ The committed offset of a partition never passes a record that is still waiting 
 Watermark: per assigned partition, the timestamp of the last record read, or the wall clock when
 the partition is caught up to its high-water mark; the watermark is the minimum. Reading a
 backlog therefore never expires pairs early, and an idle stream still times out.
+
+Windows: every comparison also goes into a tumbling window (event time = its request's time).
+A request can still be waiting up to the join window after its time, so windows advance on
+``watermark − join window`` and close after their grace; each closed window is a
+``WindowSummary`` on the summary topic plus a ``DriftAlert`` per crossed threshold. Summaries are
+derived data: the compare topic is the source of truth, and ``shadowlane rescore`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,19 +30,25 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from schemas.codec import DecodeError, decode, encode
+from schemas.comparison import Comparison
 from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
+from workers.compare.prom import CompareMetrics
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
+from workers.kafka.lag import LagTracker
 from workers.kafka.offsets import OffsetTracker
 from workers.settings import Settings
+from workers.windows.aggregate import WindowAggregator
+from workers.windows.alerts import drift_alerts
 
 log = logging.getLogger(__name__)
 
 MAX_UNACKED_POLLS = 8
+Message = tuple[str, str, bytes]  # (topic, key, value)
 
 
 @dataclass(slots=True)
@@ -44,6 +57,9 @@ class CompareStats:
     emitted: int = 0
     dead_lettered: int = 0
     commits: int = 0
+    late: int = 0
+    summaries: int = 0
+    alerts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -61,7 +77,13 @@ class Comparator(CommittingWorker):
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
         self.join = JoinBuffer(self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending)
-        self.builder = ComparisonBuilder(embedder)
+        self.builder = ComparisonBuilder(embedder, self.c)
+        self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
+        self.windows = WindowAggregator(
+            int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
+        )
+        self.metrics = CompareMetrics()
+        self.lag = LagTracker()
         self.tracker = OffsetTracker()
         self.stats: CompareStats = CompareStats()
         self._last_ts: dict[TopicPartition, int] = {}
@@ -71,7 +93,7 @@ class Comparator(CommittingWorker):
         self.assigned = asyncio.Event()
         self._acks: set[asyncio.Task[None]] = set()
         self._last_ack: asyncio.Task[None] | None = None
-        self._compare_partitions = 0
+        self._partition_counts: dict[str, int] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -96,6 +118,7 @@ class Comparator(CommittingWorker):
                 listener=RebalanceHooks(self.on_revoked, self.on_assigned),
             )
             await self._consumer.start()
+            self.lag.attach(self._consumer)
             try:
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
@@ -105,6 +128,7 @@ class Comparator(CommittingWorker):
                         last_commit = time.monotonic()
             finally:
                 await self._drain_acks()
+                await self._flush_windows()
                 await self._commit()
                 await self._consumer.stop()
         finally:
@@ -122,12 +146,18 @@ class Comparator(CommittingWorker):
                     break  # revoked while this poll was being handled: the new owner re-reads it
                 self.stats.consumed += 1
                 self._last_ts[tp] = record.timestamp
+                self.lag.seen(tp, record.offset)
                 self.tracker.add(tp, record.offset)
                 outputs.extend(await self._ingest(tp, record))
-        outputs.extend(self.join.expire(await self._watermark(consumer)))
-        if outputs:
-            await self._emit(outputs)
+        watermark = await self._watermark(consumer)
+        outputs.extend(self.join.expire(watermark))
+        await self._emit(outputs, watermark)
         return len(outputs)
+
+    def _owned(self) -> list[int]:
+        consumer = self._consumer
+        topic = self.settings.topics.requests_topic
+        return [tp.partition for tp in consumer.assignment() if tp.topic == topic] if consumer else []
 
     async def _ingest(self, tp: TopicPartition, record: Any) -> list[Output]:
         ref = (tp.topic, tp.partition, record.offset)
@@ -163,8 +193,9 @@ class Comparator(CommittingWorker):
             mark = min(mark, last)
         return mark
 
-    async def _emit(self, outputs: list[Output]) -> None:
-        """Build the comparisons and ship them; their records are marked done once acked.
+    async def _emit(self, outputs: list[Output], watermark: int) -> None:
+        """Build the comparisons and ship them with the closed windows and alerts; the released
+        records are marked done once everything is acked.
 
         ΔS needs the embedder, which runs in a worker thread; without any pair to embed the
         comparisons are built inline. Shipping does not wait for the acks (that would stall
@@ -173,11 +204,24 @@ class Comparator(CommittingWorker):
         """
         producer = self._producer
         assert producer is not None
-        if self.builder.needs_embedding(outputs):
+        if not outputs:
+            comparisons: list[Comparison] = []
+        elif self.builder.needs_embedding(outputs):
             comparisons = await asyncio.to_thread(self.builder.build, outputs)
         else:
             comparisons = self.builder.build(outputs)
-        values = [(c.req_hash, encode(c)) for c in comparisons]
+        topic = self.settings.topics.compare_topic
+        values: list[Message] = [(topic, c.req_hash, encode(c)) for c in comparisons]
+        for c in comparisons:
+            if not self.windows.add(c):
+                self.stats.late += 1
+        self.metrics.observe(comparisons)
+        if watermark >= 0:
+            values.extend(
+                self._window_messages(self.windows.advance(watermark - self.join.window_ms, self._owned()))
+            )
+        if not values:
+            return
         releases = [ref for out in outputs for ref in out.release]
         futures = await self._ship(values)
         while len(self._acks) >= MAX_UNACKED_POLLS:
@@ -187,23 +231,50 @@ class Comparator(CommittingWorker):
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
-    async def _ship(self, values: list[tuple[str, bytes]]) -> list[asyncio.Future[Any]]:
+    def _window_messages(self, summaries: list[Any]) -> list[Message]:
+        t = self.settings.topics
+        out: list[Message] = []
+        for summary in summaries:
+            self.stats.summaries += 1
+            self.metrics.window(summary)
+            out.append((t.summary_topic, summary.candidate, encode(summary)))
+            for alert in drift_alerts(summary, self.c):
+                self.stats.alerts += 1
+                self.metrics.alert(alert)
+                log.warning("drift alert: %s", alert.message)
+                out.append((t.alerts_topic, alert.candidate, encode(alert)))
+        return out
+
+    async def _flush_windows(self) -> None:
+        """On shutdown: ship what the open windows hold (partials; a later owner adds the rest)."""
+        messages = self._window_messages(self.windows.flush(self._owned()))
+        if not messages:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*await self._ship(messages)), 10.0)
+        except Exception as exc:  # derived data: rescore rebuilds it from the compare topic
+            log.warning("shipping %d window records at shutdown failed: %s", len(messages), exc)
+
+    async def _ship(self, values: list[Message]) -> list[asyncio.Future[Any]]:
         producer = self._producer
         assert producer is not None
-        topic = self.settings.topics.compare_topic
-        if not self._compare_partitions:
-            self._compare_partitions = await partition_count(producer, topic)
-        batcher = PartitionBatcher(producer, topic, self._compare_partitions)
+        batchers: dict[str, PartitionBatcher] = {}
         shipped = []
-        for req_hash, value in values:
-            shipped.extend(await batcher.add(req_hash, value))
-        shipped.extend(await batcher.flush())
+        for topic, key, value in values:
+            batcher = batchers.get(topic)
+            if batcher is None:
+                if topic not in self._partition_counts:
+                    self._partition_counts[topic] = await partition_count(producer, topic)
+                batcher = batchers[topic] = PartitionBatcher(producer, topic, self._partition_counts[topic])
+            shipped.extend(await batcher.add(key, value))
+        for batcher in batchers.values():
+            shipped.extend(await batcher.flush())
         return [fut for fut, _count in shipped]
 
     async def _await_acks(
         self,
         futures: list[asyncio.Future[Any]],
-        values: list[tuple[str, bytes]],
+        values: list[Message],
         releases: list[RecordRef],
         previous: asyncio.Task[None] | None,
     ) -> None:
@@ -216,16 +287,16 @@ class Comparator(CommittingWorker):
                 await asyncio.gather(*futures)
                 break
             except Exception as exc:  # retriable: nothing is marked done until every ack is in
-                log.warning("producing %d comparisons failed: %s; retrying", len(values), exc)
+                log.warning("producing %d records failed: %s; retrying", len(values), exc)
                 await asyncio.sleep(1.0)
-                self._compare_partitions = 0
+                self._partition_counts.clear()
                 try:
                     futures = await self._ship(values)
                 except Exception as again:
-                    log.warning("re-shipping comparisons failed: %s", again)
+                    log.warning("re-shipping records failed: %s", again)
         if previous is not None:
             await asyncio.wait([previous])
-        self.stats.emitted += len(values)
+        self.stats.emitted += sum(1 for v in values if v[0] == self.settings.topics.compare_topic)
         for topic_name, partition, offset in releases:
             self.tracker.done(TopicPartition(topic_name, partition), offset)
 
@@ -243,5 +314,6 @@ class Comparator(CommittingWorker):
         if dropped:
             log.info("revoked %d partitions; %d waiting records go to their new owner", len(revoked), dropped)
         self.tracker.forget(revoked)
+        self.lag.forget(revoked)
         for tp in revoked:
             self._last_ts.pop(tp, None)

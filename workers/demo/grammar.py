@@ -2,7 +2,8 @@
 
 Every item is a sentence with one verb slot, a student's (possibly wrong) form and the correct
 form, bucketed by tense, person and verb. Model A (baseline) over-regularises some irregular
-verbs ("I goed"); model B (the candidate) knows the table. Both are deterministic.
+verbs ("I goed"); model B (the candidate) knows the table. Both are deterministic. Each table
+entry has a citation id (``conj-table:<verb>``) that answers built from it cite.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ OBJECTS = {
     "buy": "some bread",
 }
 TIME = {"present": "every day", "past": "yesterday"}
+
+
+def citation_id(verb: str) -> str:
+    """The id of the conjugation-table entry for ``verb`` (what a correct answer cites)."""
+    return f"conj-table:{verb}"
 
 
 def conjugate(verb: str, tense: str, person: str) -> str:

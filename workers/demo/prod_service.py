@@ -3,7 +3,11 @@
 It runs the tool loop server-side: ``lookup_conjugation`` reads the canonical table and
 ``save_progress`` really writes to the gradebook. Each executed tool is reported with
 :func:`workers.hook.context.record_tool_call` so the shadow can answer from the recording.
-The handler knows nothing else about mirroring: the middleware wraps it from outside.
+It also labels each request for the hook: the other wordings of the user's message
+(:func:`set_paraphrases`) and, when the client sends ``x-eval-gold`` (the correct sentence, as the
+demo driver does), the gold answer (:func:`set_gold`). Citations need nothing here: the hook reads
+them from the model's response. Otherwise the handler knows nothing about mirroring: the
+middleware wraps it from outside.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import httpx
 import orjson
 
 from workers.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
-from workers.demo.grammar import conjugate
-from workers.hook.context import record_tool_call, set_pins
+from workers.demo.grammar import citation_id, conjugate, parse_sentence
+from workers.demo.model_server import paraphrases, split_prefix
+from workers.hook.context import record_tool_call, set_gold, set_paraphrases, set_pins
+
+GOLD_HEADER = b"x-eval-gold"
+GOLD_SOURCE = "grammar-eval"
 
 
 @dataclass
@@ -35,6 +43,19 @@ def run_tool(name: str, arguments: dict[str, Any], gradebook: Gradebook) -> dict
     return {"error": f"unknown tool {name}"}
 
 
+def label_request(scope: Scope, messages: list[dict[str, Any]]) -> None:
+    """Tell the hook the other wordings of the last user message and, for eval traffic, the gold."""
+    text = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+    sentence = split_prefix(text) if isinstance(text, str) else None
+    if sentence:
+        set_paraphrases(paraphrases(sentence, asked=text))
+    gold = next((v for k, v in scope.get("headers") or () if k == GOLD_HEADER), None)
+    if gold:
+        parsed = parse_sentence(sentence or "")
+        cited = [citation_id(parsed[0])] if parsed else []
+        set_gold(gold.decode("utf-8", errors="replace"), cited_ids=cited, source=GOLD_SOURCE)
+
+
 def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | None = None) -> Any:
     """ASGI app; the caller owns the lifetime of the returned app's HTTP client via lifespan."""
     client = httpx.AsyncClient(base_url=model_url, timeout=30.0)
@@ -51,6 +72,8 @@ def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | Non
         messages = list(body["messages"])
         if pins:
             set_pins(pins)
+        label_request(scope, messages)
+        usage: dict[str, int] = {}
         for _ in range(4):
             resp = await client.post(
                 "/v1/chat/completions", content=orjson.dumps({**body, "messages": messages})
@@ -59,10 +82,13 @@ def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | Non
                 await send_json(send, 502, {"error": {"message": f"model A answered {resp.status_code}"}})
                 return
             data = resp.json()
+            for key, value in (data.get("usage") or {}).items():
+                usage[key] = usage.get(key, 0) + int(value)
             message = data["choices"][0]["message"]
             calls = message.get("tool_calls") or []
             if not calls:
-                await send_json(send, 200, data)
+                # the usage of every round of the server-side tool loop, as OpenAI reports it
+                await send_json(send, 200, {**data, "usage": usage})
                 return
             messages.append(message)
             for call in calls:

@@ -1,9 +1,10 @@
 """``shadowlane demo``: the whole pipeline on the embedded default, end to end, in one process.
 
 Local broker (started if needed) → a prod grammar-tutor service on real HTTP with the mirroring
-middleware → requests topic → one shadow worker replaying against candidate B (read-only tools)
-→ shadow-results → comparator → compare topic, which the demo reads back to print its summary.
-Each run uses its own topic prefix so runs never mix.
+middleware → requests topic → two shadow groups: candidate B, and ``baseline`` (prod's model A
+again, the noise floor), both with read-only tools and λ replays for a share of requests →
+shadow-results → comparator → compare and summary topics, which the demo reads back to print
+its summary. Each run uses its own topic prefix so runs never mix.
 """
 
 from __future__ import annotations
@@ -27,14 +28,19 @@ from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
 from workers.demo.procs import WorkerProcess
 from workers.demo.prod_service import Gradebook, prod_app
 from workers.demo.serve import serve
+from workers.demo.window_report import window_report
 from workers.hook.asgi import ShadowMirrorMiddleware
 from workers.hook.publisher import ShadowPublisher
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from workers.settings import Settings
+from workers.settings import ModelPrice, Settings
 
 PROD_PINS = {"model_rev": "grammar-a@v0.1.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
 CANDIDATE_PINS = {"model_rev": "grammar-b@v0.3.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
+PRICES = {
+    "grammar-a": ModelPrice(input_per_mtok=0.50, output_per_mtok=1.50),
+    "grammar-b": ModelPrice(input_per_mtok=0.80, output_per_mtok=2.40),
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,11 @@ class DemoOptions:
     prod_latency_ms: float = 20.0
     candidate_latency_ms: float = 30.0
     candidate_error_rate: float = 0.02
-    rate_cap: float = 200.0
+    prod_variability: float = 0.3
+    candidate_variability: float = 0.3
+    candidate_unstable: float = 0.05
+    lambda_ratio: float = 0.25
+    rate_cap: float = 80.0
     timeout_s: float = 180.0
     window_s: float = 60.0
 
@@ -57,18 +67,20 @@ def demo_settings(base: Settings, opts: DemoOptions) -> Settings:
             "shadow": base.shadow.model_copy(
                 update={
                     "candidate": "grammar-b",
-                    "pins": CANDIDATE_PINS,
                     "rate_cap": opts.rate_cap,
                     "concurrency": 16,
                     "readonly_tools": ("lookup_conjugation",),
                     "group_prefix": f"shadowlane.demo-{run_id}.shadow.",
+                    "lambda_ratio": opts.lambda_ratio,
                 }
             ),
             "compare": base.compare.model_copy(
                 update={
-                    "candidates": ("grammar-b",),
+                    "candidates": ("grammar-b", "baseline"),
+                    "baseline_candidate": "baseline",
                     "window_s": opts.window_s,
                     "group_id": f"shadowlane.demo-{run_id}.compare",
+                    "prices": PRICES,
                 }
             ),
         }
@@ -118,6 +130,7 @@ async def _drive(url: str, opts: DemoOptions) -> list[float]:
                 json=body,
                 headers={
                     "x-request-id": f"demo-{i:06d}",
+                    "x-eval-gold": item.correct,  # eval traffic: the tutor's gold answer
                     "authorization": "Bearer sk-demo-secret-0123456789",
                 },
             )
@@ -153,13 +166,17 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     bootstrap = await asyncio.to_thread(resolve_bootstrap, settings)
     kwargs = client_kwargs(settings, bootstrap)
     await ensure_topics(settings.topics, kwargs)
-    model_a = ModelBehaviour("grammar-a", skill=0.4, latency_ms=opts.prod_latency_ms)
+    model_a = ModelBehaviour(
+        "grammar-a", skill=0.4, latency_ms=opts.prod_latency_ms, variability=opts.prod_variability
+    )
     model_b = ModelBehaviour(
         "grammar-b",
         skill=1.0,
         latency_ms=opts.candidate_latency_ms,
         error_rate=opts.candidate_error_rate,
         seed=7,
+        variability=opts.candidate_variability,
+        unstable=opts.candidate_unstable,
     )
     gradebook = Gradebook()
     servers = [await serve(model_app(model_a)), await serve(model_app(model_b))]
@@ -172,36 +189,48 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     await publisher.start()
     servers.append(await serve(ShadowMirrorMiddleware(prod_app(servers[0].url, gradebook), publisher)))
     logs = settings.state_dir / "logs"
+    pins = [arg for key, value in CANDIDATE_PINS.items() for arg in ("--pin", f"{key}={value}")]
     worker = await WorkerProcess.start(
-        settings,
-        "shadow",
-        "--candidate",
-        "grammar-b",
-        "--url",
-        servers[1].url,
+        settings, "shadow", "--candidate", "grammar-b", "--url", servers[1].url, *pins,
         log_path=logs / "demo-shadow.log",
-    )
+    )  # fmt: skip
+    # the noise floor: prod's model A replayed through the same shadow path (its pins are prod's)
+    baseline = await WorkerProcess.start(
+        settings, "shadow", "--candidate", "baseline", "--url", servers[0].url,
+        log_path=logs / "demo-baseline.log",
+    )  # fmt: skip
     comparator = await WorkerProcess.start(settings, "compare", log_path=logs / "demo-compare.log")
     started = time.monotonic()
     worker_stats: dict[str, Any] = {}
     compare_stats: dict[str, Any] = {}
     try:
-        ready = (worker.wait_event("assigned"), comparator.wait_event("assigned"), publisher.connected.wait())
+        ready = (
+            worker.wait_event("assigned"),
+            baseline.wait_event("assigned"),
+            comparator.wait_event("assigned"),
+            publisher.connected.wait(),
+        )
         await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
         user_latencies = await _drive(servers[2].url, opts)
         await publisher.stop(drain_timeout_s=30)
         published = publisher.stats.published
-        comparisons = await _collect(settings, kwargs, published, started + opts.timeout_s)
+        want = published * len(settings.compare.candidates)
+        comparisons = await _collect(settings, kwargs, want, started + opts.timeout_s)
     finally:
         with contextlib.suppress(Exception):
             worker_stats = await worker.terminate()
         with contextlib.suppress(Exception):
-            compare_stats = await comparator.terminate()
-        await worker.kill()
-        await comparator.kill()
+            await baseline.terminate()
+        with contextlib.suppress(Exception):
+            compare_stats = await comparator.terminate()  # flushes the open windows
+        for proc in (worker, baseline, comparator):
+            await proc.kill()
         await publisher.stop()
         for server in reversed(servers):
             await server.stop()
+    windows = await window_report(settings, kwargs)
+    everything = comparisons
+    comparisons = [c for c in everything if c.candidate == "grammar-b"]
     joined = [c for c in comparisons if c.complete]
     drift = [c.delta_s for c in joined if c.delta_s is not None]
     diff = [c.delta_s for c in joined if c.delta_s is not None and not c.exact_match]
@@ -210,7 +239,7 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         "replayed": worker_stats.get("replayed", 0),
         "compared": len(joined),
         "unmatched": len(comparisons) - len(joined),
-        "missing": max(0, published - len(comparisons)),
+        "missing": max(0, published * len(settings.compare.candidates) - len(everything)),
         "dead_lettered": worker_stats.get("dead_lettered", 0) + compare_stats.get("dead_lettered", 0),
         "dropped": publisher.stats.dropped_queue_full
         + publisher.stats.dropped_invalid
@@ -231,6 +260,7 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
             "shadow": _p95([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),
             "client": _p95(user_latencies),
         },
+        "windows": windows,
         "topics_prefix": settings.topics.prefix,
         "elapsed_s": round(time.monotonic() - started, 2),
     }

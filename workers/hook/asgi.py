@@ -5,7 +5,9 @@ the middleware copies the request body as it is received and the response as it 
 only after the last response byte went out does it hand the raw capture to
 ``ShadowPublisher.publish`` (an O(1) enqueue). Parsing, sanitizing and producing happen in the
 publisher's background task. Headers are never copied; only the request id, tenant and trace id
-are read from configured headers.
+are read from configured headers. What the handler records through ``workers.hook.context`` (tool
+calls, pins, and the gold / paraphrase / citation labels)
+is handed over with the capture.
 """
 
 from __future__ import annotations
@@ -178,4 +180,5 @@ class _Capture:
             tool_calls=self.ctx.tool_calls,
             pins=self.ctx.pins,
             bucket=self.bucket,
+            labels=self.ctx.labels,
         )

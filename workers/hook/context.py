@@ -4,14 +4,22 @@ The mirroring middleware opens a :class:`MirrorContext` for each mirrored reques
 that executes tools server-side calls :func:`record_tool_call` (a no-op outside a mirrored
 request) so the shadow can later answer the same tool call from the recorded output, and
 :func:`set_pins` to say which model / prompt / index versions served the request.
+
+Handlers that know more about a request label it: :func:`set_gold` (the correct answer, for eval
+traffic), :func:`set_paraphrases` (other wordings of the last user message, for λ replays) and
+:func:`set_citations` (the ids prod's answer cited). Labels are kept raw here; the envelope
+builder sanitizes them off the request path. They travel with the tool-call recording
+(:class:`Recording`), so whatever hands the recorded tool calls to the publisher hands them too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_PARAPHRASES = 3
 
 
 @dataclass(slots=True)
@@ -22,10 +30,29 @@ class RawToolCall:
     ok: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class RawGold:
+    """What a correct answer is, as the handler said it (not sanitized yet)."""
+
+    answer: str | None = None
+    cited_ids: tuple[str, ...] = ()
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class RequestLabels:
+    """What the handler knows about the request beyond its bodies (not sanitized yet)."""
+
+    gold: RawGold | None = None
+    paraphrases: tuple[str, ...] = ()
+    citations: tuple[str, ...] | None = None  # None: read them from the prod response
+
+
 @dataclass(slots=True)
 class MirrorContext:
     tool_calls: list[RawToolCall] = field(default_factory=list)
     pins: dict[str, str] = field(default_factory=dict)
+    labels: RequestLabels = field(default_factory=RequestLabels)
 
 
 _CURRENT: ContextVar[MirrorContext | None] = ContextVar("shadowlane_mirror", default=None)
@@ -53,3 +80,30 @@ def set_pins(pins: Mapping[str, str]) -> None:
     ctx = _CURRENT.get()
     if ctx is not None:
         ctx.pins.update(pins)
+
+
+def _strings(values: Sequence[str]) -> tuple[str, ...]:
+    """Non-empty strings of ``values`` in order, duplicates removed (a bare string is one value)."""
+    items = (values,) if isinstance(values, str) else values
+    return tuple(dict.fromkeys(v for v in items if isinstance(v, str) and v.strip()))
+
+
+def set_gold(answer: str | None = None, cited_ids: Sequence[str] = (), source: str | None = None) -> None:
+    """Record what a correct answer is (eval traffic): its text, the ids it must cite, the label source."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.gold = RawGold(answer, _strings(cited_ids), source)
+
+
+def set_paraphrases(paraphrases: Sequence[str]) -> None:
+    """Record up to three other wordings of the last user message (empty strings are skipped)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.paraphrases = _strings(paraphrases)[:MAX_PARAPHRASES]
+
+
+def set_citations(ids: Sequence[str]) -> None:
+    """Record the ids prod's answer cited (otherwise the hook reads the response's ``citations``)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.citations = _strings(ids)

@@ -3,6 +3,7 @@
 This runs in the hook's background sender, never on the request path. It parses the request and
 response bodies (JSON, or server-sent events for ``stream: true``), sanitizes everything, pairs
 tool calls with their outputs, and derives ``req_hash`` from the request id and canonical payload.
+Handler labels (gold answer, paraphrases, cited ids) are sanitized like every other text.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.chat import ChatRequest, TokenUsage, ToolCall
-from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from schemas.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
 from workers.errors import InvalidMessage
 from workers.hashing import canonical_json, req_hash
-from workers.hook.context import RawToolCall
+from workers.hook.context import MAX_PARAPHRASES, RawToolCall, RequestLabels
 from workers.sanitize import Sanitizer
 
 _REQUEST_KEYS = ("model", "messages", "tools")
+MAX_CITED_IDS = 64
 
 
 @dataclass(slots=True)
@@ -40,6 +42,21 @@ class RawMirror:
     trace_id: str | None = None
     tool_calls: Sequence[RawToolCall] = ()
     pins: Mapping[str, str] = field(default_factory=dict)
+    labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler
+
+
+def _cited_ids(value: Any) -> list[str]:
+    """Ids from a ``citations`` list: strings, or objects with an ``id``; anything else is skipped."""
+    if not isinstance(value, list):
+        return []
+    out: list[str] = []
+    for item in value:
+        ident = item.get("id") if isinstance(item, Mapping) else item
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            ident = str(ident)
+        if isinstance(ident, str) and ident:
+            out.append(ident)
+    return out
 
 
 def _as_obj(data: bytes | Mapping[str, Any] | None) -> Any:
@@ -59,6 +76,7 @@ def _from_sse(data: bytes) -> dict[str, Any] | None:
     calls: dict[int, dict[str, Any]] = {}
     usage: Any = None
     model: Any = None
+    citations: Any = None
     seen = False
     for line in data.splitlines():
         if not line.startswith(b"data:"):
@@ -73,6 +91,7 @@ def _from_sse(data: bytes) -> dict[str, Any] | None:
         seen = True
         model = chunk.get("model", model)
         usage = chunk.get("usage") or usage
+        citations = chunk.get("citations") or citations
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -91,7 +110,10 @@ def _from_sse(data: bytes) -> dict[str, Any] | None:
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for _, c in sorted(calls.items())
         ]
-    return {"model": model, "usage": usage, "choices": [{"message": message}]}
+    out: dict[str, Any] = {"model": model, "usage": usage, "choices": [{"message": message}]}
+    if citations is not None:
+        out["citations"] = citations
+    return out
 
 
 def _args_dict(arguments: Any) -> dict[str, Any]:
@@ -202,7 +224,12 @@ class EnvelopeBuilder:
                 RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))
             )
 
-        prod, n = self._prod_outcome(raw)
+        labels = raw.labels or RequestLabels()
+        prod, n = self._prod_outcome(raw, labels.citations)
+        touched += n
+        gold, n = self._gold(labels)
+        touched += n
+        paraphrases, n = self._texts(labels.paraphrases, MAX_PARAPHRASES)
         touched += n
         try:
             chat = ChatRequest.model_validate(request)
@@ -219,12 +246,45 @@ class EnvelopeBuilder:
                 trace_id=raw.trace_id,
                 sampling=SamplingDecision(ratio=self._ratio, bucket=raw.bucket, salt_id=self._salt_id),
                 sanitized_fields=touched,
+                gold=gold,
+                paraphrases=tuple(paraphrases),
             )
         except ValidationError as exc:
             raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
 
-    def _prod_outcome(self, raw: RawMirror) -> tuple[ProdOutcome, int]:
-        """What prod answered, sanitized like the request (answer, tool calls, error text)."""
+    def _text(self, value: str | None) -> tuple[str | None, int]:
+        """``value`` masked, and how many values the masking touched; None when missing or blank."""
+        if not isinstance(value, str) or not value.strip():
+            return None, 0
+        return self._sanitizer.mask_text(value)
+
+    def _texts(self, values: Sequence[str], limit: int = MAX_CITED_IDS) -> tuple[list[str], int]:
+        """Up to ``limit`` non-blank strings of ``values``, masked (see :meth:`_text`)."""
+        out: list[str] = []
+        touched = 0
+        for value in values:
+            if len(out) >= limit:
+                break
+            text, n = self._text(value)
+            if text is not None:
+                out.append(text)
+                touched += n
+        return out, touched
+
+    def _gold(self, labels: RequestLabels) -> tuple[GoldLabel | None, int]:
+        gold = labels.gold
+        if gold is None:
+            return None, 0
+        answer, n_answer = self._text(gold.answer)
+        source, n_source = self._text(gold.source)
+        cited, n_cited = self._texts(gold.cited_ids)
+        return GoldLabel(answer=answer, cited_ids=tuple(cited), source=source), n_answer + n_source + n_cited
+
+    def _prod_outcome(
+        self, raw: RawMirror, citations: Sequence[str] | None = None
+    ) -> tuple[ProdOutcome, int]:
+        """What prod answered, sanitized like the request (answer, tool calls, error text, cited
+        ids: ``citations`` when the handler set them, else the response's top-level ``citations``)."""
         resp = _as_obj(raw.response)
         answer: str | None = None
         calls: tuple[ToolCall, ...] = ()
@@ -263,6 +323,10 @@ class EnvelopeBuilder:
                 touched += n
         elif raw.status >= 400:
             error = f"HTTP {raw.status}"
+        if citations is None:
+            citations = _cited_ids(resp.get("citations")) if isinstance(resp, Mapping) else []
+        cited, n = self._texts(list(dict.fromkeys(citations)))
+        touched += n
         outcome = ProdOutcome(
             answer=answer,
             status=raw.status,
@@ -271,5 +335,6 @@ class EnvelopeBuilder:
             tool_calls=calls,
             usage=usage,
             error=error,
+            cited_ids=tuple(cited),
         )
         return outcome, touched

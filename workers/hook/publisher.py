@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.codec import encode
 from workers.errors import InvalidMessage
 from workers.hashing import unit_hash
-from workers.hook.context import RawToolCall
+from workers.hook.context import RawToolCall, RequestLabels
 from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror
 from workers.kafka.batching import PartitionBatcher, RecordTooLarge, Shipped, partition_count
 from workers.metrics import StatsCollector
@@ -110,6 +110,7 @@ class ShadowPublisher:
         tool_calls: Sequence[RawToolCall] = (),
         pins: Mapping[str, str] | None = None,
         bucket: float | None = None,
+        labels: RequestLabels | None = None,
     ) -> bool:
         """Queue one prod request for mirroring. Returns True when it was sampled and queued.
 
@@ -145,6 +146,7 @@ class ShadowPublisher:
                     trace_id=trace_id,
                     tool_calls=tool_calls,
                     pins=pins or {},
+                    labels=labels,
                 )
             )
             stats.enqueued += 1

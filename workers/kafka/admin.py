@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def topic_names(topics: TopicSettings) -> list[str]:
-    return [topics.requests_topic, topics.shadow_results_topic, topics.compare_topic, topics.dlq_topic]
+    return topics.all_topics()
 
 
 async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) -> None:
@@ -42,5 +42,18 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
         counts = {d["topic"]: len(d["partitions"]) for d in described}
         if len(set(counts.values())) > 1:
             raise ShadowlaneError(f"requests and shadow-results must be co-partitioned, got {counts}")
+    finally:
+        await admin.close()
+
+
+async def partition_ids(client_kwargs: dict[str, Any], topics: list[str]) -> dict[str, list[int]]:
+    """Partition ids of each existing topic (missing topics are left out)."""
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+        return {d["topic"]: sorted(p["partition"] for p in d["partitions"]) for d in described}
     finally:
         await admin.close()

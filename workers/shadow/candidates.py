@@ -5,6 +5,9 @@
   segregate caches, logs and billing.
 - :class:`CallableCandidate`: a Python function (sync or async) taking the chat body.
 
+A reply carries the answer, its tool calls, token usage, the model the server says answered and,
+when the response has a top-level ``citations`` list (ids, or objects with an ``id``), the cited ids.
+
 Failures are classified into :class:`CandidateError` with an ``error_class`` the worker records:
 ``rate_limited`` / ``server_error`` / ``timeout`` are retriable with back-off, the rest are not.
 """
@@ -43,6 +46,7 @@ class CandidateReply:
     tool_calls: tuple[dict[str, Any], ...]
     usage: Mapping[str, int] | None
     model: str | None = None
+    cited_ids: tuple[str, ...] = ()
 
 
 class Candidate(Protocol):
@@ -61,6 +65,7 @@ def parse_reply(data: Any) -> CandidateReply:
         calls = tuple(message.get("tool_calls") or ())
         usage = data.get("usage")
         model = data.get("model")
+        citations = data.get("citations")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise CandidateError("invalid_response", "not a chat-completions response") from None
     if content is not None and not isinstance(content, str):
@@ -69,8 +74,29 @@ def parse_reply(data: Any) -> CandidateReply:
         if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             raise CandidateError("invalid_response", "tool_calls must be objects with a function object")
     return CandidateReply(
-        content, calls, usage if isinstance(usage, dict) else None, model if isinstance(model, str) else None
+        content,
+        calls,
+        usage if isinstance(usage, dict) else None,
+        model if isinstance(model, str) else None,
+        citation_ids(citations),
     )
+
+
+def citation_ids(citations: Any) -> tuple[str, ...]:
+    """Ids from a response's ``citations`` list: strings, or objects with a string/int ``id``.
+
+    Anything else (not a list, entries of other shapes) is ignored; repeats are kept once, in order.
+    """
+    if not isinstance(citations, list):
+        return ()
+    ids: dict[str, None] = {}
+    for item in citations:
+        value = item.get("id") if isinstance(item, dict) else item
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, str | int) and str(value):
+            ids.setdefault(str(value), None)
+    return tuple(ids)
 
 
 class OpenAICandidate:

@@ -5,6 +5,10 @@ forced off. Each tool call it makes is answered by the :class:`ReadOnlyToolbox` 
 continues, up to ``max_tool_rounds``. Retriable failures (429, 5xx, timeouts) back off
 exponentially with jitter, honouring ``Retry-After``; after the last attempt, or on a
 non-retriable failure, the result is an error ``ShadowResult``: a candidate never crashes a worker.
+
+The result names the model of the candidate's last reply (else the request's), the ids its last
+reply cites (a top-level ``citations`` list), and the configured pins; a baseline replayer
+(the prod model replayed as a noise floor) reports the envelope's prod pins under those.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from schemas.chat import TokenUsage
@@ -20,7 +25,8 @@ from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult, ShadowToolCall
 from workers.settings import ShadowSettings
 from workers.shadow.candidates import Candidate, CandidateError, CandidateReply
-from workers.shadow.tools import ReadOnlyToolbox
+from workers.shadow.tool_schema import ValidatorCache
+from workers.shadow.tools import ReadOnlyToolbox, offered_schemas
 
 
 def replay_body(envelope: RequestEnvelope) -> dict[str, Any]:
@@ -45,12 +51,33 @@ def _add_usage(total: dict[str, int], usage: Any) -> None:
             total[key] = total.get(key, 0) + value
 
 
-class Replayer:
-    """Holds one candidate and the worker's replay policy; ``replay()`` never raises CandidateError."""
+def result_pins(
+    envelope: RequestEnvelope, configured: Mapping[str, str], *, baseline: bool
+) -> dict[str, str]:
+    """The pins a result reports: the configured ones, over the prod pins for the baseline."""
+    return {**envelope.pins, **configured} if baseline else dict(configured)
 
-    def __init__(self, candidate: Candidate, settings: ShadowSettings, *, sleep: Any = asyncio.sleep) -> None:
+
+class Replayer:
+    """Holds one candidate and the worker's replay policy; ``replay()`` never raises CandidateError.
+
+    ``baseline=True`` marks the noise-floor candidate: its results carry the envelope's prod pins
+    (explicit ``settings.pins`` win). Tool-schema validators are cached across replays.
+    """
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        settings: ShadowSettings,
+        *,
+        sleep: Any = asyncio.sleep,
+        baseline: bool = False,
+        validators: ValidatorCache | None = None,
+    ) -> None:
         self.candidate = candidate
         self.settings = settings
+        self.baseline = baseline
+        self.validators = validators if validators is not None else ValidatorCache()
         self._sleep = sleep
 
     async def _call(self, body: dict[str, Any]) -> tuple[CandidateReply, int]:
@@ -80,9 +107,12 @@ class Replayer:
             envelope.tool_io,
             readonly=s.readonly_tools,
             stubs=s.tool_stubs,
-            offered=(t.function.name for t in envelope.request.tools),
+            offered=offered_schemas(envelope.request.tools),
+            validators=self.validators,
         )
         body = replay_body(envelope)
+        request_model = body.get("model")
+        last: CandidateReply | None = None
         messages: list[dict[str, Any]] = body["messages"]
         usage: dict[str, int] = {}
         attempts = 0
@@ -95,7 +125,7 @@ class Replayer:
                 req_hash=envelope.req_hash,
                 req_id=envelope.req_id,
                 candidate=self.candidate.name,
-                pins=dict(s.pins),
+                pins=result_pins(envelope, s.pins, baseline=self.baseline),
                 shadow_id=shadow_id,
                 ts_ms=time.time_ns() // 1_000_000,
                 status=status,
@@ -103,12 +133,15 @@ class Replayer:
                 attempts=max(attempts, 1),
                 tool_calls=tuple(tool_log),
                 usage=TokenUsage(**usage) if usage else None,
+                model=(last.model if last is not None and last.model else None) or request_model,
+                cited_ids=last.cited_ids if last is not None else (),
                 **fields,
             )
 
         try:
             for _round in range(s.max_tool_rounds + 1):
                 reply, used = await self._call(body)
+                last = reply
                 attempts += used
                 _add_usage(usage, reply.usage)
                 if not reply.tool_calls or _round == s.max_tool_rounds:

@@ -5,6 +5,11 @@ the members' rates add up to the group cap whatever the group size, and follow r
 bucket holds at most ``burst`` tokens (default: 50 ms worth of rate, at least one token), so
 an idle period never turns into a burst: over any window of T seconds a member replays at most
 ``rate * T + burst``. Waiters are served in FIFO order.
+
+Counters for metrics (read at scrape time): ``throttled`` counts acquisitions that did not get a
+token at once (queued behind another waiter or waiting for a refill), ``throttle_wait_s`` sums
+how long those acquisitions waited, and ``waited_s`` is the time the bucket itself spent
+sleeping for refills (concurrent waiters counted once).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class TokenBucket:
         self._stamp = clock()
         self._lock = asyncio.Lock()
         self.waited_s = 0.0
+        self.throttled = 0
+        self.throttle_wait_s = 0.0
         self.set_rate(rate)
 
     @property
@@ -54,12 +61,19 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait for one token. FIFO among waiters; a rate of 0 waits until the rate is raised."""
+        started = self._clock()
+        queued = self._lock.locked()
         async with self._lock:
+            slept = False
             while True:
                 self._refill()
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
+                    if queued or slept:
+                        self.throttled += 1
+                        self.throttle_wait_s += max(0.0, self._stamp - started)
                     return
+                slept = True
                 wait = min((1.0 - self._tokens) / self._rate if self._rate > 0 else 0.1, 0.5)
                 self.waited_s += wait
                 await asyncio.sleep(wait)

@@ -9,6 +9,10 @@ Resolution order for a tool call ``(name, arguments)``:
    same name with other arguments falls back to step 4;
 4. a configured stub for the name answers it (**stubbed_config**);
 5. otherwise **no_stub**: the model is told no result is available.
+
+Whatever the disposition, each call is also checked against the JSON schema of the tool as the
+request offered it (``schema_valid`` / ``schema_error``, see :mod:`workers.shadow.tool_schema`):
+that is the candidate's tool success, independent of what the sandbox then did with the call.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from typing import Any
 
 import orjson
 
+from schemas.chat import ToolSpec
 from schemas.envelope import RecordedToolCall
-from schemas.shadow_result import ShadowToolCall
+from schemas.shadow_result import ShadowToolCall, ToolDisposition
 from workers.hashing import canonical_json
+from workers.shadow.tool_schema import ValidatorCache
 
 BLOCKED_MESSAGE = '{"error": "blocked: this tool has side effects and is disabled in shadow mode"}'
 NO_STUB_MESSAGE = '{"error": "no recorded result for this call in shadow mode"}'
@@ -46,8 +52,20 @@ def call_key(name: str, arguments: dict[str, Any] | str) -> tuple[str, bytes]:
     return name, arguments.encode()
 
 
+def offered_schemas(tools: Iterable[ToolSpec]) -> dict[str, dict[str, Any]]:
+    """The request's tools as ``name -> parameters schema`` (the first spec of a repeated name wins)."""
+    offered: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        offered.setdefault(tool.function.name, tool.function.parameters)
+    return offered
+
+
 class ReadOnlyToolbox:
-    """Answers one envelope's tool calls from its recording; blocks everything not read-only."""
+    """Answers one envelope's tool calls from its recording; blocks everything not read-only.
+
+    ``offered`` maps each tool the request offered to its parameters schema; ``validators`` is
+    the worker's shared validator cache (a private one when omitted).
+    """
 
     def __init__(
         self,
@@ -55,31 +73,39 @@ class ReadOnlyToolbox:
         *,
         readonly: Iterable[str],
         stubs: Mapping[str, str],
-        offered: Iterable[str],
+        offered: Mapping[str, Mapping[str, Any]],
+        validators: ValidatorCache | None = None,
     ) -> None:
         self._readonly = frozenset(readonly)
         self._stubs = stubs
-        self._offered = frozenset(offered)
+        self._offered = dict(offered)
+        self._validators = validators if validators is not None else ValidatorCache()
         self._recorded: dict[tuple[str, bytes], str] = {}
         for call in recorded:
             self._recorded.setdefault(call_key(call.name, call.arguments), call.output)
 
     def resolve(self, name: str, raw_arguments: Any) -> ShadowToolCall:
         arguments = parse_arguments(raw_arguments)
+        disposition, output = self._dispose(name, arguments)
+        check = self._validators.check(self._offered.get(name), arguments)
+        return ShadowToolCall(
+            name=name,
+            arguments=arguments,
+            disposition=disposition,
+            output=output,
+            schema_valid=check.valid,
+            schema_error=check.error,
+        )
+
+    def _dispose(self, name: str, arguments: dict[str, Any] | str) -> tuple[ToolDisposition, str]:
         if name not in self._readonly:
-            return ShadowToolCall(
-                name=name, arguments=arguments, disposition="blocked", output=BLOCKED_MESSAGE
-            )
+            return "blocked", BLOCKED_MESSAGE
         if self._offered and name not in self._offered:
-            return ShadowToolCall(
-                name=name, arguments=arguments, disposition="unknown_tool", output=UNKNOWN_MESSAGE
-            )
+            return "unknown_tool", UNKNOWN_MESSAGE
         recorded = self._recorded.get(call_key(name, arguments))
         if recorded is not None:
-            return ShadowToolCall(
-                name=name, arguments=arguments, disposition="stubbed_recorded", output=recorded
-            )
+            return "stubbed_recorded", recorded
         stub = self._stubs.get(name)
         if stub is not None:
-            return ShadowToolCall(name=name, arguments=arguments, disposition="stubbed_config", output=stub)
-        return ShadowToolCall(name=name, arguments=arguments, disposition="no_stub", output=NO_STUB_MESSAGE)
+            return "stubbed_config", stub
+        return "no_stub", NO_STUB_MESSAGE

@@ -8,6 +8,11 @@ revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bo
 every slot is taken the worker pauses its partitions instead of buffering more records.
 Only the candidate call holds a concurrency slot: waiting for the result's ack does not, so a
 member's throughput is ``concurrency / candidate latency`` (up to its share of the cap).
+
+A λ-sampled request (see :mod:`workers.shadow.stability`) is replayed a few more times after
+the main replay, concurrently; each extra replay takes its own token and call slot, so the rate
+cap counts every replay. The worker exposes its metrics through :meth:`ShadowWorker.counters`,
+:meth:`ShadowWorker.gauges`, :meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
 """
 
 from __future__ import annotations
@@ -16,18 +21,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
+from workers.kafka.lag import LagTracker
 from workers.kafka.offsets import OffsetTracker
+from workers.metrics import Labelled
 from workers.settings import Settings
 from workers.shadow.candidates import Candidate
 from workers.shadow.replay import Replayer
+from workers.shadow.stability import stability_samples
 from workers.shadow.throttle import TokenBucket, partition_share
 
 log = logging.getLogger(__name__)
@@ -44,9 +53,18 @@ class ShadowStats:
     paused: int = 0
     commits: int = 0
     produce_failed: int = 0
+    lambda_replays: int = 0
+    # error results (main and λ replays) by error_class; not part of ``as_dict``
+    error_classes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The plain counters (what the ``stopped`` line prints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "error_classes"}
+
+    def count_error(self, result: ShadowResult) -> None:
+        if result.status == "error":
+            key = result.error_class or "unknown"
+            self.error_classes[key] = self.error_classes.get(key, 0) + 1
 
 
 class ShadowWorker(CommittingWorker):
@@ -56,7 +74,9 @@ class ShadowWorker(CommittingWorker):
         self.settings = settings
         self.s = settings.shadow
         self.candidate = candidate
-        self.replayer = Replayer(candidate, self.s)
+        self.replayer = Replayer(
+            candidate, self.s, baseline=candidate.name == settings.compare.baseline_candidate
+        )
         self.group_id = f"{self.s.group_prefix}{candidate.name}"
         self.worker_id = self.group_id
         self.dlq_topic = settings.topics.dlq_topic
@@ -64,6 +84,7 @@ class ShadowWorker(CommittingWorker):
         self.stats: ShadowStats = ShadowStats()
         self.bucket = TokenBucket(0.0)
         self.tracker = OffsetTracker()
+        self.lag = LagTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._slot_free = asyncio.Event()
         # candidate calls in flight are capped at ``concurrency``; records held in this process
@@ -83,6 +104,25 @@ class ShadowWorker(CommittingWorker):
     def stop(self) -> None:
         self._stop.set()
 
+    # ------------------------------------------------------------------ metrics (scrape thread)
+    def counters(self) -> dict[str, float]:
+        """Plain counters plus the rate cap's: ``throttled`` and ``throttle_wait_seconds``."""
+        return {
+            **self.stats.as_dict(),
+            "throttled": self.bucket.throttled,
+            "throttle_wait_seconds": self.bucket.throttle_wait_s,
+        }
+
+    def gauges(self) -> dict[str, float]:
+        return {"in_flight": len(self._tasks), "rate_limit": self.bucket.rate}
+
+    def labelled_counters(self) -> dict[str, Labelled]:
+        """``candidate_errors{error_class}``: error results of main and λ replays."""
+        errors: dict[tuple[str, ...], float] = {
+            (cls,): float(n) for cls, n in self.stats.error_classes.copy().items()
+        }
+        return {"candidate_errors": (("error_class",), errors)}
+
     async def run(self) -> None:
         topics = self.settings.topics
         self._producer = AIOKafkaProducer(**self._kwargs, acks="all", enable_idempotence=True, linger_ms=2)
@@ -93,6 +133,7 @@ class ShadowWorker(CommittingWorker):
             auto_offset_reset="earliest",
             max_poll_records=self._max_buffered,
         )
+        self.lag.attach(self._consumer)
         await self._producer.start()
         try:
             self._consumer.subscribe(
@@ -105,6 +146,7 @@ class ShadowWorker(CommittingWorker):
                 await self._drain(list(self._tasks))
                 await self._commit()
                 await self._consumer.stop()
+                self.lag.attach(None)
         finally:
             await self._producer.stop()
             await self.candidate.aclose()
@@ -139,6 +181,8 @@ class ShadowWorker(CommittingWorker):
     async def _poll(self, consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int) -> None:
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         for tp, records in batches.items():
+            if records:
+                self.lag.seen(tp, records[-1].offset)
             for record in records:
                 self.stats.consumed += 1
                 self.tracker.add(tp, record.offset)
@@ -163,10 +207,8 @@ class ShadowWorker(CommittingWorker):
             await self._dead_letter(record, exc.reason, exc.detail)
             self.tracker.done(tp, record.offset)
             return
-        await self.bucket.acquire()
         try:
-            async with self._calls:
-                result = await self.replayer.replay(envelope)
+            result = await self._replay(envelope)
         except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
             log.exception("replay of %s[%d]@%d failed", record.topic, record.partition, record.offset)
             await self._dead_letter(record, "replay_failed", f"{type(exc).__name__}: {exc}")
@@ -175,6 +217,10 @@ class ShadowWorker(CommittingWorker):
         self.stats.replayed += 1
         if result.status == "error":
             self.stats.errors += 1
+        self.stats.count_error(result)
+        stability = await stability_samples(envelope, self.s, self._lambda_replay)
+        if stability:
+            result = result.model_copy(update={"stability": stability})
         for call in result.tool_calls:
             if call.disposition == "blocked":
                 self.stats.tools_blocked += 1
@@ -198,6 +244,20 @@ class ShadowWorker(CommittingWorker):
                 await asyncio.sleep(1.0)
         self.tracker.done(tp, record.offset)
 
+    async def _replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        """One replay under the rate cap and a call slot."""
+        await self.bucket.acquire()
+        async with self._calls:
+            return await self.replayer.replay(envelope)
+
+    async def _lambda_replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        try:
+            result = await self._replay(envelope)
+        finally:
+            self.stats.lambda_replays += 1
+        self.stats.count_error(result)
+        return result
+
     async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
         if not tasks:
             return
@@ -213,6 +273,7 @@ class ShadowWorker(CommittingWorker):
         await self._drain([t for t, tp in self._tasks.items() if tp in gone])
         await self._commit(gone)
         self.tracker.forget(gone)
+        self.lag.forget(gone)
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer

@@ -1,0 +1,130 @@
+"""Per-request quality metrics that need no embedding: coverage, tool success, cost, grading, λ.
+
+Each is a pure function of the records (and the metric config), so ``shadowlane rescore`` can
+recompute it later without calling any model. The formulas are the README's, one per function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Literal
+
+from schemas.chat import TokenUsage
+from schemas.shadow_result import ShadowResult
+from workers.hashing import canonical_json
+from workers.settings import CompareSettings, ModelPrice
+
+GRADER_VERSION = 1
+LambdaState = Literal["convergent", "divergent"]
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def cited_ids(text: str | None, explicit: Iterable[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """Ids an answer cites: the explicit list (response ``citations``) plus regex hits in the text."""
+    seen = dict.fromkeys(explicit)
+    if text:
+        for match in pattern.finditer(text):
+            seen.setdefault(match.group(1))
+    return tuple(seen)
+
+
+def coverage(target: Sequence[str], cited: Sequence[str]) -> float | None:
+    """``|target ∩ cited| / |target|``; None when there is no target to cover."""
+    wanted = set(target)
+    if not wanted:
+        return None
+    return len(wanted & set(cited)) / len(wanted)
+
+
+def tool_key(name: str, arguments: Any) -> tuple[str, str]:
+    """(tool, canonical arguments), the form :class:`ProdSide` stores prod's calls in."""
+    return name, canonical_json(arguments).decode() if isinstance(arguments, dict) else str(arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStats:
+    calls: int
+    valid: int
+    matched_prod: int
+
+    @property
+    def success(self) -> float | None:
+        return self.valid / self.calls if self.calls else None
+
+
+def shadow_tool_keys(res: ShadowResult) -> list[tuple[str, str]]:
+    return [tool_key(c.name, c.arguments) for c in res.tool_calls]
+
+
+def tool_stats(res: ShadowResult, prod_keys: frozenset[tuple[str, str]]) -> ToolStats:
+    """Valid: names an offered tool and its arguments pass that tool's JSON schema (the shadow
+    worker checks it against the request's tool definitions). Matched: equals a recorded prod call."""
+    calls = res.tool_calls
+    if not calls:
+        return ToolStats(0, 0, 0)
+    valid = sum(1 for c in calls if c.schema_valid is True)
+    matched = sum(1 for key in shadow_tool_keys(res) if key in prod_keys)
+    return ToolStats(len(calls), valid, matched)
+
+
+def cost_usd(
+    model: str | None, prompt: int | None, completion: int | None, prices: Mapping[str, ModelPrice]
+) -> float | None:
+    """``prompt × input price + completion × output price`` (per million tokens); None if unpriced."""
+    if model is None or prompt is None or completion is None:
+        return None
+    price = prices.get(model)
+    if price is None:
+        return None
+    return round((prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1_000_000, 9)
+
+
+def usage_tokens(usage: TokenUsage | None) -> tuple[int | None, int | None]:
+    return (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
+
+
+class Grader:
+    """Says whether an answer solves the request, given the gold answer.
+
+    ``contains``: the normalised gold answer occurs in the normalised answer; ``exact``: they are
+    equal; ``delta_s``: ΔS(gold, answer) ≤ ``solved_max_delta_s``.
+    """
+
+    def __init__(self, settings: CompareSettings) -> None:
+        self.kind = settings.grader
+        self.max_delta_s = settings.solved_max_delta_s
+        self.name = f"{self.kind}@{GRADER_VERSION}"
+
+    def solved(self, answer: str | None, gold: str | None, delta_s_gold: float | None) -> bool | None:
+        if gold is None:
+            return None
+        if answer is None:
+            return False
+        if self.kind == "contains":
+            return normalise(gold) in normalise(answer)
+        if self.kind == "exact":
+            return normalise(gold) == normalise(answer)
+        return None if delta_s_gold is None else delta_s_gold <= self.max_delta_s
+
+
+def lambda_texts(res: ShadowResult) -> list[str]:
+    """The answers λ compares: every successful λ replay with an answer, in record order."""
+    return [s.answer for s in res.stability if s.status == "ok" and s.answer is not None]
+
+
+def lambda_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
+    return list(combinations(texts, 2))
+
+
+def lambda_state(pairwise: Sequence[float], threshold: float) -> tuple[LambdaState | None, float | None]:
+    """Convergent when every pairwise ΔS among the λ replays is ≤ ``threshold``; needs ≥ 1 pair."""
+    if not pairwise:
+        return None, None
+    worst = max(pairwise)
+    return ("convergent" if worst <= threshold else "divergent"), worst

@@ -1,0 +1,261 @@
+"""One window's running state: counts, sums and HdrHistograms, and the ``WindowSummary`` it yields.
+
+Everything kept is additive, so two accumulators (two windows, two comparator members) merge
+exactly: :func:`merge_summaries` rebuilds accumulators from summaries, adds them and summarises
+again. Means come from sums and counts, percentiles from the histograms, rates from counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from schemas.comparison import Comparison
+from schemas.window_summary import LatencyStats, WindowSummary
+from workers.hashing import pair_id
+from workers.windows import histograms as h
+
+Key = tuple[str, str | None, str | None]  # candidate, endpoint, tenant
+
+_HISTS = {
+    "lat_prod": "hist_latency_prod_us",
+    "lat_shadow": "hist_latency_shadow_us",
+    "drift": "hist_delta_s_e4",
+    "paired": "hist_delta_s_paired_e4",
+    "floor": "hist_delta_s_floor_e4",
+    "gold": "hist_delta_s_gold_e4",
+}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class Accumulator:
+    start_ms: int
+    end_ms: int
+    key: Key
+    traffic_arm: str = "shadow"
+    count: int = 0
+    joined: int = 0
+    shadow_timeouts: int = 0
+    requests_missing: int = 0
+    exact_matches: int = 0
+    exact_known: int = 0
+    shadow_errors: int = 0
+    prod_errors: int = 0
+    delta_s_count: int = 0
+    delta_s_sum: float = 0.0
+    excess_count: int = 0
+    excess_sum: float = 0.0
+    gold_count: int = 0
+    lambda_sampled: int = 0
+    lambda_divergent: int = 0
+    lambda_paired: int = 0
+    lambda_flips: int = 0
+    coverage_count: int = 0
+    coverage_sum: float = 0.0
+    tool_calls: int = 0
+    tool_valid: int = 0
+    tool_matched_prod: int = 0
+    graded: int = 0
+    prod_solved: int = 0
+    shadow_solved: int = 0
+    priced: int = 0
+    priced_graded: int = 0
+    prod_cost_usd: float = 0.0
+    shadow_cost_usd: float = 0.0
+    graded_prod_cost_usd: float = 0.0
+    graded_shadow_cost_usd: float = 0.0
+    priced_prod_solved: int = 0
+    priced_shadow_solved: int = 0
+    lat_prod: HdrHistogram = field(default_factory=h.latency_histogram)
+    lat_shadow: HdrHistogram = field(default_factory=h.latency_histogram)
+    drift: HdrHistogram = field(default_factory=h.delta_s_histogram)
+    paired: HdrHistogram = field(default_factory=h.delta_s_histogram)
+    floor: HdrHistogram = field(default_factory=h.delta_s_histogram)
+    gold: HdrHistogram = field(default_factory=h.delta_s_histogram)
+
+    def add(self, c: Comparison) -> None:
+        self.count += 1
+        self.traffic_arm = c.traffic_arm
+        if c.outcome == "shadow_timeout":
+            self.shadow_timeouts += 1
+        elif c.outcome == "request_missing":
+            self.requests_missing += 1
+        else:
+            self._add_joined(c)
+        if c.prod_status is not None and not c.prod_status.startswith("2"):
+            self.prod_errors += 1
+        if c.prod_latency_ms is not None:
+            h.record_latency(self.lat_prod, c.prod_latency_ms)
+        if c.shadow_latency_ms is not None:
+            h.record_latency(self.lat_shadow, c.shadow_latency_ms)
+
+    def _add_joined(self, c: Comparison) -> None:
+        self.joined += 1
+        if c.exact_match is not None:
+            self.exact_known += 1
+            self.exact_matches += c.exact_match
+        if c.shadow_status != "ok":
+            self.shadow_errors += 1
+        if c.delta_s is not None:
+            self.delta_s_count += 1
+            self.delta_s_sum += c.delta_s
+            h.record_delta_s(self.drift, c.delta_s)
+        if c.delta_s_excess is not None and c.delta_s is not None and c.delta_s_floor is not None:
+            self.excess_count += 1
+            self.excess_sum += c.delta_s_excess
+            h.record_delta_s(self.paired, c.delta_s)
+            h.record_delta_s(self.floor, c.delta_s_floor)
+        if c.delta_s_gold is not None:
+            self.gold_count += 1
+            h.record_delta_s(self.gold, c.delta_s_gold)
+        if c.lambda_state is not None:
+            self.lambda_sampled += 1
+            self.lambda_divergent += c.lambda_state == "divergent"
+        if c.lambda_flip is not None:
+            self.lambda_paired += 1
+            self.lambda_flips += c.lambda_flip
+        if c.coverage is not None:
+            self.coverage_count += 1
+            self.coverage_sum += c.coverage
+        self.tool_calls += c.tool_calls
+        self.tool_valid += c.tool_valid
+        self.tool_matched_prod += c.tool_matched_prod
+        graded = c.prod_solved is not None and c.shadow_solved is not None
+        if graded:
+            self.graded += 1
+            self.prod_solved += bool(c.prod_solved)
+            self.shadow_solved += bool(c.shadow_solved)
+        if c.prod_cost_usd is not None and c.shadow_cost_usd is not None:
+            self.priced += 1
+            self.prod_cost_usd += c.prod_cost_usd
+            self.shadow_cost_usd += c.shadow_cost_usd
+            if graded:
+                self.priced_graded += 1
+                self.graded_prod_cost_usd += c.prod_cost_usd
+                self.graded_shadow_cost_usd += c.shadow_cost_usd
+                self.priced_prod_solved += bool(c.prod_solved)
+                self.priced_shadow_solved += bool(c.shadow_solved)
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, other: Accumulator) -> None:
+        for f in fields(self):
+            if f.name in ("start_ms", "end_ms", "key", "traffic_arm"):
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, HdrHistogram):
+                mine.add(theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
+        self.start_ms = min(self.start_ms, other.start_ms)
+        self.end_ms = max(self.end_ms, other.end_ms)
+
+    @classmethod
+    def of_summary(cls, s: WindowSummary) -> Accumulator:
+        acc = cls(s.window_start_ms, s.window_end_ms, (s.candidate, s.endpoint, s.tenant), s.traffic_arm)
+        for f in fields(acc):
+            if f.name in _HISTS:
+                setattr(acc, f.name, h.decode(getattr(s, _HISTS[f.name])))
+            elif f.name not in ("start_ms", "end_ms", "key", "traffic_arm"):
+                setattr(acc, f.name, getattr(s, f.name))
+        return acc
+
+    def _above_floor(self, percentile: float) -> float | None:
+        """ΔS percentile minus the noise floor's, over the requests that have both (Diffy's idea:
+        judge the candidate's differences against the ones prod's own nondeterminism makes)."""
+        raw, floor = h.delta_s_at(self.paired, percentile), h.delta_s_at(self.floor, percentile)
+        return None if raw is None or floor is None else round(raw - floor, 6)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, *, late: int = 0, member: str = "", partitions: Sequence[int] = ()) -> WindowSummary:
+        candidate, endpoint, tenant = self.key
+        parts = tuple(sorted(partitions))
+        prod95 = h.latency_ms_at(self.lat_prod, 95)
+        shadow95 = h.latency_ms_at(self.lat_shadow, 95)
+        # per solved: cost and solves over the same rows (priced and graded)
+        prod_per_solved = _ratio(self.graded_prod_cost_usd, self.priced_prod_solved)
+        shadow_per_solved = _ratio(self.graded_shadow_cost_usd, self.priced_shadow_solved)
+        cost_uplift: float | None = None
+        if self.priced_graded:  # graded: per solved request, or nothing when an arm solved none
+            if prod_per_solved and shadow_per_solved is not None:
+                cost_uplift = shadow_per_solved / prod_per_solved - 1
+        elif self.prod_cost_usd > 0:
+            cost_uplift = self.shadow_cost_usd / self.prod_cost_usd - 1
+        with_prod = self.joined + self.shadow_timeouts
+        summary_key = f"{self.start_ms}|{self.end_ms}|{endpoint}|{tenant}|{member}|{parts}"
+        copied: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _COPIED}
+        hists: dict[str, Any] = {target: h.encode(getattr(self, name)) for name, target in _HISTS.items()}
+        return WindowSummary(
+            summary_id=pair_id(summary_key, candidate),
+            window_start_ms=self.start_ms,
+            window_end_ms=self.end_ms,
+            candidate=candidate,
+            traffic_arm=self.traffic_arm,
+            endpoint=endpoint,
+            tenant=tenant,
+            member=member,
+            partitions=parts,
+            late=late,
+            **copied,
+            exact_match_rate=_ratio(self.exact_matches, self.exact_known),
+            shadow_error_rate=_ratio(self.shadow_errors, self.joined),
+            prod_error_rate=_ratio(self.prod_errors, with_prod),
+            delta_s_mean=_ratio(self.delta_s_sum, self.delta_s_count),
+            delta_s_median=h.delta_s_at(self.drift, 50),
+            delta_s_p95=h.delta_s_at(self.drift, 95),
+            delta_s_adjusted_mean=_ratio(self.excess_sum, self.excess_count),
+            delta_s_adjusted_median=self._above_floor(50),
+            delta_s_adjusted_p95=self._above_floor(95),
+            delta_s_floor_median=h.delta_s_at(self.floor, 50),
+            delta_s_floor_p95=h.delta_s_at(self.floor, 95),
+            delta_s_gold_median=h.delta_s_at(self.gold, 50),
+            lambda_flip_rate=_ratio(self.lambda_flips, self.lambda_paired),
+            coverage_mean=_ratio(self.coverage_sum, self.coverage_count),
+            tool_success_rate=_ratio(self.tool_valid, self.tool_calls),
+            prod_cost_per_solved_usd=prod_per_solved,
+            shadow_cost_per_solved_usd=shadow_per_solved,
+            cost_uplift=cost_uplift,
+            latency_prod=_stats(self.lat_prod),
+            latency_shadow=_stats(self.lat_shadow),
+            latency_p95_uplift=shadow95 / prod95 - 1 if prod95 and shadow95 is not None else None,
+            **hists,
+        )
+
+
+_COPIED = frozenset(
+    f.name
+    for f in fields(Accumulator)
+    if f.name not in _HISTS and f.name not in ("start_ms", "end_ms", "key", "traffic_arm")
+)
+
+
+def _stats(hist: HdrHistogram) -> LatencyStats:
+    return LatencyStats(
+        p50_ms=h.latency_ms_at(hist, 50),
+        p95_ms=h.latency_ms_at(hist, 95),
+        p99_ms=h.latency_ms_at(hist, 99),
+        count=int(hist.get_total_count()),
+    )
+
+
+def merge_summaries(parts: Sequence[WindowSummary]) -> WindowSummary:
+    """The exact summary of the union of ``parts`` (same candidate / endpoint / tenant).
+
+    Windows may differ (the result spans them); ``late`` and ``partitions`` add up."""
+    if not parts:
+        raise ValueError("merge_summaries needs at least one summary")
+    keys = {(p.candidate, p.endpoint, p.tenant) for p in parts}
+    if len(keys) > 1:
+        raise ValueError(f"cannot merge summaries of different keys: {sorted(map(str, keys))}")
+    acc = Accumulator.of_summary(parts[0])
+    for part in parts[1:]:
+        acc.merge(Accumulator.of_summary(part))
+    members = sorted({p.member for p in parts if p.member})
+    partitions = sorted({i for p in parts for i in p.partitions})
+    return acc.summary(late=sum(p.late for p in parts), member=",".join(members), partitions=partitions)
