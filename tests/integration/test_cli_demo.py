@@ -21,7 +21,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(300)
 async def test_demo_compares_every_published_request(it_settings: Settings) -> None:
-    summary = await run_demo(it_settings, DemoOptions(requests=40, concurrency=4, timeout_s=180))
+    settings = it_settings.model_copy(
+        update={"compare": it_settings.compare.model_copy(update={"embedder": "minilm"})}
+    )
+    summary = await run_demo(
+        settings, DemoOptions(requests=40, concurrency=4, timeout_s=180, lambda_ratio=1.0)
+    )
     assert summary["published"] == 40
     assert summary["compared"] == summary["published"]
     assert summary["unmatched"] == 0
@@ -30,6 +35,18 @@ async def test_demo_compares_every_published_request(it_settings: Settings) -> N
     assert summary["delta_s_median"] is not None
     assert summary["latency_p95_ms"]["prod"] is not None
     assert summary["latency_p95_ms"]["shadow"] is not None
+    windows = summary["windows"]["candidates"]
+    assert set(windows) == {"grammar-b", "baseline"}  # the candidate and the noise floor
+    b = windows["grammar-b"]
+    assert b["count"] == windows["baseline"]["count"] == 40
+    assert b["noise_floor_median"] is not None
+    assert b["delta_s_adjusted_p95"] is not None
+    assert b["lambda_sampled"] == 40
+    assert b["lambda_flip_rate"] is not None
+    assert b["tool_success_rate"] == 1.0
+    assert b["coverage_mean"] is not None
+    assert b["solved_rate"]["shadow"] is not None
+    assert b["cost_uplift"] is not None
 
 
 async def test_tail_prints_records_as_json_lines(it_settings: Settings, kafka_kwargs: dict[str, Any]) -> None:
