@@ -79,6 +79,33 @@ class _Scores:
         return self._known.get((a, b))
 
 
+class _Masked:
+    """One ``build()``'s masked texts, each result's masked once however many comparisons read it
+    (a baseline's answer and λ replays are read by every candidate of its request)."""
+
+    def __init__(self, sanitizer: Sanitizer) -> None:
+        self._sanitizer = sanitizer
+        self._answers: dict[int, str | None] = {}
+        self._lambda: dict[int, list[str]] = {}
+
+    def text(self, text: str | None) -> str | None:
+        return None if text is None else self._sanitizer.mask_text(text)[0]
+
+    def answer(self, res: ShadowResult) -> str | None:
+        key = id(res)
+        if key not in self._answers:
+            self._answers[key] = self.text(res.answer)
+        return self._answers[key]
+
+    def lambda_texts(self, res: ShadowResult) -> list[str]:
+        if not res.stability:  # the common case: not sampled for λ
+            return []
+        key = id(res)
+        if key not in self._lambda:
+            self._lambda[key] = [m for m in map(self.text, q.lambda_texts(res)) if m is not None]
+        return self._lambda[key]
+
+
 class ComparisonBuilder:
     """Builds comparisons from already-validated envelopes and results.
 
@@ -113,7 +140,7 @@ class ComparisonBuilder:
         return False
 
     def build(self, outputs: Sequence[Output]) -> list[Comparison]:
-        masked: dict[int, str | None] = {}
+        masked = _Masked(self._sanitizer)
         scores = _Scores(self._embedder is not None)
         for item in outputs:
             if isinstance(item, Joined):
@@ -125,72 +152,58 @@ class ComparisonBuilder:
         ]
 
     # ------------------------------------------------------------------ planning
-    def _mask(self, text: str | None) -> str | None:
-        return None if text is None else self._sanitizer.mask_text(text)[0]
-
-    def _answer(self, res: ShadowResult, masked: dict[int, str | None]) -> str | None:
-        key = id(res)
-        if key not in masked:
-            masked[key] = self._mask(res.answer)
-        return masked[key]
-
-    def _lambda_texts(self, res: ShadowResult) -> list[str]:
-        if not res.stability:  # the common case: not sampled for λ
-            return []
-        return [m for m in (self._mask(t) for t in q.lambda_texts(res)) if m is not None]
-
     def _baseline_of(self, item: Joined) -> ShadowResult | None:
         if self._baseline is None or item.result.candidate == self._baseline:
             return None
         return item.peers.get(self._baseline)
 
-    def _plan(self, item: Joined, scores: _Scores, masked: dict[int, str | None]) -> None:
+    def _plan(self, item: Joined, scores: _Scores, masked: _Masked) -> None:
         prod = item.envelope.prod.answer
-        shadow = self._answer(item.result, masked)
+        shadow = masked.answer(item.result)
         scores.want(prod, shadow)
         gold = item.envelope.gold.answer if item.envelope.gold else None
         scores.want(gold, shadow)
         scores.want(gold, prod)
-        for res in (item.result, self._baseline_of(item)):
-            if res is not None and res.stability:
-                for a, b in q.lambda_pairs(self._lambda_texts(res)):
-                    scores.want(a, b)
         base = self._baseline_of(item)
         if base is not None:
-            scores.want(prod, self._answer(base, masked))
+            scores.want(prod, masked.answer(base))
+        for res in (item.result, base):
+            if res is not None:
+                for a, b in q.lambda_pairs(masked.lambda_texts(res)):
+                    scores.want(a, b)
 
     # ------------------------------------------------------------------ assembly
     def _lambda(
-        self, res: ShadowResult | None, scores: _Scores
+        self, res: ShadowResult | None, scores: _Scores, masked: _Masked
     ) -> tuple[q.LambdaState | None, float | None, int]:
         if res is None or not res.stability:
             return None, None, 0
-        texts = self._lambda_texts(res)
+        texts = masked.lambda_texts(res)
         pairwise = [s for s in (scores.get(a, b) for a, b in q.lambda_pairs(texts)) if s is not None]
         state, worst = q.lambda_state(pairwise, self._s.lambda_threshold)
         return state, worst, len(texts)
 
-    def _joined(self, item: Joined, scores: _Scores, masked: dict[int, str | None]) -> Comparison:
+    def _joined(self, item: Joined, scores: _Scores, masked: _Masked) -> Comparison:
         env, res = item.envelope, item.result
         shadow_status = _shadow_status(res)
         prod_answer = env.prod.answer
-        shadow = self._answer(res, masked)
+        shadow = masked.answer(res)
         ds = scores.get(prod_answer, shadow)
         base = self._baseline_of(item)
-        floor = scores.get(prod_answer, self._answer(base, masked)) if base is not None else None
+        floor = scores.get(prod_answer, masked.answer(base)) if base is not None else None
         gold = env.gold
         gold_answer = gold.answer if gold else None
         ds_gold = scores.get(gold_answer, shadow)
         prod_ds_gold = scores.get(gold_answer, prod_answer)
-        lam, lam_max, lam_n = self._lambda(res, scores)
-        base_lam = self._lambda(base, scores)[0] if base is not None else None
+        lam, lam_max, lam_n = self._lambda(res, scores, masked)
+        base_lam = self._lambda(base, scores, masked)[0] if base is not None else None
         flip = None if lam is None or base_lam is None else base_lam == "convergent" and lam == "divergent"
         target = (
             gold.cited_ids
             if gold and gold.cited_ids
             else q.cited_ids(prod_answer, env.prod.cited_ids, self._citations)
         )
-        explicit = [m for m in (self._mask(i) for i in res.cited_ids) if m is not None]
+        explicit = [m for m in map(masked.text, res.cited_ids) if m is not None]
         cited = q.cited_ids(shadow, explicit, self._citations) if target else ()
         tools = q.tool_stats(res, env.tool_keys)
         shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
