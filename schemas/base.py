@@ -6,7 +6,7 @@ producer fails validation loudly (and goes to the DLQ) instead of being half-rea
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +18,30 @@ class WireModel(BaseModel):
 
     SCHEMA_NAME: ClassVar[str] = "wire"
     SCHEMA_VERSION: ClassVar[int] = 1
+    FLAT: ClassVar[bool] = False
+    """True when every field holds JSON-native values (no nested models): the record's ``__dict__``
+    then *is* its JSON form, and :func:`schemas.codec.encode` serializes it without a dump."""
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> Self:
+        """A record from values its producer built from already-validated records, unvalidated.
+
+        For hot paths only (the comparator builds one ``Comparison`` per pair; validating its 46
+        fields costs more than everything else it does per pair). ``values`` must hold every
+        field, in declaration order, with the types the contract declares; the producer's unit
+        tests validate what it builds (``model_validate(record.__dict__)``) so a drift between the
+        builder and the contract fails a test, not a consumer.
+        """
+        if len(values) != len(cls.__pydantic_fields__):
+            missing = sorted(set(cls.model_fields) - set(values))
+            extra = sorted(set(values) - set(cls.model_fields))
+            raise ValueError(f"{cls.__name__}.trusted: missing {missing}, unknown {extra}")
+        record = cls.__new__(cls)
+        object.__setattr__(record, "__dict__", values)
+        object.__setattr__(record, "__pydantic_fields_set__", set(values))
+        object.__setattr__(record, "__pydantic_extra__", None)
+        object.__setattr__(record, "__pydantic_private__", None)
+        return record
 
 
 class Nested(BaseModel):

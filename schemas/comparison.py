@@ -16,6 +16,7 @@ class Comparison(WireModel):
     """Prod vs candidate for one request. ``complete`` is False when one side never arrived."""
 
     SCHEMA_NAME: ClassVar[str] = "comparison"
+    FLAT: ClassVar[bool] = True
     schema_version: Literal[1] = 1
     comparison_id: str = Field(description="deterministic: hash(req_hash, candidate), for dedupe")
     req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")

@@ -10,8 +10,8 @@ import numpy.typing as npt
 from schemas.codec import decode, encode
 from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowToolCall
+from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
-from workers.compare.build import ComparisonBuilder
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.prod_side import ProdSide
 
@@ -34,7 +34,7 @@ def test_joined_and_expired_comparisons_validate_against_the_contract() -> None:
     same = result(env)
     other = result(envelope(2), answer="an apple a day")
     embedder = FakeEmbedder()
-    builder = ComparisonBuilder(embedder)
+    builder = CheckedBuilder(embedder)
     outputs: list[Output] = [
         Joined(ProdSide.of(env), same, []),
         Joined(ProdSide.of(envelope(2)), other, []),
@@ -61,10 +61,10 @@ def test_shadow_answer_is_masked_before_comparing() -> None:
     env = envelope(3, answer="Write to anna@example.org")
     assert env.prod.answer is not None
     res = result(env, answer="Write to anna@example.org")
-    comps = ComparisonBuilder(None).build([Joined(ProdSide.of(env), res, [])])
+    comps = CheckedBuilder(None).build([Joined(ProdSide.of(env), res, [])])
     assert comps[0].exact_match is False  # the envelope's prod answer was not masked in this factory
     masked_env = env.model_copy(update={"prod": env.prod.model_copy(update={"answer": "Write to <email>"})})
-    comps = ComparisonBuilder(None).build([Joined(ProdSide.of(masked_env), res, [])])
+    comps = CheckedBuilder(None).build([Joined(ProdSide.of(masked_env), res, [])])
     assert comps[0].exact_match is True
     assert comps[0].delta_s is None  # no embedder: ΔS is off, even for equal answers
 
@@ -75,13 +75,13 @@ def test_without_embedder_delta_s_is_none_even_for_identical_answers() -> None:
         Joined(ProdSide.of(env), result(env), []),  # the factory's shadow answers as prod did
         Joined(ProdSide.of(envelope(6)), result(envelope(6), answer="an apple a day"), []),
     ]
-    builder = ComparisonBuilder(None)
+    builder = CheckedBuilder(None)
     assert builder.needs_embedding(outputs) is False
     same, other = builder.build(outputs)
     assert (same.exact_match, same.delta_s) == (True, None)
     assert (other.exact_match, other.delta_s) == (False, None)
     assert same.lambda_state is None
-    with_embedder = ComparisonBuilder(FakeEmbedder()).build(outputs[:1])[0]
+    with_embedder = CheckedBuilder(FakeEmbedder()).build(outputs[:1])[0]
     assert (with_embedder.exact_match, with_embedder.delta_s) == (True, 0.0)
 
 
@@ -96,7 +96,7 @@ def test_tool_agreement_and_dispositions() -> None:
             )
         }
     )
-    comp = ComparisonBuilder(None).build([Joined(ProdSide.of(env), res, [])])[0]
+    comp = CheckedBuilder(None).build([Joined(ProdSide.of(env), res, [])])[0]
     assert comp.tool_agreement == 1 / 3  # {lookup} shared of {lookup, save(prod args), save(x=1)}
     assert comp.tools_stubbed == 1
     assert comp.tools_blocked == 1

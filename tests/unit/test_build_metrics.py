@@ -20,8 +20,8 @@ from schemas.codec import encode
 from schemas.comparison import Comparison
 from schemas.envelope import GoldLabel, RequestEnvelope
 from schemas.shadow_result import ShadowResult, StabilitySample
+from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
-from workers.compare.build import ComparisonBuilder
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.prod_side import ProdSide
 from workers.sanitize import Sanitizer
@@ -105,7 +105,7 @@ def _joined_all(env: RequestEnvelope, *results: ShadowResult) -> list[Output]:
 def _build(
     outputs: Sequence[Output], embedder: BagOfWords | None = None, **settings: Any
 ) -> list[Comparison]:
-    return ComparisonBuilder(embedder or BagOfWords(), CompareSettings(**settings)).build(outputs)
+    return CheckedBuilder(embedder or BagOfWords(), CompareSettings(**settings)).build(outputs)
 
 
 def _by_candidate(comps: Sequence[Comparison]) -> dict[str, Comparison]:
@@ -532,10 +532,10 @@ def test_equal_answers_never_reach_the_embedder() -> None:
 
 
 # ---------------------------------------------------------------------- without an embedder
-def _no_embedder(*results_of: Any, **settings: Any) -> tuple[ComparisonBuilder, list[Output]]:
+def _no_embedder(*results_of: Any, **settings: Any) -> tuple[CheckedBuilder, list[Output]]:
     env = _env(1, SAME, gold=GoldLabel(answer="paris"))
     outputs = _joined_all(env, *(make(env) for make in results_of))
-    return ComparisonBuilder(None, CompareSettings(**settings)), outputs
+    return CheckedBuilder(None, CompareSettings(**settings)), outputs
 
 
 def test_without_embedder_delta_s_is_off_even_for_identical_answers() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
 from schemas.base import WireModel
 from schemas.codec import DecodeError, decode, encode
@@ -34,6 +36,27 @@ def test_wrong_version_and_unknown_fields_are_rejected(topic: TopicSpec) -> None
     with pytest.raises(DecodeError) as exc:
         decode(orjson.dumps({**obj, "surprise": 1}), model)
     assert exc.value.reason == "validation"
+
+
+@pytest.mark.parametrize("topic", [t for t in TOPICS if t.value.FLAT], ids=lambda t: t.logical)
+def test_flat_contracts_have_only_json_native_fields_and_encode_like_a_dump(topic: TopicSpec) -> None:
+    """``FLAT`` lets ``encode`` serialize ``__dict__`` directly: no field may hold a nested model."""
+    model: type[WireModel] = topic.value
+    for name, info in model.model_fields.items():
+        kinds = (info.annotation, *get_args(info.annotation))
+        nested = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]
+        assert not nested, f"{model.__name__}.{name} is nested: the model cannot be FLAT"
+    record = decode((EXAMPLES / f"{model.SCHEMA_NAME}.v1.json").read_bytes(), model)
+    assert encode(record) == orjson.dumps(record.model_dump(mode="python"))
+    assert model.trusted(dict(record.__dict__)) == record
+
+
+def test_trusted_construction_refuses_a_record_with_missing_or_unknown_fields() -> None:
+    flat = next(t.value for t in TOPICS if t.value.FLAT)
+    values = dict(decode((EXAMPLES / f"{flat.SCHEMA_NAME}.v1.json").read_bytes(), flat).__dict__)
+    values.pop(next(iter(values)))
+    with pytest.raises(ValueError, match="missing"):
+        flat.trusted(values)
 
 
 def test_checked_in_json_schema_matches_the_models() -> None:

@@ -104,3 +104,19 @@ def test_merged_window_histograms_equal_one_histogram_over_all_values() -> None:
     assert paired_median is not None
     assert floor_median is not None
     assert single.delta_s_adjusted_median == pytest.approx(paired_median - floor_median, abs=1e-9)
+
+
+def test_tally_folds_into_exactly_the_histogram_direct_recording_gives() -> None:
+    rng = random.Random(7)
+    values = [rng.choice((12.0, 40.5, 41.0, 999.9)) if i % 3 else rng.uniform(0, 5000) for i in range(5000)]
+    direct, tally, other = h.latency_histogram(), h.latency_tally(), h.latency_tally()
+    for i, ms in enumerate(values):
+        h.record_latency(direct, ms)
+        (tally if i % 2 else other).record(h.latency_value(ms))
+        if i == 2500:
+            assert tally.hist.get_total_count() == 1250  # a read folds; recording goes on after it
+    tally.add(other)
+    assert tally.hist.get_total_count() == direct.get_total_count() == len(values)
+    for p in (0, 50, 90, 95, 99, 99.9, 100):
+        assert tally.hist.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
+    assert h.encode(tally.hist) == h.encode(direct)

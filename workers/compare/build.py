@@ -29,10 +29,27 @@ normalise = q.normalise
 def tool_agreement(env: ProdSide, res: ShadowResult) -> float | None:
     """Jaccard similarity of (tool, arguments) between prod's recorded calls and the shadow's."""
     prod = env.tool_keys
+    if not res.tool_calls:
+        return 0.0 if prod else None
     shadow = set(q.shadow_tool_keys(res))
     if not prod and not shadow:
         return None
     return len(prod & shadow) / len(prod | shadow)
+
+
+def _same_text(a: str | None, b: str | None) -> bool | None:
+    """Equal after normalisation (None when either is missing); equal strings skip normalising."""
+    if a is None or b is None:
+        return None
+    return a == b or normalise(a) == normalise(b)
+
+
+def _tool_dispositions(res: ShadowResult) -> tuple[int, int]:
+    """(stubbed, blocked) tool calls of a replay."""
+    if not res.tool_calls:
+        return 0, 0
+    stubbed = sum(1 for c in res.tool_calls if c.disposition.startswith("stubbed"))
+    return stubbed, sum(1 for c in res.tool_calls if c.disposition == "blocked")
 
 
 def _shadow_status(res: ShadowResult) -> str:
@@ -206,58 +223,61 @@ class ComparisonBuilder:
         explicit = [m for m in map(masked.text, res.cited_ids) if m is not None]
         cited = q.cited_ids(shadow, explicit, self._citations) if target else ()
         tools = q.tool_stats(res, env.tool_keys)
+        stubbed, blocked = _tool_dispositions(res)
         shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
         prices = self._s.prices
-        return Comparison(
-            comparison_id=pair_id(env.req_hash, res.candidate),
-            req_hash=env.req_hash,
-            req_id=env.req_id,
-            candidate=res.candidate,
-            traffic_arm="baseline" if res.candidate == self._baseline else "shadow",
-            ts_ms=env.ts_ms,
-            endpoint=env.endpoint,
-            tenant=env.tenant,
-            complete=True,
-            outcome="joined",
-            delta_s=ds,
-            exact_match=None
-            if prod_answer is None or shadow is None
-            else normalise(prod_answer) == normalise(shadow),
-            prod_latency_ms=env.prod.latency_ms,
-            shadow_latency_ms=res.latency_ms,
-            latency_delta_ms=res.latency_ms - env.prod.latency_ms,
-            prod_status=str(env.prod.status),
-            shadow_status=shadow_status,
-            status_pair=f"{env.prod.status}/{shadow_status}",
-            shadow_error_class=res.error_class,
-            tool_agreement=tool_agreement(env, res),
-            tools_stubbed=sum(1 for c in res.tool_calls if c.disposition.startswith("stubbed")),
-            tools_blocked=sum(1 for c in res.tool_calls if c.disposition == "blocked"),
-            prod_pins=env.pins,
-            candidate_pins=res.pins,
-            delta_s_floor=floor,
-            delta_s_excess=None if ds is None or floor is None else round(ds - floor, 6),
-            delta_s_gold=ds_gold,
-            prod_delta_s_gold=prod_ds_gold,
-            grader=self.grader.name if gold_answer is not None else None,
-            prod_solved=self.grader.solved(prod_answer, gold_answer, prod_ds_gold),
-            shadow_solved=self.grader.solved(shadow, gold_answer, ds_gold),
-            lambda_state=lam,
-            lambda_max_ds=lam_max,
-            lambda_samples=lam_n,
-            lambda_threshold=self._s.lambda_threshold if lam is not None else None,
-            baseline_lambda_state=base_lam,
-            lambda_flip=flip,
-            coverage=q.coverage(target, cited),
-            coverage_target=("gold" if gold and gold.cited_ids else "prod") if target else None,
-            tool_calls=tools.calls,
-            tool_valid=tools.valid,
-            tool_success=tools.success,
-            tool_matched_prod=tools.matched_prod,
-            prod_cost_usd=q.cost_usd(
-                env.prod.model, env.prod.prompt_tokens, env.prod.completion_tokens, prices
-            ),
-            shadow_cost_usd=q.cost_usd(res.model, shadow_prompt, shadow_completion, prices),
+        # field order = the contract's (trusted construction; test_build validates every shape)
+        return Comparison.trusted(
+            {
+                "schema_version": 1,
+                "comparison_id": pair_id(env.req_hash, res.candidate),
+                "req_hash": env.req_hash,
+                "req_id": env.req_id,
+                "candidate": res.candidate,
+                "traffic_arm": "baseline" if res.candidate == self._baseline else "shadow",
+                "ts_ms": env.ts_ms,
+                "endpoint": env.endpoint,
+                "tenant": env.tenant,
+                "complete": True,
+                "outcome": "joined",
+                "delta_s": ds,
+                "exact_match": _same_text(prod_answer, shadow),
+                "prod_latency_ms": env.prod.latency_ms,
+                "shadow_latency_ms": res.latency_ms,
+                "latency_delta_ms": res.latency_ms - env.prod.latency_ms,
+                "prod_status": str(env.prod.status),
+                "shadow_status": shadow_status,
+                "status_pair": f"{env.prod.status}/{shadow_status}",
+                "shadow_error_class": res.error_class,
+                "tool_agreement": tool_agreement(env, res),
+                "tools_stubbed": stubbed,
+                "tools_blocked": blocked,
+                "prod_pins": env.pins,
+                "candidate_pins": res.pins,
+                "delta_s_floor": floor,
+                "delta_s_excess": None if ds is None or floor is None else round(ds - floor, 6),
+                "delta_s_gold": ds_gold,
+                "prod_delta_s_gold": prod_ds_gold,
+                "grader": self.grader.name if gold_answer is not None else None,
+                "prod_solved": self.grader.solved(prod_answer, gold_answer, prod_ds_gold),
+                "shadow_solved": self.grader.solved(shadow, gold_answer, ds_gold),
+                "lambda_state": lam,
+                "lambda_max_ds": lam_max,
+                "lambda_samples": lam_n,
+                "lambda_threshold": self._s.lambda_threshold if lam is not None else None,
+                "baseline_lambda_state": base_lam,
+                "lambda_flip": flip,
+                "coverage": q.coverage(target, cited),
+                "coverage_target": ("gold" if gold and gold.cited_ids else "prod") if target else None,
+                "tool_calls": tools.calls,
+                "tool_valid": tools.valid,
+                "tool_success": tools.success,
+                "tool_matched_prod": tools.matched_prod,
+                "prod_cost_usd": q.cost_usd(
+                    env.prod.model, env.prod.prompt_tokens, env.prod.completion_tokens, prices
+                ),
+                "shadow_cost_usd": q.cost_usd(res.model, shadow_prompt, shadow_completion, prices),
+            }
         )
 
     def _expired(self, item: Expired) -> Comparison:

@@ -100,7 +100,9 @@ class JoinBuffer:
         while len(self._finished) > self._finished_cap:
             self._finished.popitem(last=False)
 
-    def add_request(self, env: RequestEnvelope, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
+    def add_request(
+        self, env: ProdSide | RequestEnvelope, ref: RecordRef, ts_ms: int
+    ) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` is True for a duplicate released at once."""
         self.stats.requests += 1
         if env.req_hash in self._requests:
@@ -110,7 +112,8 @@ class JoinBuffer:
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
-        entry = _WaitingRequest(ProdSide.of(env), ref, ts_ms + self.window_ms, waiting)
+        side = env if isinstance(env, ProdSide) else ProdSide.of(env)
+        entry = _WaitingRequest(side, ref, ts_ms + self.window_ms, waiting)
         self._requests[env.req_hash] = entry
         outputs: list[Output] = []
         for candidate in sorted(waiting):

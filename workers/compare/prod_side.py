@@ -4,12 +4,24 @@ A decoded 1.2 KB envelope is ~11 KB of Python objects, most of it the request (m
 definitions) that no comparison reads. The join keeps only what a ``Comparison`` needs: ids,
 event time, endpoint, tenant, pins, the prod answer / latency / status / model / token usage /
 cited ids, the gold label, and the prod tool calls as ``(name, canonical arguments)`` keys.
+
+:meth:`ProdSide.decode` reads that projection straight from the record's bytes: pydantic-core
+parses the JSON and validates only the fields the comparator reads, with the contract's
+constraints, and skips the rest (the messages and tool definitions are most of the record and
+of its decode time). The rest of the envelope is the shadow workers' to validate: they
+dead-letter a bad one, and the comparator then reports that request as ``shadow_timeout``. A
+record that fails the projection goes through the full contract decode, so its dead letter
+carries the same reason and detail as everywhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.codec import DecodeError, decode
 from schemas.envelope import RequestEnvelope
 from workers.hashing import canonical_json
 
@@ -44,7 +56,19 @@ class ProdSide:
     gold: Gold | None = None
 
     @classmethod
-    def of(cls, env: RequestEnvelope) -> ProdSide:
+    def decode(cls, data: bytes | None) -> ProdSide:
+        """The projection of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
+        try:
+            view = _EnvelopeView.model_validate_json(data) if data is not None else None
+        except ValidationError:
+            view = None
+        if view is None or view.schema_version != RequestEnvelope.SCHEMA_VERSION:
+            decode(data, RequestEnvelope)  # raises the contract's DecodeError
+            raise DecodeError("validation", "envelope projection rejected a record the contract accepts")
+        return cls.of(view)
+
+    @classmethod
+    def of(cls, env: RequestEnvelope | _EnvelopeView) -> ProdSide:
         usage = env.prod.usage
         return cls(
             req_id=env.req_id,
@@ -66,3 +90,51 @@ class ProdSide:
             tool_keys=frozenset((c.name, canonical_json(c.arguments).decode()) for c in env.tool_io),
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
         )
+
+
+# ---------------------------------------------------------------------- the projection's wire view
+# The fields ProdSide reads, with RequestEnvelope's constraints; everything else is skipped.
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _UsageView(_View):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _ProdView(_View):
+    answer: str | None
+    status: int
+    latency_ms: float = Field(ge=0.0)
+    model: str | None = None
+    usage: _UsageView | None = None
+    cited_ids: tuple[str, ...] = ()
+
+
+class _RequestView(_View):
+    model: str | None = None
+
+
+class _ToolView(_View):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class _GoldView(_View):
+    answer: str | None = None
+    cited_ids: tuple[str, ...] = ()
+
+
+class _EnvelopeView(_View):
+    schema_version: int
+    req_id: str = Field(min_length=1, max_length=256)
+    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    ts_ms: int = Field(ge=0)
+    endpoint: str
+    tenant: str = "default"
+    request: _RequestView
+    prod: _ProdView
+    tool_io: tuple[_ToolView, ...] = ()
+    pins: dict[str, str] = Field(default_factory=dict)
+    gold: _GoldView | None = None

@@ -4,20 +4,24 @@ Plain counters (consumed, joined, late, DLQ, ...) are read from the stats object
 by :class:`workers.metrics.StatsCollector`; this module holds the series that need labels per
 candidate and ``traffic_arm`` (``prod`` / ``shadow`` / ``baseline``). The objects are created
 unregistered (``registry=None``) and handed to the process's own registry: no global state.
-Label children are cached, so one comparison costs a few dictionary lookups and observes.
+A poll's comparisons are observed as a batch: values are grouped per label set and each group
+goes into a :class:`~workers.prom_batch.BatchHistogram` at once, counters are incremented once
+per label set.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 from prometheus_client.registry import Collector
 
 from schemas.comparison import Comparison
 from schemas.drift_alert import DriftAlert
 from schemas.window_summary import WindowSummary
+from workers.prom_batch import BatchHistogram
 
 DELTA_S_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
 EXCESS_BUCKETS = (-0.3, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0)
@@ -27,17 +31,16 @@ P = "shadowlane_compare"
 
 class CompareMetrics:
     def __init__(self) -> None:
-        self.delta_s = Histogram(
-            f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"),
-            buckets=DELTA_S_BUCKETS, registry=None,
-        )  # fmt: skip
-        self.delta_s_excess = Histogram(
+        self.delta_s = BatchHistogram(
+            f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"), DELTA_S_BUCKETS
+        )
+        self.delta_s_excess = BatchHistogram(
             f"{P}_delta_s_excess", "ΔS minus the noise floor, per request (signed)", ("candidate",),
-            buckets=EXCESS_BUCKETS, registry=None,
+            EXCESS_BUCKETS,
         )  # fmt: skip
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             f"{P}_latency_seconds", "latency per arm of compared requests", ("candidate", "traffic_arm"),
-            buckets=LATENCY_BUCKETS, registry=None,
+            LATENCY_BUCKETS,
         )  # fmt: skip
         self.comparisons = Counter(
             f"{P}_comparisons", "comparisons emitted", ("candidate", "traffic_arm", "outcome"), registry=None
@@ -74,23 +77,30 @@ class CompareMetrics:
         return child
 
     def observe(self, comparisons: Iterable[Comparison]) -> None:
+        """Observe a poll's comparisons: values grouped per series, each series updated once."""
+        counts: defaultdict[tuple[Any, str, tuple[str, ...]], int] = defaultdict(int)
+        values: defaultdict[tuple[BatchHistogram, tuple[str, ...]], list[float]] = defaultdict(list)
         for c in comparisons:
-            arm = c.traffic_arm
-            self._child(self.comparisons, "n", c.candidate, arm, c.outcome).inc()
+            cand, arm = c.candidate, c.traffic_arm
+            counts[(self.comparisons, "n", (cand, arm, c.outcome))] += 1
             if c.prod_latency_ms is not None:
-                self._child(self.latency, "lat", c.candidate, "prod").observe(c.prod_latency_ms / 1000)
+                values[(self.latency, (cand, "prod"))].append(c.prod_latency_ms / 1000)
             if c.shadow_latency_ms is not None:
-                self._child(self.latency, "lat", c.candidate, arm).observe(c.shadow_latency_ms / 1000)
+                values[(self.latency, (cand, arm))].append(c.shadow_latency_ms / 1000)
             if c.outcome != "joined":
                 continue
             if c.delta_s is not None:
-                self._child(self.delta_s, "ds", c.candidate, arm).observe(c.delta_s)
+                values[(self.delta_s, (cand, arm))].append(c.delta_s)
             if c.delta_s_excess is not None:
-                self._child(self.delta_s_excess, "exc", c.candidate).observe(c.delta_s_excess)
+                values[(self.delta_s_excess, (cand,))].append(c.delta_s_excess)
             if c.shadow_status != "ok":
-                self._child(self.shadow_errors, "err", c.candidate).inc()
+                counts[(self.shadow_errors, "err", (cand,))] += 1
             if c.lambda_flip:
-                self._child(self.lambda_flips, "flip", c.candidate).inc()
+                counts[(self.lambda_flips, "flip", (cand,))] += 1
+        for (hist, labels), batch in values.items():
+            hist.observe_many(labels, batch)
+        for (metric, name, labels), n in counts.items():
+            self._child(metric, name, *labels).inc(n)
 
     def window(self, s: WindowSummary) -> None:
         labels = (s.candidate, s.endpoint or "", s.tenant or "")

@@ -20,12 +20,12 @@ from aiokafka import TopicPartition
 from schemas.codec import DecodeError, decode, encode
 from schemas.comparison import Comparison
 from schemas.drift_alert import DriftAlert
-from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from schemas.window_summary import WindowSummary
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output
+from workers.compare.prod_side import ProdSide
 from workers.kafka.range_read import read_range
 from workers.settings import Settings
 from workers.windows.aggregate import WindowAggregator
@@ -92,9 +92,7 @@ class Rescorer:
                 ref = (tp.topic, tp.partition, record.offset)
                 try:
                     if tp.topic == self.requests_topic:
-                        out, _ = self.join.add_request(
-                            decode(record.value, RequestEnvelope), ref, record.timestamp
-                        )
+                        out, _ = self.join.add_request(ProdSide.decode(record.value), ref, record.timestamp)
                     else:
                         out, _ = self.join.add_result(
                             decode(record.value, ShadowResult), ref, record.timestamp

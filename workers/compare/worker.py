@@ -31,11 +31,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.comparison import Comparison
-from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
+from workers.compare.prod_side import ProdSide
 from workers.compare.prom import CompareMetrics
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
@@ -48,6 +48,7 @@ from workers.windows.alerts import drift_alerts
 log = logging.getLogger(__name__)
 
 MAX_UNACKED_POLLS = 8
+SHIP_BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
 Message = tuple[str, str, bytes]  # (topic, key, value)
 
 
@@ -100,7 +101,15 @@ class Comparator(CommittingWorker):
 
     async def run(self) -> None:
         t = self.settings.topics
-        self._producer = AIOKafkaProducer(**self._kwargs, acks="all", enable_idempotence=True, linger_ms=5)
+        self._producer = AIOKafkaProducer(
+            **self._kwargs,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            # one batch per partition per poll: with 16 KB batches (~12 comparisons) shipping waits
+            # for the partition's previous batch to be acked, a broker round trip every 12 records
+            max_batch_size=SHIP_BATCH_BYTES,
+        )
         self._consumer = AIOKafkaConsumer(
             **self._kwargs,
             group_id=self.c.group_id,
@@ -140,15 +149,16 @@ class Comparator(CommittingWorker):
         assert consumer is not None
         batches = await consumer.getmany(timeout_ms=timeout_ms)
         outputs: list[Output] = []
+        bad: list[tuple[TopicPartition, Any, DecodeError]] = []
+        assigned = consumer.assignment()
         for tp, records in batches.items():
-            for record in records:
-                if tp not in consumer.assignment():
-                    break  # revoked while this poll was being handled: the new owner re-reads it
-                self.stats.consumed += 1
-                self._last_ts[tp] = record.timestamp
-                self.lag.seen(tp, record.offset)
-                self.tracker.add(tp, record.offset)
-                outputs.extend(await self._ingest(tp, record))
+            # nothing below awaits, so a revocation cannot land mid-poll; one fetched before it did
+            # is skipped here and re-read by the new owner
+            if records and tp in assigned:
+                outputs.extend(self._ingest(tp, records, bad))
+        for tp, record, exc in bad:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            self.tracker.done(tp, record.offset)
         watermark = await self._watermark(consumer)
         outputs.extend(self.join.expire(watermark))
         await self._emit(outputs, watermark)
@@ -159,23 +169,31 @@ class Comparator(CommittingWorker):
         topic = self.settings.topics.requests_topic
         return [tp.partition for tp in consumer.assignment() if tp.topic == topic] if consumer else []
 
-    async def _ingest(self, tp: TopicPartition, record: Any) -> list[Output]:
-        ref = (tp.topic, tp.partition, record.offset)
-        try:
-            if tp.topic == self.settings.topics.requests_topic:
-                outputs, done = self.join.add_request(
-                    decode(record.value, RequestEnvelope), ref, record.timestamp
-                )
-            else:
-                outputs, done = self.join.add_result(
-                    decode(record.value, ShadowResult), ref, record.timestamp
-                )
-        except DecodeError as exc:
-            await self._dead_letter(record, exc.reason, exc.detail)
-            self.tracker.done(tp, record.offset)
-            return []
-        if done:
-            self.tracker.done(tp, record.offset)
+    def _ingest(
+        self, tp: TopicPartition, records: list[Any], bad: list[tuple[TopicPartition, Any, DecodeError]]
+    ) -> list[Output]:
+        """Decode and join one partition's records of a poll; undecodable ones go to ``bad``."""
+        self.stats.consumed += len(records)
+        self._last_ts[tp] = records[-1].timestamp
+        self.lag.seen(tp, records[-1].offset)
+        track = self.tracker.partition(tp)
+        name, partition = tp.topic, tp.partition
+        is_request = name == self.settings.topics.requests_topic
+        join = self.join.add_request if is_request else self.join.add_result
+        outputs: list[Output] = []
+        for record in records:
+            offset = record.offset
+            track.add(offset)
+            try:
+                value = ProdSide.decode(record.value) if is_request else decode(record.value, ShadowResult)
+            except DecodeError as exc:
+                bad.append((tp, record, exc))
+                continue
+            out, done = join(value, (name, partition, offset), record.timestamp)  # type: ignore[arg-type]
+            if out:
+                outputs.extend(out)
+            if done:
+                track.done(offset)
         return outputs
 
     async def _watermark(self, consumer: AIOKafkaConsumer) -> int:

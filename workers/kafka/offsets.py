@@ -43,7 +43,14 @@ class OffsetTracker:
         self._committed: dict[TopicPartition, int] = {}
 
     def add(self, tp: TopicPartition, offset: int) -> None:
-        self._parts.setdefault(tp, _Partition()).add(offset)
+        self.partition(tp).add(offset)
+
+    def partition(self, tp: TopicPartition) -> _Partition:
+        """The bookkeeping of one partition (``add`` / ``done`` on it skip the lookup per record)."""
+        part = self._parts.get(tp)
+        if part is None:
+            part = self._parts[tp] = _Partition()
+        return part
 
     def done(self, tp: TopicPartition, offset: int) -> None:
         part = self._parts.get(tp)

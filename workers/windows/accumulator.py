@@ -73,12 +73,12 @@ class Accumulator:
     graded_shadow_cost_usd: float = 0.0
     priced_prod_solved: int = 0
     priced_shadow_solved: int = 0
-    lat_prod: HdrHistogram = field(default_factory=h.latency_histogram)
-    lat_shadow: HdrHistogram = field(default_factory=h.latency_histogram)
-    drift: HdrHistogram = field(default_factory=h.delta_s_histogram)
-    paired: HdrHistogram = field(default_factory=h.delta_s_histogram)
-    floor: HdrHistogram = field(default_factory=h.delta_s_histogram)
-    gold: HdrHistogram = field(default_factory=h.delta_s_histogram)
+    lat_prod: h.Tally = field(default_factory=h.latency_tally)
+    lat_shadow: h.Tally = field(default_factory=h.latency_tally)
+    drift: h.Tally = field(default_factory=h.delta_s_tally)
+    paired: h.Tally = field(default_factory=h.delta_s_tally)
+    floor: h.Tally = field(default_factory=h.delta_s_tally)
+    gold: h.Tally = field(default_factory=h.delta_s_tally)
 
     def add(self, c: Comparison) -> None:
         self.count += 1
@@ -92,9 +92,9 @@ class Accumulator:
         if c.prod_status is not None and not c.prod_status.startswith("2"):
             self.prod_errors += 1
         if c.prod_latency_ms is not None:
-            h.record_latency(self.lat_prod, c.prod_latency_ms)
+            self.lat_prod.record(h.latency_value(c.prod_latency_ms))
         if c.shadow_latency_ms is not None:
-            h.record_latency(self.lat_shadow, c.shadow_latency_ms)
+            self.lat_shadow.record(h.latency_value(c.shadow_latency_ms))
 
     def _add_joined(self, c: Comparison) -> None:
         self.joined += 1
@@ -106,15 +106,15 @@ class Accumulator:
         if c.delta_s is not None:
             self.delta_s_count += 1
             self.delta_s_sum += c.delta_s
-            h.record_delta_s(self.drift, c.delta_s)
+            self.drift.record(h.delta_s_value(c.delta_s))
         if c.delta_s_excess is not None and c.delta_s is not None and c.delta_s_floor is not None:
             self.excess_count += 1
             self.excess_sum += c.delta_s_excess
-            h.record_delta_s(self.paired, c.delta_s)
-            h.record_delta_s(self.floor, c.delta_s_floor)
+            self.paired.record(h.delta_s_value(c.delta_s))
+            self.floor.record(h.delta_s_value(c.delta_s_floor))
         if c.delta_s_gold is not None:
             self.gold_count += 1
-            h.record_delta_s(self.gold, c.delta_s_gold)
+            self.gold.record(h.delta_s_value(c.delta_s_gold))
         if c.lambda_state is not None:
             self.lambda_sampled += 1
             self.lambda_divergent += c.lambda_state == "divergent"
@@ -149,7 +149,7 @@ class Accumulator:
             if f.name in ("start_ms", "end_ms", "key", "traffic_arm"):
                 continue
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(mine, HdrHistogram):
+            if isinstance(mine, h.Tally):
                 mine.add(theirs)
             else:
                 setattr(self, f.name, mine + theirs)
@@ -161,7 +161,7 @@ class Accumulator:
         acc = cls(s.window_start_ms, s.window_end_ms, (s.candidate, s.endpoint, s.tenant), s.traffic_arm)
         for f in fields(acc):
             if f.name in _HISTS:
-                setattr(acc, f.name, h.decode(getattr(s, _HISTS[f.name])))
+                setattr(acc, f.name, h.Tally(h.decode(getattr(s, _HISTS[f.name]))))
             elif f.name not in ("start_ms", "end_ms", "key", "traffic_arm"):
                 setattr(acc, f.name, getattr(s, f.name))
         return acc
@@ -169,15 +169,15 @@ class Accumulator:
     def _above_floor(self, percentile: float) -> float | None:
         """ΔS percentile minus the noise floor's, over the requests that have both (Diffy's idea:
         judge the candidate's differences against the ones prod's own nondeterminism makes)."""
-        raw, floor = h.delta_s_at(self.paired, percentile), h.delta_s_at(self.floor, percentile)
+        raw, floor = h.delta_s_at(self.paired.hist, percentile), h.delta_s_at(self.floor.hist, percentile)
         return None if raw is None or floor is None else round(raw - floor, 6)
 
     # ------------------------------------------------------------------ summary
     def summary(self, *, late: int = 0, member: str = "", partitions: Sequence[int] = ()) -> WindowSummary:
         candidate, endpoint, tenant = self.key
         parts = tuple(sorted(partitions))
-        prod95 = h.latency_ms_at(self.lat_prod, 95)
-        shadow95 = h.latency_ms_at(self.lat_shadow, 95)
+        prod95 = h.latency_ms_at(self.lat_prod.hist, 95)
+        shadow95 = h.latency_ms_at(self.lat_shadow.hist, 95)
         # per solved: cost and solves over the same rows (priced and graded)
         prod_per_solved = _ratio(self.graded_prod_cost_usd, self.priced_prod_solved)
         shadow_per_solved = _ratio(self.graded_shadow_cost_usd, self.priced_shadow_solved)
@@ -190,7 +190,7 @@ class Accumulator:
         with_prod = self.joined + self.shadow_timeouts
         summary_key = f"{self.start_ms}|{self.end_ms}|{endpoint}|{tenant}|{member}|{parts}"
         copied: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _COPIED}
-        hists: dict[str, Any] = {target: h.encode(getattr(self, name)) for name, target in _HISTS.items()}
+        hists: dict[str, Any] = {t: h.encode(getattr(self, name).hist) for name, t in _HISTS.items()}
         return WindowSummary(
             summary_id=pair_id(summary_key, candidate),
             window_start_ms=self.start_ms,
@@ -207,22 +207,22 @@ class Accumulator:
             shadow_error_rate=_ratio(self.shadow_errors, self.joined),
             prod_error_rate=_ratio(self.prod_errors, with_prod),
             delta_s_mean=_ratio(self.delta_s_sum, self.delta_s_count),
-            delta_s_median=h.delta_s_at(self.drift, 50),
-            delta_s_p95=h.delta_s_at(self.drift, 95),
+            delta_s_median=h.delta_s_at(self.drift.hist, 50),
+            delta_s_p95=h.delta_s_at(self.drift.hist, 95),
             delta_s_adjusted_mean=_ratio(self.excess_sum, self.excess_count),
             delta_s_adjusted_median=self._above_floor(50),
             delta_s_adjusted_p95=self._above_floor(95),
-            delta_s_floor_median=h.delta_s_at(self.floor, 50),
-            delta_s_floor_p95=h.delta_s_at(self.floor, 95),
-            delta_s_gold_median=h.delta_s_at(self.gold, 50),
+            delta_s_floor_median=h.delta_s_at(self.floor.hist, 50),
+            delta_s_floor_p95=h.delta_s_at(self.floor.hist, 95),
+            delta_s_gold_median=h.delta_s_at(self.gold.hist, 50),
             lambda_flip_rate=_ratio(self.lambda_flips, self.lambda_paired),
             coverage_mean=_ratio(self.coverage_sum, self.coverage_count),
             tool_success_rate=_ratio(self.tool_valid, self.tool_calls),
             prod_cost_per_solved_usd=prod_per_solved,
             shadow_cost_per_solved_usd=shadow_per_solved,
             cost_uplift=cost_uplift,
-            latency_prod=_stats(self.lat_prod),
-            latency_shadow=_stats(self.lat_shadow),
+            latency_prod=_stats(self.lat_prod.hist),
+            latency_shadow=_stats(self.lat_shadow.hist),
             latency_p95_uplift=shadow95 / prod95 - 1 if prod95 and shadow95 is not None else None,
             **hists,
         )

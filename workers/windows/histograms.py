@@ -21,13 +21,59 @@ def delta_s_histogram() -> HdrHistogram:
     return HdrHistogram(1, DELTA_S_SCALE + 1, 3)
 
 
+def latency_value(ms: float) -> int:
+    return min(max(1, round(ms * 1000)), LATENCY_MAX_US)
+
+
+def delta_s_value(value: float) -> int:
+    # +1 keeps ΔS = 0 representable (HdrHistogram's lowest trackable value is 1)
+    return round(min(max(value, 0.0), 1.0) * DELTA_S_SCALE) + 1
+
+
 def record_latency(hist: HdrHistogram, ms: float) -> None:
-    hist.record_value(min(max(1, round(ms * 1000)), LATENCY_MAX_US))
+    hist.record_value(latency_value(ms))
 
 
 def record_delta_s(hist: HdrHistogram, value: float) -> None:
-    # +1 keeps ΔS = 0 representable (HdrHistogram's lowest trackable value is 1)
-    hist.record_value(round(min(max(value, 0.0), 1.0) * DELTA_S_SCALE) + 1)
+    hist.record_value(delta_s_value(value))
+
+
+class Tally:
+    """An HdrHistogram fed through a value → count dict, folded in when the histogram is read.
+
+    ``hdrh`` records in pure Python (~2 µs a value); a dict increment is ~0.1 µs, and recording
+    a value ``n`` times at once is the same as recording it ``n`` times, so the folded histogram
+    is exactly the one direct recording would give. Latencies in µs and ΔS × 10⁴ repeat a lot.
+    """
+
+    __slots__ = ("_hist", "_pending")
+
+    def __init__(self, hist: HdrHistogram) -> None:
+        self._hist = hist
+        self._pending: dict[int, int] = {}
+
+    def record(self, value: int) -> None:
+        pending = self._pending
+        pending[value] = pending.get(value, 0) + 1
+
+    @property
+    def hist(self) -> HdrHistogram:
+        if self._pending:
+            for value, count in self._pending.items():
+                self._hist.record_value(value, count)
+            self._pending.clear()
+        return self._hist
+
+    def add(self, other: Tally) -> None:
+        self.hist.add(other.hist)
+
+
+def latency_tally() -> Tally:
+    return Tally(latency_histogram())
+
+
+def delta_s_tally() -> Tally:
+    return Tally(delta_s_histogram())
 
 
 def latency_ms_at(hist: HdrHistogram, percentile: float) -> float | None:
