@@ -28,6 +28,7 @@ class Comparison(WireModel):
     ts_ms: int = Field(ge=0, description="event time: the request's prod response time (else the result's)")
     endpoint: str | None = None
     tenant: str | None = None
+    buckets: dict[str, str] = Field(default_factory=dict, description="the request's breakdown labels")
     complete: bool
     outcome: Outcome
     delta_s: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -42,6 +42,20 @@ class GoldLabel(Nested):
     source: str | None = Field(default=None, description="where the label comes from, e.g. eval set id")
 
 
+class Exposure(Nested):
+    """Which arm of a rollout flag served the request (A/B or canary), as the router assigned it.
+
+    The exposure log of the feature-flag seed: the report groups A/B traffic by ``arm`` and the
+    SRM check counts it; ``bucket`` and ``epoch`` let anyone recompute the assignment."""
+
+    flag: str
+    arm: Literal["baseline", "candidate"]
+    served_by: str = Field(description="the target that answered (model / deployment id)")
+    strategy: str = Field(description="the router's strategy: off, shadow, ab or canary")
+    epoch: int = Field(ge=0)
+    bucket: float | None = Field(default=None, ge=0.0, lt=1.0, description="the sticky hash in [0, 1)")
+
+
 class SamplingDecision(Nested):
     """Why this request was mirrored: ``bucket < ratio`` with ``bucket = hash(salt, req_id)``."""
 
@@ -76,3 +90,8 @@ class RequestEnvelope(WireModel):
         max_length=3,
         description="other wordings of the last user message; the shadow's λ replays use them",
     )
+    buckets: dict[str, str] = Field(
+        default_factory=dict,
+        description="breakdown labels set by the service (e.g. tense, person, verb); reports slice by them",
+    )
+    exposure: Exposure | None = None

@@ -102,3 +102,12 @@ def test_tool_agreement_and_dispositions() -> None:
     assert comp.tools_blocked == 1
     assert comp.status_pair == "200/ok"
     assert comp.latency_delta_ms == res.latency_ms - env.prod.latency_ms
+
+
+def test_breakdown_buckets_travel_from_the_envelope_to_every_comparison() -> None:
+    env = envelope(8).model_copy(update={"buckets": {"tense": "past", "person": "3s"}})
+    side = ProdSide.of(env)
+    joined, timed_out = CheckedBuilder(None).build(
+        [Joined(side, result(env), []), Expired("shadow_timeout", "other", env.req_hash, side, None, [])]
+    )
+    assert joined.buckets == timed_out.buckets == {"tense": "past", "person": "3s"}

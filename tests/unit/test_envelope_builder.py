@@ -12,7 +12,16 @@ from schemas.codec import decode, encode
 from schemas.envelope import RequestEnvelope
 from workers.errors import InvalidMessage
 from workers.hashing import canonical_json, req_hash
-from workers.hook.context import RawGold, RawToolCall, RequestLabels
+from workers.hook.context import (
+    RawExposure,
+    RawGold,
+    RawToolCall,
+    RequestLabels,
+    close_context,
+    open_context,
+    set_buckets,
+    set_exposure,
+)
 from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
 from workers.sanitize import Sanitizer
 
@@ -491,3 +500,32 @@ def test_labels_reach_the_envelope_next_to_the_recorded_tool_calls() -> None:
     assert env.gold.answer == "I went."
     assert env.paraphrases == ("Fix: I goed.",)
     assert [t.name for t in env.tool_io] == ["lookup"]
+
+
+def test_buckets_are_masked_and_exposure_is_carried() -> None:
+    exposure = RawExposure("grammar_b", "candidate", "grammar-b", "ab", 3, 0.25)
+    env = builder().build(
+        labelled(buckets={"tense": "past", "student": "carol@example.com", "blank": " "}, exposure=exposure)
+    )
+    assert env.buckets == {"tense": "past", "student": "<email>"}
+    assert env.exposure is not None
+    assert (env.exposure.flag, env.exposure.arm, env.exposure.epoch, env.exposure.bucket) == (
+        "grammar_b",
+        "candidate",
+        3,
+        0.25,
+    )
+    assert decode(encode(env), RequestEnvelope) == env
+
+
+def test_context_records_buckets_and_exposure_only_inside_a_mirrored_request() -> None:
+    set_buckets(tense="past")  # outside a mirrored request: a no-op, no error
+    ctx, token = open_context()
+    try:
+        set_buckets(tense="past", verb="go", empty="")
+        set_exposure(RawExposure("f", "baseline", "a", "canary", 0))
+    finally:
+        close_context(token)
+    assert ctx.labels.buckets == {"tense": "past", "verb": "go"}
+    assert ctx.labels.exposure is not None
+    assert ctx.labels.exposure.arm == "baseline"

@@ -28,6 +28,7 @@ def _variants() -> list[RequestEnvelope]:
         base.model_copy(update={"prod": prod, "tenant": "t9", "pins": {"a": "1", "b": "2"}}),
         base.model_copy(update={"gold": GoldLabel(answer="x", cited_ids=("d2", "d3"), source="eval")}),
         base.model_copy(update={"tool_io": (), "prod": base.prod.model_copy(update={"answer": None})}),
+        base.model_copy(update={"buckets": {"tense": "past", "verb": "go"}}),
     ]
 
 

@@ -238,6 +238,7 @@ class ComparisonBuilder:
                 "ts_ms": env.ts_ms,
                 "endpoint": env.endpoint,
                 "tenant": env.tenant,
+                "buckets": env.buckets,
                 "complete": True,
                 "outcome": "joined",
                 "delta_s": ds,
@@ -292,6 +293,7 @@ class ComparisonBuilder:
             ts_ms=ts,
             endpoint=env.endpoint if env else None,
             tenant=env.tenant if env else None,
+            buckets=env.buckets if env else {},
             complete=False,
             outcome=item.outcome,  # type: ignore[arg-type]
             prod_latency_ms=env.prod.latency_ms if env else None,

@@ -16,7 +16,7 @@ carries the same reason and detail as everywhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,6 +54,7 @@ class ProdSide:
     prod: ProdSummary
     tool_keys: frozenset[tuple[str, str]]
     gold: Gold | None = None
+    buckets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def decode(cls, data: bytes | None) -> ProdSide:
@@ -89,6 +90,7 @@ class ProdSide:
             # str, not the bytes orjson returns: those keep a ~4 KB buffer each alive
             tool_keys=frozenset((c.name, canonical_json(c.arguments).decode()) for c in env.tool_io),
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
+            buckets=env.buckets,
         )
 
 
@@ -138,3 +140,4 @@ class _EnvelopeView(_View):
     tool_io: tuple[_ToolView, ...] = ()
     pins: dict[str, str] = Field(default_factory=dict)
     gold: _GoldView | None = None
+    buckets: dict[str, str] = Field(default_factory=dict)

@@ -6,10 +6,12 @@ request) so the shadow can later answer the same tool call from the recorded out
 :func:`set_pins` to say which model / prompt / index versions served the request.
 
 Handlers that know more about a request label it: :func:`set_gold` (the correct answer, for eval
-traffic), :func:`set_paraphrases` (other wordings of the last user message, for λ replays) and
-:func:`set_citations` (the ids prod's answer cited). Labels are kept raw here; the envelope
-builder sanitizes them off the request path. They travel with the tool-call recording
-(:class:`Recording`), so whatever hands the recorded tool calls to the publisher hands them too.
+traffic), :func:`set_paraphrases` (other wordings of the last user message, for λ replays),
+:func:`set_citations` (the ids prod's answer cited), :func:`set_buckets` (breakdown labels such as
+tense or verb, which reports slice by) and :func:`set_exposure` (the rollout arm that served it).
+Labels are kept raw here; the envelope builder sanitizes them off the request path. They travel
+with the tool-call recording (:class:`Recording`), so whatever hands the recorded tool calls to
+the publisher hands them too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_PARAPHRASES = 3
+MAX_BUCKETS = 8
 
 
 @dataclass(slots=True)
@@ -39,6 +42,18 @@ class RawGold:
     source: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RawExposure:
+    """The router's assignment for a request served under a rollout flag (see ``schemas.envelope``)."""
+
+    flag: str
+    arm: str
+    served_by: str
+    strategy: str
+    epoch: int
+    bucket: float | None = None
+
+
 @dataclass(slots=True)
 class RequestLabels:
     """What the handler knows about the request beyond its bodies (not sanitized yet)."""
@@ -46,6 +61,8 @@ class RequestLabels:
     gold: RawGold | None = None
     paraphrases: tuple[str, ...] = ()
     citations: tuple[str, ...] | None = None  # None: read them from the prod response
+    buckets: dict[str, str] = field(default_factory=dict)
+    exposure: RawExposure | None = None
 
 
 @dataclass(slots=True)
@@ -107,3 +124,19 @@ def set_citations(ids: Sequence[str]) -> None:
     ctx = _CURRENT.get()
     if ctx is not None:
         ctx.labels.citations = _strings(ids)
+
+
+def set_buckets(**labels: str) -> None:
+    """Record breakdown labels (``set_buckets(tense="past", verb="go")``); at most 8 are kept."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        for key, value in labels.items():
+            if isinstance(value, str) and value.strip() and len(ctx.labels.buckets) < MAX_BUCKETS:
+                ctx.labels.buckets[key] = value
+
+
+def set_exposure(exposure: RawExposure) -> None:
+    """Record which rollout arm served this request (from ``workers.rollout.router.assign``)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.exposure = exposure

@@ -9,14 +9,21 @@ Handler labels (gold answer, paraphrases, cited ids) are sanitized like every ot
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from schemas.chat import ChatRequest, TokenUsage, ToolCall
-from schemas.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from schemas.envelope import (
+    Exposure,
+    GoldLabel,
+    ProdOutcome,
+    RecordedToolCall,
+    RequestEnvelope,
+    SamplingDecision,
+)
 from workers.errors import InvalidMessage
 from workers.hashing import canonical_json, req_hash
 from workers.hook.context import MAX_PARAPHRASES, RawToolCall, RequestLabels
@@ -231,6 +238,8 @@ class EnvelopeBuilder:
         touched += n
         paraphrases, n = self._texts(labels.paraphrases, MAX_PARAPHRASES)
         touched += n
+        buckets, n = self._buckets(labels.buckets)
+        touched += n
         try:
             chat = ChatRequest.model_validate(request)
             return RequestEnvelope(
@@ -248,6 +257,8 @@ class EnvelopeBuilder:
                 sanitized_fields=touched,
                 gold=gold,
                 paraphrases=tuple(paraphrases),
+                buckets=buckets,
+                exposure=Exposure(**asdict(labels.exposure)) if labels.exposure else None,
             )
         except ValidationError as exc:
             raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
@@ -268,6 +279,17 @@ class EnvelopeBuilder:
             text, n = self._text(value)
             if text is not None:
                 out.append(text)
+                touched += n
+        return out, touched
+
+    def _buckets(self, labels: dict[str, str]) -> tuple[dict[str, str], int]:
+        """Breakdown labels, values masked like any text (a label may quote the user)."""
+        out: dict[str, str] = {}
+        touched = 0
+        for key, value in labels.items():
+            text, n = self._text(value)
+            if text is not None:
+                out[key] = text
                 touched += n
         return out, touched
 
