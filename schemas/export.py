@@ -2,6 +2,9 @@
 
 ``python -m schemas.export [DIR]`` writes ``<schema_name>.v<version>.json`` files (default:
 ``schemas/jsonschema/``). A unit test fails when the checked-in files drift from the models.
+Besides the topic values, documents that travel inside them are exported (``EXTRA_SCHEMAS``):
+the flag manifest and the route config (control-record payloads), in validation mode since people
+write them (fields with defaults optional).
 """
 
 from __future__ import annotations
@@ -10,10 +13,19 @@ import sys
 from pathlib import Path
 
 import orjson
+from pydantic import BaseModel
 
+from schemas.flag_manifest import FlagManifest
+from schemas.route_config import RouteConfig
 from schemas.topics import TOPICS
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "jsonschema"
+
+EXTRA_SCHEMAS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("flag_manifest", FlagManifest),
+    ("route_config", RouteConfig),
+)
+"""(schema name, model) of documents that are not topic values; all version 1."""
 
 
 def schema_files() -> dict[str, bytes]:
@@ -27,6 +39,11 @@ def schema_files() -> dict[str, bytes]:
         doc["x-key"] = topic.key
         name = f"{model.SCHEMA_NAME}.v{model.SCHEMA_VERSION}.json"
         out[name] = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    for schema_name, extra in EXTRA_SCHEMAS:
+        doc = extra.model_json_schema(mode="validation")
+        doc["$id"] = f"shadowlane:{schema_name}:v1"
+        pretty = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        out[f"{schema_name}.v1.json"] = pretty + b"\n"
     return out
 
 

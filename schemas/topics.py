@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.audit import AuditEvent
 from schemas.base import WireModel
 from schemas.comparison import Comparison
+from schemas.control import ControlRecord
 from schemas.dead_letter import DeadLetter
 from schemas.drift_alert import DriftAlert
 from schemas.envelope import RequestEnvelope
@@ -78,6 +80,23 @@ TOPICS: tuple[TopicSpec, ...] = (
         producers=("shadow workers", "comparator"),
         consumers=("operators",),
         description="records that could not be processed, with the reason and the raw bytes",
+    ),
+    TopicSpec(
+        logical="control",
+        key="kind:name",
+        value=ControlRecord,
+        producers=("operators and CI (signed manifests, route configs, kill switches)", "rollout controller"),
+        consumers=("publish hooks, routers, shadow workers, comparator, gates (ControlState)",),
+        description="signed configs in force, compacted: the latest record per kind:name; unsigned, "
+        "tampered or replayed records are refused and the previous config stays",
+    ),
+    TopicSpec(
+        logical="audit",
+        key="name",
+        value=AuditEvent,
+        producers=("control publishers", "ControlState consumers", "gates", "rollout controller"),
+        consumers=("operators, compliance, incident review",),
+        description="who / what / why of every config change, refused config and gate decision",
     ),
 )
 

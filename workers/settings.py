@@ -9,10 +9,10 @@ runs under the state folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import orjson
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,8 @@ class TopicSettings(_Frozen):
     summary: str = "compare.summary"
     alerts: str = "alerts"
     dlq: str = "dlq"
+    control: str = "control"
+    audit: str = "audit"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = 7 * 24 * 3600 * 1000
@@ -81,6 +83,15 @@ class TopicSettings(_Frozen):
     def dlq_topic(self) -> str:
         return self.name(self.dlq)
 
+    @property
+    def control_topic(self) -> str:
+        """Signed configs and kill switches; compacted (latest record per ``kind:name``)."""
+        return self.name(self.control)
+
+    @property
+    def audit_topic(self) -> str:
+        return self.name(self.audit)
+
     def all_topics(self) -> list[str]:
         return [
             self.requests_topic,
@@ -89,6 +100,8 @@ class TopicSettings(_Frozen):
             self.summary_topic,
             self.alerts_topic,
             self.dlq_topic,
+            self.control_topic,
+            self.audit_topic,
         ]
 
 
@@ -169,6 +182,37 @@ class CompareSettings(_Frozen):
     alert_min_samples: int = Field(default=20, ge=1, description="fewer observations never alert")
 
 
+class ControlSettings(_Frozen):
+    """Signed control records: the HMAC keys and how often consumers look for changes.
+
+    There is no default key: until ``signing_keys`` is set (e.g.
+    ``SHADOWLANE_CONTROL__SIGNING_KEYS='{"k2025": "<64 hex chars>"}'``) nothing can be signed and
+    every control record is refused. Keep the retired key next to the new one while rotating.
+    """
+
+    signing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="key id -> HMAC-SHA256 key (at least 32 characters)"
+    )
+    active_key_id: str | None = Field(default=None, description="key id new records are signed with")
+    poll_interval_s: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=0.5,
+        description="control topic poll interval: a kill switch lands within 2 s",
+    )
+
+    @model_validator(mode="after")
+    def _keys_usable(self) -> Self:
+        for key_id, key in self.signing_keys.items():
+            if not key_id or len(key_id) > 64:
+                raise ValueError(f"signing key id {key_id!r} must be 1 to 64 characters")
+            if len(key.get_secret_value()) < 32:
+                raise ValueError(f"signing key {key_id!r} is shorter than 32 characters")
+        if self.active_key_id is not None and self.active_key_id not in self.signing_keys:
+            raise ValueError(f"active_key_id {self.active_key_id!r} is not among signing_keys")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a Shadowlane process needs; construct once with :func:`load_settings`."""
 
@@ -190,6 +234,7 @@ class Settings(BaseSettings):
     hook: HookSettings = HookSettings()
     shadow: ShadowSettings = ShadowSettings()
     compare: CompareSettings = CompareSettings()
+    control: ControlSettings = ControlSettings()
 
     @property
     def kafka_pom(self) -> Path:
@@ -207,10 +252,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     bootstrap = settings.bootstrap_servers or settings.kafka.bootstrap_servers
     if bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    for section in ("kafka", "topics", "hook", "shadow", "compare"):
+    for section in ("kafka", "topics", "hook", "shadow", "compare", "control"):
         part: BaseModel = getattr(settings, section)
         for name, value in part.model_dump(mode="python").items():
             if value is None or isinstance(value, SecretStr):
+                continue
+            if (section, name) == ("control", "signing_keys"):  # secrets: children read them from the env
                 continue
             key = f"SHADOWLANE_{section.upper()}__{name.upper()}"
             env[key] = value if isinstance(value, str) else orjson.dumps(value).decode()

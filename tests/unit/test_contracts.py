@@ -69,9 +69,17 @@ def test_checked_in_json_schema_matches_the_models() -> None:
 def test_registry_keys_per_request_data_by_req_hash_and_co_partitions_the_join() -> None:
     assert spec("requests").co_partitioned_with == ("shadow-results",)
     assert spec("shadow-results").co_partitioned_with == ("requests",)
+    not_per_request = {  # per window, or per config / flag
+        "compare.summary": "candidate",
+        "alerts": "candidate",
+        "control": "kind:name",
+        "audit": "name",
+    }
     for topic in TOPICS:
-        derived = topic.logical in ("compare.summary", "alerts")  # per window, not per request
-        assert topic.key == "candidate" if derived else topic.key.startswith("req_hash")
+        if topic.logical in not_per_request:
+            assert topic.key == not_per_request[topic.logical]
+        else:
+            assert topic.key.startswith("req_hash")
         assert topic.producers
         assert topic.consumers
 

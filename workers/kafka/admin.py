@@ -1,7 +1,9 @@
 """Creates Shadowlane's topics (idempotently) with the configured partitions and retention.
 
 requests and shadow-results are created with the same partition count so the comparator's
-join is co-partitioned; an existing pair with different counts is reported as an error.
+join is co-partitioned; an existing pair with different counts is reported as an error. The
+control topic is compacted (``cleanup.policy=compact``, no time retention): it holds the signed
+config in force per ``kind:name`` for as long as the deployment lives.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
     try:
         existing = set(await admin.list_topics())
         config = {"retention.ms": str(topics.retention_ms)}
+        compacted = {"cleanup.policy": "compact"}  # the control topic keeps the latest record per key
         new = [
-            NewTopic(name, topics.partitions, topics.replication_factor, topic_configs=config)
+            NewTopic(
+                name,
+                topics.partitions,
+                topics.replication_factor,
+                topic_configs=compacted if name == topics.control_topic else config,
+            )
             for name in topic_names(topics)
             if name not in existing
         ]

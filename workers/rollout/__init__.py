@@ -1,0 +1,1 @@
+"""Rollout control: the sticky router that assigns requests to baseline, candidate and shadow."""
