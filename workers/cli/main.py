@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from workers.cli import demo_cmd, kafka_cmd, rescore_cmd, tail_cmd, watch_cmd, worker_cmds
+from workers.cli import demo_cmd, kafka_cmd, report_cmd, rescore_cmd, tail_cmd, watch_cmd, worker_cmds
 from workers.settings import load_settings
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail_cmd.add_parser(sub)
     watch_cmd.add_parser(sub)
     rescore_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 
