@@ -6,7 +6,16 @@ import argparse
 import logging
 import sys
 
-from workers.cli import demo_cmd, kafka_cmd, report_cmd, rescore_cmd, tail_cmd, watch_cmd, worker_cmds
+from workers.cli import (
+    control_cmds,
+    demo_cmd,
+    kafka_cmd,
+    report_cmd,
+    rescore_cmd,
+    tail_cmd,
+    watch_cmd,
+    worker_cmds,
+)
 from workers.settings import load_settings
 
 
@@ -23,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch_cmd.add_parser(sub)
     rescore_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
+    control_cmds.add_parsers(sub)
     return parser
 
 

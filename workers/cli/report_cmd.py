@@ -200,31 +200,59 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         None if args.no_shadow else args.candidate or next((x for x in c.candidates if x != floor), None)
     )
 
-    def examples(rows: Any) -> set[str]:
-        return example_hashes(ReportInput(start, end, candidate, floor, flag, shadow=rows), options)
-
     kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+    try:
+        await generate(
+            settings, kwargs, start, end, out=args.out, candidate=candidate, noise_floor=floor, flag=flag,
+            options=options, answers=not args.no_answers, route_config=config,
+        )  # fmt: skip
+    except GraderMixError as exc:
+        print(f"shadowlane report: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def generate(
+    settings: Settings,
+    kwargs: dict[str, Any],
+    start: int,
+    end: int,
+    *,
+    out: Path,
+    candidate: str | None,
+    noise_floor: str | None,
+    flag: str | None,
+    options: ReportOptions,
+    answers: bool = True,
+    route_config: RouteConfig | None = None,
+) -> Report:
+    """Collect, analyse and write ``out``/report.md, report.html and manifest.json; prints a one-line
+    JSON summary. Raises :class:`GraderMixError` when the records mix grader versions."""
+
+    def examples(rows: Any) -> set[str]:
+        return example_hashes(ReportInput(start, end, candidate, noise_floor, flag, shadow=rows), options)
+
     got: Collected = await collect(
         settings,
         kwargs,
         start,
         end,
         candidate=candidate,
-        noise_floor=floor,
+        noise_floor=noise_floor,
         flag=flag,
-        example_hashes=None if args.no_answers else examples,
+        example_hashes=examples if answers else None,
     )
-    data = ReportInput(start, end, candidate, floor, flag, shadow=got.shadow, ab=got.ab, answers=got.answers)
-    try:
-        report = build_report(data, SettingsGrader(settings.compare), options)
-    except GraderMixError as exc:
-        print(f"shadowlane report: {exc}", file=sys.stderr)
-        return 2
-    manifest = build_manifest(report, settings, topics=got.topics, counts=got.counts, route_config=config)
-    write_report(args.out, report, manifest)
-    summary = {"out": str(args.out), "decision": report.recommendation.decision, **manifest["counts"]}
+    data = ReportInput(
+        start, end, candidate, noise_floor, flag, shadow=got.shadow, ab=got.ab, answers=got.answers
+    )
+    report = build_report(data, SettingsGrader(settings.compare), options)
+    manifest = build_manifest(
+        report, settings, topics=got.topics, counts=got.counts, route_config=route_config
+    )
+    write_report(out, report, manifest)
+    summary = {"out": str(out), "decision": report.recommendation.decision, **manifest["counts"]}
     print(orjson.dumps(summary).decode())
-    return 0
+    return report
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,6 +18,7 @@ from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.metrics import MetricsServer, StatsCollector, serve_metrics
+from workers.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
 from workers.settings import Settings
 from workers.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from workers.shadow.worker import ShadowWorker
@@ -29,6 +30,11 @@ def add_parsers(sub: Any) -> None:
 
     shadow = sub.add_parser("shadow", help="run a shadow worker (one consumer group per candidate)")
     shadow.add_argument("--candidate", required=True, help="candidate name (also the consumer group suffix)")
+    shadow.add_argument(
+        "--flag",
+        default=DEFAULT_FLAG,
+        help="rollout flag whose kill switch pauses this worker ('*' always does)",
+    )
     target = shadow.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="OpenAI-compatible base URL of the candidate")
     target.add_argument("--callable", help="module:function taking the chat body (Python candidate)")
@@ -153,24 +159,32 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         tune_for_workers()
-        worker = ShadowWorker(settings, _candidate(args, settings), kwargs)
-        await _serve(
-            worker.run,
-            worker.stop,
-            worker.assigned,
-            worker.group_id,
-            args.metrics_port,
-            StatsCollector(
-                "shadowlane_shadow",
-                worker.counters,
-                gauges=worker.gauges,
-                labels={"group": worker.group_id, "candidate": worker.candidate.name},
-                labelled_counters=worker.labelled_counters,
-                also=[worker.lag.collector(worker.group_id)],
-            ),
-            worker.stats.as_dict,
-            host=args.metrics_host,
-        )
+        # the kill switch: the control topic is followed live; while the flag (or "*") is killed
+        # the worker pauses its partitions (held records replay after the release)
+        watcher = ControlWatcher(settings, kwargs, observer=f"shadow:{args.candidate}")
+        await watcher.start()
+        flag = args.flag
+        worker = ShadowWorker(settings, _candidate(args, settings), kwargs, halt=lambda: watcher.killed(flag))
+        try:
+            await _serve(
+                worker.run,
+                worker.stop,
+                worker.assigned,
+                worker.group_id,
+                args.metrics_port,
+                StatsCollector(
+                    "shadowlane_shadow",
+                    worker.counters,
+                    gauges=worker.gauges,
+                    labels={"group": worker.group_id, "candidate": worker.candidate.name},
+                    labelled_counters=worker.labelled_counters,
+                    also=[worker.lag.collector(worker.group_id), watcher.collector()],
+                ),
+                worker.stats.as_dict,
+                host=args.metrics_host,
+            )
+        finally:
+            await watcher.stop()
 
     asyncio.run(go())
     return 0

@@ -5,6 +5,10 @@ appends the raw capture to a bounded deque and returns. One background task drai
 it sanitizes, builds envelopes and produces them. When the broker is down or slow, the deque
 fills and new captures are dropped and counted; ``publish()`` never raises, never awaits the
 broker and never blocks. ``stop()`` drains what is queued (bounded by a timeout) and flushes.
+
+An optional *gate* (:data:`MirrorGate`, e.g. :class:`workers.rollout.control_plane.MirrorGate`) is
+consulted for every sampled request: a kill switch or a route config in force can stop mirroring
+live. It must be pure (no I/O, no await); what it refuses is counted (``killed``, ``route_skipped``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -39,6 +43,12 @@ ProducerFactory = Callable[[], AIOKafkaProducer]
 # the sender builds envelopes on the prod service's event loop; it yields at least this often
 YIELD_EVERY_S = 0.0002
 
+GateVerdict = Literal["mirror", "killed", "route_skipped"]
+MirrorGate = Callable[[str, str, float, str | None], GateVerdict]
+"""``gate(endpoint, tenant, bucket, arm)``: mirror the request, or not because a kill switch is
+engaged (``killed``) or because the route config in force does not mirror it (``route_skipped``).
+``arm`` is the rollout arm that served it (the handler's ``set_exposure``), None outside a rollout."""
+
 
 @dataclass(slots=True)
 class PublisherStats:
@@ -46,6 +56,8 @@ class PublisherStats:
 
     seen: int = 0
     sampled_out: int = 0
+    killed: int = 0
+    route_skipped: int = 0
     enqueued: int = 0
     published: int = 0
     dropped_queue_full: int = 0
@@ -71,8 +83,10 @@ class ShadowPublisher:
         topic: str,
         producer_factory: ProducerFactory,
         pins: Mapping[str, str] | None = None,
+        gate: MirrorGate | None = None,
     ) -> None:
         self._settings = settings
+        self.gate = gate
         self._topic = topic
         self._factory = producer_factory
         self._builder = EnvelopeBuilder(
@@ -125,6 +139,16 @@ class ShadowPublisher:
                 sampled, bucket = self.should_sample(rid)
                 if not sampled:
                     stats.sampled_out += 1
+                    return False
+            gate = self.gate
+            if gate is not None:
+                arm = labels.exposure.arm if labels is not None and labels.exposure is not None else None
+                verdict = gate(endpoint, tenant, bucket, arm)
+                if verdict != "mirror":
+                    if verdict == "killed":
+                        stats.killed += 1
+                    else:
+                        stats.route_skipped += 1
                     return False
             if not self._running:
                 stats.dropped_not_running += 1

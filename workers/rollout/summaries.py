@@ -61,3 +61,20 @@ def merge_all(summaries: list[WindowSummary]) -> WindowSummary | None:
         for group in by_key.values()
     ]
     return merge_summaries(parts)
+
+
+class KafkaSummarySource:
+    """The driver's :class:`~workers.rollout.driver.SummarySource` over the summary topic."""
+
+    def __init__(self, client_kwargs: dict[str, Any], topic: str, *, grace_ms: int = 0) -> None:
+        self._kwargs = client_kwargs
+        self._topic = topic
+        self._grace_ms = grace_ms
+        self.undecodable = 0
+
+    async def summary(self, candidate: str, start_ms: int, end_ms: int) -> WindowSummary | None:
+        found, bad = await read_summaries(
+            self._kwargs, self._topic, candidate, start_ms, end_ms, grace_ms=self._grace_ms
+        )
+        self.undecodable += bad
+        return merge_all(found)

@@ -13,6 +13,12 @@ A λ-sampled request (see :mod:`workers.shadow.stability`) is replayed a few mor
 the main replay, concurrently; each extra replay takes its own token and call slot, so the rate
 cap counts every replay. The worker exposes its metrics through :meth:`ShadowWorker.counters`,
 :meth:`ShadowWorker.gauges`, :meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
+
+Kill switch: ``halt`` (e.g. ``lambda: watcher.killed(flag)``, see
+:mod:`workers.rollout.control_plane`) is checked on every loop turn (a turn waits ≤ 0.2 s). While it
+says True the worker pauses every assigned partition (gauge ``paused_by_kill``) and records already
+fetched wait before their candidate call; replays already calling the candidate finish. When it
+says False again the partitions resume where they stopped: nothing is skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -41,6 +48,8 @@ from workers.shadow.throttle import TokenBucket, partition_share
 
 log = logging.getLogger(__name__)
 
+HOLD_POLL_S = 0.1
+
 
 @dataclass(slots=True)
 class ShadowStats:
@@ -54,6 +63,8 @@ class ShadowStats:
     commits: int = 0
     produce_failed: int = 0
     lambda_replays: int = 0
+    kill_pauses: int = 0
+    kill_held: int = 0
     # error results (main and λ replays) by error_class; not part of ``as_dict``
     error_classes: dict[str, int] = field(default_factory=dict)
 
@@ -70,8 +81,17 @@ class ShadowStats:
 class ShadowWorker(CommittingWorker):
     """Consumes the requests topic as group ``<group_prefix><candidate>``."""
 
-    def __init__(self, settings: Settings, candidate: Candidate, client_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        candidate: Candidate,
+        client_kwargs: dict[str, Any],
+        *,
+        halt: Callable[[], bool] | None = None,
+    ) -> None:
         self.settings = settings
+        self.halt = halt
+        self.paused_by_kill = False
         self.s = settings.shadow
         self.candidate = candidate
         self.replayer = Replayer(
@@ -114,7 +134,11 @@ class ShadowWorker(CommittingWorker):
         }
 
     def gauges(self) -> dict[str, float]:
-        return {"in_flight": len(self._tasks), "rate_limit": self.bucket.rate}
+        return {
+            "in_flight": len(self._tasks),
+            "rate_limit": self.bucket.rate,
+            "paused_by_kill": float(self.paused_by_kill),
+        }
 
     def labelled_counters(self) -> dict[str, Labelled]:
         """``candidate_errors{error_class}``: error results of main and λ replays."""
@@ -157,6 +181,16 @@ class ShadowWorker(CommittingWorker):
         last_commit = time.monotonic()
         paused = False
         while not self._stop.is_set():
+            if time.monotonic() - last_commit >= 1.0:  # also while killed: finished replays commit
+                await self._commit()
+                last_commit = time.monotonic()
+            if self._halted():
+                await self._hold(consumer)
+                paused = True  # resumed by the branch below once the switch is released
+                continue
+            if self.paused_by_kill:
+                self.paused_by_kill = False
+                log.warning("%s: kill switch released, resuming", self.group_id)
             free = self._max_buffered - len(self._tasks)
             if free <= 0:
                 if not paused:
@@ -174,9 +208,32 @@ class ShadowWorker(CommittingWorker):
                     consumer.resume(*consumer.assignment())
                     paused = False
                 await self._poll(consumer, free, 200)
-            if time.monotonic() - last_commit >= 1.0:
-                await self._commit()
-                last_commit = time.monotonic()
+
+    def _halted(self) -> bool:
+        return self.halt is not None and self.halt()
+
+    async def _hold(self, consumer: AIOKafkaConsumer) -> None:
+        """Kill switch engaged: keep every assigned partition paused, and keep polling (nothing
+        comes back) so the group does not evict this member."""
+        if not self.paused_by_kill:
+            self.paused_by_kill = True
+            self.stats.kill_pauses += 1
+            log.warning("%s: kill switch engaged, replay paused", self.group_id)
+        consumer.pause(*consumer.assignment())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
+        consumer.pause(*consumer.assignment())
+        await self._poll(consumer, 1, 0)
+
+    async def _held(self) -> bool:
+        """Wait while the kill switch is engaged; False when the worker stops meanwhile."""
+        self.stats.kill_held += 1
+        while self._halted():
+            if self._stop.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
+        return True
 
     async def _poll(self, consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int) -> None:
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
@@ -207,6 +264,8 @@ class ShadowWorker(CommittingWorker):
             await self._dead_letter(record, exc.reason, exc.detail)
             self.tracker.done(tp, record.offset)
             return
+        if self._halted() and not await self._held():
+            return  # stopping while killed: the offset stays uncommitted, the record is replayed later
         try:
             result = await self._replay(envelope)
         except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
@@ -282,5 +341,7 @@ class ShadowWorker(CommittingWorker):
         owned = sum(1 for tp in consumer.assignment() if tp.topic == topic)
         total = len(consumer.partitions_for_topic(topic) or ()) or self.settings.topics.partitions
         self.bucket.set_rate(partition_share(self.s.rate_cap, owned, total))
+        if self._halted():
+            consumer.pause(*assigned)
         log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
         self.assigned.set()
