@@ -20,7 +20,7 @@ kafka-install: $(STAMP)
 	$(BIN)/shadowlane kafka install
 
 demo: setup
-	$(BIN)/shadowlane demo --requests 300
+	$(BIN)/shadowlane demo --requests 200 --ab-requests 200
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

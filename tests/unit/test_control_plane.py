@@ -169,7 +169,7 @@ def test_gate_follows_the_route_config_like_the_router() -> None:
     assert gate(EP, "t", 0.0) == "killed"
 
 
-def test_under_a_canary_the_gate_mirrors_what_the_baseline_served_only() -> None:
+def test_under_a_canary_the_gate_mirrors_both_arms() -> None:
     w = watcher()
     gate = MirrorGate(w, FLAG)
     rule = RouteRule(
@@ -179,7 +179,7 @@ def test_under_a_canary_the_gate_mirrors_what_the_baseline_served_only() -> None
     w.feed(*message(signed(config)))
     assert gate(EP, "t", 0.9, "baseline") == "mirror"  # still compared with the baseline live
     assert gate(EP, "t", 0.9, None) == "mirror"
-    assert gate(EP, "t", 0.1, "candidate") == "route_skipped"  # would be compared with itself
+    assert gate(EP, "t", 0.1, "candidate") == "mirror"  # the A/B exposure record (never replayed)
 
 
 def test_listeners_are_called_on_changes_only_and_cannot_break_the_watcher() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
 from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
 
@@ -251,3 +252,15 @@ def test_drop_partitions_forgets_only_entries_of_revoked_partitions() -> None:
     outs = buf.expire(10**12)
     assert [o.req_hash for o in outs if isinstance(o, Expired)] == [e0.req_hash]
     assert buf.drop_partitions([("other", 0)]) == 0
+
+
+def test_a_request_the_candidate_arm_served_is_released_at_once_and_never_waits() -> None:
+    buf = JoinBuffer(("cand", "baseline"), 100)
+    exposure = Exposure(flag="f", arm="candidate", served_by="cand", strategy="ab", epoch=1, bucket=0.1)
+    outs, done = buf.add_request(
+        make_envelope("r9").model_copy(update={"exposure": exposure}), req_ref(0), 100
+    )
+    assert (outs, done) == ([], True)
+    assert buf.stats.candidate_served == 1
+    assert buf.pending == 0
+    assert buf.expire(10_000) == []  # nothing waits for a shadow of it, so nothing times out

@@ -73,6 +73,7 @@ class JoinStats:
     shadow_timeouts: int = 0
     requests_missing: int = 0
     duplicate_requests: int = 0
+    candidate_served: int = 0  # exposure records of a rollout's candidate arm: nothing to join
     duplicate_results: int = 0
     ignored_candidates: int = 0
     evicted: int = 0
@@ -113,6 +114,9 @@ class JoinBuffer:
             self.stats.duplicate_requests += 1
             return [], True
         side = env if isinstance(env, ProdSide) else ProdSide.of(env)
+        if side.candidate_served:
+            self.stats.candidate_served += 1
+            return [], True
         entry = _WaitingRequest(side, ref, ts_ms + self.window_ms, waiting)
         self._requests[env.req_hash] = entry
         outputs: list[Output] = []

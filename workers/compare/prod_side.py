@@ -17,7 +17,7 @@ carries the same reason and detail as everywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,6 +55,7 @@ class ProdSide:
     tool_keys: frozenset[tuple[str, str]]
     gold: Gold | None = None
     buckets: dict[str, str] = field(default_factory=dict)
+    candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
 
     @classmethod
     def decode(cls, data: bytes | None) -> ProdSide:
@@ -91,6 +92,7 @@ class ProdSide:
             tool_keys=frozenset((c.name, canonical_json(c.arguments).decode()) for c in env.tool_io),
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
             buckets=env.buckets,
+            candidate_served=env.exposure is not None and env.exposure.arm == "candidate",
         )
 
 
@@ -128,6 +130,10 @@ class _GoldView(_View):
     cited_ids: tuple[str, ...] = ()
 
 
+class _ExposureView(_View):
+    arm: Literal["baseline", "candidate"]
+
+
 class _EnvelopeView(_View):
     schema_version: int
     req_id: str = Field(min_length=1, max_length=256)
@@ -141,3 +147,4 @@ class _EnvelopeView(_View):
     pins: dict[str, str] = Field(default_factory=dict)
     gold: _GoldView | None = None
     buckets: dict[str, str] = Field(default_factory=dict)
+    exposure: _ExposureView | None = None

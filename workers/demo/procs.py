@@ -26,9 +26,16 @@ class WorkerProcess:
         self.events: list[dict[str, Any]] = []
 
     @classmethod
-    async def start(cls, settings: Settings, *args: str, log_path: Path | None = None) -> WorkerProcess:
-        """Start ``shadowlane ARGS``; its stderr goes to ``log_path`` (discarded when None)."""
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    async def start(
+        cls,
+        settings: Settings,
+        *args: str,
+        log_path: Path | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        """Start ``shadowlane ARGS``; its stderr goes to ``log_path`` (discarded when None).
+        ``secrets``: environment variables for what ``settings_env`` leaves out (signing keys)."""
+        env = {**os.environ, **settings_env(settings), **(secrets or {}), "PYTHONUNBUFFERED": "1"}
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path or os.devnull, "ab") as stderr:  # noqa: ASYNC230 (local file, once per process)

@@ -5,23 +5,40 @@ It runs the tool loop server-side: ``lookup_conjugation`` reads the canonical ta
 :func:`workers.hook.context.record_tool_call` so the shadow can answer from the recording.
 It also labels each request for the hook: the other wordings of the user's message
 (:func:`set_paraphrases`) and, when the client sends ``x-eval-gold`` (the correct sentence, as the
-demo driver does), the gold answer (:func:`set_gold`). Citations need nothing here: the hook reads
+demo driver does), the gold answer (:func:`set_gold`), and the breakdown labels the lab report
+slices by (:func:`set_buckets`: tense, person, verb). Citations need nothing here: the hook reads
 them from the model's response. Otherwise the handler knows nothing about mirroring: the
 middleware wraps it from outside.
+
+A/B (the lab): given a ``route`` (a callable returning the :class:`RouteConfig` in force, e.g. a
+control-plane watcher's lookup), each request is assigned with :func:`workers.rollout.router.assign`
+(sticky on the ``x-user-id`` header when the config says so), served by that arm's model server,
+and its exposure recorded (:func:`set_exposure`) so the report can group A/B traffic by arm.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
+from schemas.route_config import RouteConfig
 from workers.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
 from workers.demo.grammar import citation_id, conjugate, parse_sentence
 from workers.demo.model_server import paraphrases, split_prefix
-from workers.hook.context import record_tool_call, set_gold, set_paraphrases, set_pins
+from workers.hook.context import (
+    RawExposure,
+    record_tool_call,
+    set_buckets,
+    set_exposure,
+    set_gold,
+    set_paraphrases,
+    set_pins,
+)
+from workers.rollout.router import assign, ensure_request_id
 
 GOLD_HEADER = b"x-eval-gold"
 GOLD_SOURCE = "grammar-eval"
@@ -49,16 +66,45 @@ def label_request(scope: Scope, messages: list[dict[str, Any]]) -> None:
     sentence = split_prefix(text) if isinstance(text, str) else None
     if sentence:
         set_paraphrases(paraphrases(sentence, asked=text))
-    gold = next((v for k, v in scope.get("headers") or () if k == GOLD_HEADER), None)
+    parsed = parse_sentence(sentence or "")
+    if parsed:
+        verb, tense, person = parsed
+        set_buckets(tense=tense, person=person, verb=verb)
+    gold = _header(scope, GOLD_HEADER)
     if gold:
-        parsed = parse_sentence(sentence or "")
         cited = [citation_id(parsed[0])] if parsed else []
-        set_gold(gold.decode("utf-8", errors="replace"), cited_ids=cited, source=GOLD_SOURCE)
+        set_gold(gold, cited_ids=cited, source=GOLD_SOURCE)
 
 
-def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | None = None) -> Any:
-    """ASGI app; the caller owns the lifetime of the returned app's HTTP client via lifespan."""
+def _header(scope: Scope, name: bytes) -> str | None:
+    value = next((v for k, v in scope.get("headers") or () if k == name), None)
+    return value.decode("utf-8", errors="replace") if value else None
+
+
+def route_request(scope: Scope, config: RouteConfig | None) -> str | None:
+    """The arm's target for this request under ``config`` (None: no flag, the default model)."""
+    if config is None:
+        return None
+    request_id = ensure_request_id(_header(scope, b"x-request-id"))
+    got = assign(request_id, config, endpoint=scope["path"], user_id=_header(scope, b"x-user-id"))
+    if got.strategy in ("ab", "canary"):
+        set_exposure(RawExposure(config.flag, got.arm, got.serve, got.strategy, config.epoch, got.bucket))
+    return got.serve
+
+
+def prod_app(
+    model_url: str,
+    gradebook: Gradebook,
+    *,
+    pins: dict[str, str] | None = None,
+    targets: Mapping[str, str] | None = None,
+    route: Callable[[], RouteConfig | None] | None = None,
+) -> Any:
+    """ASGI app; the caller owns the lifetime of the returned app's HTTP client via lifespan.
+
+    ``targets`` maps router target names to model-server URLs; ``model_url`` serves the rest."""
     client = httpx.AsyncClient(base_url=model_url, timeout=30.0)
+    urls = dict(targets or {})
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,11 +119,11 @@ def prod_app(model_url: str, gradebook: Gradebook, *, pins: dict[str, str] | Non
         if pins:
             set_pins(pins)
         label_request(scope, messages)
+        target = route_request(scope, route() if route is not None else None)
+        url = f"{urls[target]}/v1/chat/completions" if target in urls else "/v1/chat/completions"
         usage: dict[str, int] = {}
         for _ in range(4):
-            resp = await client.post(
-                "/v1/chat/completions", content=orjson.dumps({**body, "messages": messages})
-            )
+            resp = await client.post(url, content=orjson.dumps({**body, "messages": messages}))
             if resp.status_code != 200:
                 await send_json(send, 502, {"error": {"message": f"model A answered {resp.status_code}"}})
                 return

@@ -23,7 +23,9 @@ from hdrh.histogram import HdrHistogram
 
 from schemas.codec import DecodeError, decode
 from schemas.comparison import Comparison
+from workers.cli.report_cmd import generate
 from workers.demo.grammar import eval_set
+from workers.demo.lab import ENDPOINT, FLAG, LabControl, lab_summary, with_demo_key
 from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
 from workers.demo.procs import WorkerProcess
 from workers.demo.prod_service import Gradebook, prod_app
@@ -33,6 +35,9 @@ from workers.hook.asgi import ShadowMirrorMiddleware
 from workers.hook.publisher import ShadowPublisher
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from workers.report.model import ReportOptions
+from workers.rollout.control_plane import MirrorGate
+from workers.rollout.router import assign
 from workers.settings import ModelPrice, Settings
 
 PROD_PINS = {"model_rev": "grammar-a@v0.1.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
@@ -45,7 +50,8 @@ PRICES = {
 
 @dataclass(frozen=True)
 class DemoOptions:
-    requests: int = 300
+    requests: int = 200  # the lab's shadow phase
+    ab_requests: int = 200  # then its A/B phase (0: shadow only)
     concurrency: int = 4
     prod_latency_ms: float = 20.0
     candidate_latency_ms: float = 30.0
@@ -103,8 +109,8 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
-async def _drive(url: str, opts: DemoOptions) -> list[float]:
-    items = eval_set(opts.requests)
+async def _drive(url: str, opts: DemoOptions, *, n: int, offset: int = 0, tag: str = "demo") -> list[float]:
+    items = eval_set(offset + n)[offset:]
     sem = asyncio.Semaphore(opts.concurrency)
     latencies: list[float] = []
 
@@ -129,16 +135,18 @@ async def _drive(url: str, opts: DemoOptions) -> list[float]:
                 "/v1/chat/completions",
                 json=body,
                 headers={
-                    "x-request-id": f"demo-{i:06d}",
+                    "x-request-id": f"{tag}-{offset + i:06d}",
                     "x-eval-gold": item.correct,  # eval traffic: the tutor's gold answer
                     "authorization": "Bearer sk-demo-secret-0123456789",
                 },
             )
             latencies.append((time.perf_counter() - started) * 1000)
-            resp.raise_for_status()
+            if resp.status_code >= 500 and tag == "demo":
+                resp.raise_for_status()  # phase 1: model A serves and never fails
+            # in the A/B phase model B's injected errors reach users: the report counts them
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        await asyncio.gather(*(one(client, i) for i in range(opts.requests)))
+        await asyncio.gather(*(one(client, i) for i in range(n)))
     return latencies
 
 
@@ -162,7 +170,7 @@ async def _collect(
 
 
 async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
-    settings = demo_settings(base, opts)
+    settings, secret_env = with_demo_key(demo_settings(base, opts))
     bootstrap = await asyncio.to_thread(resolve_bootstrap, settings)
     kwargs = client_kwargs(settings, bootstrap)
     await ensure_topics(settings.topics, kwargs)
@@ -180,27 +188,36 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     )
     gradebook = Gradebook()
     servers = [await serve(model_app(model_a)), await serve(model_app(model_b))]
+    lab = LabControl(settings, kwargs)
+    await lab.start()
     publisher = ShadowPublisher(
         settings.hook,
         topic=settings.topics.requests_topic,
         producer_factory=lambda: AIOKafkaProducer(**kwargs, acks="all", linger_ms=5),
         pins=PROD_PINS,
+        gate=MirrorGate(lab.watcher, FLAG),
     )
     await publisher.start()
-    servers.append(await serve(ShadowMirrorMiddleware(prod_app(servers[0].url, gradebook), publisher)))
+    targets = {"grammar-a": servers[0].url, "grammar-b": servers[1].url}
+    app = prod_app(servers[0].url, gradebook, targets=targets, route=lab.route)
+    servers.append(await serve(ShadowMirrorMiddleware(app, publisher)))
     logs = settings.state_dir / "logs"
     pins = [arg for key, value in CANDIDATE_PINS.items() for arg in ("--pin", f"{key}={value}")]
     worker = await WorkerProcess.start(
         settings, "shadow", "--candidate", "grammar-b", "--url", servers[1].url, *pins,
-        log_path=logs / "demo-shadow.log",
+        log_path=logs / "demo-shadow.log", secrets=secret_env,
     )  # fmt: skip
     # the noise floor: prod's model A replayed through the same shadow path (its pins are prod's)
     baseline = await WorkerProcess.start(
         settings, "shadow", "--candidate", "baseline", "--url", servers[0].url,
-        log_path=logs / "demo-baseline.log",
+        log_path=logs / "demo-baseline.log", secrets=secret_env,
     )  # fmt: skip
-    comparator = await WorkerProcess.start(settings, "compare", log_path=logs / "demo-compare.log")
+    comparator = await WorkerProcess.start(
+        settings, "compare", log_path=logs / "demo-compare.log", secrets=secret_env
+    )
     started = time.monotonic()
+    lab_start = time.time_ns() // 1_000_000
+    candidate_served = 0
     worker_stats: dict[str, Any] = {}
     compare_stats: dict[str, Any] = {}
     try:
@@ -211,10 +228,21 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
             publisher.connected.wait(),
         )
         await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
-        user_latencies = await _drive(servers[2].url, opts)
+        await lab.enter("shadow")  # phase 1: model A serves, every request mirrored to B
+        user_latencies = await _drive(servers[2].url, opts, n=opts.requests)
+        if opts.ab_requests:
+            ab_config = await lab.enter("ab")  # phase 2: half the requests served by B (sticky by request id)
+            # the router is a pure function: which arm served each request is known ahead
+            ids = [f"lab-ab-{opts.requests + i:06d}" for i in range(opts.ab_requests)]
+            candidate_served = sum(
+                assign(rid, ab_config, endpoint=ENDPOINT).arm == "candidate" for rid in ids
+            )
+            user_latencies += await _drive(
+                servers[2].url, opts, n=opts.ab_requests, offset=opts.requests, tag="lab-ab"
+            )
         await publisher.stop(drain_timeout_s=30)
         published = publisher.stats.published
-        want = published * len(settings.compare.candidates)
+        want = (published - candidate_served) * len(settings.compare.candidates)
         comparisons = await _collect(settings, kwargs, want, started + opts.timeout_s)
     finally:
         with contextlib.suppress(Exception):
@@ -226,9 +254,15 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         for proc in (worker, baseline, comparator):
             await proc.kill()
         await publisher.stop()
+        await lab.stop()
         for server in reversed(servers):
             await server.stop()
     windows = await window_report(settings, kwargs)
+    report_dir = settings.state_dir / "demo-report"
+    report = await generate(
+        settings, kwargs, lab_start, time.time_ns() // 1_000_000 + 1, out=report_dir,
+        candidate="grammar-b", noise_floor="baseline", flag=FLAG, options=ReportOptions(ab_weight=0.5),
+    )  # fmt: skip
     everything = comparisons
     comparisons = [c for c in everything if c.candidate == "grammar-b"]
     joined = [c for c in comparisons if c.complete]
@@ -238,8 +272,11 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         "published": published,
         "replayed": worker_stats.get("replayed", 0),
         "compared": len(joined),
+        "candidate_served": candidate_served,
         "unmatched": len(comparisons) - len(joined),
-        "missing": max(0, published * len(settings.compare.candidates) - len(everything)),
+        "missing": max(
+            0, (published - candidate_served) * len(settings.compare.candidates) - len(everything)
+        ),
         "dead_lettered": worker_stats.get("dead_lettered", 0) + compare_stats.get("dead_lettered", 0),
         "dropped": publisher.stats.dropped_queue_full
         + publisher.stats.dropped_invalid
@@ -261,6 +298,8 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
             "client": _p95(user_latencies),
         },
         "windows": windows,
+        "route_skipped": publisher.stats.route_skipped,
+        "lab": lab_summary(report, report_dir),
         "topics_prefix": settings.topics.prefix,
         "elapsed_s": round(time.monotonic() - started, 2),
     }

@@ -331,10 +331,11 @@ class MirrorGate:
     endpoint or ``*`` is engaged, or the route config says kill. No route config for the flag:
     ``mirror`` (the hook's sampling decides). Else the router's semantics (``assign``): mirror only
     when the first matching rule is ``shadow`` and the hook's bucket (the router's shadow bucket
-    when the salts agree) is below its ratio. Under ``ab`` / ``canary`` the requests the baseline
-    served stay mirrored (the hook's sampling decides), so the candidate keeps being compared with
-    the baseline on live traffic while a staged rollout judges it; the ones the candidate served
-    are not (it would be compared with itself). ``off`` or no match: ``route_skipped``."""
+    when the salts agree) is below its ratio. Under ``ab`` / ``canary`` everything the hook samples
+    is mirrored: what the baseline served keeps the candidate compared with the baseline on live
+    traffic while a staged rollout judges it, and what the candidate served is the A/B exposure
+    record the report reads (shadow workers and the comparator skip those: no self-comparison).
+    ``off`` or no match: ``route_skipped``."""
 
     __slots__ = ("flag", "region", "view")
 
@@ -355,7 +356,7 @@ class MirrorGate:
             return "route_skipped"
         rule = route.rules[index]
         if rule.strategy in ("ab", "canary"):
-            return "mirror" if arm != "candidate" else "route_skipped"
+            return "mirror"
         return "mirror" if rule.strategy == "shadow" and bucket < rule.shadow_ratio else "route_skipped"
 
 

@@ -65,6 +65,7 @@ class ShadowStats:
     lambda_replays: int = 0
     kill_pauses: int = 0
     kill_held: int = 0
+    candidate_served: int = 0  # A/B or canary requests a candidate served itself: not replayed
     # error results (main and λ replays) by error_class; not part of ``as_dict``
     error_classes: dict[str, int] = field(default_factory=dict)
 
@@ -262,6 +263,12 @@ class ShadowWorker(CommittingWorker):
             envelope = decode(record.value, RequestEnvelope)
         except DecodeError as exc:
             await self._dead_letter(record, exc.reason, exc.detail)
+            self.tracker.done(tp, record.offset)
+            return
+        if envelope.exposure is not None and envelope.exposure.arm == "candidate":
+            # an exposure record (the report's A/B data); replaying it would compare the candidate
+            # with itself, so no shadow replays it and the comparator does not wait for one
+            self.stats.candidate_served += 1
             self.tracker.done(tp, record.offset)
             return
         if self._halted() and not await self._held():
