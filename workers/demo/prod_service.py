@@ -98,11 +98,13 @@ def prod_app(
     *,
     pins: dict[str, str] | None = None,
     targets: Mapping[str, str] | None = None,
+    target_pins: Mapping[str, Mapping[str, str]] | None = None,
     route: Callable[[], RouteConfig | None] | None = None,
 ) -> Any:
     """ASGI app; the caller owns the lifetime of the returned app's HTTP client via lifespan.
 
-    ``targets`` maps router target names to model-server URLs; ``model_url`` serves the rest."""
+    ``targets`` maps router target names to model-server URLs (``model_url`` serves the rest) and
+    ``target_pins`` to the version pins of what served, recorded on the envelope."""
     client = httpx.AsyncClient(base_url=model_url, timeout=30.0)
     urls = dict(targets or {})
 
@@ -120,6 +122,8 @@ def prod_app(
             set_pins(pins)
         label_request(scope, messages)
         target = route_request(scope, route() if route is not None else None)
+        if target is not None and target_pins and target in target_pins:
+            set_pins(target_pins[target])
         url = f"{urls[target]}/v1/chat/completions" if target in urls else "/v1/chat/completions"
         usage: dict[str, int] = {}
         for _ in range(4):

@@ -199,7 +199,8 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     )
     await publisher.start()
     targets = {"grammar-a": servers[0].url, "grammar-b": servers[1].url}
-    app = prod_app(servers[0].url, gradebook, targets=targets, route=lab.route)
+    served_pins = {"grammar-a": PROD_PINS, "grammar-b": CANDIDATE_PINS}
+    app = prod_app(servers[0].url, gradebook, targets=targets, target_pins=served_pins, route=lab.route)
     servers.append(await serve(ShadowMirrorMiddleware(app, publisher)))
     logs = settings.state_dir / "logs"
     pins = [arg for key, value in CANDIDATE_PINS.items() for arg in ("--pin", f"{key}={value}")]
@@ -262,6 +263,7 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     report = await generate(
         settings, kwargs, lab_start, time.time_ns() // 1_000_000 + 1, out=report_dir,
         candidate="grammar-b", noise_floor="baseline", flag=FLAG, options=ReportOptions(ab_weight=0.5),
+        route_config=lab.route(),
     )  # fmt: skip
     everything = comparisons
     comparisons = [c for c in everything if c.candidate == "grammar-b"]
