@@ -5,6 +5,13 @@ picture of a window is the merge of its partials (``partitions`` says which each
 Everything in it is mergeable: counts and sums add, and percentiles are read from the
 HdrHistograms the record carries (HdrHistogram's compressed encoding, base64), so summaries of
 several windows or members merge later without losing precision: decode, add, read.
+
+Besides the figures dashboards read, a summary carries the additive moments the rollout gates need
+for honest confidence intervals (``workers.rollout.gates``): Σ coverage², the paired discordance of
+the graded rows (``solved_gained`` / ``solved_lost``: McNemar's off-diagonal cells), and the sums of
+squares and cross products of cost and solves behind a delta-method interval for the cost uplift.
+They default to 0, so records written before them still decode (the gates then fall back to
+conservative intervals).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ class WindowSummary(WireModel):
     # --- coverage, tools
     coverage_count: int = 0
     coverage_sum: float = 0.0
+    coverage_sq_sum: float = Field(default=0.0, description="Σ coverage², for the coverage interval")
     coverage_mean: float | None = None
     tool_calls: int = 0
     tool_valid: int = 0
@@ -85,14 +93,31 @@ class WindowSummary(WireModel):
     graded: int = Field(default=0, description="comparisons a grader scored (both arms)")
     prod_solved: int = 0
     shadow_solved: int = 0
+    solved_gained: int = Field(default=0, description="graded rows the candidate solved and prod did not")
+    solved_lost: int = Field(default=0, description="graded rows prod solved and the candidate did not")
     priced: int = Field(default=0, description="comparisons with a cost for both arms")
     prod_cost_usd: float = 0.0
     shadow_cost_usd: float = 0.0
+    prod_cost_sq: float = Field(default=0.0, description="Σ prod cost² over priced rows (USD²)")
+    shadow_cost_sq: float = 0.0
+    cost_cross: float = Field(default=0.0, description="Σ prod cost × shadow cost over priced rows")
     priced_graded: int = Field(default=0, description="comparisons both priced and graded")
     graded_prod_cost_usd: float = Field(default=0.0, description="prod cost over priced and graded rows")
     graded_shadow_cost_usd: float = 0.0
     priced_prod_solved: int = Field(default=0, description="prod solves among priced and graded rows")
     priced_shadow_solved: int = 0
+    priced_both_solved: int = Field(default=0, description="priced and graded rows both arms solved")
+    graded_prod_cost_sq: float = Field(default=0.0, description="Σ prod cost² over priced and graded rows")
+    graded_shadow_cost_sq: float = 0.0
+    graded_cost_cross: float = Field(default=0.0, description="Σ prod × shadow cost, priced and graded rows")
+    graded_prod_cost_prod_solved: float = Field(
+        default=0.0, description="prod cost of the priced and graded rows prod solved"
+    )
+    graded_prod_cost_shadow_solved: float = Field(
+        default=0.0, description="prod cost of the priced and graded rows the candidate solved"
+    )
+    graded_shadow_cost_prod_solved: float = 0.0
+    graded_shadow_cost_shadow_solved: float = 0.0
     prod_cost_per_solved_usd: float | None = None
     shadow_cost_per_solved_usd: float | None = None
     cost_uplift: float | None = Field(

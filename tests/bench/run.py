@@ -27,6 +27,7 @@ MODULES = {
     "shadow": "tests.bench.bench_shadow",
     "compare": "tests.bench.bench_compare",
     "embedder": "tests.bench.bench_embedder",
+    "gates": "tests.bench.bench_gates",
 }
 
 

@@ -27,7 +27,8 @@ from workers.cli import control_cmds
 from workers.hashing import unit_hash
 from workers.hook.publisher import ShadowPublisher
 from workers.rollout.audit import AuditLog
-from workers.rollout.control_plane import ControlPublisher, ControlWatcher, MirrorGate
+from workers.rollout.control_plane import ControlWatcher, MirrorGate
+from workers.rollout.control_publisher import ControlPublisher
 from workers.rollout.signing import sign
 from workers.settings import ControlSettings, Settings
 from workers.shadow.candidates import CallableCandidate

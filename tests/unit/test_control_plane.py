@@ -21,7 +21,8 @@ from tests.unit.helpers_unit import FakeProducerFactory
 from workers.cli import control_cmds
 from workers.hashing import unit_hash
 from workers.hook.publisher import ShadowPublisher
-from workers.rollout.control_plane import ControlPublisher, ControlWatcher, MirrorGate
+from workers.rollout.control_plane import ControlWatcher, MirrorGate
+from workers.rollout.control_publisher import ControlPublisher
 from workers.rollout.router import assign
 from workers.rollout.signing import Applied, Rejected, sign, verify
 from workers.settings import ControlSettings, HookSettings, Settings

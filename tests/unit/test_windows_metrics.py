@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from schemas.codec import decode, encode
@@ -18,6 +19,7 @@ from schemas.window_summary import WindowSummary
 from workers.windows import histograms as h
 from workers.windows.accumulator import Accumulator, merge_summaries
 from workers.windows.aggregate import WindowAggregator
+from workers.windows.hist_arrays import histogram_counts, record_values, value_at_percentile
 
 KEY = ("cand", "/v1/chat/completions", "t1")
 HISTS = (
@@ -589,3 +591,49 @@ def test_window_uses_comparison_event_time() -> None:
     agg.add(_comp(3, ts_ms=3_000))
     summaries = agg.flush()
     assert [(s.window_start_ms, s.count) for s in summaries] == [(2_000, 2), (3_000, 1)]
+
+
+# ---------------------------------------------------------------------- moments for the gates
+def test_gate_moments_are_the_sums_the_gates_need() -> None:
+    rows = [  # (prod solved, shadow solved, prod cost, shadow cost, coverage)
+        (True, True, 1.0, 2.0, 1.0),
+        (True, False, 2.0, 1.0, 0.5),
+        (False, True, 3.0, 3.0, 0.0),
+        (False, False, 4.0, 1.0, None),
+    ]
+    comps = [_graded(i, p, s, pc, sc).model_copy(update={"coverage": cov}) for i, (p, s, pc, sc, cov) in
+             enumerate(rows)]  # fmt: skip
+    comps.append(_comp(9, prod_cost_usd=5.0, shadow_cost_usd=6.0))  # priced, not graded
+    s = _summary(comps)
+    assert (s.solved_gained, s.solved_lost, s.priced_both_solved) == (1, 1, 1)
+    assert s.coverage_sq_sum == pytest.approx(1.25)
+    assert (s.prod_cost_sq, s.shadow_cost_sq, s.cost_cross) == pytest.approx((55.0, 51.0, 47.0))
+    assert (s.graded_prod_cost_sq, s.graded_shadow_cost_sq, s.graded_cost_cross) == pytest.approx(
+        (30.0, 15.0, 17.0)
+    )
+    assert s.graded_prod_cost_prod_solved == pytest.approx(3.0)  # rows prod solved: 1 + 2
+    assert s.graded_prod_cost_shadow_solved == pytest.approx(4.0)  # rows the candidate solved: 1 + 3
+    assert s.graded_shadow_cost_prod_solved == pytest.approx(3.0)  # 2 + 1
+    assert s.graded_shadow_cost_shadow_solved == pytest.approx(5.0)  # 2 + 3
+    assert s.solved_lost - s.solved_gained == s.prod_solved - s.shadow_solved
+
+
+def test_numpy_histogram_reads_equal_hdrhistogram() -> None:
+    rng = random.Random(21)
+    for trial in range(40):
+        hist, direct = (h.latency_histogram(), h.latency_histogram()) if trial % 2 else (
+            h.delta_s_histogram(), h.delta_s_histogram())  # fmt: skip
+        if trial % 2:
+            values = [h.latency_value(rng.lognormvariate(6.5, 1.2)) for _ in range(rng.randrange(1, 2_000))]
+        else:
+            values = [h.delta_s_value(rng.betavariate(0.5, 3)) for _ in range(rng.randrange(1, 2_000))]
+        record_values(hist, np.array(values, dtype=np.int64))
+        for v in values:
+            direct.record_value(v)
+        assert h.encode(hist) == h.encode(direct)
+        decoded = h.decode(h.encode(direct))
+        for pct in (0, *PERCENTILES, 37.3):
+            assert value_at_percentile(decoded, pct) == direct.get_value_at_percentile(pct), (trial, pct)
+        got_values, got_counts = histogram_counts(h.encode(direct))
+        assert got_counts.sum() == len(values)
+        assert all(direct.get_highest_equivalent_value(int(v)) == v for v in got_values)

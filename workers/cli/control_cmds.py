@@ -35,7 +35,8 @@ from workers.errors import BrokerSetupError
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from workers.rollout.audit import AuditLog
-from workers.rollout.control_plane import DEFAULT_FLAG, ControlPublisher, ControlWatcher
+from workers.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
+from workers.rollout.control_publisher import ControlPublisher
 from workers.rollout.signing import Applied, SigningKeyError, active_signing_key
 from workers.settings import Settings
 

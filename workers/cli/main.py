@@ -9,9 +9,12 @@ import sys
 from workers.cli import (
     control_cmds,
     demo_cmd,
+    gate_cmd,
     kafka_cmd,
     report_cmd,
     rescore_cmd,
+    rollout_cmd,
+    simulate_cmd,
     tail_cmd,
     watch_cmd,
     worker_cmds,
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     rescore_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     control_cmds.add_parsers(sub)
+    rollout_cmd.add_parser(sub)
+    gate_cmd.add_parser(sub)
+    simulate_cmd.add_parser(sub)
     return parser
 
 

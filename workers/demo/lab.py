@@ -22,7 +22,8 @@ from pydantic import SecretStr
 
 from schemas.route_config import RouteConfig, RouteRule, RouteScope
 from workers.report.model import Accuracy, Report
-from workers.rollout.control_plane import ControlPublisher, ControlWatcher
+from workers.rollout.control_plane import ControlWatcher
+from workers.rollout.control_publisher import ControlPublisher
 from workers.settings import Settings
 from workers.stats.proportions import ProportionCI
 

@@ -88,15 +88,18 @@ class StagedRollout:
         if verdict == "PASS":
             if self.stage + 1 >= len(self.spec.stages):
                 return self._step("complete", verdict, "all gates green at full rollout")
+            decided_at = self.looks
             self.stage += 1
             self.looks = 0
-            return self._step("advance", verdict, f"gates green: graduating to {_describe(self.weight)}")
+            reason = f"gates green: graduating to {_describe(self.weight)}"
+            return self._step("advance", verdict, reason, look=decided_at)
         if self.looks >= self.max_looks:
             return self._step("stalled", verdict, f"no decision after {self.looks} looks: stage stays")
         return self._step("hold", verdict, f"{verdict}: holding {_describe(self.weight)}")
 
-    def _step(self, action: Action, verdict: str | None, reason: str) -> Step:
-        step = Step(action, self.stage, self.weight, self.looks, verdict, reason)
+    def _step(self, action: Action, verdict: str | None, reason: str, *, look: int | None = None) -> Step:
+        """The step taken (``look``: the look that decided it, when the stage has moved on)."""
+        step = Step(action, self.stage, self.weight, self.looks if look is None else look, verdict, reason)
         self.history.append(step)
         return step
 

@@ -2,7 +2,12 @@
 
 Everything kept is additive, so two accumulators (two windows, two comparator members) merge
 exactly: :func:`merge_summaries` rebuilds accumulators from summaries, adds them and summarises
-again. Means come from sums and counts, percentiles from the histograms, rates from counts.
+again. Means come from sums and counts, percentiles from the histograms, rates from counts; the
+sums of squares and cross products (coverage, cost × solves) and the paired solve discordance are
+kept for the rollout gates' confidence intervals.
+
+Percentiles are read with numpy from the histogram's counts array
+(:mod:`workers.windows.hist_arrays`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from schemas.comparison import Comparison
 from schemas.window_summary import LatencyStats, WindowSummary
 from workers.hashing import pair_id
 from workers.windows import histograms as h
+from workers.windows.hist_arrays import (
+    values_at_percentiles,
+)
 
 Key = tuple[str, str | None, str | None]  # candidate, endpoint, tenant
 
@@ -32,6 +40,24 @@ _HISTS = {
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+def _latency_ms(hist: HdrHistogram) -> tuple[float | None, ...]:
+    """p50, p95, p99 in ms (None when empty)."""
+    if hist.get_total_count() == 0:
+        return None, None, None
+    return tuple(v / 1000 for v in values_at_percentiles(hist, (50, 95, 99)))
+
+
+def _delta_s(hist: HdrHistogram) -> tuple[float | None, ...]:
+    """ΔS median and p95 (None when empty)."""
+    if hist.get_total_count() == 0:
+        return None, None
+    return tuple((v - 1) / h.DELTA_S_SCALE for v in values_at_percentiles(hist, (50, 95)))
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
 
 
 @dataclass
@@ -59,20 +85,34 @@ class Accumulator:
     lambda_flips: int = 0
     coverage_count: int = 0
     coverage_sum: float = 0.0
+    coverage_sq_sum: float = 0.0
     tool_calls: int = 0
     tool_valid: int = 0
     tool_matched_prod: int = 0
     graded: int = 0
     prod_solved: int = 0
     shadow_solved: int = 0
+    solved_gained: int = 0
+    solved_lost: int = 0
     priced: int = 0
     priced_graded: int = 0
     prod_cost_usd: float = 0.0
     shadow_cost_usd: float = 0.0
+    prod_cost_sq: float = 0.0
+    shadow_cost_sq: float = 0.0
+    cost_cross: float = 0.0
     graded_prod_cost_usd: float = 0.0
     graded_shadow_cost_usd: float = 0.0
     priced_prod_solved: int = 0
     priced_shadow_solved: int = 0
+    priced_both_solved: int = 0
+    graded_prod_cost_sq: float = 0.0
+    graded_shadow_cost_sq: float = 0.0
+    graded_cost_cross: float = 0.0
+    graded_prod_cost_prod_solved: float = 0.0
+    graded_prod_cost_shadow_solved: float = 0.0
+    graded_shadow_cost_prod_solved: float = 0.0
+    graded_shadow_cost_shadow_solved: float = 0.0
     lat_prod: h.Tally = field(default_factory=h.latency_tally)
     lat_shadow: h.Tally = field(default_factory=h.latency_tally)
     drift: h.Tally = field(default_factory=h.delta_s_tally)
@@ -124,24 +164,40 @@ class Accumulator:
         if c.coverage is not None:
             self.coverage_count += 1
             self.coverage_sum += c.coverage
+            self.coverage_sq_sum += c.coverage * c.coverage
         self.tool_calls += c.tool_calls
         self.tool_valid += c.tool_valid
         self.tool_matched_prod += c.tool_matched_prod
         graded = c.prod_solved is not None and c.shadow_solved is not None
+        p_ok, s_ok = bool(c.prod_solved), bool(c.shadow_solved)
         if graded:
             self.graded += 1
-            self.prod_solved += bool(c.prod_solved)
-            self.shadow_solved += bool(c.shadow_solved)
+            self.prod_solved += p_ok
+            self.shadow_solved += s_ok
+            self.solved_gained += s_ok and not p_ok
+            self.solved_lost += p_ok and not s_ok
         if c.prod_cost_usd is not None and c.shadow_cost_usd is not None:
+            p_cost, s_cost = c.prod_cost_usd, c.shadow_cost_usd
             self.priced += 1
-            self.prod_cost_usd += c.prod_cost_usd
-            self.shadow_cost_usd += c.shadow_cost_usd
+            self.prod_cost_usd += p_cost
+            self.shadow_cost_usd += s_cost
+            self.prod_cost_sq += p_cost * p_cost
+            self.shadow_cost_sq += s_cost * s_cost
+            self.cost_cross += p_cost * s_cost
             if graded:
                 self.priced_graded += 1
-                self.graded_prod_cost_usd += c.prod_cost_usd
-                self.graded_shadow_cost_usd += c.shadow_cost_usd
-                self.priced_prod_solved += bool(c.prod_solved)
-                self.priced_shadow_solved += bool(c.shadow_solved)
+                self.graded_prod_cost_usd += p_cost
+                self.graded_shadow_cost_usd += s_cost
+                self.priced_prod_solved += p_ok
+                self.priced_shadow_solved += s_ok
+                self.priced_both_solved += p_ok and s_ok
+                self.graded_prod_cost_sq += p_cost * p_cost
+                self.graded_shadow_cost_sq += s_cost * s_cost
+                self.graded_cost_cross += p_cost * s_cost
+                self.graded_prod_cost_prod_solved += p_cost * p_ok
+                self.graded_prod_cost_shadow_solved += p_cost * s_ok
+                self.graded_shadow_cost_prod_solved += s_cost * p_ok
+                self.graded_shadow_cost_shadow_solved += s_cost * s_ok
 
     # ------------------------------------------------------------------ merge
     def merge(self, other: Accumulator) -> None:
@@ -166,18 +222,16 @@ class Accumulator:
                 setattr(acc, f.name, getattr(s, f.name))
         return acc
 
-    def _above_floor(self, percentile: float) -> float | None:
-        """ΔS percentile minus the noise floor's, over the requests that have both (Diffy's idea:
-        judge the candidate's differences against the ones prod's own nondeterminism makes)."""
-        raw, floor = h.delta_s_at(self.paired.hist, percentile), h.delta_s_at(self.floor.hist, percentile)
-        return None if raw is None or floor is None else round(raw - floor, 6)
-
     # ------------------------------------------------------------------ summary
     def summary(self, *, late: int = 0, member: str = "", partitions: Sequence[int] = ()) -> WindowSummary:
         candidate, endpoint, tenant = self.key
         parts = tuple(sorted(partitions))
-        prod95 = h.latency_ms_at(self.lat_prod.hist, 95)
-        shadow95 = h.latency_ms_at(self.lat_shadow.hist, 95)
+        prod_ms, shadow_ms = _latency_ms(self.lat_prod.hist), _latency_ms(self.lat_shadow.hist)
+        prod95, shadow95 = prod_ms[1], shadow_ms[1]
+        drift, gold = _delta_s(self.drift.hist), _delta_s(self.gold.hist)
+        # adjusted: ΔS percentile minus the noise floor's, over the requests that have both (Diffy's
+        # idea: judge the candidate's differences against the ones prod's own nondeterminism makes)
+        paired, floor = _delta_s(self.paired.hist), _delta_s(self.floor.hist)
         # per solved: cost and solves over the same rows (priced and graded)
         prod_per_solved = _ratio(self.graded_prod_cost_usd, self.priced_prod_solved)
         shadow_per_solved = _ratio(self.graded_shadow_cost_usd, self.priced_shadow_solved)
@@ -207,22 +261,22 @@ class Accumulator:
             shadow_error_rate=_ratio(self.shadow_errors, self.joined),
             prod_error_rate=_ratio(self.prod_errors, with_prod),
             delta_s_mean=_ratio(self.delta_s_sum, self.delta_s_count),
-            delta_s_median=h.delta_s_at(self.drift.hist, 50),
-            delta_s_p95=h.delta_s_at(self.drift.hist, 95),
+            delta_s_median=drift[0],
+            delta_s_p95=drift[1],
             delta_s_adjusted_mean=_ratio(self.excess_sum, self.excess_count),
-            delta_s_adjusted_median=self._above_floor(50),
-            delta_s_adjusted_p95=self._above_floor(95),
-            delta_s_floor_median=h.delta_s_at(self.floor.hist, 50),
-            delta_s_floor_p95=h.delta_s_at(self.floor.hist, 95),
-            delta_s_gold_median=h.delta_s_at(self.gold.hist, 50),
+            delta_s_adjusted_median=_minus(paired[0], floor[0]),
+            delta_s_adjusted_p95=_minus(paired[1], floor[1]),
+            delta_s_floor_median=floor[0],
+            delta_s_floor_p95=floor[1],
+            delta_s_gold_median=gold[0],
             lambda_flip_rate=_ratio(self.lambda_flips, self.lambda_paired),
             coverage_mean=_ratio(self.coverage_sum, self.coverage_count),
             tool_success_rate=_ratio(self.tool_valid, self.tool_calls),
             prod_cost_per_solved_usd=prod_per_solved,
             shadow_cost_per_solved_usd=shadow_per_solved,
             cost_uplift=cost_uplift,
-            latency_prod=_stats(self.lat_prod.hist),
-            latency_shadow=_stats(self.lat_shadow.hist),
+            latency_prod=_stats(prod_ms, self.lat_prod.hist),
+            latency_shadow=_stats(shadow_ms, self.lat_shadow.hist),
             latency_p95_uplift=shadow95 / prod95 - 1 if prod95 and shadow95 is not None else None,
             **hists,
         )
@@ -235,13 +289,8 @@ _COPIED = frozenset(
 )
 
 
-def _stats(hist: HdrHistogram) -> LatencyStats:
-    return LatencyStats(
-        p50_ms=h.latency_ms_at(hist, 50),
-        p95_ms=h.latency_ms_at(hist, 95),
-        p99_ms=h.latency_ms_at(hist, 99),
-        count=int(hist.get_total_count()),
-    )
+def _stats(ms: tuple[float | None, ...], hist: HdrHistogram) -> LatencyStats:
+    return LatencyStats(p50_ms=ms[0], p95_ms=ms[1], p99_ms=ms[2], count=int(hist.get_total_count()))
 
 
 def merge_summaries(parts: Sequence[WindowSummary]) -> WindowSummary:
