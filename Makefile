@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# the comparator's native hot path (Rust, pyo3): built by maturin with cargo from rustup's home
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE       := $(VENV)/.native-stamp
+NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/shadowlane_native.pyi $(wildcard native/src/*.rs)
 
-.PHONY: setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
+.PHONY: native setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) kafka-install
+$(NATIVE): $(STAMP) $(NATIVE_FILES)
+	@command -v cargo >/dev/null || { echo "cargo not found: native/ needs a Rust toolchain (rustup)" >&2; exit 1; }
+	$(BIN)/pip install --quiet ./native
+	touch $(NATIVE)
+
+native: $(NATIVE)
+
+setup: $(NATIVE) kafka-install
 
 kafka-install: $(STAMP)
 	$(BIN)/shadowlane kafka install
@@ -22,15 +33,16 @@ kafka-install: $(STAMP)
 demo: setup
 	$(BIN)/shadowlane demo --requests 200 --ab-requests 200
 
-lint: $(STAMP)
+lint: $(NATIVE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd native && cargo fmt --check && cargo clippy --release --quiet -- -D warnings
 
 test: setup lint
 	$(BIN)/python -m pytest
 
-unit: $(STAMP)
+unit: $(NATIVE)
 	$(BIN)/python -m pytest tests/unit
 
 integration: setup
@@ -42,7 +54,7 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python -m tests.bench.run --quick
 
-schemas: $(STAMP)
+schemas: $(NATIVE)
 	$(BIN)/python -m schemas.export
 
 kafka-start: setup

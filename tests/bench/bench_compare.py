@@ -28,6 +28,7 @@ from tests.bench.common import BenchResult, alternate, at_least, bench_settings,
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import result
 from workers.compare.join import JoinBuffer
+from workers.compare.prod_side import ProdSide
 from workers.compare.worker import Comparator
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
@@ -125,7 +126,7 @@ def state_bytes_per_waiting_pair(n: int = 5_000) -> float:
     before = tracemalloc.take_snapshot()
     join = JoinBuffer(("cand",), 60_000, max_pending=n * 2)
     for i, raw in enumerate(raws):
-        join.add_request(decode(raw, RequestEnvelope), ("requests", 0, i), 0)
+        join.add_request(ProdSide.decode(raw), ("requests", 0, i), 0)  # as the comparator reads it
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()

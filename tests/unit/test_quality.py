@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.chat import TokenUsage
 from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
@@ -216,3 +218,33 @@ def test_tool_success_is_none_without_calls() -> None:
 def test_tool_key_of_string_arguments_is_the_raw_string() -> None:
     assert q.tool_key("f", "not json") == ("f", "not json")
     assert q.tool_key("f", {"b": 1, "a": 2}) == ("f", '{"a":2,"b":1}')
+
+
+_PATTERNS = [
+    r"\[(?:doc|src|cite):([^\]\s]+)\]",  # the default
+    r"\((\w+)\)",
+    r"(?i)\[doc:(\w+)\]",
+    r"doc-(\d+)",
+    r"(doc|src)-(\d+)",
+    r"x*\[(\w)\]",
+]
+
+
+@pytest.mark.parametrize("pattern", _PATTERNS)
+@given(text=st.text(alphabet="[]()docsrcDOC:-x 0123456789é", max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_citation_guard_never_changes_what_is_found(pattern: str, text: str) -> None:
+    compiled = re.compile(pattern)
+    guard = q.first_literal(compiled)
+    assert q.cited_ids(text, ("e",), compiled, guard) == q.cited_ids(text, ("e",), compiled)
+
+
+def test_first_literal_is_only_given_for_a_case_sensitive_leading_literal() -> None:
+    assert [q.first_literal(re.compile(p)) for p in _PATTERNS] == ["[", "(", None, "d", None, None]
+    assert q.first_literal(re.compile("abc", re.IGNORECASE)) is None
+
+
+def test_tool_arguments_past_64_bits_get_a_key_instead_of_crashing() -> None:
+    name, key = q.tool_key("t", {"b": 2**70, "a": 1})
+    assert (name, key) == ("t", '{"a":1,"b":1180591620717411303424}')
+    assert q.tool_key("t", {"b": 2, "a": 1}) == ("t", '{"a":1,"b":2}')

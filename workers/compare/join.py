@@ -106,10 +106,12 @@ class JoinBuffer:
     ) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` is True for a duplicate released at once."""
         self.stats.requests += 1
-        if env.req_hash in self._requests:
+        req_hash = env.req_hash
+        finished = self._finished
+        if req_hash in self._requests:
             self.stats.duplicate_requests += 1
             return [], True
-        waiting = {c for c in self.candidates if (env.req_hash, c) not in self._finished}
+        waiting = {c for c in self.candidates if (req_hash, c) not in finished}
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
@@ -118,13 +120,16 @@ class JoinBuffer:
             self.stats.candidate_served += 1
             return [], True
         entry = _WaitingRequest(side, ref, ts_ms + self.window_ms, waiting)
-        self._requests[env.req_hash] = entry
+        self._requests[req_hash] = entry
         outputs: list[Output] = []
-        for candidate in sorted(waiting):
-            early = self._results.pop((env.req_hash, candidate), None)
-            if early is not None:
-                outputs.extend(self._join(entry, early.result, early.ref))
-        return outputs + self._evict(), False
+        if self._results:  # results that came first wait here; most requests find none
+            for candidate in sorted(waiting):
+                early = self._results.pop((req_hash, candidate), None)
+                if early is not None:
+                    outputs.extend(self._join(entry, early.result, early.ref))
+        if len(self._requests) + len(self._results) > self.max_pending:
+            outputs.extend(self._evict())
+        return outputs, False
 
     def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` means the record needs no further handling."""
@@ -140,7 +145,9 @@ class JoinBuffer:
         if entry is not None:
             return self._join(entry, res, ref), False
         self._results[key] = _WaitingResult(res, ref, ts_ms + self.window_ms)
-        return self._evict(), False
+        if len(self._requests) + len(self._results) > self.max_pending:
+            return self._evict(), False
+        return [], False
 
     def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
         self.stats.joined += 1

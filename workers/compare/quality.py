@@ -6,6 +6,7 @@ recompute it later without calling any model. The formulas are the README's, one
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,10 +26,29 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def cited_ids(text: str | None, explicit: Iterable[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
-    """Ids an answer cites: the explicit list (response ``citations``) plus regex hits in the text."""
+def first_literal(pattern: re.Pattern[str]) -> str | None:
+    """The character every match of ``pattern`` starts with, when it starts with a plain literal
+    and matches case-sensitively (``\\[`` for the default citation pattern); else None. A text
+    without that character cannot match, which spares the regex scan of most answers."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = re._parser.parse(pattern.pattern, pattern.flags)  # type: ignore[attr-defined]
+    except Exception:  # the private parser moved: no guard, the regex always runs
+        return None
+    if parsed.state.flags & re.IGNORECASE or not len(parsed):
+        return None
+    op, arg = parsed[0]
+    return chr(arg) if op is re._constants.LITERAL else None  # type: ignore[attr-defined]
+
+
+def cited_ids(
+    text: str | None, explicit: Iterable[str], pattern: re.Pattern[str], guard: str | None = None
+) -> tuple[str, ...]:
+    """Ids an answer cites: the explicit list (response ``citations``) plus regex hits in the text.
+    ``guard`` is the pattern's :func:`first_literal`: a text without it is not scanned."""
     seen = dict.fromkeys(explicit)
-    if text:
+    if text and (guard is None or guard in text):
         for match in pattern.finditer(text):
             seen.setdefault(match.group(1))
     return tuple(seen)
@@ -43,8 +63,15 @@ def coverage(target: Sequence[str], cited: Sequence[str]) -> float | None:
 
 
 def tool_key(name: str, arguments: Any) -> tuple[str, str]:
-    """(tool, canonical arguments), the form :class:`ProdSide` stores prod's calls in."""
-    return name, canonical_json(arguments).decode() if isinstance(arguments, dict) else str(arguments)
+    """(tool, canonical arguments), the form :class:`ProdSide` stores prod's calls in. Arguments
+    orjson cannot write (an integer past 64 bits) get the stdlib's sorted compact JSON instead,
+    the same on both sides of the comparison, rather than crashing the comparator."""
+    if not isinstance(arguments, dict):
+        return name, str(arguments)
+    try:
+        return name, canonical_json(arguments).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return name, json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +89,15 @@ def shadow_tool_keys(res: ShadowResult) -> list[tuple[str, str]]:
     return [tool_key(c.name, c.arguments) for c in res.tool_calls]
 
 
+NO_TOOL_CALLS = ToolStats(0, 0, 0)
+
+
 def tool_stats(res: ShadowResult, prod_keys: frozenset[tuple[str, str]]) -> ToolStats:
     """Valid: names an offered tool and its arguments pass that tool's JSON schema (the shadow
     worker checks it against the request's tool definitions). Matched: equals a recorded prod call."""
     calls = res.tool_calls
     if not calls:
-        return ToolStats(0, 0, 0)
+        return NO_TOOL_CALLS
     valid = sum(1 for c in calls if c.schema_valid is True)
     matched = sum(1 for key in shadow_tool_keys(res) if key in prod_keys)
     return ToolStats(len(calls), valid, matched)

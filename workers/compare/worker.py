@@ -35,7 +35,7 @@ from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
-from workers.compare.prod_side import ProdSide
+from workers.compare.prod_side import NATIVE_PROJECTION, ProdSide
 from workers.compare.prom import CompareMetrics
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
@@ -101,6 +101,8 @@ class Comparator(CommittingWorker):
 
     async def run(self) -> None:
         t = self.settings.topics
+        if NATIVE_PROJECTION is None:
+            log.warning("shadowlane_native is not installed: envelopes are read by pydantic (~3x slower)")
         self._producer = AIOKafkaProducer(
             **self._kwargs,
             acks="all",

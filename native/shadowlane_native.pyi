@@ -1,0 +1,24 @@
+"""Type stubs of Shadowlane's native hot path (``native/src``)."""
+
+NativeProjection = tuple[
+    str,  # req_id
+    str,  # req_hash
+    int,  # ts_ms
+    str,  # endpoint
+    str,  # tenant
+    dict[str, str],  # pins
+    str | None,  # answer
+    float,  # latency_ms
+    int,  # status
+    str | None,  # model (prod's, else the request's)
+    int | None,  # prompt_tokens
+    int | None,  # completion_tokens
+    tuple[str, ...],  # cited_ids
+    frozenset[tuple[str, str]],  # tool keys: (name, canonical arguments)
+    tuple[str | None, tuple[str, ...]] | None,  # gold: (answer, cited_ids)
+    dict[str, str],  # buckets
+    bool,  # candidate_served
+]
+
+def project_envelope(data: bytes) -> NativeProjection | None:
+    """The comparator's projection of an encoded envelope, or None: not a record it vouches for."""
