@@ -45,8 +45,8 @@ def _native_projection() -> Callable[[bytes], NativeProjection | None] | None:
 
 
 NATIVE_PROJECTION = _native_projection()
-"""The native reader, or None when ``shadowlane_native`` is not installed (the comparator says
-which one it runs at start-up)."""
+"""The native reader, or None when ``shadowlane_native`` is not installed (the comparator warns
+at start-up when it runs without it)."""
 
 
 # Slotted but not frozen: a frozen dataclass's __init__ costs ~5× more (one object.__setattr__
