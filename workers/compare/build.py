@@ -202,51 +202,31 @@ class ComparisonBuilder:
         return state, worst, len(texts)
 
     def _joined(self, item: Joined, scores: _Scores, masked: _Masked) -> Comparison:
-        # The hot path: one call per pair. Optional parts (baseline, gold, λ, tools, usage,
-        # prices) are tested inline before calling their helpers; most pairs have none of them.
         env, res = item.envelope, item.result
-        prod = env.prod
-        shadow_status = "ok" if res.status == "ok" else f"error:{res.error_class or 'unknown'}"
-        prod_answer = prod.answer
+        shadow_status = _shadow_status(res)
+        prod_answer = env.prod.answer
         shadow = masked.answer(res)
         ds = scores.get(prod_answer, shadow)
-        base = self._baseline_of(item) if self._baseline is not None else None
+        base = self._baseline_of(item)
         floor = scores.get(prod_answer, masked.answer(base)) if base is not None else None
         gold = env.gold
         gold_answer = gold.answer if gold else None
-        if gold_answer is None:
-            ds_gold = prod_ds_gold = grader = prod_solved = shadow_solved = None
-        else:
-            ds_gold = scores.get(gold_answer, shadow)
-            prod_ds_gold = scores.get(gold_answer, prod_answer)
-            grader = self.grader.name
-            prod_solved = self.grader.solved(prod_answer, gold_answer, prod_ds_gold)
-            shadow_solved = self.grader.solved(shadow, gold_answer, ds_gold)
-        lam, lam_max, lam_n = self._lambda(res, scores, masked) if res.stability else (None, None, 0)
+        ds_gold = scores.get(gold_answer, shadow)
+        prod_ds_gold = scores.get(gold_answer, prod_answer)
+        lam, lam_max, lam_n = self._lambda(res, scores, masked)
         base_lam = self._lambda(base, scores, masked)[0] if base is not None else None
         flip = None if lam is None or base_lam is None else base_lam == "convergent" and lam == "divergent"
-        guard = self._citation_guard
         target = (
             gold.cited_ids
             if gold and gold.cited_ids
-            else q.cited_ids(prod_answer, prod.cited_ids, self._citations, guard)
+            else q.cited_ids(prod_answer, env.prod.cited_ids, self._citations, self._citation_guard)
         )
-        cited: tuple[str, ...] = ()
-        if target:
-            explicit = [m for m in map(masked.text, res.cited_ids) if m is not None]
-            cited = q.cited_ids(shadow, explicit, self._citations, guard)
-        if res.tool_calls:
-            tools = q.tool_stats(res, env.tool_keys)
-            stubbed, blocked = _tool_dispositions(res)
-        else:
-            tools, stubbed, blocked = q.NO_TOOL_CALLS, 0, 0
+        explicit = [m for m in map(masked.text, res.cited_ids) if m is not None]
+        cited = q.cited_ids(shadow, explicit, self._citations, self._citation_guard) if target else ()
+        tools = q.tool_stats(res, env.tool_keys)
+        stubbed, blocked = _tool_dispositions(res)
+        shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
         prices = self._s.prices
-        if prices:
-            shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
-            prod_cost = q.cost_usd(prod.model, prod.prompt_tokens, prod.completion_tokens, prices)
-            shadow_cost = q.cost_usd(res.model, shadow_prompt, shadow_completion, prices)
-        else:
-            prod_cost = shadow_cost = None
         # field order = the contract's (trusted construction; test_build validates every shape)
         return Comparison.trusted(
             {
@@ -264,12 +244,12 @@ class ComparisonBuilder:
                 "outcome": "joined",
                 "delta_s": ds,
                 "exact_match": _same_text(prod_answer, shadow),
-                "prod_latency_ms": prod.latency_ms,
+                "prod_latency_ms": env.prod.latency_ms,
                 "shadow_latency_ms": res.latency_ms,
-                "latency_delta_ms": res.latency_ms - prod.latency_ms,
-                "prod_status": str(prod.status),
+                "latency_delta_ms": res.latency_ms - env.prod.latency_ms,
+                "prod_status": str(env.prod.status),
                 "shadow_status": shadow_status,
-                "status_pair": f"{prod.status}/{shadow_status}",
+                "status_pair": f"{env.prod.status}/{shadow_status}",
                 "shadow_error_class": res.error_class,
                 "tool_agreement": tool_agreement(env, res),
                 "tools_stubbed": stubbed,
@@ -280,23 +260,25 @@ class ComparisonBuilder:
                 "delta_s_excess": None if ds is None or floor is None else round(ds - floor, 6),
                 "delta_s_gold": ds_gold,
                 "prod_delta_s_gold": prod_ds_gold,
-                "grader": grader,
-                "prod_solved": prod_solved,
-                "shadow_solved": shadow_solved,
+                "grader": self.grader.name if gold_answer is not None else None,
+                "prod_solved": self.grader.solved(prod_answer, gold_answer, prod_ds_gold),
+                "shadow_solved": self.grader.solved(shadow, gold_answer, ds_gold),
                 "lambda_state": lam,
                 "lambda_max_ds": lam_max,
                 "lambda_samples": lam_n,
                 "lambda_threshold": self._s.lambda_threshold if lam is not None else None,
                 "baseline_lambda_state": base_lam,
                 "lambda_flip": flip,
-                "coverage": q.coverage(target, cited) if target else None,
+                "coverage": q.coverage(target, cited),
                 "coverage_target": ("gold" if gold and gold.cited_ids else "prod") if target else None,
                 "tool_calls": tools.calls,
                 "tool_valid": tools.valid,
                 "tool_success": tools.success,
                 "tool_matched_prod": tools.matched_prod,
-                "prod_cost_usd": prod_cost,
-                "shadow_cost_usd": shadow_cost,
+                "prod_cost_usd": q.cost_usd(
+                    env.prod.model, env.prod.prompt_tokens, env.prod.completion_tokens, prices
+                ),
+                "shadow_cost_usd": q.cost_usd(res.model, shadow_prompt, shadow_completion, prices),
             }
         )
 

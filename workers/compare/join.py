@@ -107,11 +107,10 @@ class JoinBuffer:
         """Returns (outputs, done_now). ``done_now`` is True for a duplicate released at once."""
         self.stats.requests += 1
         req_hash = env.req_hash
-        finished = self._finished
         if req_hash in self._requests:
             self.stats.duplicate_requests += 1
             return [], True
-        waiting = {c for c in self.candidates if (req_hash, c) not in finished}
+        waiting = {c for c in self.candidates if (req_hash, c) not in self._finished}
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
@@ -127,9 +126,7 @@ class JoinBuffer:
                 early = self._results.pop((req_hash, candidate), None)
                 if early is not None:
                     outputs.extend(self._join(entry, early.result, early.ref))
-        if len(self._requests) + len(self._results) > self.max_pending:
-            outputs.extend(self._evict())
-        return outputs, False
+        return outputs + self._evict(), False
 
     def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` means the record needs no further handling."""
@@ -145,9 +142,7 @@ class JoinBuffer:
         if entry is not None:
             return self._join(entry, res, ref), False
         self._results[key] = _WaitingResult(res, ref, ts_ms + self.window_ms)
-        if len(self._requests) + len(self._results) > self.max_pending:
-            return self._evict(), False
-        return [], False
+        return self._evict(), False
 
     def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
         self.stats.joined += 1
