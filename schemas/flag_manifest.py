@@ -38,14 +38,14 @@ soft rules stop graduation and alert.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from schemas.base import Nested
 from schemas.route_config import RouteScope
 
-ThresholdKind = Literal[
+RateKind = Literal[
     "delta_s_median_over",
     "delta_s_p95_over",
     "coverage_under",
@@ -53,9 +53,10 @@ ThresholdKind = Literal[
     "error_rate_over",
     "tool_success_under",
     "accuracy_drop_over",
-    "latency_p95_uplift_over",
-    "cost_uplift_over",
 ]
+"""Threshold kinds whose ``value`` is a rate or a ΔS."""
+
+ThresholdKind = Literal[RateKind, "latency_p95_uplift_over", "cost_uplift_over"]
 """Abort kinds that compare one window metric with the rule's own ``value``."""
 
 BudgetKind = Literal["latency_p95_over_budget", "cost_per_solved_over_budget"]
@@ -67,17 +68,7 @@ AbortKind = Literal[ThresholdKind, BudgetKind]
 FLAG_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 FlagName = Annotated[str, StringConstraints(pattern=FLAG_NAME, max_length=128)]
 DEFAULT_STAGES = (0.0, 0.05, 0.25, 0.50, 1.0)
-_RATE_KINDS = frozenset(
-    {
-        "delta_s_median_over",
-        "delta_s_p95_over",
-        "coverage_under",
-        "lambda_flip_rate_over",
-        "error_rate_over",
-        "tool_success_under",
-        "accuracy_drop_over",
-    }
-)
+_RATE_KINDS = frozenset(get_args(RateKind))
 _BUDGET_GATES: dict[str, str] = {
     "latency_p95_over_budget": "latency_p95_uplift_max",
     "cost_per_solved_over_budget": "cost_uplift_max",
