@@ -1,5 +1,7 @@
 """Type stubs of Shadowlane's native hot path (``native/src``)."""
 
+from typing import Any
+
 NativeProjection = tuple[
     str,  # req_id
     str,  # req_hash
@@ -22,3 +24,7 @@ NativeProjection = tuple[
 
 def project_envelope(data: bytes) -> NativeProjection | None:
     """The comparator's projection of an encoded envelope, or None: not a record it vouches for."""
+
+def read_result(data: bytes) -> dict[str, Any] | None:
+    """An encoded ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
+    fields), checked against the contract; or None: not a record it vouches for."""

@@ -11,26 +11,19 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict
 
 
-class WireModel(BaseModel):
-    """A record that travels on a topic. Subclasses set ``SCHEMA_NAME`` and ``schema_version``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    SCHEMA_NAME: ClassVar[str] = "wire"
-    SCHEMA_VERSION: ClassVar[int] = 1
-    FLAT: ClassVar[bool] = False
-    """True when every field holds JSON-native values (no nested models): the record's ``__dict__``
-    then *is* its JSON form, and :func:`schemas.codec.encode` serializes it without a dump."""
+class Trusted(BaseModel):
+    """A contract that its producers may also build without validation (:meth:`trusted`)."""
 
     @classmethod
     def trusted(cls, values: dict[str, Any]) -> Self:
         """A record from values its producer built from already-validated records, unvalidated.
 
-        For hot paths only (the comparator builds one ``Comparison`` per pair; validating its 46
-        fields costs more than everything else it does per pair). ``values`` must hold every
-        field, in declaration order, with the types the contract declares; the producer's unit
-        tests validate what it builds (``model_validate(record.__dict__)``) so a drift between the
-        builder and the contract fails a test, not a consumer.
+        For hot paths only: the comparator builds one ``Comparison`` per pair, and builds the
+        shadow results its native reader has already checked; validating again would cost more
+        than everything else it does per pair. ``values`` must hold every field, in declaration
+        order, with the types the contract declares; the producer's tests validate what it builds
+        (``model_validate(record.__dict__)``), so a drift between the producer and the contract
+        fails a test, not a consumer. Every field counts as set (``model_fields_set``).
         """
         if len(values) != len(cls.__pydantic_fields__):
             missing = sorted(set(cls.model_fields) - set(values))
@@ -44,7 +37,19 @@ class WireModel(BaseModel):
         return record
 
 
-class Nested(BaseModel):
+class WireModel(Trusted):
+    """A record that travels on a topic. Subclasses set ``SCHEMA_NAME`` and ``schema_version``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    SCHEMA_NAME: ClassVar[str] = "wire"
+    SCHEMA_VERSION: ClassVar[int] = 1
+    FLAT: ClassVar[bool] = False
+    """True when every field holds JSON-native values (no nested models): the record's ``__dict__``
+    then *is* its JSON form, and :func:`schemas.codec.encode` serializes it without a dump."""
+
+
+class Nested(Trusted):
     """A nested part of a contract: frozen, forbids unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

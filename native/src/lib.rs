@@ -6,8 +6,11 @@
 
 mod canonical;
 mod envelope;
+mod pyjson;
+mod result;
 mod wire;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyTuple};
 
@@ -67,8 +70,86 @@ fn project_envelope<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<
     Ok(Some(PyTuple::new(py, items)?))
 }
 
+/// A tool call's `arguments` as pydantic keeps them (`dict[str, Any] | str`, default `{}`).
+fn arguments<'py>(
+    py: Python<'py>,
+    raw: Option<&serde_json::value::RawValue>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(raw) = raw else {
+        return Ok(Some(PyDict::new(py).into_any()));
+    };
+    Ok(pyjson::loads(py, raw.get()).filter(|value| {
+        value.is_instance_of::<PyDict>() || value.is_instance_of::<pyo3::types::PyString>()
+    }))
+}
+
+/// The fields of a `ShadowResult`, in the contract's order, as a dict ready for its trusted
+/// construction (see `workers/compare/results.py`); nested parts (tool calls, usage, stability
+/// samples) are dicts of their fields too. `None` for a record this path does not vouch for.
+#[pyfunction]
+fn read_result<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(r) = result::read(data) else {
+        return Ok(None);
+    };
+    let mut calls = Vec::with_capacity(r.tool_calls.len());
+    for wire::Obj(call) in &r.tool_calls {
+        let Some(args) = arguments(py, call.arguments)? else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "name"), &call.name)?;
+        d.set_item(intern!(py, "arguments"), args)?;
+        d.set_item(intern!(py, "disposition"), &call.disposition)?;
+        d.set_item(intern!(py, "output"), &call.output)?;
+        d.set_item(intern!(py, "schema_valid"), call.schema_valid)?;
+        d.set_item(intern!(py, "schema_error"), &call.schema_error)?;
+        calls.push(d);
+    }
+    let mut samples = Vec::with_capacity(r.stability.len());
+    for wire::Obj(sample) in &r.stability {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "variant"), &sample.variant)?;
+        d.set_item(intern!(py, "seed"), sample.seed)?;
+        d.set_item(intern!(py, "status"), &sample.status)?;
+        d.set_item(intern!(py, "answer"), &sample.answer)?;
+        d.set_item(intern!(py, "error_class"), &sample.error_class)?;
+        samples.push(d);
+    }
+    let usage = match &r.usage {
+        None => None,
+        Some(wire::Obj(u)) => {
+            let d = PyDict::new(py);
+            d.set_item(intern!(py, "prompt_tokens"), u.prompt_tokens)?;
+            d.set_item(intern!(py, "completion_tokens"), u.completion_tokens)?;
+            d.set_item(intern!(py, "total_tokens"), u.total_tokens)?;
+            Some(d)
+        }
+    };
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "schema_version"), 1)?;
+    d.set_item(intern!(py, "req_hash"), &r.req_hash)?;
+    d.set_item(intern!(py, "req_id"), &r.req_id)?;
+    d.set_item(intern!(py, "candidate"), &r.candidate)?;
+    d.set_item(intern!(py, "pins"), str_map(py, &r.pins.0)?)?;
+    d.set_item(intern!(py, "shadow_id"), &r.shadow_id)?;
+    d.set_item(intern!(py, "ts_ms"), r.ts_ms)?;
+    d.set_item(intern!(py, "status"), &r.status)?;
+    d.set_item(intern!(py, "error_class"), &r.error_class)?;
+    d.set_item(intern!(py, "error"), &r.error)?;
+    d.set_item(intern!(py, "answer"), &r.answer)?;
+    d.set_item(intern!(py, "latency_ms"), r.latency_ms)?;
+    d.set_item(intern!(py, "attempts"), r.attempts.unwrap_or(1))?;
+    d.set_item(intern!(py, "tool_calls"), PyTuple::new(py, calls)?)?;
+    d.set_item(intern!(py, "usage"), usage)?;
+    d.set_item(intern!(py, "model"), &r.model)?;
+    d.set_item(intern!(py, "cited_ids"), PyTuple::new(py, &r.cited_ids)?)?;
+    d.set_item(intern!(py, "stability"), PyTuple::new(py, samples)?)?;
+    Ok(Some(d))
+}
+
 #[pymodule]
 fn shadowlane_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(project_envelope, m)?)?;
+    m.add_function(wrap_pyfunction!(read_result, m)?)?;
     Ok(())
 }

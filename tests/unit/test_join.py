@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from schemas.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
 from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
@@ -264,3 +267,44 @@ def test_a_request_the_candidate_arm_served_is_released_at_once_and_never_waits(
     assert buf.stats.candidate_served == 1
     assert buf.pending == 0
     assert buf.expire(10_000) == []  # nothing waits for a shadow of it, so nothing times out
+
+
+def _expired_keys(outputs: list[Output]) -> list[tuple[str, str, str]]:
+    return [(o.outcome, o.req_hash, o.candidate) for o in outputs if isinstance(o, Expired)]
+
+
+def test_expire_finds_an_earlier_deadline_that_arrived_later() -> None:
+    """Deadlines are not monotonic in arrival order (partitions interleave): the lower bound that
+    lets ``expire`` skip its scan must follow a later record with an earlier deadline."""
+    buf = JoinBuffer(["a"], WINDOW)
+    late, early = make_envelope("late"), make_envelope("early")
+    buf.add_request(late, req_ref(0), 1_000)
+    assert buf.expire(WINDOW + 500) == []
+    buf.add_request(early, req_ref(1), 100)
+    assert _expired_keys(buf.expire(WINDOW + 500)) == [("shadow_timeout", early.req_hash, "a")]
+    assert buf.expire(WINDOW + 1_000) == []  # the bound is back at the late request's deadline
+    assert _expired_keys(buf.expire(WINDOW + 1_001)) == [("shadow_timeout", late.req_hash, "a")]
+    assert buf.pending == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["req", "res", "expire"]), st.integers(0, 7), st.integers(0, 4_000)),
+        max_size=60,
+    )
+)
+def test_expire_with_its_skip_equals_a_full_scan_every_time(ops: list[tuple[str, int, int]]) -> None:
+    """Differential: a buffer that may skip the scan gives the outputs of one forced to scan."""
+    envs = [make_envelope(f"r{i}") for i in range(8)]
+    lazy, eager = JoinBuffer(["a", "b"], WINDOW), JoinBuffer(["a", "b"], WINDOW)
+    for offset, (op, i, t) in enumerate(ops):
+        for buf in (lazy, eager):
+            if op == "req":
+                buf.add_request(envs[i], req_ref(offset), t)
+            elif op == "res":
+                buf.add_result(make_result(envs[i], "ab"[t % 2]), res_ref(offset), t)
+        if op == "expire":
+            eager._earliest_deadline = -1  # forces the scan
+            assert _expired_keys(lazy.expire(t + WINDOW // 2)) == _expired_keys(eager.expire(t + WINDOW // 2))
+        assert lazy.pending == eager.pending

@@ -172,3 +172,17 @@ def _prefix_len(offsets: list[int], finished: set[int]) -> int:
             break
         n += 1
     return n
+
+
+def test_done_refs_marks_records_of_several_partitions_like_done_one_by_one() -> None:
+    one_by_one, batched = OffsetTracker(), OffsetTracker()
+    refs = [("t", 0, 2), ("u", 0, 0), ("t", 0, 0), ("t", 1, 5), ("t", 0, 1), ("x", 3, 0)]
+    for tracker in (one_by_one, batched):
+        for tp, offsets in ((TP0, range(4)), (TP1, range(5, 7)), (TP2, range(2))):
+            for off in offsets:
+                tracker.add(tp, off)
+    for topic, partition, offset in refs:
+        one_by_one.done(TopicPartition(topic, partition), offset)
+    batched.done_refs(refs)  # ("x", 3) is not tracked: ignored, as done() ignores it
+    assert batched.committable() == one_by_one.committable() == {TP0: 3, TP1: 6, TP2: 1}
+    assert batched.pending() == one_by_one.pending() == 3

@@ -22,29 +22,11 @@ from schemas.codec import DecodeError, encode
 from schemas.envelope import Exposure, GoldLabel
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope
+from tests.unit.native_fuzz import Json, has_float, ints_in, json_values, set_path, values
 from workers.compare.prod_side import NATIVE_PROJECTION, ProdSide
 from workers.hashing import canonical_json
 
-Json = Any
 NativeReader = Callable[[bytes], Any]
-
-_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.sampled_from(["", "default", "candidate", "baseline", "a\u0000b", "\u2028", "é", "😀", "\x7f"])
-)
-_edges = st.sampled_from(
-    [-1, 0, 1, -0.0, -1e-9, 0.5, 2**63, 2**64, -(2**63) - 1, 1e308, "", "x" * 257, "a" * 32, {}, [], [{}]]
-)
-json_values = st.recursive(
-    _scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
-values = _edges | json_values
 
 PATHS = (
     "schema_version",
@@ -99,25 +81,6 @@ def _base(i: int) -> dict[str, Json]:
     return obj
 
 
-def _set(obj: dict[str, Json], path: str, value: Json, delete: bool) -> None:
-    """Set or delete the value at ``path`` (dotted; digits index lists); no-op if it is not there."""
-    parts = path.split(".")
-    target: Any = obj
-    for depth, part in enumerate(parts):
-        if isinstance(target, list) and part.isdigit() and int(part) < len(target):
-            key: Any = int(part)
-        elif isinstance(target, dict) and not part.isdigit():
-            key = part
-        else:
-            return
-        if depth < len(parts) - 1:
-            target = target.get(key) if isinstance(target, dict) else target[key]
-        elif not delete:
-            target[key] = value
-        elif isinstance(target, list) or key in target:
-            del target[key]
-
-
 def _python(data: bytes) -> ProdSide | DecodeError:
     try:
         return ProdSide.decode_python(data)
@@ -170,7 +133,7 @@ def test_native_equals_pydantic_with_one_field_changed(
     path: str, value: Json, delete: bool, ascii_only: bool
 ) -> None:
     obj = _base(7)
-    _set(obj, path, value, delete)
+    set_path(obj, path, value, delete)
     _check(json.dumps(obj, ensure_ascii=ascii_only).encode())
 
 
@@ -185,7 +148,7 @@ def test_native_equals_pydantic_on_broken_envelopes(
 ) -> None:
     obj = _base(i)
     for path, value, delete in changes:
-        _set(obj, path, value, delete)
+        set_path(obj, path, value, delete)
     _check(json.dumps(obj, ensure_ascii=ascii_only).encode())
 
 
@@ -203,22 +166,9 @@ def test_native_canonical_arguments_and_strings_equal_pythons(
     obj["prod"]["answer"] = strings[2]
     data = json.dumps(obj, ensure_ascii=False).encode()
     vouched = _check(data)
-    has_float = "." in json.dumps(args) or "e" in json.dumps(args).lower()
-    if not has_float and all(abs(v) < 2**63 for v in _ints(args)):
+    if not has_float(args) and all(abs(v) < 2**63 for v in ints_in(args)):
         assert vouched  # floats and ints past 64 bits are the only arguments it leaves to Python
         assert (obj["tool_io"][0]["name"], canonical_json(args).decode()) in ProdSide.decode(data).tool_keys
-
-
-def _ints(value: Json) -> list[int]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _ints(v)]
-    if isinstance(value, list):
-        return [n for v in value for n in _ints(v)]
-    return []
 
 
 @pytest.mark.parametrize("size", ["1k", "8k"])

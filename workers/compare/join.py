@@ -26,6 +26,7 @@ from schemas.shadow_result import ShadowResult
 from workers.compare.prod_side import ProdSide
 
 RecordRef = tuple[str, int, int]  # (topic, partition, offset)
+_NEVER = 2**63
 
 
 @dataclass(slots=True)
@@ -90,6 +91,9 @@ class JoinBuffer:
         self._results: OrderedDict[tuple[str, str], _WaitingResult] = OrderedDict()
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._finished_cap = max(10_000, max_pending)
+        # a lower bound on every waiting deadline: ``expire`` scans nothing while the watermark
+        # has not passed it (most polls), and resets it to the exact minimum when it scans
+        self._earliest_deadline = _NEVER
         self.stats = JoinStats()
 
     @property
@@ -118,7 +122,10 @@ class JoinBuffer:
         if side.candidate_served:
             self.stats.candidate_served += 1
             return [], True
-        entry = _WaitingRequest(side, ref, ts_ms + self.window_ms, waiting)
+        deadline = ts_ms + self.window_ms
+        if deadline < self._earliest_deadline:
+            self._earliest_deadline = deadline
+        entry = _WaitingRequest(side, ref, deadline, waiting)
         self._requests[req_hash] = entry
         outputs: list[Output] = []
         if self._results:  # results that came first wait here; most requests find none
@@ -141,7 +148,10 @@ class JoinBuffer:
         entry = self._requests.get(res.req_hash)
         if entry is not None:
             return self._join(entry, res, ref), False
-        self._results[key] = _WaitingResult(res, ref, ts_ms + self.window_ms)
+        deadline = ts_ms + self.window_ms
+        if deadline < self._earliest_deadline:
+            self._earliest_deadline = deadline
+        self._results[key] = _WaitingResult(res, ref, deadline)
         return self._evict(), False
 
     def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
@@ -166,11 +176,28 @@ class JoinBuffer:
         return outputs
 
     def expire(self, watermark_ms: int) -> list[Output]:
-        """Everything whose deadline is before ``watermark_ms`` leaves as :class:`Expired`."""
+        """Everything whose deadline is before ``watermark_ms`` leaves as :class:`Expired`
+        (requests first, then results, each in arrival order)."""
+        if watermark_ms <= self._earliest_deadline:
+            return []
+        earliest = _NEVER
+        due_requests: list[_WaitingRequest] = []
+        for entry in self._requests.values():
+            if entry.deadline_ms < watermark_ms:
+                due_requests.append(entry)
+            elif entry.deadline_ms < earliest:
+                earliest = entry.deadline_ms
+        due_results: list[tuple[str, str]] = []
+        for key, waiting in self._results.items():
+            if waiting.deadline_ms < watermark_ms:
+                due_results.append(key)
+            elif waiting.deadline_ms < earliest:
+                earliest = waiting.deadline_ms
+        self._earliest_deadline = earliest
         outputs: list[Output] = []
-        for req_hash in [h for h, e in self._requests.items() if e.deadline_ms < watermark_ms]:
-            outputs.extend(self._expire_request(self._requests[req_hash]))
-        for key in [k for k, r in self._results.items() if r.deadline_ms < watermark_ms]:
+        for entry in due_requests:
+            outputs.extend(self._expire_request(entry))
+        for key in due_results:
             outputs.append(self._expire_result(key))
         return outputs
 

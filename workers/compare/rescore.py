@@ -20,12 +20,12 @@ from aiokafka import TopicPartition
 from schemas.codec import DecodeError, decode, encode
 from schemas.comparison import Comparison
 from schemas.drift_alert import DriftAlert
-from schemas.shadow_result import ShadowResult
 from schemas.window_summary import WindowSummary
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output
 from workers.compare.prod_side import ProdSide
+from workers.compare.results import decode_result
 from workers.kafka.range_read import read_range
 from workers.settings import Settings
 from workers.windows.aggregate import WindowAggregator
@@ -94,9 +94,7 @@ class Rescorer:
                     if tp.topic == self.requests_topic:
                         out, _ = self.join.add_request(ProdSide.decode(record.value), ref, record.timestamp)
                     else:
-                        out, _ = self.join.add_result(
-                            decode(record.value, ShadowResult), ref, record.timestamp
-                        )
+                        out, _ = self.join.add_result(decode_result(record.value), ref, record.timestamp)
                 except DecodeError:
                     self.result.undecodable += 1
                     continue

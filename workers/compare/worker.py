@@ -29,14 +29,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
-from schemas.codec import DecodeError, decode, encode
+from schemas.codec import DecodeError, encode
 from schemas.comparison import Comparison
-from schemas.shadow_result import ShadowResult
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
 from workers.compare.prod_side import NATIVE_PROJECTION, ProdSide
 from workers.compare.prom import CompareMetrics
+from workers.compare.results import decode_result
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from workers.kafka.lag import LagTracker
@@ -187,7 +187,7 @@ class Comparator(CommittingWorker):
             offset = record.offset
             track.add(offset)
             try:
-                value = ProdSide.decode(record.value) if is_request else decode(record.value, ShadowResult)
+                value = ProdSide.decode(record.value) if is_request else decode_result(record.value)
             except DecodeError as exc:
                 bad.append((tp, record, exc))
                 continue
@@ -317,8 +317,7 @@ class Comparator(CommittingWorker):
         if previous is not None:
             await asyncio.wait([previous])
         self.stats.emitted += sum(1 for v in values if v[0] == self.settings.topics.compare_topic)
-        for topic_name, partition, offset in releases:
-            self.tracker.done(TopicPartition(topic_name, partition), offset)
+        self.tracker.done_refs(releases)
 
     async def _drain_acks(self) -> None:
         if self._acks:

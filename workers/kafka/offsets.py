@@ -57,6 +57,18 @@ class OffsetTracker:
         if part is not None:
             part.done(offset)
 
+    def done_refs(self, refs: Iterable[tuple[str, int, int]]) -> None:
+        """:meth:`done` for many ``(topic, partition, offset)`` records, one lookup per partition."""
+        seen: dict[tuple[str, int], _Partition | None] = {}
+        for topic, partition, offset in refs:
+            key = (topic, partition)
+            if key in seen:
+                part = seen[key]
+            else:
+                part = seen[key] = self._parts.get(TopicPartition(topic, partition))
+            if part is not None:
+                part.done(offset)
+
     def pending(self, tp: TopicPartition | None = None) -> int:
         if tp is not None:
             part = self._parts.get(tp)
