@@ -7,7 +7,7 @@ from typing import get_args
 
 import orjson
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from schemas.base import WireModel
 from schemas.codec import DecodeError, decode, encode
@@ -57,6 +57,25 @@ def test_trusted_construction_refuses_a_record_with_missing_or_unknown_fields() 
     values.pop(next(iter(values)))
     with pytest.raises(ValueError, match="missing"):
         flat.trusted(values)
+
+
+@pytest.mark.parametrize("topic", list(TOPICS), ids=lambda t: t.logical)
+def test_trusted_records_behave_like_validated_ones(topic: TopicSpec) -> None:
+    """Every contract is frozen (trusted records share one fields-set); a trusted record equals,
+    dumps and copies like the validated one, and a copy's update never leaks into another."""
+    model: type[WireModel] = topic.value
+    assert model.model_config.get("frozen") is True
+    record = decode((EXAMPLES / f"{model.SCHEMA_NAME}.v1.json").read_bytes(), model)
+    first, second = model.trusted(dict(record.__dict__)), model.trusted(dict(record.__dict__))
+    assert first == second == record
+    assert first.model_dump() == record.model_dump()
+    assert first.model_fields_set == set(model.model_fields)
+    field = next(iter(model.model_fields))
+    with pytest.raises(ValidationError):
+        setattr(first, field, getattr(first, field))
+    copied = first.model_copy(update={"surprise": 1})
+    assert "surprise" in copied.model_fields_set
+    assert second.model_fields_set == set(model.model_fields)
 
 
 def test_checked_in_json_schema_matches_the_models() -> None:

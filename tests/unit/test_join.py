@@ -308,3 +308,22 @@ def test_expire_with_its_skip_equals_a_full_scan_every_time(ops: list[tuple[str,
             eager._earliest_deadline = -1  # forces the scan
             assert _expired_keys(lazy.expire(t + WINDOW // 2)) == _expired_keys(eager.expire(t + WINDOW // 2))
         assert lazy.pending == eager.pending
+
+
+def test_the_memory_of_finished_pairs_is_capped_oldest_first() -> None:
+    """A redelivered record of a finished pair is a duplicate while the pair is remembered; the
+    memory keeps the newest ``max(10_000, max_pending)`` requests."""
+    buf = JoinBuffer(["a", "b"], WINDOW, max_pending=10)
+    envs = [make_envelope(f"c{i}") for i in range(10_001)]
+    for i, env in enumerate(envs):
+        buf.add_request(env, req_ref(i), 0)
+        buf.add_result(make_result(env, "a"), res_ref(2 * i), 0)
+        buf.add_result(make_result(env, "b"), res_ref(2 * i + 1), 0)
+    assert buf.stats.joined == 20_002
+    assert buf.pending == 0
+    outs, done = buf.add_result(make_result(envs[1], "b"), res_ref(99_999), 0)
+    assert (outs, done) == ([], True)
+    assert buf.stats.duplicate_results == 1
+    outs, done = buf.add_request(envs[0], req_ref(99_999), 0)  # forgotten: waits again
+    assert (outs, done) == ([], False)
+    assert buf.pending == 1

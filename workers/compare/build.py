@@ -108,6 +108,9 @@ class _Masked:
     def text(self, text: str | None) -> str | None:
         return None if text is None else self._sanitizer.mask_text(text)[0]
 
+    def texts(self, texts: Sequence[str]) -> list[str]:
+        return [self._sanitizer.mask_text(t)[0] for t in texts]
+
     def answer(self, res: ShadowResult) -> str | None:
         key = id(res)
         if key not in self._answers:
@@ -119,7 +122,7 @@ class _Masked:
             return []
         key = id(res)
         if key not in self._lambda:
-            self._lambda[key] = [m for m in map(self.text, q.lambda_texts(res)) if m is not None]
+            self._lambda[key] = self.texts(q.lambda_texts(res))
         return self._lambda[key]
 
 
@@ -160,10 +163,11 @@ class ComparisonBuilder:
     def build(self, outputs: Sequence[Output]) -> list[Comparison]:
         masked = _Masked(self._sanitizer)
         scores = _Scores(self._embedder is not None)
-        for item in outputs:
-            if isinstance(item, Joined):
-                self._plan(item, scores, masked)
-        scores.compute(self._embedder)
+        if self._embedder is not None:  # without an embedder nothing is scored: nothing to plan
+            for item in outputs:
+                if isinstance(item, Joined):
+                    self._plan(item, scores, masked)
+            scores.compute(self._embedder)
         return [
             self._joined(item, scores, masked) if isinstance(item, Joined) else self._expired(item)
             for item in outputs
@@ -221,8 +225,11 @@ class ComparisonBuilder:
             if gold and gold.cited_ids
             else q.cited_ids(prod_answer, env.prod.cited_ids, self._citations, self._citation_guard)
         )
-        explicit = [m for m in map(masked.text, res.cited_ids) if m is not None]
-        cited = q.cited_ids(shadow, explicit, self._citations, self._citation_guard) if target else ()
+        cited = (
+            q.cited_ids(shadow, masked.texts(res.cited_ids), self._citations, self._citation_guard)
+            if target
+            else ()
+        )
         tools = q.tool_stats(res, env.tool_keys)
         stubbed, blocked = _tool_dispositions(res)
         shadow_prompt, shadow_completion = q.usage_tokens(res.usage)

@@ -89,7 +89,9 @@ class JoinBuffer:
         self.max_pending = max_pending
         self._requests: OrderedDict[str, _WaitingRequest] = OrderedDict()
         self._results: OrderedDict[tuple[str, str], _WaitingResult] = OrderedDict()
-        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # req_hash -> the candidates whose outcome already left, oldest first, capped: a record
+        # re-read after it left (a redelivery) is a duplicate, not a new pair
+        self._finished: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._finished_cap = max(10_000, max_pending)
         # a lower bound on every waiting deadline: ``expire`` scans nothing while the watermark
         # has not passed it (most polls), and resets it to the exact minimum when it scans
@@ -101,8 +103,12 @@ class JoinBuffer:
         return len(self._requests) + len(self._results)
 
     def _finish(self, req_hash: str, candidate: str) -> None:
-        self._finished[(req_hash, candidate)] = None
-        while len(self._finished) > self._finished_cap:
+        done = self._finished.get(req_hash)
+        if done is not None:
+            self._finished[req_hash] = (*done, candidate)  # keeps its place: oldest first
+            return
+        self._finished[req_hash] = (candidate,)  # a tuple: a set would triple the cache's memory
+        if len(self._finished) > self._finished_cap:
             self._finished.popitem(last=False)
 
     def add_request(
@@ -114,7 +120,10 @@ class JoinBuffer:
         if req_hash in self._requests:
             self.stats.duplicate_requests += 1
             return [], True
-        waiting = {c for c in self.candidates if (req_hash, c) not in self._finished}
+        waiting = set(self.candidates)
+        done = self._finished.get(req_hash)
+        if done is not None:
+            waiting.difference_update(done)
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
@@ -142,7 +151,8 @@ class JoinBuffer:
             self.stats.ignored_candidates += 1
             return [], True
         key = (res.req_hash, res.candidate)
-        if key in self._finished or key in self._results:
+        done = self._finished.get(res.req_hash)
+        if (done is not None and res.candidate in done) or key in self._results:
             self.stats.duplicate_results += 1
             return [], True
         entry = self._requests.get(res.req_hash)
@@ -164,15 +174,20 @@ class JoinBuffer:
     def _complete(self, entry: _WaitingRequest, missing: list[str]) -> list[Output]:
         """All of a request's outputs: one Joined per result, one Expired per missing candidate."""
         self._requests.pop(entry.envelope.req_hash, None)
-        peers = {res.candidate: res for res, _ref in entry.joined}
-        outputs: list[Output] = [Joined(entry.envelope, res, [], peers) for res, _ref in entry.joined]
+        peers: dict[str, ShadowResult] = {}  # shared: every Joined sees all of them
+        release = [entry.ref]
+        outputs: list[Output] = []
+        for res, ref in entry.joined:
+            peers[res.candidate] = res
+            release.append(ref)
+            outputs.append(Joined(entry.envelope, res, [], peers))
         for candidate in missing:
             self.stats.shadow_timeouts += 1
             self._finish(entry.envelope.req_hash, candidate)
             outputs.append(
                 Expired("shadow_timeout", candidate, entry.envelope.req_hash, entry.envelope, None, [])
             )
-        outputs[-1].release.extend([entry.ref, *(ref for _res, ref in entry.joined)])
+        outputs[-1].release = release
         return outputs
 
     def expire(self, watermark_ms: int) -> list[Output]:
