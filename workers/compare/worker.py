@@ -102,7 +102,7 @@ class Comparator(CommittingWorker):
     async def run(self) -> None:
         t = self.settings.topics
         if NATIVE_PROJECTION is None:
-            log.warning("shadowlane_native is not installed: envelopes are read by pydantic (~3x slower)")
+            log.warning("shadowlane_native is missing: envelopes and shadow results are read by pydantic")
         self._producer = AIOKafkaProducer(
             **self._kwargs,
             acks="all",
