@@ -6,11 +6,14 @@ nested containers) and helpers that break a record at a dotted path.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
 
 Json = Any
+Change = tuple[str, Json, bool]  # (dotted path, value, delete instead of set)
 
 _scalars = (
     st.none()
@@ -48,6 +51,18 @@ def set_path(obj: dict[str, Json], path: str, value: Json, delete: bool) -> None
             target[key] = value
         elif isinstance(target, list) or key in target:
             del target[key]
+
+
+def changes_of(paths: Sequence[str]) -> st.SearchStrategy[list[Change]]:
+    """Two to four changes at once, each at one of ``paths``."""
+    return st.lists(st.tuples(st.sampled_from(paths), values, st.booleans()), min_size=2, max_size=4)
+
+
+def broken(obj: dict[str, Json], changes: Sequence[Change], ascii_only: bool) -> bytes:
+    """``obj`` with every change applied, as JSON bytes (``ascii_only``: non-ASCII escaped)."""
+    for path, value, delete in changes:
+        set_path(obj, path, value, delete)
+    return json.dumps(obj, ensure_ascii=ascii_only).encode()
 
 
 def ints_in(value: Json) -> list[int]:

@@ -24,7 +24,7 @@ from schemas.codec import DecodeError, decode, encode
 from schemas.shadow_result import ShadowResult
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope, result
-from tests.unit.native_fuzz import Json, json_values, set_path, values
+from tests.unit.native_fuzz import Change, Json, broken, changes_of, json_values, values
 from workers.compare.results import NATIVE_RESULTS, decode_result, from_native
 
 PATHS = (
@@ -156,24 +156,17 @@ def _check(data: bytes) -> bool:
 def test_native_equals_the_codec_with_one_field_changed(
     path: str, value: Json, delete: bool, ascii_only: bool
 ) -> None:
-    obj = _base(7)
-    set_path(obj, path, value, delete)
-    _check(json.dumps(obj, ensure_ascii=ascii_only).encode())
+    _check(broken(_base(7), [(path, value, delete)], ascii_only))
 
 
 @given(
     i=st.integers(min_value=0, max_value=500),
-    changes=st.lists(st.tuples(st.sampled_from(PATHS), values, st.booleans()), min_size=2, max_size=4),
+    changes=changes_of(PATHS),
     ascii_only=st.booleans(),
 )
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_native_equals_the_codec_on_broken_results(
-    i: int, changes: list[tuple[str, Json, bool]], ascii_only: bool
-) -> None:
-    obj = _base(i)
-    for path, value, delete in changes:
-        set_path(obj, path, value, delete)
-    _check(json.dumps(obj, ensure_ascii=ascii_only).encode())
+def test_native_equals_the_codec_on_broken_results(i: int, changes: list[Change], ascii_only: bool) -> None:
+    _check(broken(_base(i), changes, ascii_only))
 
 
 @given(
