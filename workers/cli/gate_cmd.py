@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import re
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ from schemas.codec import DecodeError, decode
 from schemas.flag_manifest import FlagManifest
 from schemas.route_config import RouteScope, is_wildcard
 from schemas.window_summary import WindowSummary
+from workers.cli.control_cmds import default_who
 from workers.cli.rescore_cmd import parse_time
 from workers.errors import BrokerSetupError
 from workers.kafka.admin import ensure_topics
@@ -174,14 +173,6 @@ def _time(text: str) -> int:
         return parse_time(text)
     except SystemExit as exc:  # parse_time reports a bad time by exiting
         raise GateInputError(str(exc)) from None
-
-
-def default_who() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 # ---------------------------------------------------------------------- I/O
