@@ -6,6 +6,7 @@ nested containers) and helpers that break a record at a dotted path.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +49,9 @@ def set_path(obj: dict[str, Json], path: str, value: Json, delete: bool) -> None
         if depth < len(parts) - 1:
             target = target.get(key) if isinstance(target, dict) else target[key]
         elif not delete:
-            target[key] = value
+            # A copy: strategies such as ``sampled_from`` hand out the same container object on
+            # every draw, and setting one inside itself would make the record circular.
+            target[key] = copy.deepcopy(value)
         elif isinstance(target, list) or key in target:
             del target[key]
 
