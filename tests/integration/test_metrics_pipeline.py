@@ -37,10 +37,10 @@ pytestmark = pytest.mark.integration
 
 N = 40
 MODELS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "baseline": models.prod_like,
-    "same": models.prod_like,
+    "baseline": models.prod_like("baseline"),
+    "same": models.prod_like("same"),
     "drifted": models.drifted,
-    "flaky": models.seed_sensitive,
+    "flaky": models.seed_sensitive("flaky"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 from workers.demo.grammar import VERBS, conjugate, parse_sentence
@@ -45,9 +46,13 @@ def _sentence(body: dict[str, Any]) -> str:
     return text if parse_sentence(text) else ""
 
 
-def _rng(body: dict[str, Any]) -> random.Random:
+def _rng(body: dict[str, Any], salt: str) -> random.Random:
+    """Seeded by the body's seed (λ replays: every model given the same seed says the same), else by
+    ``salt``: a model's "random" phrasing differs from another model's yet is the same every run,
+    so a test's outcome cannot depend on the draw."""
     seed = body.get("seed")
-    return random.Random(f"{seed}:{_sentence(body)}") if isinstance(seed, int) else random.Random()
+    key = f"seed {seed}" if isinstance(seed, int) else f"unseeded {salt}"
+    return random.Random(f"{key}:{_sentence(body)}")
 
 
 def correct_of(sentence: str) -> str:
@@ -60,9 +65,13 @@ def correct_of(sentence: str) -> str:
     return " ".join([words[0], conjugate(verb, tense, person), *words[2:]]) + "."
 
 
-def prod_like(body: dict[str, Any]) -> str:
-    """Prod's model: the right correction, phrased at random (seeded when the body has a seed)."""
-    return _rng(body).choice(PHRASINGS).format(correct_of(_sentence(body)))
+def prod_like(salt: str) -> Callable[[dict[str, Any]], str]:
+    """Prod's model: the right correction, phrased at random (by the body's seed, else by ``salt``)."""
+
+    def answer(body: dict[str, Any]) -> str:
+        return _rng(body, salt).choice(PHRASINGS).format(correct_of(_sentence(body)))
+
+    return answer
 
 
 def drifted(body: dict[str, Any]) -> str:
@@ -70,9 +79,12 @@ def drifted(body: dict[str, Any]) -> str:
     return "Corrected: They bought some bread and walked to the park yesterday evening."
 
 
-def seed_sensitive(body: dict[str, Any]) -> str:
+def seed_sensitive(salt: str) -> Callable[[dict[str, Any]], str]:
     """Fine without a seed and with seed 1; off topic with any other seed: λ must catch it."""
-    seed = body.get("seed")
-    if isinstance(seed, int) and seed != 1:
-        return OFF_TOPIC
-    return prod_like(body)
+    fine = prod_like(salt)
+
+    def answer(body: dict[str, Any]) -> str:
+        seed = body.get("seed")
+        return OFF_TOPIC if isinstance(seed, int) and seed != 1 else fine(body)
+
+    return answer
