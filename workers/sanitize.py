@@ -205,8 +205,7 @@ class Sanitizer:
             or "AIza" in text
             or "xox" in text
             or "eyJ" in text
-            or "earer" in text
-            or "EARER" in text
+            or "bearer" in text.lower()  # the pattern ignores case: bEaReR is a bearer too
         ):
             text, n = _KEY_RE.subn("<secret>", text)
             counter[0] += n

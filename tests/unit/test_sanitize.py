@@ -6,7 +6,10 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from workers import sanitize
 from workers.sanitize import Sanitizer
 
 # --------------------------------------------------------------------------- dropping keys
@@ -101,6 +104,8 @@ MASKED = [
     # bearer tokens and key-shaped strings
     ("Authorization: Bearer abcdefghijklmnop123", "Authorization: <secret>"),
     ("header bearer abcDEF123456789._~+/==", "header <secret>"),
+    ("authorization: bEaReR abcdefgh12345678", "authorization: <secret>"),
+    ("BEARER\tabcdefgh12345678 rest", "<secret> rest"),
     ("key sk-abcdefghijklmnopqrstuvwxyz123456", "key <secret>"),
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz123456 end", "key <secret> end"),
     ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz end", "key <secret> end"),
@@ -184,6 +189,34 @@ def test_numbers_adjacent_to_dates_or_other_numbers_are_still_masked(text: str, 
 
 
 # --------------------------------------------------------------------------- counting
+
+
+def _mask_every_pass(text: str) -> tuple[str, int]:
+    """The sanitizer's three passes with none of its cheap "can this match?" checks skipping one."""
+    counter = [0]
+    if len(text) < 6:
+        return text, 0
+    text, keys = sanitize._KEY_RE.subn("<secret>", text)
+    text, emails = sanitize._EMAIL_RE.subn("<email>", text)
+    text = sanitize._NUM_RE.sub(lambda m: sanitize._mask_number(m.group(0), counter), text)
+    return text, keys + emails + counter[0]
+
+
+_PIECES = st.sampled_from(
+    ["bearer ", "BeArEr\t", "bEARER  ", "sk-", "sk-ant-", "pk_live_", "AKIA", "ghp_", "xoxb-", "AIza", "eyJ",
+     "@", "a@b.io", ".", "-", "_", " ", "(", ")", "+1 ", "4111", "2024-01-02", "abcdefgh", "ABCDEFGH",
+     "01234567", "é", "\u212a", "-x"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(_PIECES, max_size=8).map("".join)
+    | st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join)
+)
+@settings(max_examples=1000, deadline=None)
+def test_the_cheap_checks_never_skip_a_pass_that_would_mask(text: str) -> None:
+    # each pass runs only when a substring check says it can match: that must never skip a match
+    assert Sanitizer().mask_text(text) == _mask_every_pass(text)
 
 
 def test_counts_every_mask_in_one_string() -> None:
