@@ -54,13 +54,14 @@ _KEY_PATTERNS = (
     r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
 )
 _KEY_RE = re.compile("|".join(_KEY_PATTERNS))
-_NO_DIGITS = str.maketrans("", "", "0123456789")
 _EMAIL_RE = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
 _NUM_RE = re.compile(r"(?<![\w.+(])\+?\(?\d[\d\s().\-]{6,}\d(?![\w:]|\.\d)")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?!\d)")
-_DIGITS7 = re.compile(r"\d[\d\s().\-]{6,}\d")
+# a run of digits and separators holding nine digits: what every masked number needs (a phone has
+# ≥ 9 digits, a card ≥ 13), any script's digits, as ``\d`` in _NUM_RE means
+_NINE_DIGITS = re.compile(r"\d(?:[\s().\-]*\d){8}")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -212,6 +213,6 @@ class Sanitizer:
         if "@" in text:
             text, n = _EMAIL_RE.subn("<email>", text)
             counter[0] += n
-        if len(text) - len(text.translate(_NO_DIGITS)) >= 9 and _DIGITS7.search(text) is not None:
+        if _NINE_DIGITS.search(text) is not None:
             text = _NUM_RE.sub(lambda m: _mask_number(m.group(0), counter), text)
         return text

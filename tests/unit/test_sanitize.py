@@ -96,6 +96,7 @@ MASKED = [
     ("Ring +33 1 42 68 53 00.", "Ring <phone>."),
     ("Tel: +61 2 9374 4000.", "Tel: <phone>."),
     ("intl +442079460958.", "intl <phone>."),
+    ("call ٠١٢٣٤٥٦٧٨٩ now", "call <phone> now"),  # digits of any script, as \d reads them
     # Luhn-valid card numbers
     ("card 4111 1111 1111 1111 ok", "card <card> ok"),
     ("card 4111-1111-1111-1111.", "card <card>."),
@@ -205,7 +206,7 @@ def _mask_every_pass(text: str) -> tuple[str, int]:
 _PIECES = st.sampled_from(
     ["bearer ", "BeArEr\t", "bEARER  ", "sk-", "sk-ant-", "pk_live_", "AKIA", "ghp_", "xoxb-", "AIza", "eyJ",
      "@", "a@b.io", ".", "-", "_", " ", "(", ")", "+1 ", "4111", "2024-01-02", "abcdefgh", "ABCDEFGH",
-     "01234567", "é", "\u212a", "-x"]
+     "01234567", "é", "\u212a", "-x", "٠١٢٣٤", "٥٦٧٨٩", "5"]
 )  # fmt: skip
 
 
