@@ -6,6 +6,8 @@ import random
 
 import pytest
 from aiokafka import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workers.kafka.offsets import OffsetTracker
 
@@ -186,3 +188,42 @@ def test_done_refs_marks_records_of_several_partitions_like_done_one_by_one() ->
     batched.done_refs(refs)  # ("x", 3) is not tracked: ignored, as done() ignores it
     assert batched.committable() == one_by_one.committable() == {TP0: 3, TP1: 6, TP2: 1}
     assert batched.pending() == one_by_one.pending() == 3
+
+
+class _Reference:
+    """The contiguous-done-prefix rule spelled out plainly: offsets in the order first added."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.finished: set[int] = set()
+        self.next_commit: int | None = None
+
+    def add(self, offset: int) -> None:
+        if offset not in self.order:
+            self.order.append(offset)
+
+    def done(self, offset: int) -> None:
+        if offset in self.order:
+            self.finished.add(offset)
+        while self.order and self.order[0] in self.finished:
+            first = self.order.pop(0)
+            self.finished.discard(first)
+            self.next_commit = first + 1
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(min_value=0, max_value=12)), max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_adds_and_dones_interleaved_in_any_order_match_the_plain_rule(steps: list[tuple[bool, int]]) -> None:
+    # adds after the prefix drained, offsets added out of order, done twice, done before added
+    tracker, reference = OffsetTracker(), _Reference()
+    for is_add, offset in steps:
+        if is_add:
+            tracker.add(TP0, offset)
+            reference.add(offset)
+        else:
+            tracker.done(TP0, offset)
+            reference.done(offset)
+        assert tracker.pending(TP0) == len(reference.order) - len(reference.finished)
+        assert tracker.oldest_pending(TP0) == (reference.order[0] if reference.order else None)
+        expected = {} if reference.next_commit is None else {TP0: reference.next_commit}
+        assert tracker.committable() == expected

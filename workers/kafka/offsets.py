@@ -14,25 +14,44 @@ from aiokafka import TopicPartition
 
 
 class _Partition:
-    __slots__ = ("next_commit", "pending")
+    """One partition's registered offsets in fetch order (True once done) and the first of them.
+
+    Invariant after every call: the first registered offset (``head``) is not done; a done
+    prefix is dropped at once and ``next_commit`` moves past it. So marking any offset but the
+    head is one dict write, and only the head's completion walks the prefix.
+    """
+
+    __slots__ = ("head", "next_commit", "pending")
 
     def __init__(self) -> None:
         self.pending: OrderedDict[int, bool] = OrderedDict()
         self.next_commit: int | None = None
+        self.head: int | None = None
 
     def add(self, offset: int) -> None:
-        if offset not in self.pending:
-            self.pending[offset] = False
+        pending = self.pending
+        if offset not in pending:
+            if not pending:
+                self.head = offset
+            pending[offset] = False
 
     def done(self, offset: int) -> None:
-        if offset in self.pending:
-            self.pending[offset] = True
-        while self.pending:
-            first, finished = next(iter(self.pending.items()))
-            if not finished:
-                break
-            self.pending.popitem(last=False)
+        pending = self.pending
+        if pending.get(offset) is not False:  # unknown, or done already: nothing changes
+            return
+        if offset != self.head:
+            pending[offset] = True
+            return
+        pending.popitem(last=False)
+        self.next_commit = offset + 1
+        while pending:
+            first = next(iter(pending))
+            if not pending[first]:
+                self.head = first
+                return
+            pending.popitem(last=False)
             self.next_commit = first + 1
+        self.head = None
 
 
 class OffsetTracker:
