@@ -67,7 +67,7 @@ _NINE_DIGITS = re.compile(r"\d(?:[\s().\-]*\d){8}")
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
+        d = int(ch)  # any script's digit, as \d matches it
         if i % 2 == 1:
             d *= 2
             if d > 9:
