@@ -278,16 +278,18 @@ class Comparator(CommittingWorker):
     async def _ship(self, values: list[Message]) -> list[asyncio.Future[Any]]:
         producer = self._producer
         assert producer is not None
-        batchers: dict[str, PartitionBatcher] = {}
-        shipped = []
+        by_topic: dict[str, list[tuple[str, bytes]]] = {}
         for topic, key, value in values:
-            batcher = batchers.get(topic)
-            if batcher is None:
-                if topic not in self._partition_counts:
-                    self._partition_counts[topic] = await partition_count(producer, topic)
-                batcher = batchers[topic] = PartitionBatcher(producer, topic, self._partition_counts[topic])
-            shipped.extend(await batcher.add(key, value))
-        for batcher in batchers.values():
+            records = by_topic.get(topic)
+            if records is None:
+                records = by_topic[topic] = []
+            records.append((key, value))
+        shipped = []
+        for topic, records in by_topic.items():
+            if topic not in self._partition_counts:
+                self._partition_counts[topic] = await partition_count(producer, topic)
+            batcher = PartitionBatcher(producer, topic, self._partition_counts[topic])
+            shipped.extend(await batcher.add_many(records))
             shipped.extend(await batcher.flush())
         return [fut for fut, _count in shipped]
 

@@ -10,6 +10,7 @@ record count so the caller can count acknowledgements.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,7 +21,15 @@ Shipped = tuple["asyncio.Future[Any]", int]
 
 
 class RecordTooLarge(ValueError):
-    """A single record does not fit in an empty batch (``max_batch_size``)."""
+    """A single record does not fit in an empty batch (``max_batch_size``).
+
+    ``shipped`` holds the batches the same call shipped before it met that record; the record's
+    partition keeps its open batch, which the next call or :meth:`PartitionBatcher.flush` ships.
+    """
+
+    def __init__(self, message: str, shipped: list[Shipped]) -> None:
+        super().__init__(message)
+        self.shipped = shipped
 
 
 class PartitionBatcher:
@@ -32,18 +41,30 @@ class PartitionBatcher:
 
     async def add(self, req_hash: str, value: bytes) -> list[Shipped]:
         """Append one record; returns the batch shipped to make room, if any."""
-        partition = partition_for(req_hash, self._partitions)
-        key = req_hash.encode()
-        batch = self._open.get(partition)
-        if batch is None:
-            batch = self._open[partition] = self._producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is not None:
-            return []
-        shipped = await self._ship(partition, batch)
-        batch = self._open[partition] = self._producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            del self._open[partition]
-            raise RecordTooLarge(f"record of {len(value)} bytes exceeds the producer's max_batch_size")
+        return await self.add_many(((req_hash, value),))
+
+    async def add_many(self, records: Iterable[tuple[str, bytes]]) -> list[Shipped]:
+        """Append records in order; returns the batches shipped to make room. Appending is
+        synchronous, so a poll's records cost no coroutine each: only a full batch awaits."""
+        shipped: list[Shipped] = []
+        open_batches = self._open
+        partitions = self._partitions
+        for req_hash, value in records:
+            partition = partition_for(req_hash, partitions)
+            key = req_hash.encode()
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            # the open batch is full: the record goes into a fresh one, which it must fit
+            fresh = self._producer.create_batch()
+            if fresh.append(key=key, value=value, timestamp=None) is None:
+                raise RecordTooLarge(
+                    f"record of {len(value)} bytes exceeds the producer's max_batch_size", shipped
+                )
+            shipped.extend(await self._ship(partition, batch))
+            open_batches[partition] = fresh
         return shipped
 
     async def flush(self) -> list[Shipped]:
