@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.chat import TokenUsage
 from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
 from workers.compare import quality as q
 from workers.hashing import canonical_json
@@ -100,11 +99,6 @@ def test_cost_is_none_when_unpriced_or_usage_missing(
     model: str | None, prompt: int | None, completion: int | None
 ) -> None:
     assert q.cost_usd(model, prompt, completion, PRICES) is None
-
-
-def test_usage_tokens() -> None:
-    assert q.usage_tokens(None) == (None, None)
-    assert q.usage_tokens(TokenUsage(prompt_tokens=7, completion_tokens=3, total_tokens=10)) == (7, 3)
 
 
 # ---------------------------------------------------------------------- grading

@@ -207,33 +207,49 @@ class ComparisonBuilder:
 
     def _joined(self, item: Joined, scores: _Scores, masked: _Masked) -> Comparison:
         env, res = item.envelope, item.result
-        shadow_status = _shadow_status(res)
-        prod_answer = env.prod.answer
+        prod = env.prod
+        shadow_status = "ok" if res.status == "ok" else f"error:{res.error_class or 'unknown'}"
+        prod_answer = prod.answer
         shadow = masked.answer(res)
         ds = scores.get(prod_answer, shadow)
-        base = self._baseline_of(item)
+        baseline = self._baseline
+        base = item.peers.get(baseline) if baseline is not None and res.candidate != baseline else None
         floor = scores.get(prod_answer, masked.answer(base)) if base is not None else None
         gold = env.gold
         gold_answer = gold.answer if gold else None
-        ds_gold = scores.get(gold_answer, shadow)
-        prod_ds_gold = scores.get(gold_answer, prod_answer)
-        lam, lam_max, lam_n = self._lambda(res, scores, masked)
+        if gold_answer is None:  # every gold score and verdict is None (a gold with ids only)
+            ds_gold = prod_ds_gold = prod_solved = shadow_solved = None
+        else:
+            ds_gold = scores.get(gold_answer, shadow)
+            prod_ds_gold = scores.get(gold_answer, prod_answer)
+            prod_solved = self.grader.solved(prod_answer, gold_answer, prod_ds_gold)
+            shadow_solved = self.grader.solved(shadow, gold_answer, ds_gold)
+        lam, lam_max, lam_n = self._lambda(res, scores, masked) if res.stability else (None, None, 0)
         base_lam = self._lambda(base, scores, masked)[0] if base is not None else None
         flip = None if lam is None or base_lam is None else base_lam == "convergent" and lam == "divergent"
         target = (
             gold.cited_ids
             if gold and gold.cited_ids
-            else q.cited_ids(prod_answer, env.prod.cited_ids, self._citations, self._citation_guard)
+            else q.cited_ids(prod_answer, prod.cited_ids, self._citations, self._citation_guard)
         )
         cited = (
             q.cited_ids(shadow, masked.texts(res.cited_ids), self._citations, self._citation_guard)
             if target
             else ()
         )
-        tools = q.tool_stats(res, env.tool_keys)
-        stubbed, blocked = _tool_dispositions(res)
-        shadow_prompt, shadow_completion = q.usage_tokens(res.usage)
-        prices = self._s.prices
+        if res.tool_calls:
+            tools = q.tool_stats(res, env.tool_keys)
+            agreement = tool_agreement(env, res)
+            stubbed, blocked = _tool_dispositions(res)
+        else:  # what those three give for a replay without tool calls
+            tools = q.NO_TOOL_CALLS
+            agreement = 0.0 if env.tool_keys else None
+            stubbed = blocked = 0
+        usage, prices = res.usage, self._s.prices
+        shadow_cost = (
+            q.cost_usd(res.model, usage.prompt_tokens, usage.completion_tokens, prices) if usage else None
+        )
+        status = str(prod.status)
         # field order = the contract's (trusted construction; test_build validates every shape)
         return Comparison.trusted(
             {
@@ -242,7 +258,7 @@ class ComparisonBuilder:
                 "req_hash": env.req_hash,
                 "req_id": env.req_id,
                 "candidate": res.candidate,
-                "traffic_arm": "baseline" if res.candidate == self._baseline else "shadow",
+                "traffic_arm": "baseline" if res.candidate == baseline else "shadow",
                 "ts_ms": env.ts_ms,
                 "endpoint": env.endpoint,
                 "tenant": env.tenant,
@@ -251,14 +267,14 @@ class ComparisonBuilder:
                 "outcome": "joined",
                 "delta_s": ds,
                 "exact_match": _same_text(prod_answer, shadow),
-                "prod_latency_ms": env.prod.latency_ms,
+                "prod_latency_ms": prod.latency_ms,
                 "shadow_latency_ms": res.latency_ms,
-                "latency_delta_ms": res.latency_ms - env.prod.latency_ms,
-                "prod_status": str(env.prod.status),
+                "latency_delta_ms": res.latency_ms - prod.latency_ms,
+                "prod_status": status,
                 "shadow_status": shadow_status,
-                "status_pair": f"{env.prod.status}/{shadow_status}",
+                "status_pair": f"{status}/{shadow_status}",
                 "shadow_error_class": res.error_class,
-                "tool_agreement": tool_agreement(env, res),
+                "tool_agreement": agreement,
                 "tools_stubbed": stubbed,
                 "tools_blocked": blocked,
                 "prod_pins": env.pins,
@@ -268,8 +284,8 @@ class ComparisonBuilder:
                 "delta_s_gold": ds_gold,
                 "prod_delta_s_gold": prod_ds_gold,
                 "grader": self.grader.name if gold_answer is not None else None,
-                "prod_solved": self.grader.solved(prod_answer, gold_answer, prod_ds_gold),
-                "shadow_solved": self.grader.solved(shadow, gold_answer, ds_gold),
+                "prod_solved": prod_solved,
+                "shadow_solved": shadow_solved,
                 "lambda_state": lam,
                 "lambda_max_ds": lam_max,
                 "lambda_samples": lam_n,
@@ -282,10 +298,8 @@ class ComparisonBuilder:
                 "tool_valid": tools.valid,
                 "tool_success": tools.success,
                 "tool_matched_prod": tools.matched_prod,
-                "prod_cost_usd": q.cost_usd(
-                    env.prod.model, env.prod.prompt_tokens, env.prod.completion_tokens, prices
-                ),
-                "shadow_cost_usd": q.cost_usd(res.model, shadow_prompt, shadow_completion, prices),
+                "prod_cost_usd": q.cost_usd(prod.model, prod.prompt_tokens, prod.completion_tokens, prices),
+                "shadow_cost_usd": shadow_cost,
             }
         )
 

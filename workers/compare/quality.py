@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal
 
-from schemas.chat import TokenUsage
 from schemas.shadow_result import ShadowResult
 from workers.hashing import canonical_json
 from workers.settings import CompareSettings, ModelPrice
@@ -113,10 +112,6 @@ def cost_usd(
     if price is None:
         return None
     return round((prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1_000_000, 9)
-
-
-def usage_tokens(usage: TokenUsage | None) -> tuple[int | None, int | None]:
-    return (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
 
 
 class Grader:
