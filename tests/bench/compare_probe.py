@@ -1,0 +1,136 @@
+"""Hand-run probe: where the comparator's time goes against the raw baseline (not collected by pytest).
+
+    .venv/bin/python -m tests.bench.compare_probe [--requests 20000] [--rounds 3]
+
+Per round, CPU time per pair (``time.process_time``) of four runs over the same records:
+
+- ``raw in-process`` / ``comparator in-process``: the records' bytes copied afresh per
+  2,000-record poll (as a fetch hands them over), then decoded (the baseline) or read, joined,
+  built, encoded, windowed, observed and released (the comparator's per-pair work, no Kafka);
+- ``raw via Kafka`` / ``comparator via Kafka``: the ``compare`` benchmark's two variants.
+
+The ratios say whether the gap is the comparator's own work or its Kafka traffic. Needs the
+local broker (or ``KAFKA_BOOTSTRAP_SERVERS``); its topics are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from aiokafka import TopicPartition
+
+from schemas.codec import decode, encode
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+from tests.bench import bench_compare as bc
+from tests.bench.common import bench_settings, delete_topics, kafka_kwargs
+from tests.bench.payloads import envelope_of_size
+from tests.support.factories import result
+from workers.compare.build import ComparisonBuilder
+from workers.compare.join import JoinBuffer
+from workers.compare.prod_side import ProdSide
+from workers.compare.prom import CompareMetrics
+from workers.compare.results import decode_result
+from workers.gc_tuning import tune_for_workers
+from workers.kafka.admin import ensure_topics
+from workers.kafka.offsets import OffsetTracker
+from workers.settings import CompareSettings
+from workers.windows.aggregate import WindowAggregator
+
+POLL = 2_000
+Records = list[tuple[bool, bytes]]  # (is a request, value)
+
+
+def _records(n: int) -> Records:
+    out: Records = []
+    for i in range(n):
+        env = envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"})
+        out += [(True, encode(env)), (False, encode(result(env, "cand")))]
+    return out
+
+
+def _polls(records: Records) -> list[Records]:
+    """Each poll's records with their bytes copied afresh, as a fetch hands them over."""
+    return [
+        [(kind, bytes(bytearray(v))) for kind, v in records[i : i + POLL]]
+        for i in range(0, len(records), POLL)
+    ]
+
+
+def raw_in_process(records: Records) -> float:
+    started = time.process_time()
+    for poll in _polls(records):
+        for is_request, value in poll:
+            decode(value, RequestEnvelope if is_request else ShadowResult)
+    return (time.process_time() - started) / (len(records) / 2) * 1e6
+
+
+def comparator_in_process(records: Records) -> float:
+    join = JoinBuffer(("cand",), 3_600_000, max_pending=len(records))
+    builder = ComparisonBuilder(None, CompareSettings(candidates=("cand",)))
+    windows, metrics, tracker = (
+        WindowAggregator(3_600_000, 0, member="probe"),
+        CompareMetrics(),
+        OffsetTracker(),
+    )
+    requests, results = (
+        tracker.partition(TopicPartition("req", 0)),
+        tracker.partition(TopicPartition("res", 0)),
+    )
+    started = time.process_time()
+    offset = 0
+    for poll in _polls(records):
+        outputs = []
+        for is_request, value in poll:
+            if is_request:
+                requests.add(offset)
+                out, _ = join.add_request(ProdSide.decode(value), ("req", 0, offset), 0)
+            else:
+                results.add(offset)
+                out, _ = join.add_result(decode_result(value), ("res", 0, offset), 0)
+            outputs += out
+            offset += 1
+        comparisons = builder.build(outputs)
+        _encoded = [encode(c) for c in comparisons]
+        for c in comparisons:
+            windows.add(c)
+        metrics.observe(comparisons)
+        tracker.done_refs([ref for item in outputs for ref in item.release])
+    return (time.process_time() - started) / (len(records) / 2) * 1e6
+
+
+async def main(n: int, rounds: int) -> None:
+    tune_for_workers()
+    records = _records(n)
+    settings = bench_settings("probe")
+    kwargs = kafka_kwargs(settings)
+    await ensure_topics(settings.topics, kwargs)
+    pairs = await bc._prefill(settings, kwargs, n, 0)
+    try:
+        for _ in range(rounds):
+            raw, cmp = raw_in_process(records), comparator_in_process(records)
+            started = time.process_time()
+            await bc._raw(settings, kwargs, n + pairs, pairs)
+            raw_kafka = (time.process_time() - started) / pairs * 1e6
+            started = time.process_time()
+            await bc._comparator(settings, kwargs, pairs)
+            cmp_kafka = (time.process_time() - started) / pairs * 1e6
+            kafka_ratio = cmp_kafka / raw_kafka
+            print(
+                f"CPU µs per pair  in-process: raw {raw:.1f}, comparator {cmp:.1f} ({cmp / raw:.2f}×)"
+                f"  via Kafka: raw {raw_kafka:.1f}, comparator {cmp_kafka:.1f} ({kafka_ratio:.2f}×)",
+                flush=True,
+            )
+    finally:
+        t = settings.topics
+        await delete_topics(kwargs, [t.requests_topic, t.shadow_results_topic, t.compare_topic, t.dlq_topic])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.rounds))
