@@ -208,12 +208,11 @@ class ComparisonBuilder:
     def _joined(self, item: Joined, scores: _Scores, masked: _Masked) -> Comparison:
         env, res = item.envelope, item.result
         prod = env.prod
-        shadow_status = "ok" if res.status == "ok" else f"error:{res.error_class or 'unknown'}"
+        shadow_status = _shadow_status(res)
         prod_answer = prod.answer
         shadow = masked.answer(res)
         ds = scores.get(prod_answer, shadow)
-        baseline = self._baseline
-        base = item.peers.get(baseline) if baseline is not None and res.candidate != baseline else None
+        base = self._baseline_of(item)
         floor = scores.get(prod_answer, masked.answer(base)) if base is not None else None
         gold = env.gold
         gold_answer = gold.answer if gold else None
@@ -224,7 +223,7 @@ class ComparisonBuilder:
             prod_ds_gold = scores.get(gold_answer, prod_answer)
             prod_solved = self.grader.solved(prod_answer, gold_answer, prod_ds_gold)
             shadow_solved = self.grader.solved(shadow, gold_answer, ds_gold)
-        lam, lam_max, lam_n = self._lambda(res, scores, masked) if res.stability else (None, None, 0)
+        lam, lam_max, lam_n = self._lambda(res, scores, masked)
         base_lam = self._lambda(base, scores, masked)[0] if base is not None else None
         flip = None if lam is None or base_lam is None else base_lam == "convergent" and lam == "divergent"
         target = (
@@ -258,7 +257,7 @@ class ComparisonBuilder:
                 "req_hash": env.req_hash,
                 "req_id": env.req_id,
                 "candidate": res.candidate,
-                "traffic_arm": "baseline" if res.candidate == baseline else "shadow",
+                "traffic_arm": "baseline" if res.candidate == self._baseline else "shadow",
                 "ts_ms": env.ts_ms,
                 "endpoint": env.endpoint,
                 "tenant": env.tenant,
