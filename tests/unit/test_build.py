@@ -12,6 +12,8 @@ from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowToolCall
 from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
+from workers.compare import quality as q
+from workers.compare.build import tool_agreement
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.prod_side import ProdSide
 
@@ -102,6 +104,26 @@ def test_tool_agreement_and_dispositions() -> None:
     assert comp.tools_blocked == 1
     assert comp.status_pair == "200/ok"
     assert comp.latency_delta_ms == res.latency_ms - env.prod.latency_ms
+
+
+def test_a_replay_without_tool_calls_gets_what_the_tool_helpers_say() -> None:
+    """The builder skips the tool helpers for a replay without tool calls: its fixed answers
+    must be theirs, with and without recorded prod calls."""
+    with_tools = envelope(5)
+    without_tools = with_tools.model_copy(update={"tool_io": ()})
+    for env in (with_tools, without_tools):
+        side, res = ProdSide.of(env), result(env)
+        assert not res.tool_calls
+        comp = CheckedBuilder(None).build([Joined(side, res, [])])[0]
+        stats = q.tool_stats(res, side.tool_keys)
+        assert comp.tool_agreement == tool_agreement(side, res)
+        assert (comp.tool_calls, comp.tool_valid, comp.tool_matched_prod, comp.tool_success) == (
+            stats.calls, stats.valid, stats.matched_prod, stats.success,
+        )  # fmt: skip
+        assert (comp.tools_stubbed, comp.tools_blocked) == (0, 0)
+    assert [c.tool_agreement for c in CheckedBuilder(None).build(
+        [Joined(ProdSide.of(e), result(e), []) for e in (with_tools, without_tools)]
+    )] == [0.0, None]  # fmt: skip
 
 
 def test_breakdown_buckets_travel_from_the_envelope_to_every_comparison() -> None:
