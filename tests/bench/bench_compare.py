@@ -37,9 +37,14 @@ from workers.kafka.admin import ensure_topics
 from workers.settings import Settings
 
 
+def envelopes(n: int) -> list[RequestEnvelope]:
+    """The benchmark's n requests (1 KB envelopes with distinct ids)."""
+    return [envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"}) for i in range(n)]
+
+
 async def _prefill(settings: Settings, kwargs: dict[str, Any], n: int, distance: int) -> int:
     """Write n requests and results for 95 % of them, result i written after request i + distance."""
-    envs = [envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"}) for i in range(n)]
+    envs = envelopes(n)
     t = settings.topics
     producer = AIOKafkaProducer(**kwargs, acks="all", linger_ms=5, max_batch_size=262_144)
     await producer.start()

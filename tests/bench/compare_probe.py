@@ -26,7 +26,6 @@ from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
 from tests.bench import bench_compare as bc
 from tests.bench.common import bench_settings, delete_topics, kafka_kwargs
-from tests.bench.payloads import envelope_of_size
 from tests.support.factories import result
 from workers.compare.build import ComparisonBuilder
 from workers.compare.join import JoinBuffer
@@ -45,8 +44,7 @@ Records = list[tuple[bool, bytes]]  # (is a request, value)
 
 def _records(n: int) -> Records:
     out: Records = []
-    for i in range(n):
-        env = envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"})
+    for env in bc.envelopes(n):
         out += [(True, encode(env)), (False, encode(result(env, "cand")))]
     return out
 
