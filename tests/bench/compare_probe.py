@@ -92,8 +92,7 @@ def comparator_in_process(records: Records) -> float:
             offset += 1
         comparisons = builder.build(outputs)
         _encoded = [encode(c) for c in comparisons]
-        for c in comparisons:
-            windows.add(c)
+        windows.add_many(comparisons)
         metrics.observe(comparisons)
         tracker.done_refs([ref for item in outputs for ref in item.release])
     return (time.process_time() - started) / (len(records) / 2) * 1e6

@@ -10,6 +10,7 @@ from schemas.codec import decode, encode
 from schemas.comparison import Comparison
 from schemas.window_summary import WindowSummary
 from workers.windows import histograms as h
+from workers.windows.accumulator import Accumulator
 from workers.windows.aggregate import WindowAggregator
 
 
@@ -120,3 +121,49 @@ def test_tally_folds_into_exactly_the_histogram_direct_recording_gives() -> None
     for p in (0, 50, 90, 95, 99, 99.9, 100):
         assert tally.hist.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
     assert h.encode(tally.hist) == h.encode(direct)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_adding_a_poll_at_once_equals_adding_one_at_a_time(seed: int) -> None:
+    """``add_many`` (a poll's comparisons in runs per window) gives the summaries and late counts
+    of adding each at its event time, whatever the chunking, the interleaving of windows and
+    keys, and late records among them."""
+    rng = random.Random(seed)
+    polls: list[list[Comparison]] = []
+    for p in range(6):
+        poll = []
+        for i in range(rng.randrange(0, 60)):
+            outcome = rng.choice(["joined", "joined", "joined", "shadow_timeout", "request_missing"])
+            c = comparison(p * 100 + i, rng, candidate=rng.choice(["a", "b"]), outcome=outcome)
+            ts = p * 1_000 + rng.randrange(-2_500, 1_000)  # some land in windows closed already
+            poll.append(c.model_copy(update={"ts_ms": max(ts, 0), "tenant": rng.choice(["t1", "t2"])}))
+        polls.append(poll)
+    one, batched = WindowAggregator(1_000, 200), WindowAggregator(1_000, 200)
+    out_one: list[WindowSummary] = []
+    out_batched: list[WindowSummary] = []
+    late_one = late_batched = 0
+    for p, poll in enumerate(polls):
+        late_one += sum(not one.add(c, event_ms=c.ts_ms) for c in poll)
+        cut = rng.randrange(0, len(poll) + 1)
+        late_batched += batched.add_many(poll[:cut]) + batched.add_many(poll[cut:])
+        out_one += one.advance(p * 1_000)
+        out_batched += batched.advance(p * 1_000)
+    out_one += one.flush()
+    out_batched += batched.flush()
+    assert late_batched == late_one == one.late_total == batched.late_total
+    assert [s.model_dump() for s in out_batched] == [s.model_dump() for s in out_one]
+    assert late_one > 0  # the polls do put records into windows closed already
+
+
+def test_the_accumulator_records_latencies_as_latency_value_does() -> None:
+    """``Accumulator.add_many`` inlines :func:`histograms.latency_value`; the two must agree at
+    the clamps (under 1 µs, past an hour) and on rounding."""
+    rng = random.Random(5)
+    values = [0.0, 0.0004, 0.0005, 0.0015, 1.2345, 40.0, 3_600_000.0, 9e12]
+    acc = Accumulator(0, 60_000, ("b", None, None))
+    base = comparison(0, rng)
+    acc.add_many([base.model_copy(update={"prod_latency_ms": ms, "shadow_latency_ms": ms}) for ms in values])
+    expected: dict[int, int] = {}
+    for ms in values:
+        expected[h.latency_value(ms)] = expected.get(h.latency_value(ms), 0) + 1
+    assert acc.lat_prod.pending == expected == acc.lat_shadow.pending

@@ -12,7 +12,7 @@ Percentiles are read with numpy from the histogram's counts array
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -121,28 +121,55 @@ class Accumulator:
     gold: h.Tally = field(default_factory=h.delta_s_tally)
 
     def add(self, c: Comparison) -> None:
-        self.count += 1
-        self.traffic_arm = c.traffic_arm
-        if c.outcome == "shadow_timeout":
-            self.shadow_timeouts += 1
-        elif c.outcome == "request_missing":
-            self.requests_missing += 1
-        else:
-            self._add_joined(c)
-        if c.prod_status is not None and not c.prod_status.startswith("2"):
-            self.prod_errors += 1
-        if c.prod_latency_ms is not None:
-            self.lat_prod.record(h.latency_value(c.prod_latency_ms))
-        if c.shadow_latency_ms is not None:
-            self.lat_shadow.record(h.latency_value(c.shadow_latency_ms))
+        self.add_many((c,))
 
-    def _add_joined(self, c: Comparison) -> None:
-        self.joined += 1
-        if c.exact_match is not None:
-            self.exact_known += 1
-            self.exact_matches += c.exact_match
-        if c.shadow_status != "ok":
-            self.shadow_errors += 1
+    def add_many(self, comparisons: Iterable[Comparison]) -> None:
+        """Add comparisons in order. The counters every comparison touches are kept in locals for
+        the batch and written back once (a poll's comparisons mostly share one window); the
+        result is the same as adding them one at a time, float sums included (same order)."""
+        count, joined = self.count, self.joined
+        timeouts, missing = self.shadow_timeouts, self.requests_missing
+        prod_errors, arm = self.prod_errors, self.traffic_arm
+        exact_known, exact_matches, shadow_errors = self.exact_known, self.exact_matches, self.shadow_errors
+        tool_calls, tool_valid, tool_matched = self.tool_calls, self.tool_valid, self.tool_matched_prod
+        lat_prod, lat_shadow = self.lat_prod.pending, self.lat_shadow.pending
+        top = h.LATENCY_MAX_US
+        for c in comparisons:
+            count += 1
+            arm = c.traffic_arm
+            outcome = c.outcome
+            if outcome == "shadow_timeout":
+                timeouts += 1
+            elif outcome == "request_missing":
+                missing += 1
+            else:
+                joined += 1
+                if (exact := c.exact_match) is not None:
+                    exact_known += 1
+                    exact_matches += exact
+                if c.shadow_status != "ok":
+                    shadow_errors += 1
+                tool_calls += c.tool_calls
+                tool_valid += c.tool_valid
+                tool_matched += c.tool_matched_prod
+                self._add_scores(c)
+            status = c.prod_status
+            if status is not None and not status.startswith("2"):
+                prod_errors += 1
+            if (ms := c.prod_latency_ms) is not None:
+                value = min(max(1, round(ms * 1000)), top)  # h.latency_value, inlined
+                lat_prod[value] = lat_prod.get(value, 0) + 1
+            if (ms := c.shadow_latency_ms) is not None:
+                value = min(max(1, round(ms * 1000)), top)
+                lat_shadow[value] = lat_shadow.get(value, 0) + 1
+        self.count, self.joined = count, joined
+        self.shadow_timeouts, self.requests_missing = timeouts, missing
+        self.prod_errors, self.traffic_arm = prod_errors, arm
+        self.exact_known, self.exact_matches, self.shadow_errors = exact_known, exact_matches, shadow_errors
+        self.tool_calls, self.tool_valid, self.tool_matched_prod = tool_calls, tool_valid, tool_matched
+
+    def _add_scores(self, c: Comparison) -> None:
+        """A joined pair's optional scores: ΔS, λ, coverage, grades and cost."""
         if c.delta_s is not None:
             self.delta_s_count += 1
             self.delta_s_sum += c.delta_s
@@ -165,9 +192,6 @@ class Accumulator:
             self.coverage_count += 1
             self.coverage_sum += c.coverage
             self.coverage_sq_sum += c.coverage * c.coverage
-        self.tool_calls += c.tool_calls
-        self.tool_valid += c.tool_valid
-        self.tool_matched_prod += c.tool_matched_prod
         graded = c.prod_solved is not None and c.shadow_solved is not None
         p_ok, s_ok = bool(c.prod_solved), bool(c.shadow_solved)
         if graded:

@@ -8,7 +8,7 @@ already out) but counted, and the count rides on the key's next summary (``late`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from schemas.comparison import Comparison
 from schemas.window_summary import WindowSummary
@@ -32,18 +32,61 @@ class WindowAggregator:
 
     def add(self, comparison: Comparison, event_ms: int | None = None) -> bool:
         """Add one comparison; False when it was late (counted, not merged)."""
-        ts = comparison.ts_ms if event_ms is None else event_ms
+        if event_ms is None:
+            return self.add_many((comparison,)) == 0
+        return self._add_at(comparison, event_ms)
+
+    def add_many(self, comparisons: Iterable[Comparison]) -> int:
+        """Add comparisons at their own event time, in order; returns how many were late.
+        Consecutive comparisons of one window (most of a poll's) go to it as one batch."""
+        late = 0
+        run: list[Comparison] = []
+        run_window: tuple[int, Key] | None = None
+        lo = hi = 0  # the run's window as event times (empty while there is no run)
+        candidate: str | None = None
+        endpoint: str | None = None
+        tenant: str | None = None
+        window_ms = self.window_ms
+        for c in comparisons:
+            ts = c.ts_ms
+            if lo <= ts < hi and c.candidate == candidate and c.endpoint == endpoint and c.tenant == tenant:
+                run.append(c)
+                continue
+            self._add_run(run_window, run)
+            key: Key = (c.candidate, c.endpoint, c.tenant)
+            start = ts - ts % window_ms
+            if start < self._closed_until.get(key, -1):  # late: counted, never merged
+                self._count_late(key)
+                late += 1
+                run, run_window, lo, hi = [], None, 0, 0
+                continue
+            run, run_window = [c], (start, key)
+            lo, hi = start, start + window_ms
+            candidate, endpoint, tenant = key
+        self._add_run(run_window, run)
+        return late
+
+    def _add_at(self, comparison: Comparison, event_ms: int) -> bool:
         key: Key = (comparison.candidate, comparison.endpoint, comparison.tenant)
-        start = ts - ts % self.window_ms
+        start = event_ms - event_ms % self.window_ms
         if start < self._closed_until.get(key, -1):
-            self._late[key] = self._late.get(key, 0) + 1
-            self.late_total += 1
+            self._count_late(key)
             return False
-        window = self._open.get((start, key))
-        if window is None:
-            window = self._open[(start, key)] = Accumulator(start, start + self.window_ms, key)
-        window.add(comparison)
+        self._add_run((start, key), [comparison])
         return True
+
+    def _add_run(self, k: tuple[int, Key] | None, run: list[Comparison]) -> None:
+        if k is None or not run:
+            return
+        window = self._open.get(k)
+        if window is None:
+            start, key = k
+            window = self._open[k] = Accumulator(start, start + self.window_ms, key)
+        window.add_many(run)
+
+    def _count_late(self, key: Key) -> None:
+        self._late[key] = self._late.get(key, 0) + 1
+        self.late_total += 1
 
     def advance(self, watermark_ms: int, partitions: Sequence[int] = ()) -> list[WindowSummary]:
         """Close and summarise every window whose end plus grace the watermark has passed."""

@@ -57,6 +57,11 @@ class Tally:
         pending[value] = pending.get(value, 0) + 1
 
     @property
+    def pending(self) -> dict[int, int]:
+        """The value → count dict :meth:`record` adds to, for callers that record in a loop."""
+        return self._pending
+
+    @property
     def hist(self) -> HdrHistogram:
         if self._pending:
             for value, count in self._pending.items():
