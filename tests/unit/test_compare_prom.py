@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from schemas.comparison import Comparison
-from workers.compare.prom import DELTA_S_BUCKETS, EXCESS_BUCKETS, CompareMetrics
+from workers.compare.prom import DELTA_S_BUCKETS, EXCESS_BUCKETS, LATENCY_BUCKETS, CompareMetrics
 from workers.settings import CompareSettings
 from workers.windows.accumulator import Accumulator
 from workers.windows.alerts import drift_alerts
@@ -212,3 +213,81 @@ def test_metrics_are_not_registered_globally() -> None:
     first.observe([_comp(1, delta_s=0.1)])
     assert 'candidate="cand"' not in _render(second)
     assert _value(_render(first), f'{P}_delta_s_count{{candidate="cand",traffic_arm="shadow"}}') == 1
+
+
+def _reference_exposition(polls: list[list[Comparison]]) -> str:
+    """The series as prometheus-client's own Histogram and Counter give them, one value at a time."""
+    registry = CollectorRegistry()
+    arm = ("candidate", "traffic_arm")
+    delta_s = Histogram(f"{P}_delta_s", "x", arm, buckets=DELTA_S_BUCKETS, registry=registry)
+    excess = Histogram(f"{P}_delta_s_excess", "x", ("candidate",), buckets=EXCESS_BUCKETS, registry=registry)
+    latency = Histogram(f"{P}_latency_seconds", "x", arm, buckets=LATENCY_BUCKETS, registry=registry)
+    outcomes = Counter(f"{P}_comparisons", "x", ("candidate", "traffic_arm", "outcome"), registry=registry)
+    errors = Counter(f"{P}_shadow_errors", "x", ("candidate",), registry=registry)
+    flips = Counter(f"{P}_lambda_flips", "x", ("candidate",), registry=registry)
+    for poll in polls:
+        for c in poll:
+            outcomes.labels(c.candidate, c.traffic_arm, c.outcome).inc()
+            if c.prod_latency_ms is not None:
+                latency.labels(c.candidate, "prod").observe(c.prod_latency_ms / 1000)
+            if c.shadow_latency_ms is not None:
+                latency.labels(c.candidate, c.traffic_arm).observe(c.shadow_latency_ms / 1000)
+            if c.outcome != "joined":
+                continue
+            if c.delta_s is not None:
+                delta_s.labels(c.candidate, c.traffic_arm).observe(c.delta_s)
+            if c.delta_s_excess is not None:
+                excess.labels(c.candidate).observe(c.delta_s_excess)
+            if c.shadow_status != "ok":
+                errors.labels(c.candidate).inc()
+            if c.lambda_flip:
+                flips.labels(c.candidate).inc()
+    return generate_latest(registry).decode()
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Exposition lines by series (help text and ``_created`` stamps left out)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or "_created" in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        out[name] = float(value)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_batched_observe_equals_observing_one_at_a_time(seed: int) -> None:
+    """Grouping a poll per series changes no count, bucket or float sum, whatever the mix of
+    candidates, arms (one candidate in two arms included), outcomes and missing values."""
+    rng = random.Random(seed)
+
+    def maybe(value: float) -> float | None:
+        return None if rng.random() < 0.3 else value
+
+    polls = []
+    for p in range(3):
+        poll = []
+        for i in range(rng.randrange(0, 40)):
+            candidate = rng.choice(["a", "b", "baseline"])
+            outcome = rng.choice(["joined", "joined", "shadow_timeout", "request_missing"])
+            ds = maybe(round(rng.random(), 4))
+            poll.append(
+                _comp(
+                    p * 100 + i,
+                    candidate,
+                    traffic_arm=rng.choice(["shadow", "baseline", "prod"]),
+                    outcome=outcome,
+                    prod_latency_ms=maybe(rng.uniform(1, 9000)),
+                    shadow_latency_ms=maybe(rng.uniform(1, 9000)),
+                    delta_s=ds,
+                    delta_s_excess=maybe(round(rng.uniform(-1, 1), 4)),
+                    shadow_status=rng.choice(["ok", "ok", "error:timeout"]),
+                    lambda_flip=rng.choice([None, True, False]),
+                )
+            )
+        polls.append(poll)
+    metrics = CompareMetrics()
+    for poll in polls:
+        metrics.observe(poll)
+    assert _samples(_render(metrics)) == _samples(_reference_exposition(polls))

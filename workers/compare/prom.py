@@ -11,8 +11,7 @@ per label set.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -27,6 +26,41 @@ DELTA_S_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1
 EXCESS_BUCKETS = (-0.3, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 P = "shadowlane_compare"
+
+
+class _ArmBatch:
+    """One poll's values of one (candidate, traffic_arm), in poll order. The series labelled by
+    the candidate alone (prod latency, ΔS excess) are lists shared by the candidate's batches, and
+    an arm named ``prod`` shares prod's latency series, as one-at-a-time observing would."""
+
+    __slots__ = ("delta_s", "errors", "excess", "flips", "latency", "outcomes", "prod_latency")
+
+    def __init__(self, arm: str, prod_latency: list[float], excess: list[float]) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.prod_latency = prod_latency
+        self.latency = prod_latency if arm == "prod" else []
+        self.excess = excess
+        self.delta_s: list[float] = []
+        self.errors = 0
+        self.flips = 0
+
+    def add(self, c: Comparison) -> None:
+        outcome = c.outcome
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if (ms := c.prod_latency_ms) is not None:
+            self.prod_latency.append(ms / 1000)
+        if (ms := c.shadow_latency_ms) is not None:
+            self.latency.append(ms / 1000)
+        if outcome != "joined":
+            return
+        if (ds := c.delta_s) is not None:
+            self.delta_s.append(ds)
+        if (excess := c.delta_s_excess) is not None:
+            self.excess.append(excess)
+        if c.shadow_status != "ok":
+            self.errors += 1
+        if c.lambda_flip:
+            self.flips += 1
 
 
 class CompareMetrics:
@@ -76,31 +110,37 @@ class CompareMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def observe(self, comparisons: Iterable[Comparison]) -> None:
-        """Observe a poll's comparisons: values grouped per series, each series updated once."""
-        counts: defaultdict[tuple[Any, str, tuple[str, ...]], int] = defaultdict(int)
-        values: defaultdict[tuple[BatchHistogram, tuple[str, ...]], list[float]] = defaultdict(list)
+    def observe(self, comparisons: Sequence[Comparison]) -> None:
+        """Observe a poll's comparisons: values grouped per series (in their order, so each
+        histogram's float sum is the one one-at-a-time observing gives), each series updated once."""
+        arms: dict[tuple[str, str], _ArmBatch] = {}
+        shared: dict[str, tuple[list[float], list[float]]] = {}  # candidate: prod latency, excess
         for c in comparisons:
-            cand, arm = c.candidate, c.traffic_arm
-            counts[(self.comparisons, "n", (cand, arm, c.outcome))] += 1
-            if c.prod_latency_ms is not None:
-                values[(self.latency, (cand, "prod"))].append(c.prod_latency_ms / 1000)
-            if c.shadow_latency_ms is not None:
-                values[(self.latency, (cand, arm))].append(c.shadow_latency_ms / 1000)
-            if c.outcome != "joined":
-                continue
-            if c.delta_s is not None:
-                values[(self.delta_s, (cand, arm))].append(c.delta_s)
-            if c.delta_s_excess is not None:
-                values[(self.delta_s_excess, (cand,))].append(c.delta_s_excess)
-            if c.shadow_status != "ok":
-                counts[(self.shadow_errors, "err", (cand,))] += 1
-            if c.lambda_flip:
-                counts[(self.lambda_flips, "flip", (cand,))] += 1
-        for (hist, labels), batch in values.items():
-            hist.observe_many(labels, batch)
-        for (metric, name, labels), n in counts.items():
-            self._child(metric, name, *labels).inc(n)
+            key = (c.candidate, c.traffic_arm)
+            batch = arms.get(key)
+            if batch is None:
+                lists = shared.get(key[0])
+                if lists is None:
+                    lists = shared[key[0]] = ([], [])
+                batch = arms[key] = _ArmBatch(key[1], *lists)
+            batch.add(c)
+        errors: dict[str, int] = {}
+        flips: dict[str, int] = {}
+        for (cand, arm), batch in arms.items():
+            for outcome, n in batch.outcomes.items():
+                self._child(self.comparisons, "n", cand, arm, outcome).inc(n)
+            if arm != "prod":
+                self.latency.observe_many((cand, arm), batch.latency)
+            self.delta_s.observe_many((cand, arm), batch.delta_s)
+            errors[cand] = errors.get(cand, 0) + batch.errors
+            flips[cand] = flips.get(cand, 0) + batch.flips
+        for cand, (prod_latency, excess) in shared.items():
+            self.latency.observe_many((cand, "prod"), prod_latency)
+            self.delta_s_excess.observe_many((cand,), excess)
+            if errors[cand]:
+                self._child(self.shadow_errors, "err", cand).inc(errors[cand])
+            if flips[cand]:
+                self._child(self.lambda_flips, "flip", cand).inc(flips[cand])
 
     def window(self, s: WindowSummary) -> None:
         labels = (s.candidate, s.endpoint or "", s.tenant or "")
