@@ -26,6 +26,9 @@ from schemas.shadow_result import ShadowResult
 from workers.compare.prod_side import ProdSide
 
 RecordRef = tuple[str, int, int]  # (topic, partition, offset)
+# the candidates whose outcome for a request already left: a lone one as itself, so the cache holds
+# no tuple per request (a tuple is one more object for the garbage collector to walk)
+Finished = str | tuple[str, ...]
 _NEVER = 2**63
 
 
@@ -80,6 +83,10 @@ class JoinStats:
     evicted: int = 0
 
 
+def _candidates(done: Finished) -> tuple[str, ...]:
+    return (done,) if isinstance(done, str) else done
+
+
 class JoinBuffer:
     """Holds what waits for its pair; returns outputs as pairs complete or expire."""
 
@@ -91,7 +98,7 @@ class JoinBuffer:
         self._results: OrderedDict[tuple[str, str], _WaitingResult] = OrderedDict()
         # req_hash -> the candidates whose outcome already left, oldest first, capped: a record
         # re-read after it left (a redelivery) is a duplicate, not a new pair
-        self._finished: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._finished: OrderedDict[str, Finished] = OrderedDict()
         self._finished_cap = max(10_000, max_pending)
         # a lower bound on every waiting deadline: ``expire`` scans nothing while the watermark
         # has not passed it (most polls), and resets it to the exact minimum when it scans
@@ -105,9 +112,9 @@ class JoinBuffer:
     def _finish(self, req_hash: str, candidate: str) -> None:
         done = self._finished.get(req_hash)
         if done is not None:
-            self._finished[req_hash] = (*done, candidate)  # keeps its place: oldest first
+            self._finished[req_hash] = (*_candidates(done), candidate)  # keeps its place: oldest first
             return
-        self._finished[req_hash] = (candidate,)  # a tuple: a set would triple the cache's memory
+        self._finished[req_hash] = candidate  # not a set: that would triple the cache's memory
         if len(self._finished) > self._finished_cap:
             self._finished.popitem(last=False)
 
@@ -123,7 +130,7 @@ class JoinBuffer:
         waiting = set(self.candidates)
         done = self._finished.get(req_hash)
         if done is not None:
-            waiting.difference_update(done)
+            waiting.difference_update(_candidates(done))
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
@@ -142,7 +149,9 @@ class JoinBuffer:
                 early = self._results.pop((req_hash, candidate), None)
                 if early is not None:
                     outputs.extend(self._join(entry, early.result, early.ref))
-        return outputs + self._evict(), False
+        if len(self._requests) + len(self._results) > self.max_pending:
+            outputs.extend(self._evict())
+        return outputs, False
 
     def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` means the record needs no further handling."""
@@ -152,7 +161,7 @@ class JoinBuffer:
             return [], True
         key = (res.req_hash, res.candidate)
         done = self._finished.get(res.req_hash)
-        if (done is not None and res.candidate in done) or key in self._results:
+        if (done is not None and res.candidate in _candidates(done)) or key in self._results:
             self.stats.duplicate_results += 1
             return [], True
         entry = self._requests.get(res.req_hash)
@@ -162,7 +171,9 @@ class JoinBuffer:
         if deadline < self._earliest_deadline:
             self._earliest_deadline = deadline
         self._results[key] = _WaitingResult(res, ref, deadline)
-        return self._evict(), False
+        if len(self._requests) + len(self._results) > self.max_pending:
+            return self._evict(), False
+        return [], False
 
     def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
         self.stats.joined += 1

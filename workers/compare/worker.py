@@ -182,12 +182,14 @@ class Comparator(CommittingWorker):
         name, partition = tp.topic, tp.partition
         is_request = name == self.settings.topics.requests_topic
         join = self.join.add_request if is_request else self.join.add_result
+        read = ProdSide.decode if is_request else decode_result
+        register = track.add
         outputs: list[Output] = []
         for record in records:
             offset = record.offset
-            track.add(offset)
+            register(offset)
             try:
-                value = ProdSide.decode(record.value) if is_request else decode_result(record.value)
+                value = read(record.value)
             except DecodeError as exc:
                 bad.append((tp, record, exc))
                 continue
@@ -232,9 +234,7 @@ class Comparator(CommittingWorker):
             comparisons = self.builder.build(outputs)
         topic = self.settings.topics.compare_topic
         values: list[Message] = [(topic, c.req_hash, encode(c)) for c in comparisons]
-        for c in comparisons:
-            if not self.windows.add(c):
-                self.stats.late += 1
+        self.stats.late += self.windows.add_many(comparisons)
         self.metrics.observe(comparisons)
         if watermark >= 0:
             values.extend(
@@ -246,7 +246,8 @@ class Comparator(CommittingWorker):
         futures = await self._ship(values)
         while len(self._acks) >= MAX_UNACKED_POLLS:
             await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._await_acks(futures, values, releases, self._last_ack))
+        acks = self._await_acks(futures, values, len(comparisons), releases, self._last_ack)
+        task = asyncio.create_task(acks)
         self._last_ack = task
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
@@ -297,6 +298,7 @@ class Comparator(CommittingWorker):
         self,
         futures: list[asyncio.Future[Any]],
         values: list[Message],
+        comparisons: int,
         releases: list[RecordRef],
         previous: asyncio.Task[None] | None,
     ) -> None:
@@ -318,7 +320,7 @@ class Comparator(CommittingWorker):
                     log.warning("re-shipping records failed: %s", again)
         if previous is not None:
             await asyncio.wait([previous])
-        self.stats.emitted += sum(1 for v in values if v[0] == self.settings.topics.compare_topic)
+        self.stats.emitted += comparisons
         self.tracker.done_refs(releases)
 
     async def _drain_acks(self) -> None:
