@@ -35,9 +35,14 @@ def req_hash(req_id: str, canonical_payload: bytes) -> str:
     return h.hexdigest()
 
 
+_PAIR_ID_HASH = hashlib.blake2b(digest_size=12)  # never updated: pair_id copies it (cheaper than new)
+
+
 def pair_id(req_hash_: str, candidate: str) -> str:
     """Deterministic id of a (request, candidate) comparison, so consumers can dedupe."""
-    return hashlib.blake2b(f"{req_hash_}\x00{candidate}".encode(), digest_size=12).hexdigest()
+    h = _PAIR_ID_HASH.copy()
+    h.update(f"{req_hash_}\x00{candidate}".encode())
+    return h.hexdigest()
 
 
 def partition_for(req_hash_: str, partitions: int) -> int:

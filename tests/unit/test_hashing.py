@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -106,3 +107,12 @@ def test_pair_id_is_deterministic_and_candidate_specific() -> None:
     assert pair_id(h, "a") == pair_id(h, "a")
     assert pair_id(h, "a") != pair_id(h, "b")
     assert re.fullmatch(r"[0-9a-f]{24}", pair_id(h, "a"))
+
+
+def test_pair_id_is_blake2b_of_hash_and_candidate_whatever_came_before() -> None:
+    """The id is part of the wire contract (consumers dedupe on it, rescore reproduces it): it is
+    BLAKE2b-96 of ``req_hash \\x00 candidate``, and no earlier call leaks into a later one."""
+    h = req_hash("r1", b"{}")
+    for candidate in ("a", "b", "a", "cand-x"):
+        expected = hashlib.blake2b(f"{h}\x00{candidate}".encode(), digest_size=12).hexdigest()
+        assert pair_id(h, candidate) == expected

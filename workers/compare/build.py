@@ -291,7 +291,7 @@ class ComparisonBuilder:
                 "lambda_threshold": self._s.lambda_threshold if lam is not None else None,
                 "baseline_lambda_state": base_lam,
                 "lambda_flip": flip,
-                "coverage": q.coverage(target, cited),
+                "coverage": q.coverage(target, cited) if target else None,
                 "coverage_target": ("gold" if gold and gold.cited_ids else "prod") if target else None,
                 "tool_calls": tools.calls,
                 "tool_valid": tools.valid,

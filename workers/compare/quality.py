@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal
@@ -42,12 +42,16 @@ def first_literal(pattern: re.Pattern[str]) -> str | None:
 
 
 def cited_ids(
-    text: str | None, explicit: Iterable[str], pattern: re.Pattern[str], guard: str | None = None
+    text: str | None, explicit: Sequence[str], pattern: re.Pattern[str], guard: str | None = None
 ) -> tuple[str, ...]:
     """Ids an answer cites: the explicit list (response ``citations``) plus regex hits in the text.
     ``guard`` is the pattern's :func:`first_literal`: a text without it is not scanned."""
+    if not text or (guard is not None and guard not in text):
+        if not explicit:  # the common case: nothing listed, nothing to scan
+            return ()
+        text = None
     seen = dict.fromkeys(explicit)
-    if text and (guard is None or guard in text):
+    if text is not None:
         for match in pattern.finditer(text):
             seen.setdefault(match.group(1))
     return tuple(seen)
