@@ -136,6 +136,8 @@ def test_adding_a_poll_at_once_equals_adding_one_at_a_time(seed: int) -> None:
             outcome = rng.choice(["joined", "joined", "joined", "shadow_timeout", "request_missing"])
             c = comparison(p * 100 + i, rng, candidate=rng.choice(["a", "b"]), outcome=outcome)
             ts = p * 1_000 + rng.randrange(-2_500, 1_000)  # some land in windows closed already
+            if p >= 3 and rng.random() < 0.3:  # runs of one late instant: a closed window's start
+                ts = (p - 3) * 1_000
             poll.append(c.model_copy(update={"ts_ms": max(ts, 0), "tenant": rng.choice(["t1", "t2"])}))
         polls.append(poll)
     one, batched = WindowAggregator(1_000, 200), WindowAggregator(1_000, 200)

@@ -41,29 +41,24 @@ class WindowAggregator:
         Consecutive comparisons of one window (most of a poll's) go to it as one batch."""
         late = 0
         run: list[Comparison] = []
-        run_window: tuple[int, Key] | None = None
-        lo = hi = 0  # the run's window as event times (empty while there is no run)
-        candidate: str | None = None
-        endpoint: str | None = None
-        tenant: str | None = None
+        lo = hi = 0  # the run's window [lo, hi) in event time; empty while there is no run
+        candidate, endpoint, tenant = "", None, None  # the run's key
         window_ms = self.window_ms
         for c in comparisons:
             ts = c.ts_ms
             if lo <= ts < hi and c.candidate == candidate and c.endpoint == endpoint and c.tenant == tenant:
                 run.append(c)
                 continue
-            self._add_run(run_window, run)
-            key: Key = (c.candidate, c.endpoint, c.tenant)
-            start = ts - ts % window_ms
-            if start < self._closed_until.get(key, -1):  # late: counted, never merged
-                self._count_late(key)
+            self._add_run(lo, (candidate, endpoint, tenant), run)
+            candidate, endpoint, tenant = c.candidate, c.endpoint, c.tenant
+            lo = ts - ts % window_ms
+            if lo < self._closed_until.get((candidate, endpoint, tenant), -1):  # late: never merged
+                self._count_late((candidate, endpoint, tenant))
                 late += 1
-                run, run_window, lo, hi = [], None, 0, 0
-                continue
-            run, run_window = [c], (start, key)
-            lo, hi = start, start + window_ms
-            candidate, endpoint, tenant = key
-        self._add_run(run_window, run)
+                run, hi = [], lo
+            else:
+                run, hi = [c], lo + window_ms
+        self._add_run(lo, (candidate, endpoint, tenant), run)
         return late
 
     def _add_at(self, comparison: Comparison, event_ms: int) -> bool:
@@ -72,16 +67,15 @@ class WindowAggregator:
         if start < self._closed_until.get(key, -1):
             self._count_late(key)
             return False
-        self._add_run((start, key), [comparison])
+        self._add_run(start, key, [comparison])
         return True
 
-    def _add_run(self, k: tuple[int, Key] | None, run: list[Comparison]) -> None:
-        if k is None or not run:
+    def _add_run(self, start: int, key: Key, run: list[Comparison]) -> None:
+        if not run:
             return
-        window = self._open.get(k)
+        window = self._open.get((start, key))
         if window is None:
-            start, key = k
-            window = self._open[k] = Accumulator(start, start + self.window_ms, key)
+            window = self._open[(start, key)] = Accumulator(start, start + self.window_ms, key)
         window.add_many(run)
 
     def _count_late(self, key: Key) -> None:
