@@ -28,3 +28,14 @@ def project_envelope(data: bytes) -> NativeProjection | None:
 def read_result(data: bytes) -> dict[str, Any] | None:
     """An encoded ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
     fields), checked against the contract; or None: not a record it vouches for."""
+
+class PlainConfig:
+    """What a ``ComparisonBuilder``'s settings say about plain pairs (see ``build_plain``)."""
+
+    def __init__(
+        self, baseline: str | None, embedder: bool, citation_guard: str | None, priced: list[str]
+    ) -> None: ...
+
+def build_plain(env: Any, res: Any, comparison_id: str, config: PlainConfig) -> dict[str, Any] | None:
+    """The fields of the comparison of a plain joined pair (a ``ProdSide`` and a ``ShadowResult``),
+    in the contract's order; or None: not a pair this path is sure of (the Python builder runs)."""

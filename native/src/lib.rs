@@ -1,11 +1,13 @@
 //! `shadowlane_native`: the comparator's hot path in Rust, behind the same contract as Python.
 //!
-//! One function for now, `project_envelope`: the slim projection of a request envelope that the
-//! comparator's join keeps, read and checked straight from the record's bytes. Python decides
-//! what to do with a `None` (take pydantic's path); nothing here raises on a bad record.
+//! `project_envelope`: the slim projection of a request envelope that the comparator's join keeps,
+//! read and checked straight from the record's bytes; `read_result`: a shadow result's fields,
+//! likewise; `build_plain`: the comparison of a plain joined pair (`plain.rs`). Python decides what
+//! to do with a `None` (take its own path); nothing here raises on a bad record.
 
 mod canonical;
 mod envelope;
+mod plain;
 mod pyjson;
 mod result;
 mod wire;
@@ -151,5 +153,7 @@ fn read_result<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, 
 fn shadowlane_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(project_envelope, m)?)?;
     m.add_function(wrap_pyfunction!(read_result, m)?)?;
+    m.add_function(wrap_pyfunction!(plain::build_plain, m)?)?;
+    m.add_class::<plain::PlainConfig>()?;
     Ok(())
 }

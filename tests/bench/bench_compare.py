@@ -34,6 +34,7 @@ from workers.compare.prod_side import ProdSide
 from workers.compare.worker import Comparator
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
+from workers.malloc_tuning import tune_allocator
 from workers.settings import Settings
 
 
@@ -145,6 +146,7 @@ def state_bytes_per_waiting_pair(n: int = 5_000) -> float:
 
 async def run(quick: bool) -> list[BenchResult]:
     tune_for_workers()  # as `shadowlane compare` does
+    tune_allocator()
     n = 6_000 if quick else 40_000
     distances = (0,) if quick else (0, 1_000, 100_000)
     rounds = 2

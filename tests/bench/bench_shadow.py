@@ -33,6 +33,7 @@ from tests.support.kafka_io import produce, read_topic
 from workers.demo.procs import WorkerProcess
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
+from workers.malloc_tuning import tune_allocator
 from workers.settings import Settings
 from workers.shadow.candidates import CallableCandidate
 from workers.shadow.worker import ShadowWorker
@@ -182,6 +183,7 @@ async def _group_rate(members: int, cap: float, concurrency: int, seconds: float
 
 async def run(quick: bool) -> list[BenchResult]:
     tune_for_workers()  # as `shadowlane shadow` does
+    tune_allocator()
     results = [await _throughput(quick)]
     cap, concurrency = 200.0, 4
     for members in (1,) if quick else (1, 2, 4):

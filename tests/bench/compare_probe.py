@@ -35,6 +35,7 @@ from workers.compare.results import decode_result
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.offsets import OffsetTracker
+from workers.malloc_tuning import tune_allocator
 from workers.settings import CompareSettings
 from workers.windows.aggregate import WindowAggregator
 
@@ -100,6 +101,7 @@ def comparator_in_process(records: Records) -> float:
 
 async def main(n: int, rounds: int) -> None:
     tune_for_workers()
+    tune_allocator()
     records = _records(n)
     settings = bench_settings("probe")
     kwargs = kafka_kwargs(settings)

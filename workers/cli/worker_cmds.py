@@ -17,6 +17,7 @@ from workers.compare.worker import Comparator
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from workers.malloc_tuning import tune_allocator
 from workers.metrics import MetricsServer, StatsCollector, serve_metrics
 from workers.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
 from workers.settings import Settings
@@ -159,6 +160,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         tune_for_workers()
+        tune_allocator()
         # the kill switch: the control topic is followed live; while the flag (or "*") is killed
         # the worker pauses its partitions (held records replay after the release)
         watcher = ControlWatcher(settings, kwargs, observer=f"shadow:{args.candidate}")
@@ -199,6 +201,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
         tune_for_workers()
+        tune_allocator()
         group = settings.compare.group_id
 
         def counters() -> dict[str, int]:

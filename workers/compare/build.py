@@ -18,6 +18,7 @@ from schemas.shadow_result import ShadowResult
 from workers.compare import quality as q
 from workers.compare.embedder import Embedder, delta_s
 from workers.compare.join import Expired, Joined, Output
+from workers.compare.plain import PlainPath
 from workers.compare.prod_side import ProdSide
 from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
@@ -146,6 +147,7 @@ class ComparisonBuilder:
         self._citation_guard = q.first_literal(self._citations)
         self.grader = q.Grader(self._s)
         self._baseline = self._s.baseline_candidate
+        self.plain = PlainPath(self._s, embedder is not None, self._citation_guard, self._sanitizer)
 
     def needs_embedding(self, outputs: Sequence[Output]) -> bool:
         """A cheap over-approximation: True when some joined pair may need the embedder."""
@@ -161,16 +163,23 @@ class ComparisonBuilder:
         return False
 
     def build(self, outputs: Sequence[Output]) -> list[Comparison]:
+        """One comparison per output, in order: plain pairs by the native path, the rest here."""
+        plain = self.plain
+        native = [plain.build(item) if isinstance(item, Joined) else None for item in outputs]
         masked = _Masked(self._sanitizer)
         scores = _Scores(self._embedder is not None)
         if self._embedder is not None:  # without an embedder nothing is scored: nothing to plan
-            for item in outputs:
-                if isinstance(item, Joined):
+            for item, done in zip(outputs, native, strict=True):
+                if done is None and isinstance(item, Joined):
                     self._plan(item, scores, masked)
             scores.compute(self._embedder)
         return [
-            self._joined(item, scores, masked) if isinstance(item, Joined) else self._expired(item)
-            for item in outputs
+            done
+            if done is not None
+            else self._joined(item, scores, masked)
+            if isinstance(item, Joined)
+            else self._expired(item)
+            for item, done in zip(outputs, native, strict=True)
         ]
 
     # ------------------------------------------------------------------ planning

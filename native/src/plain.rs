@@ -1,0 +1,355 @@
+//! The comparison of a plain joined pair, built natively: `ComparisonBuilder._joined`'s fast path.
+//!
+//! A pair is *plain* when nothing in it needs the Python builder's machinery: no gold label, no λ
+//! replays, no tool calls in the replay, no citation target, no priced model, no baseline peer
+//! (the caller checks that one), answers the sanitizer leaves as they are, and (with an embedder)
+//! answers equal after normalisation. Most mirrored traffic of a chat endpoint is plain. For
+//! such a pair every metric is either a constant of the contract or a copy of an input, so the
+//! record's fields are written here in the contract's order, reusing the input objects.
+//!
+//! Every check is conservative: where this module cannot be sure that the Python builder would
+//! give the same value (a text with a secret hint, an e-mail sign, a run of nine digit-like
+//! characters, non-ASCII text to normalise), it answers `None` and the Python builder runs.
+//! `tests/unit/test_build_native.py` holds the two equal on generated pairs.
+
+use std::sync::LazyLock;
+
+use memchr::{memchr2, memchr2_iter, memmem};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+/// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
+#[pyclass(frozen, module = "shadowlane_native")]
+pub struct PlainConfig {
+    baseline: Option<String>,
+    embedder: bool,
+    /// The citation pattern's first literal: a text without it cites nothing. `None`: every
+    /// non-empty prod answer would need the regex, so no pair with one is plain.
+    citation_guard: Option<char>,
+    /// Models with a price: a pair that names one has a cost, which Python computes.
+    priced: Vec<String>,
+    /// Every field of a plain pair's record in the contract's order, holding its constant value
+    /// (or `None` for those each pair sets): copied per pair, which keeps the order.
+    template: Py<PyDict>,
+}
+
+#[pymethods]
+impl PlainConfig {
+    #[new]
+    #[pyo3(signature = (baseline, embedder, citation_guard, priced))]
+    fn new(
+        py: Python<'_>,
+        baseline: Option<String>,
+        embedder: bool,
+        citation_guard: Option<char>,
+        priced: Vec<String>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            baseline,
+            embedder,
+            citation_guard,
+            priced,
+            template: template(py)?.unbind(),
+        })
+    }
+}
+
+/// Python's `str.isspace()` for an ASCII byte (`\s` and `str.split()` use the same set).
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ')
+}
+
+/// The key pass's hints besides `_` and `bearer`, each searched for with a prepared finder.
+static HINTS: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
+    [b"sk-".as_slice(), b"AKIA", b"AIza", b"xox", b"eyJ"].map(memmem::Finder::new)
+});
+
+/// True when `workers.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each of its
+/// passes is guarded by a check that this mirrors, and a text for which any guard might fire is
+/// not certain (the Python path then masks it).
+fn mask_is_identity(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() < 6 {
+        return true; // fewer than 6 bytes: fewer than 6 characters
+    }
+    // the key pass's hints and the e-mail pass's `@` (UTF-8 continuation bytes are never ASCII,
+    // so a byte search finds exactly the character matches)
+    if memchr2(b'_', b'@', bytes).is_some()
+        || HINTS.iter().any(|hint| hint.find(bytes).is_some())
+        || has_bearer(bytes)
+    {
+        return false;
+    }
+    !maybe_nine_digits(text)
+}
+
+/// `"bearer" in text.lower()`: no non-ASCII character lowercases to any of b, e, a, r, so an
+/// ASCII case-insensitive search finds exactly the same.
+fn has_bearer(bytes: &[u8]) -> bool {
+    memchr2_iter(b'b', b'B', bytes).any(|at| {
+        bytes
+            .get(at..at + 6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer"))
+    })
+}
+
+/// Whether `\d(?:[\s().\-]*\d){8}` (Unicode `\d` and `\s`) might match: counts digit-like
+/// characters in runs that only separators join. Every non-ASCII numeric character counts as a
+/// digit and every other non-ASCII character that is not alphabetic as a separator, which can
+/// only over-count.
+fn maybe_nine_digits(text: &str) -> bool {
+    if text.is_ascii() && text.bytes().filter(u8::is_ascii_digit).count() < 9 {
+        return false; // the common case, decided by two vectorised passes
+    }
+    let mut digits = 0;
+    for ch in text.chars() {
+        if ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric()) {
+            digits += 1;
+            if digits >= 9 {
+                return true;
+            }
+        } else if ch.is_ascii() {
+            let b = ch as u8;
+            if !(ascii_space(b) || matches!(b, b'(' | b')' | b'.' | b'-')) {
+                digits = 0;
+            }
+        } else if ch.is_alphabetic() {
+            digits = 0;
+        }
+    }
+    false
+}
+
+/// `quality.normalise` (`" ".join(text.split()).casefold()`) for ASCII text; `None` otherwise.
+fn normalise_ascii(text: &str) -> Option<String> {
+    if !text.is_ascii() {
+        return None;
+    }
+    let words: Vec<&str> = text
+        .as_bytes()
+        .split(|b| ascii_space(*b))
+        .filter(|w| !w.is_empty())
+        .map(|w| std::str::from_utf8(w).unwrap_or_default())
+        .collect();
+    Some(words.join(" ").to_ascii_lowercase())
+}
+
+/// `build._same_text` for two present texts: `Some(equal)`, or `None` when only Python can say.
+fn same_text(a: &str, b: &str) -> Option<bool> {
+    if a == b {
+        return Some(true);
+    }
+    Some(normalise_ascii(a)? == normalise_ascii(b)?)
+}
+
+fn opt_str<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyString>>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        Ok(Some(value.cast::<PyString>()?.clone()))
+    }
+}
+
+fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(value.is_none() || value.len()? == 0)
+}
+
+/// The record of a plain pair with its constants set; the fields each pair sets hold `None`.
+fn template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    let none = py.None();
+    let fields: [(&str, Bound<'_, PyAny>); 47] = [
+        ("schema_version", 1i64.into_pyobject(py)?.into_any()),
+        ("comparison_id", none.bind(py).clone()),
+        ("req_hash", none.bind(py).clone()),
+        ("req_id", none.bind(py).clone()),
+        ("candidate", none.bind(py).clone()),
+        ("traffic_arm", none.bind(py).clone()),
+        ("ts_ms", none.bind(py).clone()),
+        ("endpoint", none.bind(py).clone()),
+        ("tenant", none.bind(py).clone()),
+        ("buckets", none.bind(py).clone()),
+        ("complete", true.into_pyobject(py)?.to_owned().into_any()),
+        ("outcome", intern!(py, "joined").clone().into_any()),
+        ("delta_s", none.bind(py).clone()),
+        ("exact_match", none.bind(py).clone()),
+        ("prod_latency_ms", none.bind(py).clone()),
+        ("shadow_latency_ms", none.bind(py).clone()),
+        ("latency_delta_ms", none.bind(py).clone()),
+        ("prod_status", none.bind(py).clone()),
+        ("shadow_status", none.bind(py).clone()),
+        ("status_pair", none.bind(py).clone()),
+        ("shadow_error_class", none.bind(py).clone()),
+        ("tool_agreement", none.bind(py).clone()),
+        ("tools_stubbed", 0i64.into_pyobject(py)?.into_any()),
+        ("tools_blocked", 0i64.into_pyobject(py)?.into_any()),
+        ("prod_pins", none.bind(py).clone()),
+        ("candidate_pins", none.bind(py).clone()),
+        ("delta_s_floor", none.bind(py).clone()),
+        ("delta_s_excess", none.bind(py).clone()),
+        ("delta_s_gold", none.bind(py).clone()),
+        ("prod_delta_s_gold", none.bind(py).clone()),
+        ("grader", none.bind(py).clone()),
+        ("prod_solved", none.bind(py).clone()),
+        ("shadow_solved", none.bind(py).clone()),
+        ("lambda_state", none.bind(py).clone()),
+        ("lambda_max_ds", none.bind(py).clone()),
+        ("lambda_samples", 0i64.into_pyobject(py)?.into_any()),
+        ("lambda_threshold", none.bind(py).clone()),
+        ("baseline_lambda_state", none.bind(py).clone()),
+        ("lambda_flip", none.bind(py).clone()),
+        ("coverage", none.bind(py).clone()),
+        ("coverage_target", none.bind(py).clone()),
+        ("tool_calls", 0i64.into_pyobject(py)?.into_any()),
+        ("tool_valid", 0i64.into_pyobject(py)?.into_any()),
+        ("tool_success", none.bind(py).clone()),
+        ("tool_matched_prod", 0i64.into_pyobject(py)?.into_any()),
+        ("prod_cost_usd", none.bind(py).clone()),
+        ("shadow_cost_usd", none.bind(py).clone()),
+    ];
+    for (key, value) in fields {
+        d.set_item(PyString::intern(py, key), value)?;
+    }
+    Ok(d)
+}
+
+/// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.
+/// `env` is a `ProdSide`, `res` a `ShadowResult`, `comparison_id` the pair's `pair_id`.
+#[pyfunction]
+pub fn build_plain<'py>(
+    py: Python<'py>,
+    env: &Bound<'py, PyAny>,
+    res: &Bound<'py, PyAny>,
+    comparison_id: &Bound<'py, PyString>,
+    config: &Bound<'py, PlainConfig>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let cfg = config.get();
+    if !env.getattr(intern!(py, "gold"))?.is_none()
+        || !is_empty(&res.getattr(intern!(py, "stability"))?)?
+        || !is_empty(&res.getattr(intern!(py, "tool_calls"))?)?
+    {
+        return Ok(None);
+    }
+    let prod = env.getattr(intern!(py, "prod"))?;
+    if !is_empty(&prod.getattr(intern!(py, "cited_ids"))?)? {
+        return Ok(None);
+    }
+    let prod_answer = opt_str(&prod.getattr(intern!(py, "answer"))?)?;
+    let prod_text = match &prod_answer {
+        Some(s) => Some(s.to_str()?),
+        None => None,
+    };
+    if let Some(text) = prod_text.filter(|t| !t.is_empty()) {
+        match cfg.citation_guard {
+            None => return Ok(None),
+            Some(guard) if text.contains(guard) => return Ok(None),
+            Some(_) => {}
+        }
+    }
+    let shadow_answer = opt_str(&res.getattr(intern!(py, "answer"))?)?;
+    let shadow_text = match &shadow_answer {
+        Some(s) => Some(s.to_str()?),
+        None => None,
+    };
+    if shadow_text.is_some_and(|t| !mask_is_identity(t)) {
+        return Ok(None);
+    }
+    let exact = match (prod_text, shadow_text) {
+        (Some(a), Some(b)) => match same_text(a, b) {
+            Some(equal) => Some(equal),
+            None => return Ok(None),
+        },
+        _ => None,
+    };
+    let delta_s = match exact {
+        _ if !cfg.embedder => None,
+        None => None,
+        Some(true) => Some(0.0),
+        Some(false) => return Ok(None), // the embedder scores it
+    };
+    let priced = |model: &Bound<'py, PyAny>| -> PyResult<bool> {
+        Ok(!model.is_none() && cfg.priced.iter().any(|m| model.eq(m).unwrap_or(true)))
+    };
+    if priced(&prod.getattr(intern!(py, "model"))?)?
+        && !prod.getattr(intern!(py, "prompt_tokens"))?.is_none()
+        && !prod.getattr(intern!(py, "completion_tokens"))?.is_none()
+    {
+        return Ok(None);
+    }
+    if !res.getattr(intern!(py, "usage"))?.is_none() && priced(&res.getattr(intern!(py, "model"))?)?
+    {
+        return Ok(None);
+    }
+
+    let candidate = res.getattr(intern!(py, "candidate"))?;
+    let arm = match &cfg.baseline {
+        Some(b) if candidate.cast::<PyString>()?.to_str()? == b => intern!(py, "baseline"),
+        _ => intern!(py, "shadow"),
+    };
+    let status = prod.getattr(intern!(py, "status"))?.str()?;
+    let error_class = res.getattr(intern!(py, "error_class"))?;
+    let shadow_status = if res
+        .getattr(intern!(py, "status"))?
+        .cast::<PyString>()?
+        .to_str()?
+        == "ok"
+    {
+        intern!(py, "ok").clone()
+    } else {
+        let class = error_class
+            .extract::<Option<String>>()?
+            .filter(|c| !c.is_empty());
+        PyString::new(
+            py,
+            &format!("error:{}", class.as_deref().unwrap_or("unknown")),
+        )
+    };
+    let status_pair = format!("{}/{}", status.to_str()?, shadow_status.to_str()?);
+    let prod_latency = prod.getattr(intern!(py, "latency_ms"))?;
+    let shadow_latency = res.getattr(intern!(py, "latency_ms"))?;
+    let latency_delta = shadow_latency.extract::<f64>()? - prod_latency.extract::<f64>()?;
+    let tool_keys = env.getattr(intern!(py, "tool_keys"))?;
+    let agreement = if is_empty(&tool_keys)? {
+        None
+    } else {
+        Some(0.0)
+    };
+
+    let d = cfg.template.bind(py).copy()?;
+    let set = |key: &Bound<'py, PyString>, value: &Bound<'py, PyAny>| d.set_item(key, value);
+    set(intern!(py, "comparison_id"), comparison_id.as_any())?;
+    set(
+        intern!(py, "req_hash"),
+        &env.getattr(intern!(py, "req_hash"))?,
+    )?;
+    set(intern!(py, "req_id"), &env.getattr(intern!(py, "req_id"))?)?;
+    set(intern!(py, "candidate"), &candidate)?;
+    set(intern!(py, "traffic_arm"), arm.as_any())?;
+    set(intern!(py, "ts_ms"), &env.getattr(intern!(py, "ts_ms"))?)?;
+    set(
+        intern!(py, "endpoint"),
+        &env.getattr(intern!(py, "endpoint"))?,
+    )?;
+    set(intern!(py, "tenant"), &env.getattr(intern!(py, "tenant"))?)?;
+    set(
+        intern!(py, "buckets"),
+        &env.getattr(intern!(py, "buckets"))?,
+    )?;
+    d.set_item(intern!(py, "delta_s"), delta_s)?;
+    d.set_item(intern!(py, "exact_match"), exact)?;
+    set(intern!(py, "prod_latency_ms"), &prod_latency)?;
+    set(intern!(py, "shadow_latency_ms"), &shadow_latency)?;
+    d.set_item(intern!(py, "latency_delta_ms"), latency_delta)?;
+    set(intern!(py, "prod_status"), status.as_any())?;
+    set(intern!(py, "shadow_status"), shadow_status.as_any())?;
+    d.set_item(intern!(py, "status_pair"), status_pair)?;
+    set(intern!(py, "shadow_error_class"), &error_class)?;
+    d.set_item(intern!(py, "tool_agreement"), agreement)?;
+    set(intern!(py, "prod_pins"), &env.getattr(intern!(py, "pins"))?)?;
+    set(
+        intern!(py, "candidate_pins"),
+        &res.getattr(intern!(py, "pins"))?,
+    )?;
+    Ok(Some(d))
+}

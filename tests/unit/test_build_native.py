@@ -1,0 +1,247 @@
+"""The native builder of plain pairs (``shadowlane_native.build_plain``) against the Python one.
+
+The native path may decline any pair (the Python builder then builds it); a comparison it builds
+must equal the Python builder's in every value, type and key order, and encode to the same
+bytes. Hypothesis generates pairs around every check the native path makes: texts with the
+sanitizer's hints, e-mail signs, digit runs in ASCII and other scripts, whitespace the
+normaliser folds, citations, gold labels, λ replays, tool calls, priced models, baseline peers,
+with and without an embedder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.chat import TokenUsage
+from schemas.codec import encode
+from schemas.comparison import Comparison
+from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from tests.unit.test_build_metrics import BagOfWords
+from workers.compare.build import ComparisonBuilder
+from workers.compare.join import Joined, Output
+from workers.compare.plain import NATIVE_PLAIN, PlainPath
+from workers.compare.prod_side import Gold, ProdSide, ProdSummary
+from workers.settings import CompareSettings, ModelPrice
+
+pytestmark = pytest.mark.skipif(NATIVE_PLAIN is None, reason="shadowlane_native is not built")
+
+PIECES = [
+    "the answer is",
+    "Paris",
+    "PARIS",
+    "  ",
+    "\t",
+    "\n",
+    "\x1c",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "_",
+    "sk-",
+    "AKIA",
+    "AIza",
+    "xox",
+    "eyJ",
+    "BeArEr",
+    "bear",
+    "@",
+    "[doc-1]",
+    "[",
+    "555 123 4567",
+    "1234 5678",
+    "(12) 345-678",
+    "9",
+    "\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661",  # Arabic-Indic digits
+    "\u2167",  # Roman numeral eight (Nl)
+    "é",
+    "ß",
+    "\u0130",  # İ: lowercases to i + combining dot
+    "\u212a",  # Kelvin sign
+    "—",
+    ".",
+    "-",
+]
+texts = st.lists(st.sampled_from(PIECES), max_size=8).map("".join) | st.text(max_size=24)
+
+
+@st.composite
+def pairs(draw: st.DrawFn) -> tuple[ProdSide, ShadowResult, dict[str, ShadowResult]]:
+    plain = draw(st.booleans())  # half the pairs: only the texts decide whether they are plain
+    extras = st.just(False) if plain else st.booleans()
+    prod_answer = draw(st.none() | texts)
+    shadow_answer = draw(
+        st.none()
+        | texts
+        | st.just(prod_answer)
+        | st.sampled_from([f"  {prod_answer}  ", (prod_answer or "").upper(), (prod_answer or "") + "\t"])
+    )
+    model = draw(st.sampled_from([None, "gpt-x", "cheap"]))
+    tokens = draw(st.none() | st.integers(0, 5000))
+    prod = ProdSummary(
+        prod_answer,
+        draw(st.sampled_from([0.0, 12.5, 40.0, 1e-7, 3e9])),
+        draw(st.sampled_from([200, 429, 500])),
+        model,
+        tokens,
+        None if tokens is None else tokens // 2,
+        ("doc-1",) if draw(extras) else (),
+    )
+    env = ProdSide(
+        req_id="r1",
+        req_hash="ab" * 16,
+        ts_ms=draw(st.integers(0, 2**45)),
+        endpoint=draw(st.sampled_from(["/v1/chat", "/search"])),
+        tenant=draw(st.sampled_from(["default", "acme"])),
+        pins=draw(st.sampled_from([{}, {"model_rev": "a"}])),
+        prod=prod,
+        tool_keys=draw(st.sampled_from([frozenset(), frozenset({("search", "{}")})])),
+        gold=draw(st.sampled_from([Gold("Paris", ()), Gold(None, ("doc-1",))])) if draw(extras) else None,
+        buckets=draw(st.sampled_from([{}, {"lang": "en"}])),
+    )
+    candidate = draw(st.sampled_from(["cand", "baseline"]))
+    status: Literal["ok", "error"] = draw(st.sampled_from(["ok", "error"]))
+    res = ShadowResult(
+        req_hash=env.req_hash,
+        req_id=env.req_id,
+        candidate=candidate,
+        shadow_id="s1",
+        ts_ms=1,
+        status=status,
+        error_class=draw(st.sampled_from([None, "timeout"])) if status == "error" else None,
+        answer=shadow_answer,
+        latency_ms=draw(st.sampled_from([0.0, 50.0, 0.1, 7e8])),
+        pins=draw(st.sampled_from([{}, {"model_rev": "b"}])),
+        model=draw(st.sampled_from([None, "gpt-x", "cheap"])),
+        usage=draw(st.sampled_from([None, TokenUsage(prompt_tokens=10, completion_tokens=5)])),
+        cited_ids=draw(st.sampled_from([(), ("doc-1",)])),
+        tool_calls=(ShadowToolCall(name="search", arguments={}, disposition="blocked"),)
+        if draw(extras)
+        else (),
+        stability=(StabilitySample(variant="seed", seed=1, status="ok", answer="x"),) if draw(extras) else (),
+    )
+    peers = {res.candidate: res}
+    if candidate == "cand" and draw(extras):
+        peers["baseline"] = res.model_copy(update={"candidate": "baseline", "answer": prod_answer})
+    return env, res, peers
+
+
+def _builders(embedder: bool, **overrides: Any) -> tuple[ComparisonBuilder, ComparisonBuilder]:
+    s = CompareSettings(candidates=("cand", "baseline"), **overrides)
+    native = ComparisonBuilder(BagOfWords() if embedder else None, s)
+    python = ComparisonBuilder(BagOfWords() if embedder else None, s)
+    python.plain = PlainPath(s, embedder, None, python._sanitizer, native=None)
+    return native, python
+
+
+def _exact(c: Comparison) -> list[tuple[str, Any, type]]:
+    return [(k, v, type(v)) for k, v in c.__dict__.items()]
+
+
+def _check(native: ComparisonBuilder, python: ComparisonBuilder, outputs: list[Output]) -> int:
+    """Both builders agree on every comparison; returns how many the native path built."""
+    got, want = native.build(outputs), python.build(outputs)
+    assert [_exact(c) for c in got] == [_exact(c) for c in want]
+    assert [encode(c) for c in got] == [encode(c) for c in want]
+    return sum(native.plain.build(o) is not None for o in outputs if isinstance(o, Joined))
+
+
+PRICES = {"gpt-x": ModelPrice(input_per_mtok=2.5, output_per_mtok=10.0)}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pair=pairs(),
+    embedder=st.booleans(),
+    baseline=st.sampled_from(["baseline", None]),
+    priced=st.booleans(),
+    citation=st.sampled_from([None, r"\[([A-Za-z0-9_\-]+)\]", r"(?:see )?\[([a-z0-9\-]+)\]"]),
+)
+def test_native_plain_pairs_equal_the_python_builder(
+    pair: tuple[ProdSide, ShadowResult, dict[str, ShadowResult]],
+    embedder: bool,
+    baseline: str | None,
+    priced: bool,
+    citation: str | None,
+) -> None:
+    env, res, peers = pair
+    overrides: dict[str, Any] = {"baseline_candidate": baseline, "prices": PRICES if priced else {}}
+    if citation is not None:
+        overrides["citation_pattern"] = citation
+    native, python = _builders(embedder, **overrides)
+    _check(native, python, [Joined(env, res, [], peers)])
+
+
+def _plain_pair(prod: str | None, shadow: str | None) -> Joined:
+    env = ProdSide("r1", "cd" * 16, 5, "/v1/chat", "default", {}, ProdSummary(prod, 10.0, 200), frozenset())
+    res = ShadowResult(
+        req_hash=env.req_hash, req_id="r1", candidate="cand", shadow_id="s", ts_ms=1, status="ok",
+        answer=shadow, latency_ms=12.0,
+    )  # fmt: skip
+    return Joined(env, res, [], {"cand": res})
+
+
+@pytest.mark.parametrize(
+    ("prod", "shadow"),
+    [
+        ("The capital is Paris.", "The capital is Paris."),
+        ("The capital is Paris.", "the  capital IS paris."),  # equal once normalised
+        ("Paris", "Lyon"),
+        (None, "Paris"),
+        ("Paris", None),
+        ("", "tiny"),
+        ("x", "Flights at 9 and 10, gate 12-14."),  # eight digits in one run at most
+        ("x", "ring 55 512 345"),  # eight digits in a run: nothing to mask
+        ("a\x1cb  c", "A B\tc"),  # str.split() also splits at \x1c-\x1f
+    ],
+)
+def test_plain_pairs_take_the_native_path(prod: str | None, shadow: str | None) -> None:
+    native, python = _builders(embedder=False)
+    assert _check(native, python, [_plain_pair(prod, shadow)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("prod", "shadow", "embedder"),
+    [
+        ("a", "mail me: ann@example.com", False),  # the e-mail pass may mask it
+        ("a", "call 555 123 4567 now", False),  # nine digits: the number pass may mask it
+        ("a", "dial 555 123 456", False),  # exactly nine
+        ("a", "1\x1c2\x1c3\x1c4\x1c5\x1c6\x1c7\x1c8\x1c9", False),  # \s includes \x1c-\x1f
+        ("a", "call ٥٥٥ ١٢٣ ٤٥٦٧ now", False),  # in another script too
+        ("a", "token sk-abcdefghijklmnopqrstu", False),
+        ("a", "use BeArEr abcdefghijk", False),
+        ("a", "snake_case", False),
+        ("Straße", "STRASSE", False),  # non-ASCII texts that differ: Python normalises them
+        ("see [doc-1]", "see [doc-1]", False),  # a citation target: coverage is Python's
+        ("Paris", "Lyon", True),  # the embedder scores them
+    ],
+)
+def test_pairs_that_are_not_plain_are_left_to_python(prod: str, shadow: str, embedder: bool) -> None:
+    native, python = _builders(embedder)
+    assert _check(native, python, [_plain_pair(prod, shadow)]) == 0
+
+
+def test_a_custom_sanitizer_turns_the_native_path_off() -> None:
+    from workers.sanitize import Sanitizer
+
+    class Stricter(Sanitizer):
+        pass
+
+    s = CompareSettings(candidates=("cand",))
+    assert ComparisonBuilder(None, s).plain.enabled
+    assert not ComparisonBuilder(None, s, Stricter()).plain.enabled
+
+
+def test_the_benchmark_pairs_take_the_native_path() -> None:
+    from tests.bench.bench_compare import envelopes
+    from tests.support.factories import result
+
+    native, python = _builders(embedder=False)
+    outputs: list[Output] = []
+    for env in envelopes(20):
+        res = result(env, "cand")
+        outputs.append(Joined(ProdSide.decode(encode(env)), res, [], {"cand": res}))
+    assert _check(native, python, outputs) == 20

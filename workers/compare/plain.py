@@ -1,0 +1,73 @@
+"""The comparison of a plain joined pair, built by the native hot path (``native/src/plain.rs``).
+
+A pair is plain when nothing in it needs :class:`~workers.compare.build.ComparisonBuilder`'s
+machinery: no gold label, no λ replays, no tool calls in the replay, no citation target, no
+priced model, no baseline peer, a shadow answer the sanitizer leaves as it is and, with an
+embedder, answers equal after normalisation. Every metric of such a pair is a constant of the
+contract or a copy of an input, and ``shadowlane_native.build_plain`` writes the record's fields
+in the contract's order about 3× faster than the Python builder. It answers ``None`` for any
+pair it is not sure of, which the Python builder then builds. ``tests/unit/test_build_native.py``
+holds the two equal on generated pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from schemas.comparison import Comparison
+from workers.compare.join import Joined
+from workers.hashing import pair_id
+from workers.sanitize import Sanitizer
+from workers.settings import CompareSettings
+
+if TYPE_CHECKING:
+    from shadowlane_native import PlainConfig
+
+Native = tuple[type["PlainConfig"], Callable[[Any, Any, str, "PlainConfig"], dict[str, Any] | None]]
+
+
+def _native() -> Native | None:
+    try:
+        from shadowlane_native import PlainConfig, build_plain
+    except ImportError:  # `make` always builds it; a bare `pip install .` does not
+        return None
+    return PlainConfig, build_plain
+
+
+NATIVE_PLAIN = _native()
+"""The native builder, or None when ``shadowlane_native`` is not installed."""
+
+
+class PlainPath:
+    """One builder's native path; :meth:`build` is None when the pair is not plain (or the path
+    is off: no native module, or a sanitizer other than the one the native checks mirror)."""
+
+    def __init__(
+        self,
+        settings: CompareSettings,
+        embedder: bool,
+        citation_guard: str | None,
+        sanitizer: Sanitizer,
+        native: Native | None = NATIVE_PLAIN,
+    ) -> None:
+        self._baseline = settings.baseline_candidate
+        self._native = native if type(sanitizer) is Sanitizer else None
+        self._config = (
+            native[0](self._baseline, embedder, citation_guard, list(settings.prices)) if native else None
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self._native is not None
+
+    def build(self, item: Joined) -> Comparison | None:
+        native, config = self._native, self._config
+        if native is None or config is None:
+            return None
+        res = item.result
+        baseline = self._baseline
+        if baseline is not None and res.candidate != baseline and baseline in item.peers:
+            return None  # the noise floor needs the baseline's ΔS: the Python builder's
+        fields = native[1](item.envelope, res, pair_id(item.envelope.req_hash, res.candidate), config)
+        return None if fields is None else Comparison.trusted(fields)
