@@ -6,6 +6,9 @@ difference. Every ΔS a poll needs (prod vs candidate, prod vs baseline, gold vs
 pairwise λ replays) is embedded in one batch; texts equal after normalisation score 0 without
 touching the embedder. Embeddings are batch-invariant (tested), and ``ts_ms`` is event time, so a
 comparison is a pure function of its records and the metric config: ``rescore`` reproduces it.
+
+Plain pairs (nothing to grade, replay, score, price or mask) are built by the native path
+(:mod:`workers.compare.plain`), which a differential test holds equal to the code below.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ machinery: no gold label, no λ replays, no tool calls in the replay, no citatio
 priced model, no baseline peer, a shadow answer the sanitizer leaves as it is and, with an
 embedder, answers equal after normalisation. Every metric of such a pair is a constant of the
 contract or a copy of an input, and ``shadowlane_native.build_plain`` writes the record's fields
-in the contract's order about 3× faster than the Python builder. It answers ``None`` for any
+in the contract's order (a 2,000-pair poll: 5.0 µs per pair against 8.4 µs for the Python
+builder, most of the rest reading the inputs' attributes back). It answers ``None`` for any
 pair it is not sure of, which the Python builder then builds. ``tests/unit/test_build_native.py``
 holds the two equal on generated pairs.
 """
