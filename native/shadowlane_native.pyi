@@ -33,7 +33,12 @@ class PlainConfig:
     """What a ``ComparisonBuilder``'s settings say about plain pairs (see ``build_plain``)."""
 
     def __init__(
-        self, baseline: str | None, embedder: bool, citation_guard: str | None, priced: list[str]
+        self,
+        baseline: str | None,
+        embedder: bool,
+        citation_guard: str | None,
+        priced: list[str],
+        template: dict[str, Any],
     ) -> None: ...
 
 def build_plain(env: Any, res: Any, comparison_id: str, config: PlainConfig) -> dict[str, Any] | None:

@@ -30,28 +30,29 @@ pub struct PlainConfig {
     /// Models with a price: a pair that names one has a cost, which Python computes.
     priced: Vec<String>,
     /// Every field of a plain pair's record in the contract's order, holding its constant value
-    /// (or `None` for those each pair sets): copied per pair, which keeps the order.
+    /// (or `None` for those each pair sets): copied per pair, which keeps the order. Python
+    /// builds it from the contract (`workers/compare/plain.py`).
     template: Py<PyDict>,
 }
 
 #[pymethods]
 impl PlainConfig {
     #[new]
-    #[pyo3(signature = (baseline, embedder, citation_guard, priced))]
+    #[pyo3(signature = (baseline, embedder, citation_guard, priced, template))]
     fn new(
-        py: Python<'_>,
         baseline: Option<String>,
         embedder: bool,
         citation_guard: Option<char>,
         priced: Vec<String>,
-    ) -> PyResult<Self> {
-        Ok(Self {
+        template: Py<PyDict>,
+    ) -> Self {
+        Self {
             baseline,
             embedder,
             citation_guard,
             priced,
-            template: template(py)?.unbind(),
-        })
+            template,
+        }
     }
 }
 
@@ -153,65 +154,6 @@ fn opt_str<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyStrin
 
 fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(value.is_none() || value.len()? == 0)
-}
-
-/// The record of a plain pair with its constants set; the fields each pair sets hold `None`.
-fn template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    let none = py.None();
-    let fields: [(&str, Bound<'_, PyAny>); 47] = [
-        ("schema_version", 1i64.into_pyobject(py)?.into_any()),
-        ("comparison_id", none.bind(py).clone()),
-        ("req_hash", none.bind(py).clone()),
-        ("req_id", none.bind(py).clone()),
-        ("candidate", none.bind(py).clone()),
-        ("traffic_arm", none.bind(py).clone()),
-        ("ts_ms", none.bind(py).clone()),
-        ("endpoint", none.bind(py).clone()),
-        ("tenant", none.bind(py).clone()),
-        ("buckets", none.bind(py).clone()),
-        ("complete", true.into_pyobject(py)?.to_owned().into_any()),
-        ("outcome", intern!(py, "joined").clone().into_any()),
-        ("delta_s", none.bind(py).clone()),
-        ("exact_match", none.bind(py).clone()),
-        ("prod_latency_ms", none.bind(py).clone()),
-        ("shadow_latency_ms", none.bind(py).clone()),
-        ("latency_delta_ms", none.bind(py).clone()),
-        ("prod_status", none.bind(py).clone()),
-        ("shadow_status", none.bind(py).clone()),
-        ("status_pair", none.bind(py).clone()),
-        ("shadow_error_class", none.bind(py).clone()),
-        ("tool_agreement", none.bind(py).clone()),
-        ("tools_stubbed", 0i64.into_pyobject(py)?.into_any()),
-        ("tools_blocked", 0i64.into_pyobject(py)?.into_any()),
-        ("prod_pins", none.bind(py).clone()),
-        ("candidate_pins", none.bind(py).clone()),
-        ("delta_s_floor", none.bind(py).clone()),
-        ("delta_s_excess", none.bind(py).clone()),
-        ("delta_s_gold", none.bind(py).clone()),
-        ("prod_delta_s_gold", none.bind(py).clone()),
-        ("grader", none.bind(py).clone()),
-        ("prod_solved", none.bind(py).clone()),
-        ("shadow_solved", none.bind(py).clone()),
-        ("lambda_state", none.bind(py).clone()),
-        ("lambda_max_ds", none.bind(py).clone()),
-        ("lambda_samples", 0i64.into_pyobject(py)?.into_any()),
-        ("lambda_threshold", none.bind(py).clone()),
-        ("baseline_lambda_state", none.bind(py).clone()),
-        ("lambda_flip", none.bind(py).clone()),
-        ("coverage", none.bind(py).clone()),
-        ("coverage_target", none.bind(py).clone()),
-        ("tool_calls", 0i64.into_pyobject(py)?.into_any()),
-        ("tool_valid", 0i64.into_pyobject(py)?.into_any()),
-        ("tool_success", none.bind(py).clone()),
-        ("tool_matched_prod", 0i64.into_pyobject(py)?.into_any()),
-        ("prod_cost_usd", none.bind(py).clone()),
-        ("shadow_cost_usd", none.bind(py).clone()),
-    ];
-    for (key, value) in fields {
-        d.set_item(PyString::intern(py, key), value)?;
-    }
-    Ok(d)
 }
 
 /// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.

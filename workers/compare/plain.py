@@ -40,6 +40,24 @@ NATIVE_PLAIN = _native()
 """The native builder, or None when ``shadowlane_native`` is not installed."""
 
 
+def _template() -> dict[str, Any]:
+    """Every field of the contract in its order: the constants of a plain pair set, and None in
+    the fields that ``build_plain`` sets per pair."""
+    fields: dict[str, Any] = dict.fromkeys(Comparison.model_fields)
+    fields.update(
+        schema_version=1,
+        complete=True,
+        outcome="joined",
+        tools_stubbed=0,
+        tools_blocked=0,
+        lambda_samples=0,
+        tool_calls=0,
+        tool_valid=0,
+        tool_matched_prod=0,
+    )
+    return fields
+
+
 class PlainPath:
     """One builder's native path; :meth:`build` is None when the pair is not plain (or the path
     is off: no native module, or a sanitizer other than the one the native checks mirror)."""
@@ -55,7 +73,9 @@ class PlainPath:
         self._baseline = settings.baseline_candidate
         self._native = native if type(sanitizer) is Sanitizer else None
         self._config = (
-            native[0](self._baseline, embedder, citation_guard, list(settings.prices)) if native else None
+            native[0](self._baseline, embedder, citation_guard, list(settings.prices), _template())
+            if native
+            else None
         )
 
     @property
