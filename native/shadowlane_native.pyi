@@ -41,6 +41,7 @@ class PlainConfig:
         template: dict[str, Any],
     ) -> None: ...
 
-def build_plain(env: Any, res: Any, comparison_id: str, config: PlainConfig) -> dict[str, Any] | None:
+def build_plain(env: Any, res: Any, config: PlainConfig) -> dict[str, Any] | None:
     """The fields of the comparison of a plain joined pair (a ``ProdSide`` and a ``ShadowResult``),
-    in the contract's order; or None: not a pair this path is sure of (the Python builder runs)."""
+    in the contract's order, ``comparison_id`` left for the caller; or None: not a pair this path
+    is sure of (the Python builder runs)."""

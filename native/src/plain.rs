@@ -3,8 +3,7 @@
 //! A pair is *plain* when nothing in it needs the Python builder's machinery: no gold label, no λ
 //! replays, no tool calls in the replay, no citation target, no priced model, no baseline peer
 //! (the caller checks that one), answers the sanitizer leaves as they are, and (with an embedder)
-//! answers equal after normalisation. Most mirrored traffic of a chat endpoint is plain. For
-//! such a pair every metric is either a constant of the contract or a copy of an input, so the
+//! answers equal after normalisation (the benchmark's pairs all are). For such a pair every metric is either a constant of the contract or a copy of an input, so the
 //! record's fields are written here in the contract's order, reusing the input objects.
 //!
 //! Every check is conservative: where this module cannot be sure that the Python builder would
@@ -157,13 +156,13 @@ fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 /// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.
-/// `env` is a `ProdSide`, `res` a `ShadowResult`, `comparison_id` the pair's `pair_id`.
+/// `env` is a `ProdSide`, `res` a `ShadowResult`; the caller sets `comparison_id` (its hash is
+/// Python's), so a pair that is not plain never pays for it twice.
 #[pyfunction]
 pub fn build_plain<'py>(
     py: Python<'py>,
     env: &Bound<'py, PyAny>,
     res: &Bound<'py, PyAny>,
-    comparison_id: &Bound<'py, PyString>,
     config: &Bound<'py, PlainConfig>,
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
     let cfg = config.get();
@@ -178,10 +177,7 @@ pub fn build_plain<'py>(
         return Ok(None);
     }
     let prod_answer = opt_str(&prod.getattr(intern!(py, "answer"))?)?;
-    let prod_text = match &prod_answer {
-        Some(s) => Some(s.to_str()?),
-        None => None,
-    };
+    let prod_text = prod_answer.as_ref().map(|s| s.to_str()).transpose()?;
     if let Some(text) = prod_text.filter(|t| !t.is_empty()) {
         match cfg.citation_guard {
             None => return Ok(None),
@@ -190,10 +186,7 @@ pub fn build_plain<'py>(
         }
     }
     let shadow_answer = opt_str(&res.getattr(intern!(py, "answer"))?)?;
-    let shadow_text = match &shadow_answer {
-        Some(s) => Some(s.to_str()?),
-        None => None,
-    };
+    let shadow_text = shadow_answer.as_ref().map(|s| s.to_str()).transpose()?;
     if shadow_text.is_some_and(|t| !mask_is_identity(t)) {
         return Ok(None);
     }
@@ -260,7 +253,6 @@ pub fn build_plain<'py>(
 
     let d = cfg.template.bind(py).copy()?;
     let set = |key: &Bound<'py, PyString>, value: &Bound<'py, PyAny>| d.set_item(key, value);
-    set(intern!(py, "comparison_id"), comparison_id.as_any())?;
     set(
         intern!(py, "req_hash"),
         &env.getattr(intern!(py, "req_hash"))?,

@@ -25,7 +25,7 @@ from workers.settings import CompareSettings
 if TYPE_CHECKING:
     from shadowlane_native import PlainConfig
 
-Native = tuple[type["PlainConfig"], Callable[[Any, Any, str, "PlainConfig"], dict[str, Any] | None]]
+Native = tuple[type["PlainConfig"], Callable[[Any, Any, "PlainConfig"], dict[str, Any] | None]]
 
 
 def _native() -> Native | None:
@@ -42,7 +42,7 @@ NATIVE_PLAIN = _native()
 
 def _template() -> dict[str, Any]:
     """Every field of the contract in its order: the constants of a plain pair set, and None in
-    the fields that ``build_plain`` sets per pair."""
+    the fields set per pair (by ``build_plain``, and ``comparison_id`` here)."""
     fields: dict[str, Any] = dict.fromkeys(Comparison.model_fields)
     fields.update(
         schema_version=1,
@@ -90,5 +90,8 @@ class PlainPath:
         baseline = self._baseline
         if baseline is not None and res.candidate != baseline and baseline in item.peers:
             return None  # the noise floor needs the baseline's ΔS: the Python builder's
-        fields = native[1](item.envelope, res, pair_id(item.envelope.req_hash, res.candidate), config)
-        return None if fields is None else Comparison.trusted(fields)
+        fields = native[1](item.envelope, res, config)
+        if fields is None:
+            return None
+        fields["comparison_id"] = pair_id(item.envelope.req_hash, res.candidate)
+        return Comparison.trusted(fields)
