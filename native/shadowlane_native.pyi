@@ -22,12 +22,37 @@ NativeProjection = tuple[
     bool,  # candidate_served
 ]
 
-def project_envelope(data: bytes) -> NativeProjection | None:
-    """The comparator's projection of an encoded envelope, or None: not a record it vouches for."""
+class NativeRequest:
+    """An envelope's projection as the comparator keeps it (Rust fields; see ``fields``)."""
 
-def read_result(data: bytes) -> dict[str, Any] | None:
-    """An encoded ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
-    fields), checked against the contract; or None: not a record it vouches for."""
+    @property
+    def req_hash(self) -> str: ...
+    @property
+    def candidate_served(self) -> bool: ...
+    def fields(self) -> NativeProjection:
+        """The projection as Python values (the input of ``ProdSide.from_native``)."""
+    def native_bytes(self) -> int:
+        """Bytes held outside the Python heap."""
+
+class NativeResult:
+    """A shadow result as the comparator keeps it (Rust fields; see ``fields``)."""
+
+    @property
+    def req_hash(self) -> str: ...
+    @property
+    def candidate(self) -> str: ...
+    def fields(self) -> dict[str, Any]:
+        """The ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
+        fields), ready for its trusted construction."""
+    def native_bytes(self) -> int:
+        """Bytes held outside the Python heap."""
+
+def parse_request(data: bytes) -> NativeRequest | None:
+    """The comparator's record of an encoded envelope, or None: not a record it vouches for."""
+
+def parse_result(data: bytes) -> NativeResult | None:
+    """An encoded ``ShadowResult`` checked against the contract, or None: not a record it vouches
+    for."""
 
 class PlainConfig:
     """What a ``ComparisonBuilder``'s settings say about plain pairs (see ``build_plain``)."""
@@ -41,7 +66,7 @@ class PlainConfig:
         template: dict[str, Any],
     ) -> None: ...
 
-def build_plain(env: Any, res: Any, config: PlainConfig) -> dict[str, Any] | None:
-    """The fields of the comparison of a plain joined pair (a ``ProdSide`` and a ``ShadowResult``),
+def build_plain(env: NativeRequest, res: NativeResult, config: PlainConfig) -> dict[str, Any] | None:
+    """The fields of the comparison of a plain joined pair,
     in the contract's order, ``comparison_id`` left for the caller; or None: not a pair this path
     is sure of (the Python builder runs)."""

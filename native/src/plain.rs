@@ -3,8 +3,9 @@
 //! A pair is *plain* when nothing in it needs the Python builder's machinery: no gold label, no λ
 //! replays, no tool calls in the replay, no citation target, no priced model, no baseline peer
 //! (the caller checks that one), answers the sanitizer leaves as they are, and (with an embedder)
-//! answers equal after normalisation (the benchmark's pairs all are). For such a pair every metric is either a constant of the contract or a copy of an input, so the
-//! record's fields are written here in the contract's order, reusing the input objects.
+//! answers equal after normalisation (the benchmark's pairs all are). For such a pair every
+//! metric is either a constant of the contract or a copy of an input, so the record's fields are
+//! written here in the contract's order, straight from the records' Rust fields (`records.rs`).
 //!
 //! Every check is conservative: where this module cannot be sure that the Python builder would
 //! give the same value (a text with a secret hint, an e-mail sign, a run of nine digit-like
@@ -17,6 +18,8 @@ use memchr::{memchr2, memchr2_iter, memmem};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+
+use crate::records::{str_map, NativeRequest, NativeResult};
 
 /// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
 #[pyclass(frozen, module = "shadowlane_native")]
@@ -143,41 +146,27 @@ fn same_text(a: &str, b: &str) -> Option<bool> {
     Some(normalise_ascii(a)? == normalise_ascii(b)?)
 }
 
-fn opt_str<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyString>>> {
-    if value.is_none() {
-        Ok(None)
-    } else {
-        Ok(Some(value.cast::<PyString>()?.clone()))
-    }
-}
-
-fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(value.is_none() || value.len()? == 0)
-}
-
 /// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.
-/// `env` is a `ProdSide`, `res` a `ShadowResult`; the caller sets `comparison_id` (its hash is
-/// Python's), so a pair that is not plain never pays for it twice.
+/// The caller sets `comparison_id` (its hash is Python's), so a pair that is not plain never pays
+/// for it twice, and checks the baseline peer (the join's `peers`, which this does not see).
 #[pyfunction]
 pub fn build_plain<'py>(
     py: Python<'py>,
-    env: &Bound<'py, PyAny>,
-    res: &Bound<'py, PyAny>,
+    env: &Bound<'py, NativeRequest>,
+    res: &Bound<'py, NativeResult>,
     config: &Bound<'py, PlainConfig>,
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
     let cfg = config.get();
-    if !env.getattr(intern!(py, "gold"))?.is_none()
-        || !is_empty(&res.getattr(intern!(py, "stability"))?)?
-        || !is_empty(&res.getattr(intern!(py, "tool_calls"))?)?
+    let (request, result) = (env.get(), res.get());
+    let (e, r) = (&request.p, &result.r);
+    if e.gold.is_some()
+        || !r.stability.is_empty()
+        || !r.tool_calls.is_empty()
+        || !e.cited_ids.is_empty()
     {
         return Ok(None);
     }
-    let prod = env.getattr(intern!(py, "prod"))?;
-    if !is_empty(&prod.getattr(intern!(py, "cited_ids"))?)? {
-        return Ok(None);
-    }
-    let prod_answer = opt_str(&prod.getattr(intern!(py, "answer"))?)?;
-    let prod_text = prod_answer.as_ref().map(|s| s.to_str()).transpose()?;
+    let prod_text = e.answer.as_deref();
     if let Some(text) = prod_text.filter(|t| !t.is_empty()) {
         match cfg.citation_guard {
             None => return Ok(None),
@@ -185,8 +174,7 @@ pub fn build_plain<'py>(
             Some(_) => {}
         }
     }
-    let shadow_answer = opt_str(&res.getattr(intern!(py, "answer"))?)?;
-    let shadow_text = shadow_answer.as_ref().map(|s| s.to_str()).transpose()?;
+    let shadow_text = r.answer.as_deref();
     if shadow_text.is_some_and(|t| !mask_is_identity(t)) {
         return Ok(None);
     }
@@ -203,87 +191,55 @@ pub fn build_plain<'py>(
         Some(true) => Some(0.0),
         Some(false) => return Ok(None), // the embedder scores it
     };
-    let priced = |model: &Bound<'py, PyAny>| -> PyResult<bool> {
-        Ok(!model.is_none() && cfg.priced.iter().any(|m| model.eq(m).unwrap_or(true)))
+    let priced = |model: &Option<String>| {
+        model
+            .as_deref()
+            .is_some_and(|m| cfg.priced.iter().any(|p| p == m))
     };
-    if priced(&prod.getattr(intern!(py, "model"))?)?
-        && !prod.getattr(intern!(py, "prompt_tokens"))?.is_none()
-        && !prod.getattr(intern!(py, "completion_tokens"))?.is_none()
-    {
-        return Ok(None);
-    }
-    if !res.getattr(intern!(py, "usage"))?.is_none() && priced(&res.getattr(intern!(py, "model"))?)?
-    {
+    // ProdSide's prompt and completion tokens are both set exactly when the envelope has a usage
+    if (priced(&e.model) && e.usage.is_some()) || (r.usage.is_some() && priced(&r.model)) {
         return Ok(None);
     }
 
-    let candidate = res.getattr(intern!(py, "candidate"))?;
+    let candidate = result.candidate(py);
     let arm = match &cfg.baseline {
-        Some(b) if candidate.cast::<PyString>()?.to_str()? == b => intern!(py, "baseline"),
+        Some(b) if r.candidate == *b => intern!(py, "baseline"),
         _ => intern!(py, "shadow"),
     };
-    let status = prod.getattr(intern!(py, "status"))?.str()?;
-    let error_class = res.getattr(intern!(py, "error_class"))?;
-    let shadow_status = if res
-        .getattr(intern!(py, "status"))?
-        .cast::<PyString>()?
-        .to_str()?
-        == "ok"
-    {
+    let status = e.status.to_string();
+    let shadow_status = if r.status == "ok" {
         intern!(py, "ok").clone()
     } else {
-        let class = error_class
-            .extract::<Option<String>>()?
-            .filter(|c| !c.is_empty());
-        PyString::new(
-            py,
-            &format!("error:{}", class.as_deref().unwrap_or("unknown")),
-        )
+        let class = r.error_class.as_deref().filter(|c| !c.is_empty());
+        PyString::new(py, &format!("error:{}", class.unwrap_or("unknown")))
     };
-    let status_pair = format!("{}/{}", status.to_str()?, shadow_status.to_str()?);
-    let prod_latency = prod.getattr(intern!(py, "latency_ms"))?;
-    let shadow_latency = res.getattr(intern!(py, "latency_ms"))?;
-    let latency_delta = shadow_latency.extract::<f64>()? - prod_latency.extract::<f64>()?;
-    let tool_keys = env.getattr(intern!(py, "tool_keys"))?;
-    let agreement = if is_empty(&tool_keys)? {
+    let status_pair = format!("{}/{}", status, shadow_status.to_str()?);
+    let agreement = if e.tool_keys.is_empty() {
         None
     } else {
         Some(0.0)
     };
 
     let d = cfg.template.bind(py).copy()?;
-    let set = |key: &Bound<'py, PyString>, value: &Bound<'py, PyAny>| d.set_item(key, value);
-    set(
-        intern!(py, "req_hash"),
-        &env.getattr(intern!(py, "req_hash"))?,
-    )?;
-    set(intern!(py, "req_id"), &env.getattr(intern!(py, "req_id"))?)?;
-    set(intern!(py, "candidate"), &candidate)?;
-    set(intern!(py, "traffic_arm"), arm.as_any())?;
-    set(intern!(py, "ts_ms"), &env.getattr(intern!(py, "ts_ms"))?)?;
-    set(
-        intern!(py, "endpoint"),
-        &env.getattr(intern!(py, "endpoint"))?,
-    )?;
-    set(intern!(py, "tenant"), &env.getattr(intern!(py, "tenant"))?)?;
-    set(
-        intern!(py, "buckets"),
-        &env.getattr(intern!(py, "buckets"))?,
-    )?;
+    d.set_item(intern!(py, "req_hash"), request.req_hash(py))?;
+    d.set_item(intern!(py, "req_id"), e.req_id.as_str())?;
+    d.set_item(intern!(py, "candidate"), candidate)?;
+    d.set_item(intern!(py, "traffic_arm"), arm)?;
+    d.set_item(intern!(py, "ts_ms"), e.ts_ms)?;
+    d.set_item(intern!(py, "endpoint"), e.endpoint.as_str())?;
+    d.set_item(intern!(py, "tenant"), e.tenant.as_str())?;
+    d.set_item(intern!(py, "buckets"), str_map(py, &e.buckets)?)?;
     d.set_item(intern!(py, "delta_s"), delta_s)?;
     d.set_item(intern!(py, "exact_match"), exact)?;
-    set(intern!(py, "prod_latency_ms"), &prod_latency)?;
-    set(intern!(py, "shadow_latency_ms"), &shadow_latency)?;
-    d.set_item(intern!(py, "latency_delta_ms"), latency_delta)?;
-    set(intern!(py, "prod_status"), status.as_any())?;
-    set(intern!(py, "shadow_status"), shadow_status.as_any())?;
+    d.set_item(intern!(py, "prod_latency_ms"), e.latency_ms)?;
+    d.set_item(intern!(py, "shadow_latency_ms"), r.latency_ms)?;
+    d.set_item(intern!(py, "latency_delta_ms"), r.latency_ms - e.latency_ms)?;
+    d.set_item(intern!(py, "prod_status"), status)?;
+    d.set_item(intern!(py, "shadow_status"), shadow_status)?;
     d.set_item(intern!(py, "status_pair"), status_pair)?;
-    set(intern!(py, "shadow_error_class"), &error_class)?;
+    d.set_item(intern!(py, "shadow_error_class"), r.error_class.as_deref())?;
     d.set_item(intern!(py, "tool_agreement"), agreement)?;
-    set(intern!(py, "prod_pins"), &env.getattr(intern!(py, "pins"))?)?;
-    set(
-        intern!(py, "candidate_pins"),
-        &res.getattr(intern!(py, "pins"))?,
-    )?;
+    d.set_item(intern!(py, "prod_pins"), str_map(py, &e.pins)?)?;
+    d.set_item(intern!(py, "candidate_pins"), str_map(py, &r.pins.0)?)?;
     Ok(Some(d))
 }

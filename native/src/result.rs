@@ -16,7 +16,7 @@ use crate::wire::{present, Obj, StrMap};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ShadowResult<'a> {
+pub struct ShadowResult {
     #[serde(default, deserialize_with = "present")]
     pub schema_version: Option<i64>,
     pub req_hash: String,
@@ -33,8 +33,8 @@ pub struct ShadowResult<'a> {
     pub latency_ms: f64,
     #[serde(default, deserialize_with = "present")]
     pub attempts: Option<i64>,
-    #[serde(default, borrow)]
-    pub tool_calls: Vec<Obj<ToolCall<'a>>>,
+    #[serde(default)]
+    pub tool_calls: Vec<Obj<ToolCall>>,
     pub usage: Option<Obj<Usage>>,
     pub model: Option<String>,
     #[serde(default)]
@@ -45,10 +45,10 @@ pub struct ShadowResult<'a> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToolCall<'a> {
+pub struct ToolCall {
     pub name: String,
-    #[serde(default, borrow, deserialize_with = "present")]
-    pub arguments: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    pub arguments: Option<Box<RawValue>>,
     pub disposition: String,
     pub output: Option<String>,
     pub schema_valid: Option<bool>,
@@ -106,7 +106,7 @@ fn error_class_ok(class: &Option<String>) -> bool {
 }
 
 /// The record with its contract checked, or `None` when this reader does not vouch for it.
-pub fn read(data: &[u8]) -> Option<ShadowResult<'_>> {
+pub fn read(data: &[u8]) -> Option<ShadowResult> {
     let Obj(result) = serde_json::from_slice::<Obj<ShadowResult>>(data).ok()?;
     let ok = result.schema_version == Some(SCHEMA_VERSION)
         && is_req_hash(&result.req_hash)

@@ -29,9 +29,9 @@ from tests.bench.common import bench_settings, delete_topics, kafka_kwargs
 from tests.support.factories import result
 from workers.compare.build import ComparisonBuilder
 from workers.compare.join import JoinBuffer
-from workers.compare.prod_side import ProdSide
+from workers.compare.prod_side import read_request
 from workers.compare.prom import CompareMetrics
-from workers.compare.results import decode_result
+from workers.compare.results import read_result
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.offsets import OffsetTracker
@@ -85,10 +85,10 @@ def comparator_in_process(records: Records) -> float:
         for is_request, value in poll:
             if is_request:
                 requests.add(offset)
-                out, _ = join.add_request(ProdSide.decode(value), ("req", 0, offset), 0)
+                out, _ = join.add_request(read_request(value), ("req", 0, offset), 0)
             else:
                 results.add(offset)
-                out, _ = join.add_result(decode_result(value), ("res", 0, offset), 0)
+                out, _ = join.add_result(read_result(value), ("res", 0, offset), 0)
             outputs += out
             offset += 1
         comparisons = builder.build(outputs)

@@ -43,7 +43,7 @@ def test_joined_and_expired_comparisons_validate_against_the_contract() -> None:
         Expired("shadow_timeout", "cand", env.req_hash, ProdSide.of(env), None, []),
         Expired("request_missing", "cand", other.req_hash, None, other, []),
     ]
-    assert builder.needs_embedding(outputs)
+    assert builder.needs_embedding(builder.prepare(outputs))
     comps = builder.build(outputs)
     for comp in comps:
         assert decode(encode(comp), Comparison) == comp  # round-trips through the wire contract
@@ -78,7 +78,7 @@ def test_without_embedder_delta_s_is_none_even_for_identical_answers() -> None:
         Joined(ProdSide.of(envelope(6)), result(envelope(6), answer="an apple a day"), []),
     ]
     builder = CheckedBuilder(None)
-    assert builder.needs_embedding(outputs) is False
+    assert builder.needs_embedding(builder.prepare(outputs)) is False
     same, other = builder.build(outputs)
     assert (same.exact_match, same.delta_s) == (True, None)
     assert (other.exact_match, other.delta_s) == (False, None)

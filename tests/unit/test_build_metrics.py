@@ -24,6 +24,7 @@ from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.prod_side import ProdSide
+from workers.compare.results import Result
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings, ModelPrice
 
@@ -98,7 +99,7 @@ def _samples(*answers: str | None) -> tuple[StabilitySample, ...]:
 def _joined_all(env: RequestEnvelope, *results: ShadowResult) -> list[Output]:
     """One Joined per result, each seeing all results of the request as peers (as the join does)."""
     side = ProdSide.of(env)
-    peers = {r.candidate: r for r in results}
+    peers: dict[str, Result] = {r.candidate: r for r in results}
     return [Joined(side, r, [], peers=peers) for r in results]
 
 
@@ -544,7 +545,7 @@ def test_without_embedder_delta_s_is_off_even_for_identical_answers() -> None:
         lambda e: _res(e, "cand", " Paris is the CAPITAL of France ", stability=_samples(SAME, SAME)),
         lambda e: _res(e, "baseline", SAME, stability=_samples(SAME, SAME)),
     )
-    assert builder.needs_embedding(outputs) is False
+    assert builder.needs_embedding(builder.prepare(outputs)) is False
     comps = _by_candidate(builder.build(outputs))
     for comp in comps.values():
         assert comp.exact_match is True  # exact match needs no embedder

@@ -19,12 +19,15 @@ from hypothesis import strategies as st
 from schemas.chat import TokenUsage
 from schemas.codec import encode
 from schemas.comparison import Comparison
+from schemas.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope
 from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from tests.support.factories import envelope
 from tests.unit.test_build_metrics import BagOfWords
 from workers.compare.build import ComparisonBuilder
 from workers.compare.join import Joined, Output
 from workers.compare.plain import NATIVE_PLAIN, PlainPath
-from workers.compare.prod_side import Gold, ProdSide, ProdSummary
+from workers.compare.prod_side import ProdSide, read_request
+from workers.compare.results import read_result
 from workers.settings import CompareSettings, ModelPrice
 
 pytestmark = pytest.mark.skipif(NATIVE_PLAIN is None, reason="shadowlane_native is not built")
@@ -68,8 +71,11 @@ PIECES = [
 texts = st.lists(st.sampled_from(PIECES), max_size=8).map("".join) | st.text(max_size=24)
 
 
+Pair = tuple[RequestEnvelope, ShadowResult, dict[str, ShadowResult]]
+
+
 @st.composite
-def pairs(draw: st.DrawFn) -> tuple[ProdSide, ShadowResult, dict[str, ShadowResult]]:
+def pairs(draw: st.DrawFn) -> Pair:
     plain = draw(st.booleans())  # half the pairs: only the texts decide whether they are plain
     extras = st.just(False) if plain else st.booleans()
     prod_answer = draw(st.none() | texts)
@@ -79,28 +85,30 @@ def pairs(draw: st.DrawFn) -> tuple[ProdSide, ShadowResult, dict[str, ShadowResu
         | st.just(prod_answer)
         | st.sampled_from([f"  {prod_answer}  ", (prod_answer or "").upper(), (prod_answer or "") + "\t"])
     )
-    model = draw(st.sampled_from([None, "gpt-x", "cheap"]))
     tokens = draw(st.none() | st.integers(0, 5000))
-    prod = ProdSummary(
-        prod_answer,
-        draw(st.sampled_from([0.0, 12.5, 40.0, 1e-7, 3e9])),
-        draw(st.sampled_from([200, 429, 500])),
-        model,
-        tokens,
-        None if tokens is None else tokens // 2,
-        ("doc-1",) if draw(extras) else (),
-    )
-    env = ProdSide(
-        req_id="r1",
-        req_hash="ab" * 16,
-        ts_ms=draw(st.integers(0, 2**45)),
-        endpoint=draw(st.sampled_from(["/v1/chat", "/search"])),
-        tenant=draw(st.sampled_from(["default", "acme"])),
-        pins=draw(st.sampled_from([{}, {"model_rev": "a"}])),
-        prod=prod,
-        tool_keys=draw(st.sampled_from([frozenset(), frozenset({("search", "{}")})])),
-        gold=draw(st.sampled_from([Gold("Paris", ()), Gold(None, ("doc-1",))])) if draw(extras) else None,
-        buckets=draw(st.sampled_from([{}, {"lang": "en"}])),
+    usage = None if tokens is None else TokenUsage(prompt_tokens=tokens, completion_tokens=tokens // 2)
+    base = envelope(1)
+    env = base.model_copy(
+        update={
+            "ts_ms": draw(st.integers(0, 2**45)),
+            "endpoint": draw(st.sampled_from(["/v1/chat", "/search"])),
+            "tenant": draw(st.sampled_from(["default", "acme"])),
+            "pins": draw(st.sampled_from([{}, {"model_rev": "a"}])),
+            # the request's model ("grammar-tutor") stands in when prod names none: unpriced
+            "prod": ProdOutcome(
+                answer=prod_answer,
+                latency_ms=draw(st.sampled_from([0.0, 12.5, 40.0, 1e-7, 3e9])),
+                status=draw(st.sampled_from([200, 429, 500])),
+                model=draw(st.sampled_from([None, "gpt-x", "cheap"])),
+                usage=usage,
+                cited_ids=("doc-1",) if draw(extras) else (),
+            ),
+            "tool_io": draw(st.sampled_from([(), (RecordedToolCall(name="search", output="{}"),)])),
+            "gold": draw(st.sampled_from([GoldLabel(answer="Paris"), GoldLabel(cited_ids=("doc-1",))]))
+            if draw(extras)
+            else None,
+            "buckets": draw(st.sampled_from([{}, {"lang": "en"}])),
+        }
     )
     candidate = draw(st.sampled_from(["cand", "baseline"]))
     status: Literal["ok", "error"] = draw(st.sampled_from(["ok", "error"]))
@@ -129,6 +137,19 @@ def pairs(draw: st.DrawFn) -> tuple[ProdSide, ShadowResult, dict[str, ShadowResu
     return env, res, peers
 
 
+def _joined(pair: Pair, native: bool) -> Joined:
+    """The pair as the join hands it over: read from its bytes by the native readers (which must
+    vouch for every generated record) or by Python alone."""
+    env, res, peers = pair
+    if not native:
+        return Joined(ProdSide.decode_python(encode(env)), res, [], dict(peers))
+    records = {name: read_result(encode(peer)) for name, peer in peers.items()}
+    side = read_request(encode(env))
+    assert not isinstance(side, ProdSide)
+    assert not any(isinstance(r, ShadowResult) for r in records.values())
+    return Joined(side, records[res.candidate], [], records)
+
+
 def _builders(embedder: bool, **overrides: Any) -> tuple[ComparisonBuilder, ComparisonBuilder]:
     s = CompareSettings(candidates=("cand", "baseline"), **overrides)
     native = ComparisonBuilder(BagOfWords() if embedder else None, s)
@@ -141,12 +162,14 @@ def _exact(c: Comparison) -> list[tuple[str, Any, type]]:
     return [(k, v, type(v)) for k, v in c.__dict__.items()]
 
 
-def _check(native: ComparisonBuilder, python: ComparisonBuilder, outputs: list[Output]) -> int:
-    """Both builders agree on every comparison; returns how many the native path built."""
-    got, want = native.build(outputs), python.build(outputs)
+def _check(native: ComparisonBuilder, python: ComparisonBuilder, pairs: list[Pair]) -> int:
+    """Both builders agree on every comparison (the native one reading native records, the
+    Python one Python records); returns how many the native path built."""
+    native_side: list[Output] = [_joined(p, native=True) for p in pairs]
+    got, want = native.build(native_side), python.build([_joined(p, native=False) for p in pairs])
     assert [_exact(c) for c in got] == [_exact(c) for c in want]
     assert [encode(c) for c in got] == [encode(c) for c in want]
-    return sum(native.plain.build(o) is not None for o in outputs if isinstance(o, Joined))
+    return sum(native.plain.build(o) is not None for o in native_side if isinstance(o, Joined))
 
 
 PRICES = {"gpt-x": ModelPrice(input_per_mtok=2.5, output_per_mtok=10.0)}
@@ -161,27 +184,28 @@ PRICES = {"gpt-x": ModelPrice(input_per_mtok=2.5, output_per_mtok=10.0)}
     citation=st.sampled_from([None, r"\[([A-Za-z0-9_\-]+)\]", r"(?:see )?\[([a-z0-9\-]+)\]"]),
 )
 def test_native_plain_pairs_equal_the_python_builder(
-    pair: tuple[ProdSide, ShadowResult, dict[str, ShadowResult]],
+    pair: Pair,
     embedder: bool,
     baseline: str | None,
     priced: bool,
     citation: str | None,
 ) -> None:
-    env, res, peers = pair
     overrides: dict[str, Any] = {"baseline_candidate": baseline, "prices": PRICES if priced else {}}
     if citation is not None:
         overrides["citation_pattern"] = citation
     native, python = _builders(embedder, **overrides)
-    _check(native, python, [Joined(env, res, [], peers)])
+    _check(native, python, [pair])
 
 
-def _plain_pair(prod: str | None, shadow: str | None) -> Joined:
-    env = ProdSide("r1", "cd" * 16, 5, "/v1/chat", "default", {}, ProdSummary(prod, 10.0, 200), frozenset())
+def _plain_pair(prod: str | None, shadow: str | None) -> Pair:
+    env = envelope(1).model_copy(
+        update={"prod": ProdOutcome(answer=prod, status=200, latency_ms=10.0), "tool_io": ()}
+    )
     res = ShadowResult(
-        req_hash=env.req_hash, req_id="r1", candidate="cand", shadow_id="s", ts_ms=1, status="ok",
+        req_hash=env.req_hash, req_id=env.req_id, candidate="cand", shadow_id="s", ts_ms=1, status="ok",
         answer=shadow, latency_ms=12.0,
     )  # fmt: skip
-    return Joined(env, res, [], {"cand": res})
+    return env, res, {"cand": res}
 
 
 @pytest.mark.parametrize(
@@ -240,8 +264,8 @@ def test_the_benchmark_pairs_take_the_native_path() -> None:
     from tests.support.factories import result
 
     native, python = _builders(embedder=False)
-    outputs: list[Output] = []
+    pairs: list[Pair] = []
     for env in envelopes(20):
         res = result(env, "cand")
-        outputs.append(Joined(ProdSide.decode(encode(env)), res, [], {"cand": res}))
-    assert _check(native, python, outputs) == 20
+        pairs.append((env, res, {"cand": res}))
+    assert _check(native, python, pairs) == 20

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from schemas.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
 from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
+from workers.compare.prod_side import as_side
 
 REQ_TOPIC = "shadowlane.requests"
 RES_TOPIC = "shadowlane.shadow-results"
@@ -39,7 +40,7 @@ def test_request_then_result_joins_and_releases_both() -> None:
     joined = outs[0]
     assert isinstance(joined, Joined)
     assert joined.envelope.req_hash == env.req_hash
-    assert joined.envelope.prod.answer == env.prod.answer
+    assert as_side(joined.envelope).prod.answer == env.prod.answer
     assert joined.result.candidate == "a"
     assert joined.release == [req_ref(0), res_ref(7)]
     assert buf.pending == 0

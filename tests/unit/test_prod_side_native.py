@@ -32,7 +32,7 @@ from tests.unit.native_fuzz import (
     json_values,
     values,
 )
-from workers.compare.prod_side import NATIVE_PROJECTION, ProdSide
+from workers.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
 from workers.hashing import canonical_json
 
 NativeReader = Callable[[bytes], Any]
@@ -72,8 +72,15 @@ PATHS = (
 
 
 def _native() -> NativeReader:
-    assert NATIVE_PROJECTION is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
-    return NATIVE_PROJECTION
+    """The native reader's fields of a record (None: declined)."""
+    reader = NATIVE_REQUESTS
+    assert reader is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
+
+    def fields(data: bytes) -> Any:
+        record = reader(data)
+        return None if record is None else record.fields()
+
+    return fields
 
 
 def _base(i: int) -> dict[str, Json]:
@@ -132,6 +139,9 @@ def _check(data: bytes) -> bool:
     assert isinstance(reference, ProdSide), f"native accepted what pydantic rejects: {reference}"
     assert _exact(ProdSide.from_native(fields)) == _exact(reference)
     assert ProdSide.decode(data) == reference
+    record = read_request(data)  # what the join holds: the native record, keyed as the Python one
+    assert not isinstance(record, ProdSide)
+    assert (record.req_hash, record.candidate_served) == (reference.req_hash, reference.candidate_served)
     return True
 
 

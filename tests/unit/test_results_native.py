@@ -25,7 +25,7 @@ from schemas.shadow_result import ShadowResult
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope, result
 from tests.unit.native_fuzz import Change, Json, broken, changes_of, json_values, values
-from workers.compare.results import NATIVE_RESULTS, decode_result, from_native
+from workers.compare.results import NATIVE_RESULTS, decode_result, from_native, read_result
 
 PATHS = (
     "schema_version",
@@ -100,8 +100,15 @@ def _base(i: int) -> dict[str, Json]:
 
 
 def _native() -> Any:
-    assert NATIVE_RESULTS is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
-    return NATIVE_RESULTS
+    """The native reader's fields of a record (None: declined)."""
+    reader = NATIVE_RESULTS
+    assert reader is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
+
+    def fields(data: bytes) -> dict[str, Any] | None:
+        record = reader(data)
+        return None if record is None else record.fields()
+
+    return fields
 
 
 def _exact(value: Any) -> Any:
@@ -147,6 +154,9 @@ def _check(data: bytes) -> bool:
         return False
     assert isinstance(reference, ShadowResult), f"native accepted what the codec rejects: {reference}"
     assert _exact(from_native(fields)) == _exact(reference)
+    record = read_result(data)  # what the join holds: the native record, keyed as the contract's
+    assert not isinstance(record, ShadowResult)
+    assert (record.req_hash, record.candidate) == (reference.req_hash, reference.candidate)
     return True
 
 

@@ -8,13 +8,15 @@ touching the embedder. Embeddings are batch-invariant (tested), and ``ts_ms`` is
 comparison is a pure function of its records and the metric config: ``rescore`` reproduces it.
 
 Plain pairs (nothing to grade, replay, score, price or mask) are built by the native path
-(:mod:`workers.compare.plain`), which a differential test holds equal to the code below.
+(:mod:`workers.compare.plain`), which a differential test holds equal to the code below; the
+rest have their records made Python objects first (:class:`_Records`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
@@ -22,7 +24,8 @@ from workers.compare import quality as q
 from workers.compare.embedder import Embedder, delta_s
 from workers.compare.join import Expired, Joined, Output
 from workers.compare.plain import PlainPath
-from workers.compare.prod_side import ProdSide
+from workers.compare.prod_side import ProdSide, Request, as_side
+from workers.compare.results import Result, as_result
 from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
@@ -58,6 +61,60 @@ def _tool_dispositions(res: ShadowResult) -> tuple[int, int]:
 
 def _shadow_status(res: ShadowResult) -> str:
     return "ok" if res.status == "ok" else f"error:{res.error_class or 'unknown'}"
+
+
+@dataclass(slots=True)
+class _Pair:
+    """A joined pair as the Python builder reads it (:class:`Joined` with Python records)."""
+
+    envelope: ProdSide
+    result: ShadowResult
+    peers: dict[str, ShadowResult]
+
+
+@dataclass(slots=True)
+class _Gone:
+    """An expired record as the Python builder reads it (:class:`Expired` with Python records)."""
+
+    outcome: str
+    candidate: str
+    req_hash: str
+    envelope: ProdSide | None
+    result: ShadowResult | None
+
+
+class _Records:
+    """One build's Python objects of the join's records, each made once: a baseline's result is
+    every candidate's peer, and ``_Masked`` caches by object."""
+
+    def __init__(self) -> None:
+        self._results: dict[int, ShadowResult] = {}
+
+    def result(self, res: Result) -> ShadowResult:
+        if isinstance(res, ShadowResult):
+            return res
+        made = self._results.get(id(res))  # the native record outlives the build: ids stay unique
+        if made is None:
+            made = self._results[id(res)] = as_result(res)
+        return made
+
+    def pair(self, item: Joined) -> _Pair:
+        peers = {name: self.result(peer) for name, peer in item.peers.items()}
+        return _Pair(as_side(item.envelope), self.result(item.result), peers)
+
+    def gone(self, item: Expired) -> _Gone:
+        env: Request | None = item.envelope
+        res = None if item.result is None else self.result(item.result)
+        side = None if env is None else as_side(env)
+        return _Gone(item.outcome, item.candidate, item.req_hash, side, res)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One poll's outputs on their way to comparisons: per output, the comparison the native path
+    built or the output as Python records for the Python builder."""
+
+    items: list[Comparison | _Pair | _Gone]
 
 
 class _Scores:
@@ -152,12 +209,24 @@ class ComparisonBuilder:
         self._baseline = self._s.baseline_candidate
         self.plain = PlainPath(self._s, embedder is not None, self._citation_guard, self._sanitizer)
 
-    def needs_embedding(self, outputs: Sequence[Output]) -> bool:
+    def prepare(self, outputs: Sequence[Output]) -> Prepared:
+        """Plain pairs built by the native path; every other output's records made Python."""
+        plain, records = self.plain, _Records()
+        items: list[Comparison | _Pair | _Gone] = []
+        for item in outputs:
+            if isinstance(item, Joined):
+                done = plain.build(item)
+                items.append(records.pair(item) if done is None else done)
+            else:
+                items.append(records.gone(item))
+        return Prepared(items)
+
+    def needs_embedding(self, prepared: Prepared) -> bool:
         """A cheap over-approximation: True when some joined pair may need the embedder."""
         if self._embedder is None:
             return False
-        for item in outputs:
-            if isinstance(item, Joined):
+        for item in prepared.items:
+            if isinstance(item, _Pair):
                 prod, shadow = item.envelope.prod.answer, item.result.answer
                 if item.result.stability or item.envelope.gold is not None or len(item.peers) > 1:
                     return True
@@ -165,33 +234,35 @@ class ComparisonBuilder:
                     return True
         return False
 
-    def build(self, outputs: Sequence[Output]) -> list[Comparison]:
-        """One comparison per output, in order: plain pairs by the native path, the rest here."""
-        plain = self.plain
-        native = [plain.build(item) if isinstance(item, Joined) else None for item in outputs]
+    def finish(self, prepared: Prepared) -> list[Comparison]:
+        """The comparisons of prepared outputs, in order (ΔS embedded in one batch)."""
         masked = _Masked(self._sanitizer)
         scores = _Scores(self._embedder is not None)
         if self._embedder is not None:  # without an embedder nothing is scored: nothing to plan
-            for item, done in zip(outputs, native, strict=True):
-                if done is None and isinstance(item, Joined):
+            for item in prepared.items:
+                if isinstance(item, _Pair):
                     self._plan(item, scores, masked)
             scores.compute(self._embedder)
         return [
-            done
-            if done is not None
-            else self._joined(item, scores, masked)
-            if isinstance(item, Joined)
+            self._joined(item, scores, masked)
+            if isinstance(item, _Pair)
             else self._expired(item)
-            for item, done in zip(outputs, native, strict=True)
+            if isinstance(item, _Gone)
+            else item
+            for item in prepared.items
         ]
 
+    def build(self, outputs: Sequence[Output]) -> list[Comparison]:
+        """One comparison per output, in order: plain pairs by the native path, the rest here."""
+        return self.finish(self.prepare(outputs))
+
     # ------------------------------------------------------------------ planning
-    def _baseline_of(self, item: Joined) -> ShadowResult | None:
+    def _baseline_of(self, item: _Pair) -> ShadowResult | None:
         if self._baseline is None or item.result.candidate == self._baseline:
             return None
         return item.peers.get(self._baseline)
 
-    def _plan(self, item: Joined, scores: _Scores, masked: _Masked) -> None:
+    def _plan(self, item: _Pair, scores: _Scores, masked: _Masked) -> None:
         prod = item.envelope.prod.answer
         shadow = masked.answer(item.result)
         scores.want(prod, shadow)
@@ -217,7 +288,7 @@ class ComparisonBuilder:
         state, worst = q.lambda_state(pairwise, self._s.lambda_threshold)
         return state, worst, len(texts)
 
-    def _joined(self, item: Joined, scores: _Scores, masked: _Masked) -> Comparison:
+    def _joined(self, item: _Pair, scores: _Scores, masked: _Masked) -> Comparison:
         env, res = item.envelope, item.result
         prod = env.prod
         shadow_status = _shadow_status(res)
@@ -314,7 +385,7 @@ class ComparisonBuilder:
             }
         )
 
-    def _expired(self, item: Expired) -> Comparison:
+    def _expired(self, item: _Gone) -> Comparison:
         env, res = item.envelope, item.result
         ts = env.ts_ms if env else (res.ts_ms if res else 0)
         return Comparison(

@@ -9,6 +9,10 @@ restart never expires a pair early. Every record leaves the buffer through exact
 - :class:`Expired` — ``shadow_timeout`` (request without that candidate's result) or
   ``request_missing`` (result whose request never came).
 
+Records are held as the comparator read them (:data:`~workers.compare.prod_side.Request`,
+:data:`~workers.compare.results.Result`: native records whose fields stay Rust values, or Python
+ones); the join reads only their ``req_hash``, ``candidate`` and ``candidate_served``.
+
 A request's outputs leave together, once it has an outcome for every expected candidate: each
 :class:`Joined` then sees the other candidates' results for the same request (``peers``), which
 is how a candidate's comparison learns the baseline's noise floor and λ. The records become
@@ -22,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.envelope import RequestEnvelope
-from schemas.shadow_result import ShadowResult
-from workers.compare.prod_side import ProdSide
+from workers.compare.prod_side import ProdSide, Request
+from workers.compare.results import Result
 
 RecordRef = tuple[str, int, int]  # (topic, partition, offset)
 # the candidates whose outcome for a request already left: a lone one as itself, so the cache holds
@@ -34,26 +38,26 @@ _NEVER = 2**63
 
 @dataclass(slots=True)
 class _WaitingRequest:
-    envelope: ProdSide
+    envelope: Request
     ref: RecordRef
     deadline_ms: int
     waiting: set[str]
-    joined: list[tuple[ShadowResult, RecordRef]] = field(default_factory=list)
+    joined: list[tuple[Result, RecordRef]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _WaitingResult:
-    result: ShadowResult
+    result: Result
     ref: RecordRef
     deadline_ms: int
 
 
 @dataclass(slots=True)
 class Joined:
-    envelope: ProdSide
-    result: ShadowResult
+    envelope: Request
+    result: Result
     release: list[RecordRef]
-    peers: dict[str, ShadowResult] = field(default_factory=dict)
+    peers: dict[str, Result] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -61,8 +65,8 @@ class Expired:
     outcome: str  # "shadow_timeout" | "request_missing"
     candidate: str
     req_hash: str
-    envelope: ProdSide | None
-    result: ShadowResult | None
+    envelope: Request | None
+    result: Result | None
     release: list[RecordRef]
 
 
@@ -119,7 +123,7 @@ class JoinBuffer:
             self._finished.popitem(last=False)
 
     def add_request(
-        self, env: ProdSide | RequestEnvelope, ref: RecordRef, ts_ms: int
+        self, env: Request | RequestEnvelope, ref: RecordRef, ts_ms: int
     ) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` is True for a duplicate released at once."""
         self.stats.requests += 1
@@ -134,7 +138,7 @@ class JoinBuffer:
         if not waiting:
             self.stats.duplicate_requests += 1
             return [], True
-        side = env if isinstance(env, ProdSide) else ProdSide.of(env)
+        side = ProdSide.of(env) if isinstance(env, RequestEnvelope) else env
         if side.candidate_served:
             self.stats.candidate_served += 1
             return [], True
@@ -153,7 +157,7 @@ class JoinBuffer:
             outputs.extend(self._evict())
         return outputs, False
 
-    def add_result(self, res: ShadowResult, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
+    def add_result(self, res: Result, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
         """Returns (outputs, done_now). ``done_now`` means the record needs no further handling."""
         self.stats.results += 1
         if res.candidate not in self.candidates:
@@ -175,7 +179,7 @@ class JoinBuffer:
             return self._evict(), False
         return [], False
 
-    def _join(self, entry: _WaitingRequest, res: ShadowResult, ref: RecordRef) -> list[Output]:
+    def _join(self, entry: _WaitingRequest, res: Result, ref: RecordRef) -> list[Output]:
         self.stats.joined += 1
         entry.waiting.discard(res.candidate)
         entry.joined.append((res, ref))
@@ -185,7 +189,7 @@ class JoinBuffer:
     def _complete(self, entry: _WaitingRequest, missing: list[str]) -> list[Output]:
         """All of a request's outputs: one Joined per result, one Expired per missing candidate."""
         self._requests.pop(entry.envelope.req_hash, None)
-        peers: dict[str, ShadowResult] = {}  # shared: every Joined sees all of them
+        peers: dict[str, Result] = {}  # shared: every Joined sees all of them
         release = [entry.ref]
         outputs: list[Output] = []
         for res, ref in entry.joined:

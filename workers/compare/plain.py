@@ -5,9 +5,10 @@ machinery: no gold label, no λ replays, no tool calls in the replay, no citatio
 priced model, no baseline peer, a shadow answer the sanitizer leaves as it is and, with an
 embedder, answers equal after normalisation. Every metric of such a pair is a constant of the
 contract or a copy of an input, and ``shadowlane_native.build_plain`` writes the record's fields
-in the contract's order (a 2,000-pair poll: 5.0 µs per pair against 8.4 µs for the Python
-builder, most of the rest reading the inputs' attributes back). It answers ``None`` for any
-pair it is not sure of, which the Python builder then builds. ``tests/unit/test_build_native.py``
+in the contract's order, straight from the native records' Rust fields
+(:func:`~workers.compare.prod_side.read_request`, :func:`~workers.compare.results.read_result`).
+It answers ``None`` for any pair it is not sure of, and for a pair whose records the native
+readers declined (Python read them); the Python builder then builds it. ``tests/unit/test_build_native.py``
 holds the two equal on generated pairs.
 """
 
@@ -17,15 +18,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from schemas.comparison import Comparison
+from schemas.shadow_result import ShadowResult
 from workers.compare.join import Joined
+from workers.compare.prod_side import ProdSide
 from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
 
 if TYPE_CHECKING:
-    from shadowlane_native import PlainConfig
+    from shadowlane_native import NativeRequest, NativeResult, PlainConfig
 
-Native = tuple[type["PlainConfig"], Callable[[Any, Any, "PlainConfig"], dict[str, Any] | None]]
+Native = tuple[
+    type["PlainConfig"],
+    Callable[["NativeRequest", "NativeResult", "PlainConfig"], dict[str, Any] | None],
+]
 
 
 def _native() -> Native | None:
@@ -86,12 +92,14 @@ class PlainPath:
         native, config = self._native, self._config
         if native is None or config is None:
             return None
-        res = item.result
+        env, res = item.envelope, item.result
+        if isinstance(env, ProdSide) or isinstance(res, ShadowResult):
+            return None  # a record the native reader declined: Python reads the pair
         baseline = self._baseline
         if baseline is not None and res.candidate != baseline and baseline in item.peers:
             return None  # the noise floor needs the baseline's ΔS: the Python builder's
-        fields = native[1](item.envelope, res, config)
+        fields = native[1](env, res, config)
         if fields is None:
             return None
-        fields["comparison_id"] = pair_id(item.envelope.req_hash, res.candidate)
+        fields["comparison_id"] = pair_id(env.req_hash, res.candidate)
         return Comparison.trusted(fields)

@@ -14,8 +14,10 @@ record that fails the projection goes through the full contract decode, so its d
 carries the same reason and detail as everywhere else.
 
 The native hot path (``shadowlane_native``, Rust, built from ``native/`` by ``make``) reads the
-same projection about 3× faster. It vouches only for records it is sure of and answers ``None``
-for anything else (a value pydantic would coerce, a repeated key, a float inside tool
+same projection about 3× faster, into a record (:func:`read_request`) that keeps the fields as
+Rust values while the request waits in the join; :func:`as_side` makes them Python objects for
+the pairs the Python builder handles. It vouches only for records it is sure of and answers
+``None`` for anything else (a value pydantic would coerce, a repeated key, a float inside tool
 arguments, a broken record), which then takes the pydantic path above. Tests hold the two paths
 equal on generated and mutated records (``tests/unit/test_prod_side_native.py``).
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,20 +35,38 @@ from schemas.envelope import RequestEnvelope
 from workers.compare.quality import tool_key
 
 if TYPE_CHECKING:
-    from shadowlane_native import NativeProjection
+    from shadowlane_native import NativeProjection, NativeRequest
 
 
-def _native_projection() -> Callable[[bytes], NativeProjection | None] | None:
+def _native_reader() -> Callable[[bytes], NativeRequest | None] | None:
     try:
-        from shadowlane_native import project_envelope
+        from shadowlane_native import parse_request
     except ImportError:  # `make` always builds it; a bare `pip install .` does not
         return None
-    return project_envelope
+    return parse_request
 
 
-NATIVE_PROJECTION = _native_projection()
+NATIVE_REQUESTS = _native_reader()
 """The native reader, or None when ``shadowlane_native`` is not installed (the comparator warns
 at start-up when it runs without it)."""
+
+Request: TypeAlias = "ProdSide | NativeRequest"
+"""A request as the join holds it: the native reader's record, or (for a record that reader
+declines, or without it) the Python projection."""
+
+
+def read_request(data: bytes | None) -> Request:
+    """The join's record of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
+    if data is not None and NATIVE_REQUESTS is not None:
+        record = NATIVE_REQUESTS(data)
+        if record is not None:
+            return record
+    return ProdSide.decode_python(data)
+
+
+def as_side(env: Request) -> ProdSide:
+    """The Python projection of a join record (the native one's fields made Python objects)."""
+    return env if isinstance(env, ProdSide) else ProdSide.from_native(env.fields())
 
 
 # Slotted but not frozen: a frozen dataclass's __init__ costs ~5× more (one object.__setattr__
@@ -83,14 +103,10 @@ class ProdSide:
     buckets: dict[str, str] = field(default_factory=dict)
     candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
 
-    @classmethod
-    def decode(cls, data: bytes | None) -> ProdSide:
+    @staticmethod
+    def decode(data: bytes | None) -> ProdSide:
         """The projection of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
-        if data is not None and NATIVE_PROJECTION is not None:
-            fields = NATIVE_PROJECTION(data)
-            if fields is not None:
-                return cls.from_native(fields)
-        return cls.decode_python(data)
+        return as_side(read_request(data))
 
     @classmethod
     def decode_python(cls, data: bytes | None) -> ProdSide:

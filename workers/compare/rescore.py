@@ -24,8 +24,8 @@ from schemas.window_summary import WindowSummary
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output
-from workers.compare.prod_side import ProdSide
-from workers.compare.results import decode_result
+from workers.compare.prod_side import read_request
+from workers.compare.results import read_result
 from workers.kafka.range_read import read_range
 from workers.settings import Settings
 from workers.windows.aggregate import WindowAggregator
@@ -92,9 +92,9 @@ class Rescorer:
                 ref = (tp.topic, tp.partition, record.offset)
                 try:
                     if tp.topic == self.requests_topic:
-                        out, _ = self.join.add_request(ProdSide.decode(record.value), ref, record.timestamp)
+                        out, _ = self.join.add_request(read_request(record.value), ref, record.timestamp)
                     else:
-                        out, _ = self.join.add_result(decode_result(record.value), ref, record.timestamp)
+                        out, _ = self.join.add_result(read_result(record.value), ref, record.timestamp)
                 except DecodeError:
                     self.result.undecodable += 1
                     continue

@@ -34,9 +34,9 @@ from schemas.comparison import Comparison
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
 from workers.compare.join import JoinBuffer, Output, RecordRef
-from workers.compare.prod_side import NATIVE_PROJECTION, ProdSide
+from workers.compare.prod_side import NATIVE_REQUESTS, read_request
 from workers.compare.prom import CompareMetrics
-from workers.compare.results import decode_result
+from workers.compare.results import read_result
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from workers.kafka.lag import LagTracker
@@ -101,7 +101,7 @@ class Comparator(CommittingWorker):
 
     async def run(self) -> None:
         t = self.settings.topics
-        if NATIVE_PROJECTION is None:
+        if NATIVE_REQUESTS is None:
             log.warning("shadowlane_native is missing: envelopes and shadow results are read by pydantic")
         self._producer = AIOKafkaProducer(
             **self._kwargs,
@@ -182,7 +182,7 @@ class Comparator(CommittingWorker):
         name, partition = tp.topic, tp.partition
         is_request = name == self.settings.topics.requests_topic
         join = self.join.add_request if is_request else self.join.add_result
-        read = ProdSide.decode if is_request else decode_result
+        read = read_request if is_request else read_result
         register = track.add
         outputs: list[Output] = []
         for record in records:
@@ -226,12 +226,13 @@ class Comparator(CommittingWorker):
         """
         producer = self._producer
         assert producer is not None
-        if not outputs:
-            comparisons: list[Comparison] = []
-        elif self.builder.needs_embedding(outputs):
-            comparisons = await asyncio.to_thread(self.builder.build, outputs)
-        else:
-            comparisons = self.builder.build(outputs)
+        comparisons: list[Comparison] = []
+        if outputs:
+            prepared = self.builder.prepare(outputs)
+            if self.builder.needs_embedding(prepared):
+                comparisons = await asyncio.to_thread(self.builder.finish, prepared)
+            else:
+                comparisons = self.builder.finish(prepared)
         topic = self.settings.topics.compare_topic
         values: list[Message] = [(topic, c.req_hash, encode(c)) for c in comparisons]
         self.stats.late += self.windows.add_many(comparisons)
