@@ -1,6 +1,9 @@
 """Type stubs of Shadowlane's native hot path (``native/src``)."""
 
+from collections.abc import Callable
 from typing import Any
+
+Reference = tuple[str, int, int]  # (topic, partition, offset)
 
 NativeProjection = tuple[
     str,  # req_id
@@ -53,6 +56,30 @@ def parse_request(data: bytes) -> NativeRequest | None:
 def parse_result(data: bytes) -> NativeResult | None:
     """An encoded ``ShadowResult`` checked against the contract, or None: not a record it vouches
     for."""
+
+class NativeJoin:
+    """The comparator's join (``workers.compare.join.JoinBuffer``'s rules), see ``join.rs``."""
+
+    def __init__(
+        self,
+        candidates: list[str],
+        window_ms: int,
+        max_pending: int,
+        joined: Callable[..., Any],
+        expired: Callable[..., Any],
+        read_request: Callable[[bytes | None], Any],
+        read_result: Callable[[bytes | None], Any],
+        decode_error: type[Exception],
+    ) -> None: ...
+    def pending(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+    def add_request(self, env: Any, reference: Reference, ts_ms: int) -> tuple[list[Any], bool]: ...
+    def add_result(self, res: Any, reference: Reference, ts_ms: int) -> tuple[list[Any], bool]: ...
+    def expire(self, watermark_ms: int) -> list[Any]: ...
+    def drop_partitions(self, partitions: list[tuple[str, int]]) -> int: ...
+    def ingest(
+        self, records: list[Any], topic: str, partition: int, is_request: bool
+    ) -> tuple[list[Any], list[int], list[int], list[tuple[Any, Any]]]: ...
 
 class PlainConfig:
     """What a ``ComparisonBuilder``'s settings say about plain pairs (see ``build_plain``)."""

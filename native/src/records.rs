@@ -55,6 +55,10 @@ impl NativeRequest {
     pub fn req_hash<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
         self.req_hash.bind(py)
     }
+
+    pub fn served(&self) -> bool {
+        self.candidate_served
+    }
 }
 
 #[pymethods]
@@ -150,6 +154,10 @@ pub struct NativeResult {
 impl NativeResult {
     pub fn candidate<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
         self.candidate.bind(py)
+    }
+
+    pub fn req_hash<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        self.req_hash.bind(py)
     }
 }
 

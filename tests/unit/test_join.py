@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
 from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
+from workers.compare.join_native import NATIVE_JOIN, Join, NativeJoinBuffer
 from workers.compare.prod_side import as_side
 
 REQ_TOPIC = "shadowlane.requests"
 RES_TOPIC = "shadowlane.shadow-results"
 WINDOW = 1_000
+
+
+JoinFactory = Callable[..., Join]
+
+
+@pytest.fixture(params=["python", "native"])
+def make_join(request: pytest.FixtureRequest) -> JoinFactory:
+    """Every test below runs against both joins (the Python one and ``native/src/join.rs``)."""
+    if request.param == "python":
+        return JoinBuffer
+    if NATIVE_JOIN is None:
+        pytest.skip("shadowlane_native is not built")
+    return NativeJoinBuffer
 
 
 def req_ref(offset: int, partition: int = 0) -> RecordRef:
@@ -27,8 +44,8 @@ def released(outputs: list[Output]) -> list[RecordRef]:
     return [ref for out in outputs for ref in out.release]
 
 
-def test_request_then_result_joins_and_releases_both() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_request_then_result_joins_and_releases_both(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     outs, done = buf.add_request(env, req_ref(0), 100)
     assert (outs, done) == ([], False)
@@ -49,8 +66,8 @@ def test_request_then_result_joins_and_releases_both() -> None:
     assert buf.stats.results == 1
 
 
-def test_result_then_request_joins() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_result_then_request_joins(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     outs, done = buf.add_result(make_result(env, "a"), res_ref(3), 100)
     assert (outs, done) == ([], False)
@@ -66,8 +83,8 @@ def test_result_then_request_joins() -> None:
     assert buf.expire(10**12) == []
 
 
-def test_multi_candidate_request_leaves_together_once_all_candidates_joined() -> None:
-    buf = JoinBuffer(["a", "b", "c"], WINDOW)
+def test_multi_candidate_request_leaves_together_once_all_candidates_joined(make_join: JoinFactory) -> None:
+    buf = make_join(["a", "b", "c"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(0), 100)
 
@@ -87,8 +104,8 @@ def test_multi_candidate_request_leaves_together_once_all_candidates_joined() ->
     assert buf.stats.joined == 3
 
 
-def test_multi_candidate_early_results_join_when_the_request_arrives() -> None:
-    buf = JoinBuffer(["a", "b"], WINDOW)
+def test_multi_candidate_early_results_join_when_the_request_arrives(make_join: JoinFactory) -> None:
+    buf = make_join(["a", "b"], WINDOW)
     env = make_envelope("r1")
     buf.add_result(make_result(env, "a"), res_ref(1), 100)
     buf.add_result(make_result(env, "b"), res_ref(2), 100)
@@ -99,8 +116,10 @@ def test_multi_candidate_early_results_join_when_the_request_arrives() -> None:
     assert buf.pending == 0
 
 
-def test_partially_joined_request_is_released_with_shadow_timeout_for_the_rest() -> None:
-    buf = JoinBuffer(["a", "b", "c"], WINDOW)
+def test_partially_joined_request_is_released_with_shadow_timeout_for_the_rest(
+    make_join: JoinFactory,
+) -> None:
+    buf = make_join(["a", "b", "c"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(0), 100)
     buf.add_result(make_result(env, "b"), res_ref(5), 200)
@@ -128,8 +147,8 @@ def test_partially_joined_request_is_released_with_shadow_timeout_for_the_rest()
     assert buf.stats.shadow_timeouts == 2
 
 
-def test_request_without_any_result_expires_as_shadow_timeout() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_request_without_any_result_expires_as_shadow_timeout(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(4), 500)
     outs = buf.expire(500 + WINDOW + 1)
@@ -143,8 +162,8 @@ def test_request_without_any_result_expires_as_shadow_timeout() -> None:
     assert buf.stats.duplicate_results == 1
 
 
-def test_orphan_result_expires_as_request_missing() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_orphan_result_expires_as_request_missing(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("orphan")
     res = make_result(env, "a")
     buf.add_result(res, res_ref(2), 100)
@@ -162,8 +181,8 @@ def test_orphan_result_expires_as_request_missing() -> None:
     assert buf.pending == 0
 
 
-def test_expire_uses_each_entrys_own_deadline() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_expire_uses_each_entrys_own_deadline(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     old, new = make_envelope("old"), make_envelope("new")
     buf.add_request(old, req_ref(0), 100)
     buf.add_request(new, req_ref(1), 900)
@@ -172,8 +191,8 @@ def test_expire_uses_each_entrys_own_deadline() -> None:
     assert buf.pending == 1
 
 
-def test_duplicate_request_is_counted_and_released_immediately() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_duplicate_request_is_counted_and_released_immediately(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(0), 100)
     outs, done = buf.add_request(env, req_ref(1), 101)  # redelivery while waiting
@@ -187,8 +206,8 @@ def test_duplicate_request_is_counted_and_released_immediately() -> None:
     assert buf.pending == 0
 
 
-def test_duplicate_results_are_counted_and_released_immediately() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_duplicate_results_are_counted_and_released_immediately(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     buf.add_result(make_result(env, "a"), res_ref(0), 100)
     outs, done = buf.add_result(make_result(env, "a"), res_ref(1), 101)  # waiting already
@@ -202,8 +221,8 @@ def test_duplicate_results_are_counted_and_released_immediately() -> None:
     assert buf.stats.joined == 1
 
 
-def test_results_of_unexpected_candidates_are_ignored() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_results_of_unexpected_candidates_are_ignored(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")
     buf.add_request(env, req_ref(0), 100)
     outs, done = buf.add_result(make_result(env, "stranger"), res_ref(0), 101)
@@ -213,8 +232,8 @@ def test_results_of_unexpected_candidates_are_ignored() -> None:
     assert buf.stats.joined == 0
 
 
-def test_eviction_past_max_pending_expires_the_oldest_request() -> None:
-    buf = JoinBuffer(["a"], WINDOW, max_pending=2)
+def test_eviction_past_max_pending_expires_the_oldest_request(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW, max_pending=2)
     envs = [make_envelope(f"r{i}") for i in range(3)]
     buf.add_request(envs[0], req_ref(0), 100)
     buf.add_request(envs[1], req_ref(1), 100)
@@ -228,8 +247,8 @@ def test_eviction_past_max_pending_expires_the_oldest_request() -> None:
     assert buf.pending == 2
 
 
-def test_eviction_of_waiting_results() -> None:
-    buf = JoinBuffer(["a"], WINDOW, max_pending=1)
+def test_eviction_of_waiting_results(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW, max_pending=1)
     e1, e2 = make_envelope("r1"), make_envelope("r2")
     buf.add_result(make_result(e1, "a"), res_ref(0), 100)
     outs, _ = buf.add_result(make_result(e2, "a"), res_ref(1), 100)
@@ -241,8 +260,8 @@ def test_eviction_of_waiting_results() -> None:
     assert buf.pending == 1
 
 
-def test_drop_partitions_forgets_only_entries_of_revoked_partitions() -> None:
-    buf = JoinBuffer(["a"], WINDOW)
+def test_drop_partitions_forgets_only_entries_of_revoked_partitions(make_join: JoinFactory) -> None:
+    buf = make_join(["a"], WINDOW)
     e0, e1, e2 = make_envelope("p0"), make_envelope("p1"), make_envelope("p2")
     buf.add_request(e0, req_ref(0, partition=0), 100)
     buf.add_request(e1, req_ref(0, partition=1), 100)
@@ -258,8 +277,10 @@ def test_drop_partitions_forgets_only_entries_of_revoked_partitions() -> None:
     assert buf.drop_partitions([("other", 0)]) == 0
 
 
-def test_a_request_the_candidate_arm_served_is_released_at_once_and_never_waits() -> None:
-    buf = JoinBuffer(("cand", "baseline"), 100)
+def test_a_request_the_candidate_arm_served_is_released_at_once_and_never_waits(
+    make_join: JoinFactory,
+) -> None:
+    buf = make_join(("cand", "baseline"), 100)
     exposure = Exposure(flag="f", arm="candidate", served_by="cand", strategy="ab", epoch=1, bucket=0.1)
     outs, done = buf.add_request(
         make_envelope("r9").model_copy(update={"exposure": exposure}), req_ref(0), 100
@@ -274,10 +295,10 @@ def _expired_keys(outputs: list[Output]) -> list[tuple[str, str, str]]:
     return [(o.outcome, o.req_hash, o.candidate) for o in outputs if isinstance(o, Expired)]
 
 
-def test_expire_finds_an_earlier_deadline_that_arrived_later() -> None:
+def test_expire_finds_an_earlier_deadline_that_arrived_later(make_join: JoinFactory) -> None:
     """Deadlines are not monotonic in arrival order (partitions interleave): the lower bound that
     lets ``expire`` skip its scan must follow a later record with an earlier deadline."""
-    buf = JoinBuffer(["a"], WINDOW)
+    buf = make_join(["a"], WINDOW)
     late, early = make_envelope("late"), make_envelope("early")
     buf.add_request(late, req_ref(0), 1_000)
     assert buf.expire(WINDOW + 500) == []
@@ -311,10 +332,10 @@ def test_expire_with_its_skip_equals_a_full_scan_every_time(ops: list[tuple[str,
         assert lazy.pending == eager.pending
 
 
-def test_the_memory_of_finished_pairs_is_capped_oldest_first() -> None:
+def test_the_memory_of_finished_pairs_is_capped_oldest_first(make_join: JoinFactory) -> None:
     """A redelivered record of a finished pair is a duplicate while the pair is remembered; the
     memory keeps the newest ``max(10_000, max_pending)`` requests."""
-    buf = JoinBuffer(["a", "b"], WINDOW, max_pending=10)
+    buf = make_join(["a", "b"], WINDOW, max_pending=10)
     envs = [make_envelope(f"c{i}") for i in range(10_001)]
     for i, env in enumerate(envs):
         buf.add_request(env, req_ref(i), 0)

@@ -22,12 +22,14 @@ is how a candidate's comparison learns the baseline's noise floor and λ. The re
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from schemas.codec import DecodeError
 from schemas.envelope import RequestEnvelope
-from workers.compare.prod_side import ProdSide, Request
-from workers.compare.results import Result
+from workers.compare.prod_side import ProdSide, Request, read_request
+from workers.compare.results import Result, read_result
 
 RecordRef = tuple[str, int, int]  # (topic, partition, offset)
 # the candidates whose outcome for a request already left: a lone one as itself, so the cache holds
@@ -71,6 +73,10 @@ class Expired:
 
 
 Output = Joined | Expired
+Ingested = tuple[list[Output], list[int], list[int], list[tuple[Any, DecodeError]]]
+"""What :meth:`JoinBuffer.ingest` gives back: the outputs, every record's offset in order, the
+offsets done at once (a duplicate, a record with nothing to join) and the undecodable records
+with their errors."""
 
 
 @dataclass(slots=True)
@@ -121,6 +127,29 @@ class JoinBuffer:
         self._finished[req_hash] = candidate  # not a set: that would triple the cache's memory
         if len(self._finished) > self._finished_cap:
             self._finished.popitem(last=False)
+
+    def ingest(self, records: Sequence[Any], topic: str, partition: int, is_request: bool) -> Ingested:
+        """One poll's records (``ConsumerRecord``) of one partition, read and joined in order."""
+        read = read_request if is_request else read_result
+        add = self.add_request if is_request else self.add_result
+        outputs: list[Output] = []
+        offsets: list[int] = []
+        done: list[int] = []
+        bad: list[tuple[Any, DecodeError]] = []
+        for record in records:
+            offset = record.offset
+            offsets.append(offset)
+            try:
+                value = read(record.value)
+            except DecodeError as exc:
+                bad.append((record, exc))
+                continue
+            out, finished = add(value, (topic, partition, offset), record.timestamp)  # type: ignore[arg-type]
+            if out:
+                outputs.extend(out)
+            if finished:
+                done.append(offset)
+        return outputs, offsets, done, bad
 
     def add_request(
         self, env: Request | RequestEnvelope, ref: RecordRef, ts_ms: int

@@ -23,7 +23,8 @@ from schemas.drift_alert import DriftAlert
 from schemas.window_summary import WindowSummary
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
-from workers.compare.join import JoinBuffer, Output
+from workers.compare.join import Output
+from workers.compare.join_native import join_buffer
 from workers.compare.prod_side import read_request
 from workers.compare.results import read_result
 from workers.kafka.range_read import read_range
@@ -73,7 +74,7 @@ class Rescorer:
     def __init__(self, settings: Settings, embedder: Embedder | None, from_ms: int, to_ms: int) -> None:
         c = settings.compare
         self.requests_topic = settings.topics.requests_topic
-        self.join = JoinBuffer(c.candidates, int(c.window_s * 1000), max_pending=c.max_pending)
+        self.join = join_buffer(c.candidates, int(c.window_s * 1000), max_pending=c.max_pending)
         self.builder = ComparisonBuilder(embedder, c)
         self.windows = WindowAggregator(
             int(c.summary_window_s * 1000), int(c.summary_grace_s * 1000), member="rescore"

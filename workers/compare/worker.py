@@ -33,10 +33,10 @@ from schemas.codec import DecodeError, encode
 from schemas.comparison import Comparison
 from workers.compare.build import ComparisonBuilder
 from workers.compare.embedder import Embedder
-from workers.compare.join import JoinBuffer, Output, RecordRef
-from workers.compare.prod_side import NATIVE_REQUESTS, read_request
+from workers.compare.join import Output, RecordRef
+from workers.compare.join_native import join_buffer
+from workers.compare.prod_side import NATIVE_REQUESTS
 from workers.compare.prom import CompareMetrics
-from workers.compare.results import read_result
 from workers.kafka.batching import PartitionBatcher, partition_count
 from workers.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from workers.kafka.lag import LagTracker
@@ -77,7 +77,9 @@ class Comparator(CommittingWorker):
         self.worker_id = self.c.group_id
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
-        self.join = JoinBuffer(self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending)
+        self.join = join_buffer(
+            self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending
+        )
         self.builder = ComparisonBuilder(embedder, self.c)
         self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
         self.windows = WindowAggregator(
@@ -174,30 +176,17 @@ class Comparator(CommittingWorker):
     def _ingest(
         self, tp: TopicPartition, records: list[Any], bad: list[tuple[TopicPartition, Any, DecodeError]]
     ) -> list[Output]:
-        """Decode and join one partition's records of a poll; undecodable ones go to ``bad``."""
+        """Read and join one partition's records of a poll; undecodable ones go to ``bad``."""
         self.stats.consumed += len(records)
         self._last_ts[tp] = records[-1].timestamp
         self.lag.seen(tp, records[-1].offset)
+        is_request = tp.topic == self.settings.topics.requests_topic
+        outputs, offsets, done, undecodable = self.join.ingest(records, tp.topic, tp.partition, is_request)
         track = self.tracker.partition(tp)
-        name, partition = tp.topic, tp.partition
-        is_request = name == self.settings.topics.requests_topic
-        join = self.join.add_request if is_request else self.join.add_result
-        read = read_request if is_request else read_result
-        register = track.add
-        outputs: list[Output] = []
-        for record in records:
-            offset = record.offset
-            register(offset)
-            try:
-                value = read(record.value)
-            except DecodeError as exc:
-                bad.append((tp, record, exc))
-                continue
-            out, done = join(value, (name, partition, offset), record.timestamp)  # type: ignore[arg-type]
-            if out:
-                outputs.extend(out)
-            if done:
-                track.done(offset)
+        track.add_many(offsets)  # every record is registered before any is marked done
+        for offset in done:
+            track.done(offset)
+        bad.extend((tp, record, exc) for record, exc in undecodable)
         return outputs
 
     async def _watermark(self, consumer: AIOKafkaConsumer) -> int:

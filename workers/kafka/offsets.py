@@ -35,6 +35,15 @@ class _Partition:
                 self.head = offset
             pending[offset] = False
 
+    def add_many(self, offsets: Iterable[int]) -> None:
+        """:meth:`add` for offsets in fetch order."""
+        pending = self.pending
+        for offset in offsets:
+            if offset not in pending:
+                if not pending:
+                    self.head = offset
+                pending[offset] = False
+
     def done(self, offset: int) -> None:
         pending = self.pending
         if pending.get(offset) is not False:  # unknown, or done already: nothing changes

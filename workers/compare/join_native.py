@@ -1,0 +1,101 @@
+"""The join in Rust (``shadowlane_native.NativeJoin``, ``native/src/join.rs``) behind
+:class:`~workers.compare.join.JoinBuffer`'s interface, and the choice between the two.
+
+The native join keeps the same state by the same rules and gives the same outputs in the same
+order (``tests/unit/test_join_native.py`` holds the two equal on generated operation sequences,
+and every join test runs against both). Its :meth:`ingest` also reads a poll's records natively,
+so the comparator's per-record loop runs outside the interpreter. :func:`join_buffer` picks it
+whenever ``shadowlane_native`` is installed (``make`` always builds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from schemas.codec import DecodeError, decode
+from schemas.envelope import RequestEnvelope
+from schemas.shadow_result import ShadowResult
+from workers.compare.join import Expired, Ingested, JoinBuffer, Joined, JoinStats, Output, RecordRef
+from workers.compare.prod_side import ProdSide, Request
+from workers.compare.results import Result
+
+if TYPE_CHECKING:
+    from shadowlane_native import NativeJoin
+
+
+def _native() -> type[NativeJoin] | None:
+    try:
+        from shadowlane_native import NativeJoin
+    except ImportError:  # `make` always builds it; a bare `pip install .` does not
+        return None
+    return NativeJoin
+
+
+NATIVE_JOIN = _native()
+"""The native join's class, or None when ``shadowlane_native`` is not installed."""
+
+
+class NativeJoinBuffer:
+    """:class:`~workers.compare.join.JoinBuffer`, natively."""
+
+    def __init__(
+        self,
+        candidates: Iterable[str],
+        window_ms: int,
+        *,
+        max_pending: int = 200_000,
+        native: type[NativeJoin] | None = NATIVE_JOIN,
+    ) -> None:
+        if native is None:
+            raise RuntimeError("shadowlane_native is not installed: run `make` (it builds native/)")
+        self.candidates = frozenset(candidates)
+        self.window_ms = window_ms
+        self.max_pending = max_pending
+        self._join = native(
+            sorted(self.candidates),
+            window_ms,
+            max_pending,
+            Joined,
+            Expired,
+            ProdSide.decode_python,
+            partial(decode, model=ShadowResult),
+            DecodeError,
+        )
+
+    @property
+    def stats(self) -> JoinStats:
+        return JoinStats(**self._join.stats())
+
+    @property
+    def pending(self) -> int:
+        return self._join.pending()
+
+    def ingest(self, records: Sequence[Any], topic: str, partition: int, is_request: bool) -> Ingested:
+        return self._join.ingest(list(records), topic, partition, is_request)
+
+    def add_request(
+        self, env: Request | RequestEnvelope, ref: RecordRef, ts_ms: int
+    ) -> tuple[list[Output], bool]:
+        side = ProdSide.of(env) if isinstance(env, RequestEnvelope) else env
+        return self._join.add_request(side, ref, ts_ms)
+
+    def add_result(self, res: Result, ref: RecordRef, ts_ms: int) -> tuple[list[Output], bool]:
+        return self._join.add_result(res, ref, ts_ms)
+
+    def expire(self, watermark_ms: int) -> list[Output]:
+        return self._join.expire(watermark_ms)
+
+    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> int:
+        return self._join.drop_partitions(list(partitions))
+
+
+Join = JoinBuffer | NativeJoinBuffer
+
+
+def join_buffer(candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000) -> Join:
+    """The native join when ``shadowlane_native`` is installed, else the Python one."""
+    if NATIVE_JOIN is None:
+        return JoinBuffer(candidates, window_ms, max_pending=max_pending)
+    return NativeJoinBuffer(candidates, window_ms, max_pending=max_pending)
