@@ -94,6 +94,6 @@ class PlainConfig:
     ) -> None: ...
 
 def build_plain(env: NativeRequest, res: NativeResult, config: PlainConfig) -> dict[str, Any] | None:
-    """The fields of the comparison of a plain joined pair,
-    in the contract's order, ``comparison_id`` left for the caller; or None: not a pair this path
-    is sure of (the Python builder runs)."""
+    """The fields of the comparison of a plain joined pair in the contract's order (its
+    ``comparison_id`` is ``workers.hashing.pair_id``'s); or None: not a pair this path is sure of
+    (the Python builder runs)."""

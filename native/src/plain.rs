@@ -14,6 +14,8 @@
 
 use std::sync::LazyLock;
 
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
 use memchr::{memchr2, memchr2_iter, memmem};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -146,9 +148,27 @@ fn same_text(a: &str, b: &str) -> Option<bool> {
     Some(normalise_ascii(a)? == normalise_ascii(b)?)
 }
 
+/// `workers.hashing.pair_id`: BLAKE2b-96 of `"{req_hash}\0{candidate}"`, in hex.
+fn pair_id(req_hash: &str, candidate: &str) -> String {
+    const SIZE: usize = 12;
+    let mut hasher = Blake2bVar::new(SIZE).expect("12 bytes is a valid BLAKE2b output size");
+    hasher.update(req_hash.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(candidate.as_bytes());
+    let mut digest = [0u8; SIZE];
+    hasher
+        .finalize_variable(&mut digest)
+        .expect("the buffer has the output size");
+    let mut hex = String::with_capacity(2 * SIZE);
+    for byte in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    hex
+}
+
 /// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.
-/// The caller sets `comparison_id` (its hash is Python's), so a pair that is not plain never pays
-/// for it twice, and checks the baseline peer (the join's `peers`, which this does not see).
+/// The caller checks the baseline peer (the join's `peers`, which this does not see).
 #[pyfunction]
 pub fn build_plain<'py>(
     py: Python<'py>,
@@ -221,6 +241,10 @@ pub fn build_plain<'py>(
     };
 
     let d = cfg.template.bind(py).copy()?;
+    d.set_item(
+        intern!(py, "comparison_id"),
+        pair_id(&e.req_hash, &r.candidate),
+    )?;
     d.set_item(intern!(py, "req_hash"), request.req_hash(py))?;
     d.set_item(intern!(py, "req_id"), e.req_id.as_str())?;
     d.set_item(intern!(py, "candidate"), candidate)?;

@@ -21,7 +21,6 @@ from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
 from workers.compare.join import Joined
 from workers.compare.prod_side import ProdSide
-from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
 
@@ -48,7 +47,7 @@ NATIVE_PLAIN = _native()
 
 def _template() -> dict[str, Any]:
     """Every field of the contract in its order: the constants of a plain pair set, and None in
-    the fields set per pair (by ``build_plain``, and ``comparison_id`` here)."""
+    the fields ``build_plain`` sets per pair."""
     fields: dict[str, Any] = dict.fromkeys(Comparison.model_fields)
     fields.update(
         schema_version=1,
@@ -99,7 +98,4 @@ class PlainPath:
         if baseline is not None and res.candidate != baseline and baseline in item.peers:
             return None  # the noise floor needs the baseline's ΔS: the Python builder's
         fields = native[1](env, res, config)
-        if fields is None:
-            return None
-        fields["comparison_id"] = pair_id(env.req_hash, res.candidate)
-        return Comparison.trusted(fields)
+        return None if fields is None else Comparison.trusted(fields)

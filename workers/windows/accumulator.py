@@ -154,13 +154,22 @@ class Accumulator:
                 tool_matched += c.tool_matched_prod
                 self._add_scores(c)
             status = c.prod_status
-            if status is not None and not status.startswith("2"):
+            if status is not None and status[:1] != "2":
                 prod_errors += 1
+            # h.latency_value, inlined (comparisons instead of min/max: ~4x cheaper than the calls)
             if (ms := c.prod_latency_ms) is not None:
-                value = min(max(1, round(ms * 1000)), top)  # h.latency_value, inlined
+                value = round(ms * 1000)
+                if value < 1:
+                    value = 1
+                elif value > top:
+                    value = top
                 lat_prod[value] = lat_prod.get(value, 0) + 1
             if (ms := c.shadow_latency_ms) is not None:
-                value = min(max(1, round(ms * 1000)), top)
+                value = round(ms * 1000)
+                if value < 1:
+                    value = 1
+                elif value > top:
+                    value = top
                 lat_shadow[value] = lat_shadow.get(value, 0) + 1
         self.count, self.joined = count, joined
         self.shadow_timeouts, self.requests_missing = timeouts, missing
@@ -193,8 +202,9 @@ class Accumulator:
             self.coverage_sum += c.coverage
             self.coverage_sq_sum += c.coverage * c.coverage
         graded = c.prod_solved is not None and c.shadow_solved is not None
-        p_ok, s_ok = bool(c.prod_solved), bool(c.shadow_solved)
+        p_ok = s_ok = False
         if graded:
+            p_ok, s_ok = bool(c.prod_solved), bool(c.shadow_solved)
             self.graded += 1
             self.prod_solved += p_ok
             self.shadow_solved += s_ok
