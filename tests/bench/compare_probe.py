@@ -5,8 +5,9 @@
 Per round, CPU time per pair (``time.process_time``) of four runs over the same records:
 
 - ``raw in-process`` / ``comparator in-process``: the records' bytes copied afresh per
-  2,000-record poll (as a fetch hands them over), then decoded (the baseline) or read, joined,
-  built, encoded, windowed, observed and released (the comparator's per-pair work, no Kafka);
+  2,000-record poll (as a fetch hands them over, before the clock starts), then decoded (the
+  baseline) or ingested (read and joined), built, encoded, windowed, observed and released (the
+  comparator's per-pair work, no Kafka);
 - ``raw via Kafka`` / ``comparator via Kafka``: the ``compare`` benchmark's two variants.
 
 The ratios say whether the gap is the comparator's own work or its Kafka traffic. Needs the
@@ -20,6 +21,7 @@ import asyncio
 import time
 
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import decode, encode
 from schemas.envelope import RequestEnvelope
@@ -28,10 +30,8 @@ from tests.bench import bench_compare as bc
 from tests.bench.common import bench_settings, delete_topics, kafka_kwargs
 from tests.support.factories import result
 from workers.compare.build import ComparisonBuilder
-from workers.compare.join import JoinBuffer
-from workers.compare.prod_side import read_request
+from workers.compare.join_native import join_buffer
 from workers.compare.prom import CompareMetrics
-from workers.compare.results import read_result
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.kafka.offsets import OffsetTracker
@@ -58,39 +58,57 @@ def _polls(records: Records) -> list[Records]:
     ]
 
 
-def raw_in_process(records: Records) -> float:
-    started = time.process_time()
+Fetched = list[ConsumerRecord[bytes, bytes]]
+
+
+def _fetched(records: Records) -> list[tuple[Fetched, Fetched]]:
+    """Each poll as the consumer hands it over: the requests' and the results' records."""
+    polls: list[tuple[Fetched, Fetched]] = []
+    offsets = {True: 0, False: 0}
     for poll in _polls(records):
+        by_kind: dict[bool, Fetched] = {True: [], False: []}
+        for is_request, value in poll:
+            offset = offsets[is_request]
+            offsets[is_request] += 1
+            topic = "req" if is_request else "res"
+            by_kind[is_request].append(
+                ConsumerRecord(topic, 0, offset, 0, 0, b"k", value, None, 1, len(value), ())
+            )
+        polls.append((by_kind[True], by_kind[False]))
+    return polls
+
+
+def raw_in_process(records: Records) -> float:
+    polls = _polls(records)
+    started = time.process_time()
+    for poll in polls:
         for is_request, value in poll:
             decode(value, RequestEnvelope if is_request else ShadowResult)
     return (time.process_time() - started) / (len(records) / 2) * 1e6
 
 
 def comparator_in_process(records: Records) -> float:
-    join = JoinBuffer(("cand",), 3_600_000, max_pending=len(records))
+    join = join_buffer(("cand",), 3_600_000, max_pending=len(records))
     builder = ComparisonBuilder(None, CompareSettings(candidates=("cand",)))
     windows, metrics, tracker = (
         WindowAggregator(3_600_000, 0, member="probe"),
         CompareMetrics(),
         OffsetTracker(),
     )
-    requests, results = (
-        tracker.partition(TopicPartition("req", 0)),
-        tracker.partition(TopicPartition("res", 0)),
-    )
+    parts = {
+        "req": tracker.partition(TopicPartition("req", 0)),
+        "res": tracker.partition(TopicPartition("res", 0)),
+    }
+    polls = _fetched(records)
     started = time.process_time()
-    offset = 0
-    for poll in _polls(records):
+    for requests, results in polls:
         outputs = []
-        for is_request, value in poll:
-            if is_request:
-                requests.add(offset)
-                out, _ = join.add_request(read_request(value), ("req", 0, offset), 0)
-            else:
-                results.add(offset)
-                out, _ = join.add_result(read_result(value), ("res", 0, offset), 0)
+        for topic, fetched in (("req", requests), ("res", results)):  # as Comparator._ingest does
+            out, offsets, done, _bad = join.ingest(fetched, topic, 0, topic == "req")
+            parts[topic].add_many(offsets)
+            for offset in done:
+                parts[topic].done(offset)
             outputs += out
-            offset += 1
         comparisons = builder.build(outputs)
         _encoded = [encode(c) for c in comparisons]
         windows.add_many(comparisons)

@@ -190,6 +190,37 @@ def test_done_refs_marks_records_of_several_partitions_like_done_one_by_one() ->
     assert batched.pending() == one_by_one.pending() == 3
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    registered=st.lists(st.integers(0, 12), max_size=14),
+    refs=st.lists(
+        st.tuples(st.sampled_from([("t", 0), ("t", 1), ("u", 0)]), st.integers(0, 14)), max_size=40
+    ),
+    cut=st.integers(0, 40),
+)
+def test_done_refs_equals_done_one_by_one(
+    registered: list[int], refs: list[tuple[tuple[str, int], int]], cut: int
+) -> None:
+    """Generated: refs in any order, repeated, unknown or behind the head, in one or two calls."""
+    one_by_one, batched = OffsetTracker(), OffsetTracker()
+    for tp in (TP0, TP1):
+        for offset in registered:
+            one_by_one.add(tp, offset)
+        batched.partition(tp).add_many(registered)  # as the comparator registers a poll
+    flat = [(topic, partition, offset) for (topic, partition), offset in refs]
+    for topic, partition, offset in flat:
+        one_by_one.done(TopicPartition(topic, partition), offset)
+    batched.done_refs(flat[:cut])
+    batched.done_refs(flat[cut:])
+    for tp in (TP0, TP1):
+        mine, theirs = batched.partition(tp), one_by_one.partition(tp)
+        assert (mine.head, mine.next_commit, list(mine.pending.items())) == (
+            theirs.head,
+            theirs.next_commit,
+            list(theirs.pending.items()),
+        )
+
+
 class _Reference:
     """The contiguous-done-prefix rule spelled out plainly: offsets in the order first added."""
 

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNACKED_POLLS = 8
 SHIP_BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
-Message = tuple[str, str, bytes]  # (topic, key, value)
+Outbox = dict[str, list[tuple[str, bytes]]]  # topic -> (key, value) records, in order
 
 
 @dataclass(slots=True)
@@ -64,6 +64,10 @@ class CompareStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def _count(outbox: Outbox) -> int:
+    return sum(len(records) for records in outbox.values())
 
 
 def _now_ms() -> int:
@@ -223,60 +227,53 @@ class Comparator(CommittingWorker):
             else:
                 comparisons = self.builder.finish(prepared)
         topic = self.settings.topics.compare_topic
-        values: list[Message] = [(topic, c.req_hash, encode(c)) for c in comparisons]
+        outbox: Outbox = {topic: [(c.req_hash, encode(c)) for c in comparisons]} if comparisons else {}
         self.stats.late += self.windows.add_many(comparisons)
         self.metrics.observe(comparisons)
         if watermark >= 0:
-            values.extend(
-                self._window_messages(self.windows.advance(watermark - self.join.window_ms, self._owned()))
-            )
-        if not values:
+            closed = self.windows.advance(watermark - self.join.window_ms, self._owned())
+            self._window_records(closed, outbox)
+        if not outbox:
             return
         releases = [ref for out in outputs for ref in out.release]
-        futures = await self._ship(values)
+        futures = await self._ship(outbox)
         while len(self._acks) >= MAX_UNACKED_POLLS:
             await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
-        acks = self._await_acks(futures, values, len(comparisons), releases, self._last_ack)
+        acks = self._await_acks(futures, outbox, len(comparisons), releases, self._last_ack)
         task = asyncio.create_task(acks)
         self._last_ack = task
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
-    def _window_messages(self, summaries: list[Any]) -> list[Message]:
+    def _window_records(self, summaries: list[Any], outbox: Outbox) -> None:
+        """Each closed window's summary and alerts, added to ``outbox``."""
         t = self.settings.topics
-        out: list[Message] = []
         for summary in summaries:
             self.stats.summaries += 1
             self.metrics.window(summary)
-            out.append((t.summary_topic, summary.candidate, encode(summary)))
+            outbox.setdefault(t.summary_topic, []).append((summary.candidate, encode(summary)))
             for alert in drift_alerts(summary, self.c):
                 self.stats.alerts += 1
                 self.metrics.alert(alert)
                 log.warning("drift alert: %s", alert.message)
-                out.append((t.alerts_topic, alert.candidate, encode(alert)))
-        return out
+                outbox.setdefault(t.alerts_topic, []).append((alert.candidate, encode(alert)))
 
     async def _flush_windows(self) -> None:
         """On shutdown: ship what the open windows hold (partials; a later owner adds the rest)."""
-        messages = self._window_messages(self.windows.flush(self._owned()))
-        if not messages:
+        outbox: Outbox = {}
+        self._window_records(self.windows.flush(self._owned()), outbox)
+        if not outbox:
             return
         try:
-            await asyncio.wait_for(asyncio.gather(*await self._ship(messages)), 10.0)
+            await asyncio.wait_for(asyncio.gather(*await self._ship(outbox)), 10.0)
         except Exception as exc:  # derived data: rescore rebuilds it from the compare topic
-            log.warning("shipping %d window records at shutdown failed: %s", len(messages), exc)
+            log.warning("shipping %d window records at shutdown failed: %s", _count(outbox), exc)
 
-    async def _ship(self, values: list[Message]) -> list[asyncio.Future[Any]]:
+    async def _ship(self, outbox: Outbox) -> list[asyncio.Future[Any]]:
         producer = self._producer
         assert producer is not None
-        by_topic: dict[str, list[tuple[str, bytes]]] = {}
-        for topic, key, value in values:
-            records = by_topic.get(topic)
-            if records is None:
-                records = by_topic[topic] = []
-            records.append((key, value))
         shipped = []
-        for topic, records in by_topic.items():
+        for topic, records in outbox.items():
             if topic not in self._partition_counts:
                 self._partition_counts[topic] = await partition_count(producer, topic)
             batcher = PartitionBatcher(producer, topic, self._partition_counts[topic])
@@ -287,7 +284,7 @@ class Comparator(CommittingWorker):
     async def _await_acks(
         self,
         futures: list[asyncio.Future[Any]],
-        values: list[Message],
+        outbox: Outbox,
         comparisons: int,
         releases: list[RecordRef],
         previous: asyncio.Task[None] | None,
@@ -301,11 +298,11 @@ class Comparator(CommittingWorker):
                 await asyncio.gather(*futures)
                 break
             except Exception as exc:  # retriable: nothing is marked done until every ack is in
-                log.warning("producing %d records failed: %s; retrying", len(values), exc)
+                log.warning("producing %d records failed: %s; retrying", _count(outbox), exc)
                 await asyncio.sleep(1.0)
                 self._partition_counts.clear()
                 try:
-                    futures = await self._ship(values)
+                    futures = await self._ship(outbox)
                 except Exception as again:
                     log.warning("re-shipping records failed: %s", again)
         if previous is not None:

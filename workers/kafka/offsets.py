@@ -86,15 +86,24 @@ class OffsetTracker:
             part.done(offset)
 
     def done_refs(self, refs: Iterable[tuple[str, int, int]]) -> None:
-        """:meth:`done` for many ``(topic, partition, offset)`` records, one lookup per partition."""
+        """:meth:`done` for many ``(topic, partition, offset)`` records: one lookup per run of one
+        partition's records, and a record behind its partition's head (most of them, as pairs
+        complete out of order) is marked in place without a call."""
         seen: dict[tuple[str, int], _Partition | None] = {}
+        last_topic, last_partition, part = "", -1, None
         for topic, partition, offset in refs:
-            key = (topic, partition)
-            if key in seen:
-                part = seen[key]
+            if partition != last_partition or topic != last_topic:
+                key = (topic, partition)
+                if key in seen:
+                    part = seen[key]
+                else:
+                    part = seen[key] = self._parts.get(TopicPartition(topic, partition))
+                last_topic, last_partition = topic, partition
+            if part is None:
+                continue
+            if offset != part.head and part.pending.get(offset) is False:
+                part.pending[offset] = True  # _Partition.done's common case, inlined
             else:
-                part = seen[key] = self._parts.get(TopicPartition(topic, partition))
-            if part is not None:
                 part.done(offset)
 
     def pending(self, tp: TopicPartition | None = None) -> int:
