@@ -93,7 +93,10 @@ class PlainConfig:
         template: dict[str, Any],
     ) -> None: ...
 
-def build_plain(env: NativeRequest, res: NativeResult, config: PlainConfig) -> dict[str, Any] | None:
-    """The fields of the comparison of a plain joined pair in the contract's order (its
-    ``comparison_id`` is ``workers.hashing.pair_id``'s); or None: not a pair this path is sure of
-    (the Python builder runs)."""
+def build_plain(
+    env: NativeRequest, res: NativeResult, config: PlainConfig
+) -> tuple[dict[str, Any], bytes | None] | None:
+    """The comparison of a plain joined pair: its fields in the contract's order (its
+    ``comparison_id`` is ``workers.hashing.pair_id``'s) and its wire bytes as orjson writes them
+    (None: a value it leaves to Python); or None: not a pair this path is sure of (the Python
+    builder runs)."""

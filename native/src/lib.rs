@@ -7,6 +7,7 @@
 //! here raises on a bad record.
 
 mod canonical;
+mod encode;
 mod envelope;
 mod join;
 mod plain;

@@ -19,8 +19,9 @@ use blake2::Blake2bVar;
 use memchr::{memchr2, memchr2_iter, memmem};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::encode::encode;
 use crate::records::{str_map, NativeRequest, NativeResult};
 
 /// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
@@ -167,7 +168,11 @@ fn pair_id(req_hash: &str, candidate: &str) -> String {
     hex
 }
 
-/// The comparison's fields (a dict in the contract's order) of a plain pair, or `None`.
+/// A plain pair's comparison: its fields and, unless Python must write them, its wire bytes.
+type Built<'py> = (Bound<'py, PyDict>, Option<Bound<'py, PyBytes>>);
+
+/// The comparison of a plain pair: its fields (a dict in the contract's order) and its wire bytes
+/// (`None` when `encode.rs` leaves them to Python); or `None` for a pair that is not plain.
 /// The caller checks the baseline peer (the join's `peers`, which this does not see).
 #[pyfunction]
 pub fn build_plain<'py>(
@@ -175,7 +180,7 @@ pub fn build_plain<'py>(
     env: &Bound<'py, NativeRequest>,
     res: &Bound<'py, NativeResult>,
     config: &Bound<'py, PlainConfig>,
-) -> PyResult<Option<Bound<'py, PyDict>>> {
+) -> PyResult<Option<Built<'py>>> {
     let cfg = config.get();
     let (request, result) = (env.get(), res.get());
     let (e, r) = (&request.p, &result.r);
@@ -265,5 +270,6 @@ pub fn build_plain<'py>(
     d.set_item(intern!(py, "tool_agreement"), agreement)?;
     d.set_item(intern!(py, "prod_pins"), str_map(py, &e.pins)?)?;
     d.set_item(intern!(py, "candidate_pins"), str_map(py, &r.pins.0)?)?;
-    Ok(Some(d))
+    let wire = encode(&d).map(|bytes| PyBytes::new(py, &bytes));
+    Ok(Some((d, wire)))
 }

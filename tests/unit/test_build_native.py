@@ -164,12 +164,16 @@ def _exact(c: Comparison) -> list[tuple[str, Any, type]]:
 
 def _check(native: ComparisonBuilder, python: ComparisonBuilder, pairs: list[Pair]) -> int:
     """Both builders agree on every comparison (the native one reading native records, the
-    Python one Python records); returns how many the native path built."""
+    Python one Python records), and the native path's wire bytes are orjson's for the Python
+    builder's record; returns how many the native path built."""
     native_side: list[Output] = [_joined(p, native=True) for p in pairs]
-    got, want = native.build(native_side), python.build([_joined(p, native=False) for p in pairs])
+    prepared = native.prepare(native_side)
+    got, want = native.finish(prepared), python.build([_joined(p, native=False) for p in pairs])
     assert [_exact(c) for c in got] == [_exact(c) for c in want]
     assert [encode(c) for c in got] == [encode(c) for c in want]
-    return sum(native.plain.build(o) is not None for o in native_side if isinstance(o, Joined))
+    for data, comparison in zip(prepared.wire, want, strict=True):
+        assert data is None or data == encode(comparison)
+    return sum(data is not None for data in prepared.wire)
 
 
 PRICES = {"gpt-x": ModelPrice(input_per_mtok=2.5, output_per_mtok=10.0)}
@@ -269,3 +273,32 @@ def test_the_benchmark_pairs_take_the_native_path() -> None:
         res = result(env, "cand")
         pairs.append((env, res, {"cand": res}))
     assert _check(native, python, pairs) == 20
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prod_ms=st.floats(min_value=0.0, allow_infinity=False),
+    shadow_ms=st.floats(min_value=0.0, allow_infinity=False),
+    text=st.text(max_size=12),
+    ts=st.integers(0, 2**62),
+)
+def test_the_native_wire_bytes_spell_floats_strings_and_ints_as_orjson(
+    prod_ms: float, shadow_ms: float, text: str, ts: int
+) -> None:
+    """Any latency (and their difference), ids and pins with any characters, any event time."""
+    env = envelope(1).model_copy(
+        update={
+            "ts_ms": ts,
+            "tenant": text or "t",
+            "pins": {text: text},
+            "buckets": {"k": text},
+            "prod": ProdOutcome(answer="same", status=200, latency_ms=prod_ms),
+            "tool_io": (),
+        }
+    )
+    res = ShadowResult(
+        req_hash=env.req_hash, req_id=env.req_id, candidate="cand", shadow_id="s", ts_ms=1, status="ok",
+        answer="same", latency_ms=shadow_ms, pins={"rev": text},
+    )  # fmt: skip
+    native, python = _builders(embedder=False)
+    assert _check(native, python, [(env, res, {"cand": res})]) == 1

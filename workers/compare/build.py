@@ -112,9 +112,11 @@ class _Records:
 @dataclass(slots=True)
 class Prepared:
     """One poll's outputs on their way to comparisons: per output, the comparison the native path
-    built or the output as Python records for the Python builder."""
+    built or the output as Python records for the Python builder, and the comparison's wire bytes
+    when the native path wrote them."""
 
     items: list[Comparison | _Pair | _Gone]
+    wire: list[bytes | None]
 
 
 class _Scores:
@@ -213,13 +215,16 @@ class ComparisonBuilder:
         """Plain pairs built by the native path; every other output's records made Python."""
         plain, records = self.plain, _Records()
         items: list[Comparison | _Pair | _Gone] = []
+        wire: list[bytes | None] = []
         for item in outputs:
-            if isinstance(item, Joined):
-                done = plain.build(item)
-                items.append(records.pair(item) if done is None else done)
-            else:
-                items.append(records.gone(item))
-        return Prepared(items)
+            done = plain.build(item) if isinstance(item, Joined) else None
+            if done is not None:
+                items.append(done[0])
+                wire.append(done[1])
+                continue
+            items.append(records.pair(item) if isinstance(item, Joined) else records.gone(item))
+            wire.append(None)
+        return Prepared(items, wire)
 
     def needs_embedding(self, prepared: Prepared) -> bool:
         """A cheap over-approximation: True when some joined pair may need the embedder."""

@@ -7,7 +7,9 @@ embedder, answers equal after normalisation. Every metric of such a pair is a co
 contract or a copy of an input, and ``shadowlane_native.build_plain`` writes the record's fields
 in the contract's order, straight from the native records' Rust fields
 (:func:`~workers.compare.prod_side.read_request`, :func:`~workers.compare.results.read_result`).
-It answers ``None`` for any pair it is not sure of, and for a pair whose records the native
+It also writes the record's wire bytes (as orjson does: a differential test compares them byte
+for byte), so the comparator does not encode the record again. It answers ``None`` for any pair
+it is not sure of, and for a pair whose records the native
 readers declined (Python read them); the Python builder then builds it. ``tests/unit/test_build_native.py``
 holds the two equal on generated pairs.
 """
@@ -27,9 +29,10 @@ from workers.settings import CompareSettings
 if TYPE_CHECKING:
     from shadowlane_native import NativeRequest, NativeResult, PlainConfig
 
+Built = tuple[dict[str, Any], bytes | None]
 Native = tuple[
     type["PlainConfig"],
-    Callable[["NativeRequest", "NativeResult", "PlainConfig"], dict[str, Any] | None],
+    Callable[["NativeRequest", "NativeResult", "PlainConfig"], Built | None],
 ]
 
 
@@ -87,7 +90,9 @@ class PlainPath:
     def enabled(self) -> bool:
         return self._native is not None
 
-    def build(self, item: Joined) -> Comparison | None:
+    def build(self, item: Joined) -> tuple[Comparison, bytes | None] | None:
+        """The pair's comparison and its wire bytes (None: ``schemas.codec.encode`` writes them),
+        or None when the pair is not plain."""
         native, config = self._native, self._config
         if native is None or config is None:
             return None
@@ -97,5 +102,8 @@ class PlainPath:
         baseline = self._baseline
         if baseline is not None and res.candidate != baseline and baseline in item.peers:
             return None  # the noise floor needs the baseline's ΔS: the Python builder's
-        fields = native[1](env, res, config)
-        return None if fields is None else Comparison.trusted(fields)
+        built = native[1](env, res, config)
+        if built is None:
+            return None
+        fields, wire = built
+        return Comparison.trusted(fields), wire

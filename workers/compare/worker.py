@@ -220,14 +220,20 @@ class Comparator(CommittingWorker):
         producer = self._producer
         assert producer is not None
         comparisons: list[Comparison] = []
+        wire: list[bytes | None] = []  # the native path's bytes of its comparisons
         if outputs:
             prepared = self.builder.prepare(outputs)
             if self.builder.needs_embedding(prepared):
                 comparisons = await asyncio.to_thread(self.builder.finish, prepared)
             else:
                 comparisons = self.builder.finish(prepared)
-        topic = self.settings.topics.compare_topic
-        outbox: Outbox = {topic: [(c.req_hash, encode(c)) for c in comparisons]} if comparisons else {}
+            wire = prepared.wire
+        outbox: Outbox = {}
+        if comparisons:
+            outbox[self.settings.topics.compare_topic] = [
+                (c.req_hash, encode(c) if data is None else data)
+                for c, data in zip(comparisons, wire, strict=True)
+            ]
         self.stats.late += self.windows.add_many(comparisons)
         self.metrics.observe(comparisons)
         if watermark >= 0:
