@@ -17,12 +17,38 @@ use std::sync::LazyLock;
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 use memchr::{memchr2, memchr2_iter, memmem};
-use pyo3::intern;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::encode::encode;
-use crate::records::{str_map, NativeRequest, NativeResult};
+use crate::encode::{Skeleton, Val};
+use crate::records::{NativeRequest, NativeResult};
+
+/// The fields `build_plain` sets per pair, in the order of its values; every other field of the
+/// record keeps the template's constant.
+const HOLES: [&str; 21] = [
+    "comparison_id",
+    "req_hash",
+    "req_id",
+    "candidate",
+    "traffic_arm",
+    "ts_ms",
+    "endpoint",
+    "tenant",
+    "buckets",
+    "delta_s",
+    "exact_match",
+    "prod_latency_ms",
+    "shadow_latency_ms",
+    "latency_delta_ms",
+    "prod_status",
+    "shadow_status",
+    "status_pair",
+    "shadow_error_class",
+    "tool_agreement",
+    "prod_pins",
+    "candidate_pins",
+];
 
 /// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
 #[pyclass(frozen, module = "shadowlane_native")]
@@ -38,6 +64,10 @@ pub struct PlainConfig {
     /// (or `None` for those each pair sets): copied per pair, which keeps the order. Python
     /// builds it from the contract (`workers/compare/plain.py`).
     template: Py<PyDict>,
+    /// `HOLES`' names as Python strings (the dict's keys).
+    names: Vec<Py<PyString>>,
+    /// The record's JSON with holes for `HOLES` (`None`: a constant Python must write).
+    skeleton: Option<Skeleton>,
 }
 
 #[pymethods]
@@ -45,19 +75,34 @@ impl PlainConfig {
     #[new]
     #[pyo3(signature = (baseline, embedder, citation_guard, priced, template))]
     fn new(
+        py: Python<'_>,
         baseline: Option<String>,
         embedder: bool,
         citation_guard: Option<char>,
         priced: Vec<String>,
         template: Py<PyDict>,
-    ) -> Self {
-        Self {
+    ) -> PyResult<Self> {
+        let fields = template.bind(py);
+        for name in HOLES {
+            if !fields.contains(name)? {
+                // a new key would land at the end of the record, out of the contract's order
+                return Err(PyValueError::new_err(format!(
+                    "template has no field {name:?}"
+                )));
+            }
+        }
+        Ok(Self {
             baseline,
             embedder,
             citation_guard,
             priced,
+            names: HOLES
+                .iter()
+                .map(|n| PyString::intern(py, n).unbind())
+                .collect(),
+            skeleton: Skeleton::new(fields, &HOLES),
             template,
-        }
+        })
     }
 }
 
@@ -226,50 +271,47 @@ pub fn build_plain<'py>(
         return Ok(None);
     }
 
-    let candidate = result.candidate(py);
     let arm = match &cfg.baseline {
-        Some(b) if r.candidate == *b => intern!(py, "baseline"),
-        _ => intern!(py, "shadow"),
+        Some(b) if r.candidate == *b => "baseline",
+        _ => "shadow",
     };
     let status = e.status.to_string();
     let shadow_status = if r.status == "ok" {
-        intern!(py, "ok").clone()
+        "ok".to_owned()
     } else {
         let class = r.error_class.as_deref().filter(|c| !c.is_empty());
-        PyString::new(py, &format!("error:{}", class.unwrap_or("unknown")))
+        format!("error:{}", class.unwrap_or("unknown"))
     };
-    let status_pair = format!("{}/{}", status, shadow_status.to_str()?);
-    let agreement = if e.tool_keys.is_empty() {
-        None
-    } else {
-        Some(0.0)
-    };
-
+    let status_pair = format!("{status}/{shadow_status}");
+    let id = pair_id(&e.req_hash, &r.candidate);
+    let opt_float = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
+    let values: [Val<'_, 'py>; HOLES.len()] = [
+        Val::Str(&id),
+        Val::Shared(&e.req_hash, request.req_hash(py)),
+        Val::Str(&e.req_id),
+        Val::Shared(&r.candidate, result.candidate(py)),
+        Val::Str(arm),
+        Val::Int(e.ts_ms),
+        Val::Str(&e.endpoint),
+        Val::Str(&e.tenant),
+        Val::Map(&e.buckets),
+        opt_float(delta_s),
+        exact.map_or(Val::Null, Val::Bool),
+        Val::Float(e.latency_ms),
+        Val::Float(r.latency_ms),
+        Val::Float(r.latency_ms - e.latency_ms),
+        Val::Str(&status),
+        Val::Str(&shadow_status),
+        Val::Str(&status_pair),
+        r.error_class.as_deref().map_or(Val::Null, Val::Str),
+        opt_float((!e.tool_keys.is_empty()).then_some(0.0)),
+        Val::Map(&e.pins),
+        Val::Map(&r.pins.0),
+    ];
     let d = cfg.template.bind(py).copy()?;
-    d.set_item(
-        intern!(py, "comparison_id"),
-        pair_id(&e.req_hash, &r.candidate),
-    )?;
-    d.set_item(intern!(py, "req_hash"), request.req_hash(py))?;
-    d.set_item(intern!(py, "req_id"), e.req_id.as_str())?;
-    d.set_item(intern!(py, "candidate"), candidate)?;
-    d.set_item(intern!(py, "traffic_arm"), arm)?;
-    d.set_item(intern!(py, "ts_ms"), e.ts_ms)?;
-    d.set_item(intern!(py, "endpoint"), e.endpoint.as_str())?;
-    d.set_item(intern!(py, "tenant"), e.tenant.as_str())?;
-    d.set_item(intern!(py, "buckets"), str_map(py, &e.buckets)?)?;
-    d.set_item(intern!(py, "delta_s"), delta_s)?;
-    d.set_item(intern!(py, "exact_match"), exact)?;
-    d.set_item(intern!(py, "prod_latency_ms"), e.latency_ms)?;
-    d.set_item(intern!(py, "shadow_latency_ms"), r.latency_ms)?;
-    d.set_item(intern!(py, "latency_delta_ms"), r.latency_ms - e.latency_ms)?;
-    d.set_item(intern!(py, "prod_status"), status)?;
-    d.set_item(intern!(py, "shadow_status"), shadow_status)?;
-    d.set_item(intern!(py, "status_pair"), status_pair)?;
-    d.set_item(intern!(py, "shadow_error_class"), r.error_class.as_deref())?;
-    d.set_item(intern!(py, "tool_agreement"), agreement)?;
-    d.set_item(intern!(py, "prod_pins"), str_map(py, &e.pins)?)?;
-    d.set_item(intern!(py, "candidate_pins"), str_map(py, &r.pins.0)?)?;
-    let wire = encode(&d).map(|bytes| PyBytes::new(py, &bytes));
-    Ok(Some((d, wire)))
+    for (name, value) in cfg.names.iter().zip(&values) {
+        d.set_item(name.bind(py), value.to_py(py)?)?;
+    }
+    let wire = cfg.skeleton.as_ref().and_then(|s| s.fill(&values));
+    Ok(Some((d, wire.map(|bytes| PyBytes::new(py, &bytes)))))
 }
