@@ -25,7 +25,7 @@ from tests.support.factories import envelope
 from tests.unit.test_build_metrics import BagOfWords
 from workers.compare.build import ComparisonBuilder
 from workers.compare.join import Joined, Output
-from workers.compare.plain import NATIVE_PLAIN, PlainPath
+from workers.compare.plain import NATIVE_PLAIN, PlainPath, _template
 from workers.compare.prod_side import ProdSide, read_request
 from workers.compare.results import read_result
 from workers.settings import CompareSettings, ModelPrice
@@ -302,3 +302,14 @@ def test_the_native_wire_bytes_spell_floats_strings_and_ints_as_orjson(
     )  # fmt: skip
     native, python = _builders(embedder=False)
     assert _check(native, python, [(env, res, {"cand": res})]) == 1
+
+
+def test_the_native_config_refuses_a_template_without_a_field_it_fills() -> None:
+    """A field missing from the template would be appended at the record's end, out of order."""
+    assert NATIVE_PLAIN is not None
+    config_type = NATIVE_PLAIN[0]
+    template = _template()
+    config_type(None, False, None, [], template)  # the contract's own template is accepted
+    del template["status_pair"]
+    with pytest.raises(ValueError, match="status_pair"):
+        config_type(None, False, None, [], template)
