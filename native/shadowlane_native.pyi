@@ -67,6 +67,8 @@ class NativeJoin:
         max_pending: int,
         joined: Callable[..., Any],
         expired: Callable[..., Any],
+        built: Callable[..., Any],
+        plain: PlainConfig | None,
         read_request: Callable[[bytes | None], Any],
         read_result: Callable[[bytes | None], Any],
         decode_error: type[Exception],

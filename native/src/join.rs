@@ -3,13 +3,18 @@
 //! Same state, same rules, same order of outputs: a request waits for one result per expected
 //! candidate, a result that comes first waits for its request, a request's outputs leave
 //! together once every candidate has an outcome, and everything waits at most the join window
-//! (or leaves early, counted, past `max_pending`). The records it holds are the Python objects it
-//! was given (native records or Python ones); it reads their `req_hash`, `candidate` and
-//! `candidate_served`, and builds the `Joined` / `Expired` outputs with the classes Python hands
-//! it. `ingest` also reads a poll's records of one partition (natively, or through the Python
+//! (or leaves early, counted, past `max_pending`). It reads the records' `req_hash`,
+//! `candidate` and `candidate_served`, and builds the `Joined` / `Expired` outputs with the
+//! classes Python hands it.
+//!
+//! `ingest` reads a poll's records of one partition itself (natively, or through the Python
 //! readers for a record the native ones decline), which keeps the per-record loop out of the
-//! interpreter. `tests/unit/test_join_native.py` holds it to the Python join on generated
-//! operation sequences.
+//! interpreter, and holds what the native readers read as Rust values: a record becomes a Python
+//! object only when an output needs one. Given a `PlainConfig`, a joined pair that `plain.rs`
+//! can build leaves as a `Built` output (the comparison's fields and wire bytes) instead of a
+//! `Joined`, so its records never become Python objects at all.
+//! `tests/unit/test_join_native.py` holds it to the Python join on generated operation
+//! sequences, and the join-and-build path to the Python one on generated pairs.
 
 use std::collections::HashSet;
 
@@ -19,24 +24,58 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::plain::{build, PlainConfig};
 use crate::records::{parse_request, parse_result, NativeRequest, NativeResult};
 
 /// No deadline: `expire` has nothing to scan.
 const NEVER: i64 = i64::MAX;
 
+/// A request as the join holds it: read by `ingest` (Rust values), or the object it was given.
+/// Not boxed: nearly every entry is native, and a box would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Req {
+    Native(NativeRequest),
+    Object(Py<PyAny>),
+}
+
+/// A shadow result as the join holds it (see `Req`).
+#[allow(clippy::large_enum_variant)]
+enum Res {
+    Native(NativeResult),
+    Object(Py<PyAny>),
+}
+
+impl Req {
+    fn into_object(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Req::Native(record) => Ok(Py::new(py, record)?.into_any()),
+            Req::Object(object) => Ok(object),
+        }
+    }
+}
+
+impl Res {
+    fn into_object(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Res::Native(record) => Ok(Py::new(py, record)?.into_any()),
+            Res::Object(object) => Ok(object),
+        }
+    }
+}
+
 struct WaitingRequest {
-    envelope: Py<PyAny>,
+    envelope: Req,
     req_hash: Py<PyString>,
     reference: Py<PyAny>,
     deadline: i64,
     /// The candidates still expected, sorted (the order their outcomes leave in on expiry).
     waiting: Vec<String>,
     /// (result, its record reference, its candidate), in join order.
-    joined: Vec<(Py<PyAny>, Py<PyAny>, String)>,
+    joined: Vec<(Res, Py<PyAny>, String)>,
 }
 
 struct WaitingResult {
-    result: Py<PyAny>,
+    result: Res,
     reference: Py<PyAny>,
     deadline: i64,
 }
@@ -75,6 +114,9 @@ pub struct NativeJoin {
     stats: Stats,
     joined_cls: Py<PyAny>,
     expired_cls: Py<PyAny>,
+    built_cls: Py<PyAny>,
+    /// Builds the plain pairs as they join (`None`: every pair leaves as `Joined`).
+    plain: Option<Py<PlainConfig>>,
     read_request: Py<PyAny>,
     read_result: Py<PyAny>,
     decode_error: Py<PyAny>,
@@ -136,13 +178,17 @@ impl NativeJoin {
 
     fn add_request_to(
         &mut self,
-        env: &Bound<'_, PyAny>,
+        env: Req,
         reference: &Bound<'_, PyAny>,
         ts_ms: i64,
         out: &Bound<'_, PyList>,
     ) -> PyResult<bool> {
+        let py = out.py();
         self.stats.requests += 1;
-        let (hash_obj, served) = request_keys(env)?;
+        let (hash_obj, served) = match &env {
+            Req::Native(record) => (record.req_hash(py).clone(), record.served()),
+            Req::Object(object) => request_keys(object.bind(py))?,
+        };
         let hash = hash_obj.to_str()?;
         if self.requests.contains_key(hash) {
             self.stats.duplicate_requests += 1;
@@ -171,7 +217,7 @@ impl NativeJoin {
         self.requests.insert(
             key.clone(),
             WaitingRequest {
-                envelope: env.clone().unbind(),
+                envelope: env,
                 req_hash: hash_obj.clone().unbind(),
                 reference: reference.clone().unbind(),
                 deadline,
@@ -199,13 +245,17 @@ impl NativeJoin {
 
     fn add_result_to(
         &mut self,
-        res: &Bound<'_, PyAny>,
+        res: Res,
         reference: &Bound<'_, PyAny>,
         ts_ms: i64,
         out: &Bound<'_, PyList>,
     ) -> PyResult<bool> {
+        let py = out.py();
         self.stats.results += 1;
-        let (hash_obj, candidate_obj) = result_keys(res)?;
+        let (hash_obj, candidate_obj) = match &res {
+            Res::Native(record) => (record.req_hash(py).clone(), record.candidate(py).clone()),
+            Res::Object(object) => result_keys(object.bind(py))?,
+        };
         let candidate = candidate_obj.to_str()?;
         if !self.candidates.iter().any(|c| c == candidate) {
             self.stats.ignored_candidates += 1;
@@ -222,8 +272,8 @@ impl NativeJoin {
             return Ok(true);
         }
         if self.requests.contains_key(hash) {
-            let (result, reference) = (res.clone().unbind(), reference.clone().unbind());
-            self.join(out.py(), hash, result, reference, candidate, out)?;
+            let (hash, candidate) = (hash.to_owned(), candidate.to_owned());
+            self.join(py, &hash, res, reference.clone().unbind(), &candidate, out)?;
             return Ok(false);
         }
         let deadline = ts_ms.saturating_add(self.window_ms);
@@ -231,7 +281,7 @@ impl NativeJoin {
         self.results.insert(
             key,
             WaitingResult {
-                result: res.clone().unbind(),
+                result: res,
                 reference: reference.clone().unbind(),
                 deadline,
             },
@@ -246,7 +296,7 @@ impl NativeJoin {
         &mut self,
         py: Python<'_>,
         key: &str,
-        result: Py<PyAny>,
+        result: Res,
         reference: Py<PyAny>,
         candidate: &str,
         out: &Bound<'_, PyList>,
@@ -269,8 +319,9 @@ impl NativeJoin {
         Ok(())
     }
 
-    /// All of a request's outputs (it has already left `requests`): one `Joined` per result,
-    /// one `Expired` per missing candidate; the last of them carries every record to release.
+    /// All of a request's outputs (it has already left `requests`): per result a `Built` (a plain
+    /// pair, with a `PlainConfig`) or a `Joined`, then an `Expired` per missing candidate; the
+    /// last of them carries every record to release.
     fn complete(
         &mut self,
         py: Python<'_>,
@@ -279,23 +330,56 @@ impl NativeJoin {
         out: &Bound<'_, PyList>,
     ) -> PyResult<()> {
         let first = out.len();
-        let peers = PyDict::new(py); // shared: every Joined sees all of them
         let release = PyList::new(py, [entry.reference.bind(py)])?;
-        let joined_cls = self.joined_cls.bind(py);
-        for (result, reference, candidate) in &entry.joined {
-            peers.set_item(candidate, result)?;
+        let built = self.build_plain(py, &entry)?;
+        let hash = entry.req_hash.bind(py).clone();
+        // the records become Python objects only when an output hands them to Python: a Joined
+        // needs its request and every result (its peers), an Expired its request
+        let any_joined = built.iter().any(Option::is_none);
+        let envelope = if any_joined || !missing.is_empty() {
+            Some(entry.envelope.into_object(py)?)
+        } else {
+            None
+        };
+        let peers = PyDict::new(py); // shared: every Joined sees all of them
+        let mut results = Vec::with_capacity(entry.joined.len());
+        for (result, reference, candidate) in entry.joined {
             release.append(reference)?;
-            out.append(joined_cls.call1((&entry.envelope, result, PyList::empty(py), &peers))?)?;
+            if !any_joined {
+                results.push(None);
+                continue;
+            }
+            let object = result.into_object(py)?;
+            peers.set_item(&candidate, &object)?;
+            results.push(Some(object));
         }
-        let hash = entry.req_hash.bind(py);
+        for (done, result) in built.into_iter().zip(results) {
+            let output = match (done, result, &envelope) {
+                (Some((fields, wire)), _, _) => {
+                    self.built_cls
+                        .bind(py)
+                        .call1((fields, wire, PyList::empty(py)))?
+                }
+                (None, Some(result), Some(env)) => {
+                    let args = (env, result, PyList::empty(py), &peers);
+                    self.joined_cls.bind(py).call1(args)?
+                }
+                _ => {
+                    return Err(PyRuntimeError::new_err(
+                        "join: a pair left without its records",
+                    ))
+                }
+            };
+            out.append(output)?;
+        }
         for candidate in missing {
             self.stats.shadow_timeouts += 1;
             self.finish(hash.to_str()?, &candidate);
             let args = (
                 intern!(py, "shadow_timeout"),
                 candidate,
-                hash,
-                &entry.envelope,
+                &hash,
+                &envelope,
                 py.None(),
                 PyList::empty(py),
             );
@@ -306,6 +390,31 @@ impl NativeJoin {
                 .setattr(intern!(py, "release"), release)?;
         }
         Ok(())
+    }
+
+    /// Per joined result, its comparison when the pair is plain and both records are native
+    /// (`workers/compare/plain.py`'s rule: not a candidate whose request has a baseline peer).
+    fn build_plain<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &WaitingRequest,
+    ) -> PyResult<Vec<Option<crate::plain::Built<'py>>>> {
+        let mut built = Vec::with_capacity(entry.joined.len());
+        let (Some(config), Req::Native(request)) = (&self.plain, &entry.envelope) else {
+            built.resize_with(entry.joined.len(), || None);
+            return Ok(built);
+        };
+        let cfg = config.get();
+        let baseline = cfg.baseline();
+        let has_baseline = baseline.is_some_and(|b| entry.joined.iter().any(|(_, _, c)| c == b));
+        for (result, _, candidate) in &entry.joined {
+            let floor_needed = has_baseline && baseline.is_some_and(|b| b != candidate);
+            built.push(match result {
+                Res::Native(record) if !floor_needed => build(py, request, record, cfg)?,
+                _ => None,
+            });
+        }
+        Ok(built)
     }
 
     fn expire_request(
@@ -335,7 +444,7 @@ impl NativeJoin {
             candidate,
             req_hash,
             py.None(),
-            waiting.result,
+            waiting.result.into_object(py)?,
             PyList::new(py, [waiting.reference])?,
         );
         out.append(self.expired_cls.bind(py).call1(args)?)?;
@@ -356,25 +465,21 @@ impl NativeJoin {
         Ok(())
     }
 
+    /// A record's value read natively, or by the Python reader (`Err`: a bad record's error).
     fn read<'py>(
         &self,
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
         is_request: bool,
-    ) -> PyResult<Result<Bound<'py, PyAny>, PyErr>> {
+    ) -> PyResult<Result<Read, PyErr>> {
         if let Ok(bytes) = value.cast::<PyBytes>() {
             let data = bytes.as_bytes();
-            let native = if is_request {
-                parse_request(py, data)
-                    .map(|r| Bound::new(py, r).map(Bound::into_any))
-                    .transpose()?
-            } else {
-                parse_result(py, data)?
-                    .map(|r| Bound::new(py, r).map(Bound::into_any))
-                    .transpose()?
-            };
-            if let Some(record) = native {
-                return Ok(Ok(record));
+            if is_request {
+                if let Some(record) = parse_request(py, data) {
+                    return Ok(Ok(Read::Request(Req::Native(record))));
+                }
+            } else if let Some(record) = parse_result(py, data)? {
+                return Ok(Ok(Read::Result(Res::Native(record))));
             }
         }
         let reader = if is_request {
@@ -383,26 +488,36 @@ impl NativeJoin {
             &self.read_result
         };
         match reader.bind(py).call1((value,)) {
-            Ok(record) => Ok(Ok(record)),
+            Ok(record) if is_request => Ok(Ok(Read::Request(Req::Object(record.unbind())))),
+            Ok(record) => Ok(Ok(Read::Result(Res::Object(record.unbind())))),
             Err(err) if err.is_instance(py, self.decode_error.bind(py)) => Ok(Err(err)),
             Err(err) => Err(err),
         }
     }
 }
 
+/// What `ingest` read from one record.
+enum Read {
+    Request(Req),
+    Result(Res),
+}
+
 #[pymethods]
 impl NativeJoin {
     /// `candidates` sorted and unique; `read_request` / `read_result` read a record the native
-    /// readers decline (raising `decode_error` for a bad one); `joined` / `expired` build outputs.
+    /// readers decline (raising `decode_error` for a bad one); `joined` / `expired` / `built`
+    /// build outputs; with `plain`, plain pairs leave as `Built`.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (candidates, window_ms, max_pending, joined, expired, read_request, read_result, decode_error))]
+    #[pyo3(signature = (candidates, window_ms, max_pending, joined, expired, built, plain, read_request, read_result, decode_error))]
     fn new(
         candidates: Vec<String>,
         window_ms: i64,
         max_pending: usize,
         joined: Py<PyAny>,
         expired: Py<PyAny>,
+        built: Py<PyAny>,
+        plain: Option<Py<PlainConfig>>,
         read_request: Py<PyAny>,
         read_result: Py<PyAny>,
         decode_error: Py<PyAny>,
@@ -419,6 +534,8 @@ impl NativeJoin {
             stats: Stats::default(),
             joined_cls: joined,
             expired_cls: expired,
+            built_cls: built,
+            plain,
             read_request,
             read_result,
             decode_error,
@@ -457,7 +574,8 @@ impl NativeJoin {
         ts_ms: i64,
     ) -> PyResult<(Bound<'py, PyList>, bool)> {
         let out = PyList::empty(env.py());
-        let done = self.add_request_to(env, reference, ts_ms, &out)?;
+        let done =
+            self.add_request_to(Req::Object(env.clone().unbind()), reference, ts_ms, &out)?;
         Ok((out, done))
     }
 
@@ -468,7 +586,7 @@ impl NativeJoin {
         ts_ms: i64,
     ) -> PyResult<(Bound<'py, PyList>, bool)> {
         let out = PyList::empty(res.py());
-        let done = self.add_result_to(res, reference, ts_ms, &out)?;
+        let done = self.add_result_to(Res::Object(res.clone().unbind()), reference, ts_ms, &out)?;
         Ok((out, done))
     }
 
@@ -574,10 +692,9 @@ impl NativeJoin {
                     offset.into_pyobject(py)?.as_any(),
                 ],
             )?;
-            let finished = if is_request {
-                self.add_request_to(&read, reference.as_any(), ts_ms, &out)?
-            } else {
-                self.add_result_to(&read, reference.as_any(), ts_ms, &out)?
+            let finished = match read {
+                Read::Request(env) => self.add_request_to(env, reference.as_any(), ts_ms, &out)?,
+                Read::Result(res) => self.add_result_to(res, reference.as_any(), ts_ms, &out)?,
             };
             if finished {
                 done.push(offset);

@@ -106,6 +106,12 @@ impl PlainConfig {
     }
 }
 
+impl PlainConfig {
+    pub fn baseline(&self) -> Option<&str> {
+        self.baseline.as_deref()
+    }
+}
+
 /// Python's `str.isspace()` for an ASCII byte (`\s` and `str.split()` use the same set).
 fn ascii_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ')
@@ -214,7 +220,7 @@ fn pair_id(req_hash: &str, candidate: &str) -> String {
 }
 
 /// A plain pair's comparison: its fields and, unless Python must write them, its wire bytes.
-type Built<'py> = (Bound<'py, PyDict>, Option<Bound<'py, PyBytes>>);
+pub type Built<'py> = (Bound<'py, PyDict>, Option<Bound<'py, PyBytes>>);
 
 /// The comparison of a plain pair: its fields (a dict in the contract's order) and its wire bytes
 /// (`None` when `encode.rs` leaves them to Python); or `None` for a pair that is not plain.
@@ -226,8 +232,16 @@ pub fn build_plain<'py>(
     res: &Bound<'py, NativeResult>,
     config: &Bound<'py, PlainConfig>,
 ) -> PyResult<Option<Built<'py>>> {
-    let cfg = config.get();
-    let (request, result) = (env.get(), res.get());
+    build(py, env.get(), res.get(), config.get())
+}
+
+/// `build_plain` on the records themselves (the join builds its pairs with it).
+pub fn build<'py>(
+    py: Python<'py>,
+    request: &NativeRequest,
+    result: &NativeResult,
+    cfg: &PlainConfig,
+) -> PyResult<Option<Built<'py>>> {
     let (e, r) = (&request.p, &result.r);
     if e.gold.is_some()
         || !r.stability.is_empty()

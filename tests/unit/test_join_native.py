@@ -13,12 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import encode
+from schemas.comparison import Comparison
 from schemas.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
+from tests.unit.test_build_native import Pair, _builders, _exact, pairs
 from workers.compare.join import Expired, JoinBuffer, Joined, Output
 from workers.compare.join_native import NATIVE_JOIN, Join, NativeJoinBuffer, join_buffer
 from workers.compare.prod_side import ProdSide
@@ -97,15 +99,20 @@ class _Record:
         self.offset, self.value, self.timestamp = offset, value, timestamp
 
 
+def _key(out: Output) -> tuple[Any, ...]:
+    if isinstance(out, Expired):
+        return ("Expired", out.req_hash, out.release)
+    if isinstance(out, Joined):
+        return ("Joined", out.envelope.req_hash, out.release)
+    return ("Built", out.fields["req_hash"], out.release)
+
+
 def _ingest_shape(join: Join, polls: list[tuple[bool, list[_Record]]]) -> list[Any]:
     seen: list[Any] = []
     for is_request, records in polls:
         topic = "requests" if is_request else "results"
         outputs, offsets, done, bad = join.ingest(records, topic, 0, is_request)
-        keys = [
-            (type(o).__name__, o.req_hash if isinstance(o, Expired) else o.envelope.req_hash, o.release)
-            for o in outputs
-        ]
+        keys = [_key(o) for o in outputs]
         seen.append((keys, offsets, done, [(r.offset, e.reason, e.detail) for r, e in bad]))
     seen.append((join.stats, join.pending))
     return seen
@@ -150,3 +157,86 @@ def test_ingest_reads_and_joins_a_poll_as_the_python_loop_does() -> None:
 
 def test_join_buffer_picks_the_native_join_when_it_is_built() -> None:
     assert isinstance(join_buffer(CANDIDATES, WINDOW), NativeJoinBuffer)
+
+
+def _wire_pairs(generated: list[Pair]) -> tuple[list[_Record], list[_Record]]:
+    """Each generated pair as records on the wire, under a request id of its own."""
+    requests: list[_Record] = []
+    results: list[_Record] = []
+    for i, (env, _res, peers) in enumerate(generated):
+        ids = {"req_id": f"p{i}", "req_hash": f"{i:032x}"}
+        requests.append(_Record(i, encode(env.model_copy(update=ids)), 100))
+        for peer in peers.values():
+            results.append(_Record(len(results), encode(peer.model_copy(update=ids)), 100))
+    return requests, results
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    generated=st.lists(pairs(), min_size=1, max_size=4),
+    embedder=st.booleans(),
+    baseline=st.sampled_from(["baseline", None]),
+    results_first=st.booleans(),
+)
+def test_the_native_join_builds_plain_pairs_as_the_python_join_and_builder_do(
+    generated: list[Pair], embedder: bool, baseline: str | None, results_first: bool
+) -> None:
+    """Join and build natively (plain pairs leave the join built) against the Python join and
+    the Python builder alone: the same comparisons, in the same order, and the same bytes."""
+    native_builder, python_builder = _builders(embedder, baseline_candidate=baseline)
+    requests, results = _wire_pairs(generated)
+    polls = [(False, results), (True, requests)] if results_first else [(True, requests), (False, results)]
+    got: list[Comparison] = []
+    want: list[Comparison] = []
+    wire: list[bytes | None] = []
+    native = NativeJoinBuffer(("baseline", "cand"), WINDOW, plain=native_builder.plain.config)
+    python = JoinBuffer(("baseline", "cand"), WINDOW)
+    for is_request, records in [*polls, (None, [])]:
+        if is_request is None:  # the window closes: what still waits for a candidate leaves
+            native_out, python_out = native.expire(2**62), python.expire(2**62)
+        else:
+            topic = "requests" if is_request else "results"
+            native_out = native.ingest(records, topic, 0, is_request)[0]
+            python_out = python.ingest(records, topic, 0, is_request)[0]
+        assert [_key(o)[2] for o in native_out] == [_key(o)[2] for o in python_out]  # same releases
+        prepared = native_builder.prepare(native_out)
+        got += native_builder.finish(prepared)
+        wire += prepared.wire
+        want += python_builder.build(python_out)
+    assert [_exact(c) for c in got] == [_exact(c) for c in want]
+    assert [data for data in wire if data is not None] == [
+        encode(c) for c, data in zip(want, wire, strict=True) if data is not None
+    ]
+
+
+def test_plain_pairs_leave_the_native_join_built() -> None:
+    """The benchmark's pairs: every one leaves the join as a Built, none as a Joined."""
+    native_builder, _ = _builders(embedder=False)
+    envs = [make_envelope(f"b{i}") for i in range(5)]
+    requests = [_Record(i, encode(e), 100) for i, e in enumerate(envs)]
+    results = [_Record(i, encode(make_result(e, "cand")), 100) for i, e in enumerate(envs)]
+    join = NativeJoinBuffer(("cand",), WINDOW, plain=native_builder.plain.config)
+    join.ingest(requests, "requests", 0, True)
+    outputs = join.ingest(results, "results", 0, False)[0]
+    assert [type(o).__name__ for o in outputs] == ["Built"] * 5
+    assert [o.release for o in outputs] == [[("requests", 0, i), ("results", 0, i)] for i in range(5)]
+
+
+def test_a_candidate_with_a_baseline_peer_leaves_joined_for_its_noise_floor() -> None:
+    """The noise floor needs the baseline's ΔS, which only the Python builder scores: the
+    candidate's pair leaves as a Joined even when it is plain; the baseline's own is Built."""
+    native_builder, python_builder = _builders(True, baseline_candidate="baseline")
+    env = make_envelope("floor")
+    requests = [_Record(0, encode(env), 100)]
+    same = [make_result(env, c).model_copy(update={"answer": env.prod.answer}) for c in ("baseline", "cand")]
+    results = [_Record(i, encode(res), 100) for i, res in enumerate(same)]
+    join = NativeJoinBuffer(("baseline", "cand"), WINDOW, plain=native_builder.plain.config)
+    join.ingest(requests, "requests", 0, True)
+    outputs = join.ingest(results, "results", 0, False)[0]
+    assert [type(o).__name__ for o in outputs] == ["Built", "Joined"]
+    got = native_builder.build(outputs)
+    python = JoinBuffer(("baseline", "cand"), WINDOW)
+    python.ingest(requests, "requests", 0, True)
+    want = python_builder.build(python.ingest(results, "results", 0, False)[0])
+    assert [_exact(c) for c in got] == [_exact(c) for c in want]
+    assert got[1].delta_s_floor == 0.0  # the same answer as the baseline's: no noise

@@ -22,7 +22,7 @@ from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
 from workers.compare import quality as q
 from workers.compare.embedder import Embedder, delta_s
-from workers.compare.join import Expired, Joined, Output
+from workers.compare.join import Built, Expired, Joined, Output
 from workers.compare.plain import PlainPath
 from workers.compare.prod_side import ProdSide, Request, as_side
 from workers.compare.results import Result, as_result
@@ -217,6 +217,10 @@ class ComparisonBuilder:
         items: list[Comparison | _Pair | _Gone] = []
         wire: list[bytes | None] = []
         for item in outputs:
+            if isinstance(item, Built):  # the native join built it
+                items.append(Comparison.trusted(item.fields))
+                wire.append(item.wire)
+                continue
             done = plain.build(item) if isinstance(item, Joined) else None
             if done is not None:
                 items.append(done[0])

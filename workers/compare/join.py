@@ -7,7 +7,9 @@ restart never expires a pair early. Every record leaves the buffer through exact
 
 - :class:`Joined` — request + result, for one candidate;
 - :class:`Expired` — ``shadow_timeout`` (request without that candidate's result) or
-  ``request_missing`` (result whose request never came).
+  ``request_missing`` (result whose request never came);
+- :class:`Built` — the native join's alternative to a :class:`Joined` for a plain pair, built
+  as it joined (:mod:`workers.compare.join_native`); this Python join never makes one.
 
 Records are held as the comparator read them (:data:`~workers.compare.prod_side.Request`,
 :data:`~workers.compare.results.Result`: native records whose fields stay Rust values, or Python
@@ -72,7 +74,17 @@ class Expired:
     release: list[RecordRef]
 
 
-Output = Joined | Expired
+@dataclass(slots=True)
+class Built:
+    """A plain pair the native join built as it joined (``workers/compare/plain.py``'s rules):
+    the comparison's fields in the contract's order and its wire bytes (None: Python encodes)."""
+
+    fields: dict[str, Any]
+    wire: bytes | None
+    release: list[RecordRef]
+
+
+Output = Joined | Expired | Built
 Ingested = tuple[list[Output], list[int], list[int], list[tuple[Any, DecodeError]]]
 """What :meth:`JoinBuffer.ingest` gives back: the outputs, every record's offset in order, the
 offsets done at once (a duplicate, a record with nothing to join) and the undecodable records

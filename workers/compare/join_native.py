@@ -4,7 +4,11 @@
 The native join keeps the same state by the same rules and gives the same outputs in the same
 order (``tests/unit/test_join_native.py`` holds the two equal on generated operation sequences,
 and every join test runs against both). Its :meth:`ingest` also reads a poll's records natively,
-so the comparator's per-record loop runs outside the interpreter. :func:`join_buffer` picks it
+so the comparator's per-record loop runs outside the interpreter, and keeps what it read as Rust
+values. Given the builder's plain config, it builds each plain pair as it joins and hands over a
+:class:`~workers.compare.join.Built` instead of a :class:`~workers.compare.join.Joined`: the
+pair's records then never become Python objects (the same test holds the comparisons it builds
+to the Python join and builder's). :func:`join_buffer` picks it
 whenever ``shadowlane_native`` is installed (``make`` always builds it).
 """
 
@@ -17,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from schemas.codec import DecodeError, decode
 from schemas.envelope import RequestEnvelope
 from schemas.shadow_result import ShadowResult
-from workers.compare.join import Expired, Ingested, JoinBuffer, Joined, JoinStats, Output, RecordRef
+from workers.compare.join import Built, Expired, Ingested, JoinBuffer, Joined, JoinStats, Output, RecordRef
+from workers.compare.plain import PlainPath
 from workers.compare.prod_side import ProdSide, Request
 from workers.compare.results import Result
 
 if TYPE_CHECKING:
-    from shadowlane_native import NativeJoin
+    from shadowlane_native import NativeJoin, PlainConfig
 
 
 def _native() -> type[NativeJoin] | None:
@@ -46,6 +51,7 @@ class NativeJoinBuffer:
         window_ms: int,
         *,
         max_pending: int = 200_000,
+        plain: PlainConfig | None = None,
         native: type[NativeJoin] | None = NATIVE_JOIN,
     ) -> None:
         if native is None:
@@ -59,6 +65,8 @@ class NativeJoinBuffer:
             max_pending,
             Joined,
             Expired,
+            Built,
+            plain,
             ProdSide.decode_python,
             partial(decode, model=ShadowResult),
             DecodeError,
@@ -94,8 +102,12 @@ class NativeJoinBuffer:
 Join = JoinBuffer | NativeJoinBuffer
 
 
-def join_buffer(candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000) -> Join:
-    """The native join when ``shadowlane_native`` is installed, else the Python one."""
+def join_buffer(
+    candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000, plain: PlainPath | None = None
+) -> Join:
+    """The native join when ``shadowlane_native`` is installed, else the Python one. With the
+    builder's ``plain`` path (when it is on), the native join builds plain pairs as they join."""
     if NATIVE_JOIN is None:
         return JoinBuffer(candidates, window_ms, max_pending=max_pending)
-    return NativeJoinBuffer(candidates, window_ms, max_pending=max_pending)
+    config = plain.config if plain is not None else None
+    return NativeJoinBuffer(candidates, window_ms, max_pending=max_pending, plain=config)

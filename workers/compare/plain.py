@@ -90,6 +90,12 @@ class PlainPath:
     def enabled(self) -> bool:
         return self._native is not None
 
+    @property
+    def config(self) -> PlainConfig | None:
+        """The native configuration (for the native join, which builds plain pairs as they join),
+        or None when the path is off."""
+        return self._config if self._native is not None else None
+
     def build(self, item: Joined) -> tuple[Comparison, bytes | None] | None:
         """The pair's comparison and its wire bytes (None: ``schemas.codec.encode`` writes them),
         or None when the pair is not plain."""

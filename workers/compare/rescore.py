@@ -74,8 +74,10 @@ class Rescorer:
     def __init__(self, settings: Settings, embedder: Embedder | None, from_ms: int, to_ms: int) -> None:
         c = settings.compare
         self.requests_topic = settings.topics.requests_topic
-        self.join = join_buffer(c.candidates, int(c.window_s * 1000), max_pending=c.max_pending)
         self.builder = ComparisonBuilder(embedder, c)
+        self.join = join_buffer(
+            c.candidates, int(c.window_s * 1000), max_pending=c.max_pending, plain=self.builder.plain
+        )
         self.windows = WindowAggregator(
             int(c.summary_window_s * 1000), int(c.summary_grace_s * 1000), member="rescore"
         )

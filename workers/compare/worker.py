@@ -81,10 +81,13 @@ class Comparator(CommittingWorker):
         self.worker_id = self.c.group_id
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
-        self.join = join_buffer(
-            self.c.candidates, int(self.c.window_s * 1000), max_pending=self.c.max_pending
-        )
         self.builder = ComparisonBuilder(embedder, self.c)
+        self.join = join_buffer(
+            self.c.candidates,
+            int(self.c.window_s * 1000),
+            max_pending=self.c.max_pending,
+            plain=self.builder.plain,  # plain pairs are built as they join
+        )
         self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
         self.windows = WindowAggregator(
             int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
