@@ -45,7 +45,19 @@ enum Res {
     Object(Py<PyAny>),
 }
 
+/// Bytes a join entry's strings and vectors hold, for `NativeJoin.native_bytes`.
+fn strings_bytes(items: &[String]) -> usize {
+    items.iter().map(String::capacity).sum::<usize>() + std::mem::size_of_val(items)
+}
+
 impl Req {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Req::Native(record) => record.heap_bytes(),
+            Req::Object(_) => 0, // a Python object: tracemalloc sees it
+        }
+    }
+
     fn into_object(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Req::Native(record) => Ok(Py::new(py, record)?.into_any()),
@@ -55,6 +67,13 @@ impl Req {
 }
 
 impl Res {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Res::Native(record) => record.heap_bytes(),
+            Res::Object(_) => 0,
+        }
+    }
+
     fn into_object(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Res::Native(record) => Ok(Py::new(py, record)?.into_any()),
@@ -544,6 +563,58 @@ impl NativeJoin {
 
     fn pending(&self) -> usize {
         self.pending_count()
+    }
+
+    /// Bytes the join holds outside the Python heap (tracemalloc does not see them): its maps'
+    /// tables and entries (each entry a node with two links, as hashlink keeps them), their
+    /// keys, and the native records' strings. Python objects it holds are not counted here.
+    fn native_bytes(&self) -> usize {
+        const LINKS: usize = 2 * std::mem::size_of::<usize>();
+        let slot = std::mem::size_of::<usize>();
+        let requests: usize = self
+            .requests
+            .iter()
+            .map(|(key, entry)| {
+                std::mem::size_of::<(String, WaitingRequest)>()
+                    + LINKS
+                    + key.capacity()
+                    + entry.envelope.heap_bytes()
+                    + strings_bytes(&entry.waiting)
+                    + entry
+                        .joined
+                        .iter()
+                        .map(|(res, _, candidate)| {
+                            std::mem::size_of::<(Res, Py<PyAny>, String)>()
+                                + res.heap_bytes()
+                                + candidate.capacity()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let results: usize = self
+            .results
+            .iter()
+            .map(|((hash, candidate), waiting)| {
+                std::mem::size_of::<((String, String), WaitingResult)>()
+                    + LINKS
+                    + hash.capacity()
+                    + candidate.capacity()
+                    + waiting.result.heap_bytes()
+            })
+            .sum();
+        let finished: usize = self
+            .finished
+            .iter()
+            .map(|(key, done)| {
+                std::mem::size_of::<(String, Vec<String>)>()
+                    + LINKS
+                    + key.capacity()
+                    + strings_bytes(done)
+            })
+            .sum();
+        let tables =
+            (self.requests.capacity() + self.results.capacity() + self.finished.capacity()) * slot;
+        requests + results + finished + tables
     }
 
     /// The counters as `JoinStats`' fields.

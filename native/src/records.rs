@@ -109,6 +109,13 @@ impl NativeRequest {
     /// object itself is a Python allocation), for the benchmark's join-state figure (tracemalloc
     /// does not see them).
     fn native_bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+impl NativeRequest {
+    /// Bytes of this record's strings and vectors (outside the object itself).
+    pub fn heap_bytes(&self) -> usize {
         let p = &self.p;
         p.req_id.capacity()
             + p.req_hash.capacity()
@@ -242,6 +249,13 @@ impl NativeResult {
 
     /// Bytes this record holds outside the Python heap (see `NativeRequest.native_bytes`).
     fn native_bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+impl NativeResult {
+    /// Bytes of this record's strings and vectors (outside the object itself).
+    pub fn heap_bytes(&self) -> usize {
         let r = &self.r;
         r.req_hash.capacity()
             + r.req_id.capacity()

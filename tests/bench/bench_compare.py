@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import decode, encode
 from schemas.envelope import RequestEnvelope
@@ -29,13 +30,13 @@ from schemas.shadow_result import ShadowResult
 from tests.bench.common import BenchResult, alternate, at_least, bench_settings, delete_topics, kafka_kwargs
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import result
-from workers.compare.join import JoinBuffer
-from workers.compare.prod_side import ProdSide, read_request
+from workers.compare.build import ComparisonBuilder
+from workers.compare.join_native import NativeJoinBuffer, join_buffer
 from workers.compare.worker import Comparator
 from workers.gc_tuning import tune_for_workers
 from workers.kafka.admin import ensure_topics
 from workers.malloc_tuning import tune_allocator
-from workers.settings import Settings
+from workers.settings import CompareSettings, Settings
 
 
 def envelopes(n: int) -> list[RequestEnvelope]:
@@ -129,22 +130,24 @@ async def _comparator(settings: Settings, kwargs: dict[str, Any], pairs: int) ->
 
 
 def state_bytes_per_waiting_pair(n: int = 5_000) -> float:
-    """Bytes the join retains per waiting request: decoded from the wire inside the measurement,
-    so it counts everything kept (the slim projection, bookkeeping), not the transient envelope.
-    tracemalloc sees the Python heap; a native record's Rust strings are added as it reports them."""
-    raws = [encode(envelope_of_size(i, "1k")) for i in range(n)]
+    """Bytes the join retains per waiting request: read from the wire inside the measurement, as
+    the comparator reads a poll (``ingest``), so it counts everything kept (the slim projection,
+    bookkeeping), not the transient envelope. tracemalloc sees the Python heap; the native join
+    adds what it holds outside it (``native_bytes``: its tables, keys and records' strings)."""
+    fetched = [
+        ConsumerRecord("requests", 0, i, 0, 0, None, encode(envelope_of_size(i, "1k")), None, 0, 0, ())
+        for i in range(n)
+    ]
+    plain = ComparisonBuilder(None, CompareSettings(candidates=("cand",))).plain
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    join = JoinBuffer(("cand",), 60_000, max_pending=n * 2)
-    native = 0
-    for i, raw in enumerate(raws):
-        record = read_request(raw)  # as the comparator reads it
-        native += 0 if isinstance(record, ProdSide) else record.native_bytes()
-        join.add_request(record, ("requests", 0, i), 0)
+    join = join_buffer(("cand",), 60_000, max_pending=n * 2, plain=plain)
+    join.ingest(fetched, "requests", 0, True)
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
+    native = join.native_bytes() if isinstance(join, NativeJoinBuffer) else 0
     return (sum(stat.size_diff for stat in after.compare_to(before, "filename")) + native) / n
 
 

@@ -80,6 +80,10 @@ class NativeJoinBuffer:
     def pending(self) -> int:
         return self._join.pending()
 
+    def native_bytes(self) -> int:
+        """Bytes held outside the Python heap (tables, keys, native records' strings)."""
+        return self._join.native_bytes()
+
     def ingest(self, records: Sequence[Any], topic: str, partition: int, is_request: bool) -> Ingested:
         return self._join.ingest(list(records), topic, partition, is_request)
 
