@@ -25,7 +25,8 @@ pub fn str_map<'py>(py: Python<'py>, pairs: &[(String, String)]) -> PyResult<Bou
     Ok(dict)
 }
 
-fn strings_size(items: &[String]) -> usize {
+/// Bytes of a vector of strings' buffers (for the native-memory figures).
+pub fn strings_size(items: &[String]) -> usize {
     items.iter().map(String::capacity).sum::<usize>() + std::mem::size_of_val(items)
 }
 

@@ -9,7 +9,7 @@ comparison is a pure function of its records and the metric config: ``rescore`` 
 
 Plain pairs (nothing to grade, replay, score, price or mask) are built by the native path
 (:mod:`workers.compare.plain`), which a differential test holds equal to the code below; the
-rest have their records made Python objects first (:class:`_Records`).
+rest have their records made Python objects first (:mod:`workers.compare.python_pairs`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
 from workers.compare import quality as q
 from workers.compare.embedder import Embedder, delta_s
-from workers.compare.join import Built, Expired, Joined, Output
+from workers.compare.join import Built, Joined, Output
 from workers.compare.plain import PlainPath
-from workers.compare.prod_side import ProdSide, Request, as_side
-from workers.compare.results import Result, as_result
+from workers.compare.prod_side import ProdSide
+from workers.compare.python_pairs import Gone, Pair, Records
 from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
@@ -64,58 +64,12 @@ def _shadow_status(res: ShadowResult) -> str:
 
 
 @dataclass(slots=True)
-class _Pair:
-    """A joined pair as the Python builder reads it (:class:`Joined` with Python records)."""
-
-    envelope: ProdSide
-    result: ShadowResult
-    peers: dict[str, ShadowResult]
-
-
-@dataclass(slots=True)
-class _Gone:
-    """An expired record as the Python builder reads it (:class:`Expired` with Python records)."""
-
-    outcome: str
-    candidate: str
-    req_hash: str
-    envelope: ProdSide | None
-    result: ShadowResult | None
-
-
-class _Records:
-    """One build's Python objects of the join's records, each made once: a baseline's result is
-    every candidate's peer, and ``_Masked`` caches by object."""
-
-    def __init__(self) -> None:
-        self._results: dict[int, ShadowResult] = {}
-
-    def result(self, res: Result) -> ShadowResult:
-        if isinstance(res, ShadowResult):
-            return res
-        made = self._results.get(id(res))  # the native record outlives the build: ids stay unique
-        if made is None:
-            made = self._results[id(res)] = as_result(res)
-        return made
-
-    def pair(self, item: Joined) -> _Pair:
-        peers = {name: self.result(peer) for name, peer in item.peers.items()}
-        return _Pair(as_side(item.envelope), self.result(item.result), peers)
-
-    def gone(self, item: Expired) -> _Gone:
-        env: Request | None = item.envelope
-        res = None if item.result is None else self.result(item.result)
-        side = None if env is None else as_side(env)
-        return _Gone(item.outcome, item.candidate, item.req_hash, side, res)
-
-
-@dataclass(slots=True)
 class Prepared:
     """One poll's outputs on their way to comparisons: per output, the comparison the native path
     built or the output as Python records for the Python builder, and the comparison's wire bytes
     when the native path wrote them."""
 
-    items: list[Comparison | _Pair | _Gone]
+    items: list[Comparison | Pair | Gone]
     wire: list[bytes | None]
 
 
@@ -213,8 +167,8 @@ class ComparisonBuilder:
 
     def prepare(self, outputs: Sequence[Output]) -> Prepared:
         """Plain pairs built by the native path; every other output's records made Python."""
-        plain, records = self.plain, _Records()
-        items: list[Comparison | _Pair | _Gone] = []
+        plain, records = self.plain, Records()
+        items: list[Comparison | Pair | Gone] = []
         wire: list[bytes | None] = []
         for item in outputs:
             if isinstance(item, Built):  # the native join built it
@@ -235,7 +189,7 @@ class ComparisonBuilder:
         if self._embedder is None:
             return False
         for item in prepared.items:
-            if isinstance(item, _Pair):
+            if isinstance(item, Pair):
                 prod, shadow = item.envelope.prod.answer, item.result.answer
                 if item.result.stability or item.envelope.gold is not None or len(item.peers) > 1:
                     return True
@@ -249,14 +203,14 @@ class ComparisonBuilder:
         scores = _Scores(self._embedder is not None)
         if self._embedder is not None:  # without an embedder nothing is scored: nothing to plan
             for item in prepared.items:
-                if isinstance(item, _Pair):
+                if isinstance(item, Pair):
                     self._plan(item, scores, masked)
             scores.compute(self._embedder)
         return [
             self._joined(item, scores, masked)
-            if isinstance(item, _Pair)
+            if isinstance(item, Pair)
             else self._expired(item)
-            if isinstance(item, _Gone)
+            if isinstance(item, Gone)
             else item
             for item in prepared.items
         ]
@@ -266,12 +220,12 @@ class ComparisonBuilder:
         return self.finish(self.prepare(outputs))
 
     # ------------------------------------------------------------------ planning
-    def _baseline_of(self, item: _Pair) -> ShadowResult | None:
+    def _baseline_of(self, item: Pair) -> ShadowResult | None:
         if self._baseline is None or item.result.candidate == self._baseline:
             return None
         return item.peers.get(self._baseline)
 
-    def _plan(self, item: _Pair, scores: _Scores, masked: _Masked) -> None:
+    def _plan(self, item: Pair, scores: _Scores, masked: _Masked) -> None:
         prod = item.envelope.prod.answer
         shadow = masked.answer(item.result)
         scores.want(prod, shadow)
@@ -297,7 +251,7 @@ class ComparisonBuilder:
         state, worst = q.lambda_state(pairwise, self._s.lambda_threshold)
         return state, worst, len(texts)
 
-    def _joined(self, item: _Pair, scores: _Scores, masked: _Masked) -> Comparison:
+    def _joined(self, item: Pair, scores: _Scores, masked: _Masked) -> Comparison:
         env, res = item.envelope, item.result
         prod = env.prod
         shadow_status = _shadow_status(res)
@@ -394,7 +348,7 @@ class ComparisonBuilder:
             }
         )
 
-    def _expired(self, item: _Gone) -> Comparison:
+    def _expired(self, item: Gone) -> Comparison:
         env, res = item.envelope, item.result
         ts = env.ts_ms if env else (res.ts_ms if res else 0)
         return Comparison(

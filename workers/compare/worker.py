@@ -1,9 +1,11 @@
 """The comparator: its own consumer group over requests + shadow-results, emitting comparisons.
 
 Both topics are co-partitioned by ``req_hash``, so the range assignor (set explicitly) hands partition *p*
-of each topic to the same member and every pair meets in one process. Per poll: decode (bad →
-DLQ), feed the :class:`JoinBuffer`, advance the watermark, expire, build comparisons (ΔS batched
-in a worker thread), produce them and wait for the acks, then mark the released records done.
+of each topic to the same member and every pair meets in one process. Per poll: read and join
+each partition's records (``join.ingest``: the native join when ``shadowlane_native`` is built,
+which also builds the plain pairs as they join; a bad record → DLQ), advance the watermark,
+expire, build the other comparisons (ΔS batched in a worker thread), produce them and wait for
+the acks, then mark the released records done.
 The committed offset of a partition never passes a record that is still waiting for its pair.
 
 Watermark: per assigned partition, the timestamp of the last record read, or the wall clock when
