@@ -58,7 +58,7 @@ def parse_result(data: bytes) -> NativeResult | None:
     for."""
 
 class NativeJoin:
-    """The comparator's join (``workers.compare.join.JoinBuffer``'s rules), see ``join.rs``."""
+    """The comparator's join (``workers.compare.join.JoinBuffer``'s rules), see ``native/src/join/``."""
 
     def __init__(
         self,

@@ -3,8 +3,9 @@
 //! `parse_request`: the slim projection of a request envelope that the comparator's join keeps,
 //! read and checked straight from the record's bytes; `parse_result`: a shadow result, likewise
 //! (both held natively while they wait: `records.rs`); `NativeJoin`: the join they wait in
-//! (`join.rs`); `build_plain`: the comparison of a plain joined pair (`plain.rs`). Python decides what to do with a `None` (take its own path); nothing
-//! here raises on a bad record.
+//! (`join/`); `build_plain`: the comparison of a plain joined pair and its wire bytes
+//! (`plain.rs`, `encode.rs`). Python decides what to do with a `None` (take its own path);
+//! nothing here raises on a bad record.
 
 mod canonical;
 mod encode;

@@ -24,7 +24,7 @@ JoinFactory = Callable[..., Join]
 
 @pytest.fixture(params=["python", "native"])
 def make_join(request: pytest.FixtureRequest) -> JoinFactory:
-    """Every test below runs against both joins (the Python one and ``native/src/join.rs``)."""
+    """Every test below runs against both joins (the Python one and ``native/src/join/``)."""
     if request.param == "python":
         return JoinBuffer
     if NATIVE_JOIN is None:

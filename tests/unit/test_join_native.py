@@ -1,4 +1,4 @@
-"""The native join (``native/src/join.rs``) against the Python one, on generated operation sequences.
+"""The native join (``native/src/join/``) against the Python one, on generated operation sequences.
 
 Both joins get the same requests, results, expiries and revocations (with a small
 ``max_pending`` so eviction runs too) and must give the same outputs in the same order (same

@@ -1,4 +1,4 @@
-"""The join in Rust (``shadowlane_native.NativeJoin``, ``native/src/join.rs``) behind
+"""The join in Rust (``shadowlane_native.NativeJoin``, ``native/src/join/``) behind
 :class:`~workers.compare.join.JoinBuffer`'s interface, and the choice between the two.
 
 The native join keeps the same state by the same rules and gives the same outputs in the same
