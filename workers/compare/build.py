@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from schemas.comparison import Comparison
 from schemas.shadow_result import ShadowResult
 from workers.compare import quality as q
-from workers.compare.embedder import Embedder, delta_s
+from workers.compare.embedder import Embedder
 from workers.compare.join import Built, Joined, Output
 from workers.compare.plain import PlainPath
 from workers.compare.prod_side import ProdSide
 from workers.compare.python_pairs import Gone, Pair, Records
+from workers.compare.scores import Masked, Scores
 from workers.hashing import pair_id
 from workers.sanitize import Sanitizer
 from workers.settings import CompareSettings
@@ -71,76 +72,6 @@ class Prepared:
 
     items: list[Comparison | Pair | Gone]
     wire: list[bytes | None]
-
-
-class _Scores:
-    """ΔS for pairs of texts, all embedded in one batch when :meth:`compute` runs."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._enabled = enabled
-        self._known: dict[tuple[str, str], float] = {}
-        self._todo: dict[tuple[str, str], None] = {}
-
-    def want(self, a: str | None, b: str | None) -> None:
-        """Ask for ΔS(a, b). Without an embedder ΔS is off altogether: scoring only the equal
-        pairs (0) would bias every mean towards zero."""
-        if not self._enabled or a is None or b is None or (a, b) in self._known:
-            return
-        if normalise(a) == normalise(b):
-            self._known[(a, b)] = 0.0
-        else:
-            self._todo[(a, b)] = None
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._todo)
-
-    def compute(self, embedder: Embedder | None) -> None:
-        if not self._todo or embedder is None:
-            return
-        texts = list(dict.fromkeys(t for pair in self._todo for t in pair))
-        index = {t: i for i, t in enumerate(texts)}
-        vectors = embedder.embed(texts)
-        left = vectors[[index[a] for a, _ in self._todo]]
-        right = vectors[[index[b] for _, b in self._todo]]
-        for pair, score in zip(self._todo, delta_s(left, right), strict=True):
-            self._known[pair] = round(float(score), 6)
-        self._todo.clear()
-
-    def get(self, a: str | None, b: str | None) -> float | None:
-        if a is None or b is None:
-            return None
-        return self._known.get((a, b))
-
-
-class _Masked:
-    """One ``build()``'s masked texts, each result's masked once however many comparisons read it
-    (a baseline's answer and λ replays are read by every candidate of its request)."""
-
-    def __init__(self, sanitizer: Sanitizer) -> None:
-        self._sanitizer = sanitizer
-        self._answers: dict[int, str | None] = {}
-        self._lambda: dict[int, list[str]] = {}
-
-    def text(self, text: str | None) -> str | None:
-        return None if text is None else self._sanitizer.mask_text(text)[0]
-
-    def texts(self, texts: Sequence[str]) -> list[str]:
-        return [self._sanitizer.mask_text(t)[0] for t in texts]
-
-    def answer(self, res: ShadowResult) -> str | None:
-        key = id(res)
-        if key not in self._answers:
-            self._answers[key] = self.text(res.answer)
-        return self._answers[key]
-
-    def lambda_texts(self, res: ShadowResult) -> list[str]:
-        if not res.stability:  # the common case: not sampled for λ
-            return []
-        key = id(res)
-        if key not in self._lambda:
-            self._lambda[key] = self.texts(q.lambda_texts(res))
-        return self._lambda[key]
 
 
 class ComparisonBuilder:
@@ -199,8 +130,8 @@ class ComparisonBuilder:
 
     def finish(self, prepared: Prepared) -> list[Comparison]:
         """The comparisons of prepared outputs, in order (ΔS embedded in one batch)."""
-        masked = _Masked(self._sanitizer)
-        scores = _Scores(self._embedder is not None)
+        masked = Masked(self._sanitizer)
+        scores = Scores(self._embedder is not None)
         if self._embedder is not None:  # without an embedder nothing is scored: nothing to plan
             for item in prepared.items:
                 if isinstance(item, Pair):
@@ -225,7 +156,7 @@ class ComparisonBuilder:
             return None
         return item.peers.get(self._baseline)
 
-    def _plan(self, item: Pair, scores: _Scores, masked: _Masked) -> None:
+    def _plan(self, item: Pair, scores: Scores, masked: Masked) -> None:
         prod = item.envelope.prod.answer
         shadow = masked.answer(item.result)
         scores.want(prod, shadow)
@@ -242,7 +173,7 @@ class ComparisonBuilder:
 
     # ------------------------------------------------------------------ assembly
     def _lambda(
-        self, res: ShadowResult | None, scores: _Scores, masked: _Masked
+        self, res: ShadowResult | None, scores: Scores, masked: Masked
     ) -> tuple[q.LambdaState | None, float | None, int]:
         if res is None or not res.stability:
             return None, None, 0
@@ -251,7 +182,7 @@ class ComparisonBuilder:
         state, worst = q.lambda_state(pairwise, self._s.lambda_threshold)
         return state, worst, len(texts)
 
-    def _joined(self, item: Pair, scores: _Scores, masked: _Masked) -> Comparison:
+    def _joined(self, item: Pair, scores: Scores, masked: Masked) -> Comparison:
         env, res = item.envelope, item.result
         prod = env.prod
         shadow_status = _shadow_status(res)
