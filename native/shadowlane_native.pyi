@@ -34,8 +34,6 @@ class NativeRequest:
     def candidate_served(self) -> bool: ...
     def fields(self) -> NativeProjection:
         """The projection as Python values (the input of ``ProdSide.from_native``)."""
-    def native_bytes(self) -> int:
-        """Bytes held outside the Python heap."""
 
 class NativeResult:
     """A shadow result as the comparator keeps it (Rust fields; see ``fields``)."""
@@ -47,8 +45,6 @@ class NativeResult:
     def fields(self) -> dict[str, Any]:
         """The ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
         fields), ready for its trusted construction."""
-    def native_bytes(self) -> int:
-        """Bytes held outside the Python heap."""
 
 def parse_request(data: bytes) -> NativeRequest | None:
     """The comparator's record of an encoded envelope, or None: not a record it vouches for."""

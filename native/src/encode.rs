@@ -32,7 +32,7 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-pub fn write_str(out: &mut Vec<u8>, text: &str) {
+fn write_str(out: &mut Vec<u8>, text: &str) {
     if text.bytes().any(needs_escape) {
         // serde_json escapes exactly what orjson does (`"`, `\`, and the control characters)
         serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");

@@ -105,17 +105,11 @@ impl NativeRequest {
         ];
         PyTuple::new(py, items)
     }
-
-    /// Bytes this record holds outside the Python heap (its strings' and vectors' buffers; the
-    /// object itself is a Python allocation), for the benchmark's join-state figure (tracemalloc
-    /// does not see them).
-    fn native_bytes(&self) -> usize {
-        self.heap_bytes()
-    }
 }
 
 impl NativeRequest {
-    /// Bytes of this record's strings and vectors (outside the object itself).
+    /// Bytes of this record's strings' and vectors' buffers (outside the object itself), for the
+    /// join's count of what it holds outside the Python heap.
     pub fn heap_bytes(&self) -> usize {
         let p = &self.p;
         p.req_id.capacity()
@@ -247,15 +241,10 @@ impl NativeResult {
         d.set_item(intern!(py, "stability"), PyTuple::new(py, samples)?)?;
         Ok(d)
     }
-
-    /// Bytes this record holds outside the Python heap (see `NativeRequest.native_bytes`).
-    fn native_bytes(&self) -> usize {
-        self.heap_bytes()
-    }
 }
 
 impl NativeResult {
-    /// Bytes of this record's strings and vectors (outside the object itself).
+    /// Bytes of this record's strings' and vectors' buffers (see `NativeRequest::heap_bytes`).
     pub fn heap_bytes(&self) -> usize {
         let r = &self.r;
         r.req_hash.capacity()

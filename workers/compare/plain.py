@@ -29,10 +29,10 @@ from workers.settings import CompareSettings
 if TYPE_CHECKING:
     from shadowlane_native import NativeRequest, NativeResult, PlainConfig
 
-Built = tuple[dict[str, Any], bytes | None]
+Made = tuple[dict[str, Any], bytes | None]  # a comparison's fields and wire bytes
 Native = tuple[
     type["PlainConfig"],
-    Callable[["NativeRequest", "NativeResult", "PlainConfig"], Built | None],
+    Callable[["NativeRequest", "NativeResult", "PlainConfig"], Made | None],
 ]
 
 
