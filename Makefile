@@ -8,7 +8,11 @@ STAMP  := $(VENV)/.installed-stamp
 # the comparator's native hot path (Rust, pyo3): built by maturin with cargo from rustup's home
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE       := $(VENV)/.native-stamp
-NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/shadowlane_native.pyi $(wildcard native/src/*.rs)
+# every file the extension is built from, at any depth under native/src (a join/*.rs edit rebuilds it)
+NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/shadowlane_native.pyi \
+                $(shell find native/src -type f -name '*.rs')
+# the local broker's jars and data, the demo's logs: kept in the checkout for the project's own commands
+export SHADOWLANE_HOME ?= $(CURDIR)/.state
 
 .PHONY: native setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
 
@@ -55,7 +59,7 @@ bench-quick: setup
 	$(BIN)/python -m tests.bench.run --quick
 
 schemas: $(NATIVE)
-	$(BIN)/python -m schemas.export
+	$(BIN)/python -m shadowlane.contracts.export
 
 kafka-start: setup
 	$(BIN)/shadowlane kafka start

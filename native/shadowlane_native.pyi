@@ -54,7 +54,7 @@ def parse_result(data: bytes) -> NativeResult | None:
     for."""
 
 class NativeJoin:
-    """The comparator's join (``workers.compare.join.JoinBuffer``'s rules), see ``native/src/join/``."""
+    """The comparator's join (``shadowlane.compare.join.JoinBuffer``'s rules), see ``native/src/join/``."""
 
     def __init__(
         self,
@@ -96,6 +96,6 @@ def build_plain(
     env: NativeRequest, res: NativeResult, config: PlainConfig
 ) -> tuple[dict[str, Any], bytes | None] | None:
     """The comparison of a plain joined pair: its fields in the contract's order (its
-    ``comparison_id`` is ``workers.hashing.pair_id``'s) and its wire bytes as orjson writes them
+    ``comparison_id`` is ``shadowlane.hashing.pair_id``'s) and its wire bytes as orjson writes them
     (None: a value it leaves to Python); or None: not a pair this path is sure of (the Python
     builder runs)."""

@@ -1,4 +1,4 @@
-//! A plain comparison's wire bytes, written as `schemas.codec.encode` (orjson) writes its record.
+//! A plain comparison's wire bytes, written as `shadowlane.contracts.codec.encode` (orjson) writes its record.
 //!
 //! `Skeleton` is the record's JSON with holes: made once per `PlainConfig` from the contract's
 //! template (the keys in order and the constant values, each written from the Python value),

@@ -1,6 +1,6 @@
 //! The comparator's projection of a `RequestEnvelope`, read and checked straight from its bytes.
 //!
-//! It mirrors `workers/compare/prod_side.py`'s `_EnvelopeView`: the same fields, defaults and
+//! It mirrors `shadowlane/compare/prod_side.py`'s `_EnvelopeView`: the same fields, defaults and
 //! constraints, every other field skipped unread. It only ever accepts a subset of what that
 //! view accepts: anything it is not sure about (a value pydantic would coerce, a repeated key,
 //! a float inside tool arguments, a broken record) makes it answer "not mine", and the caller

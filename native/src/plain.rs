@@ -62,7 +62,7 @@ pub struct PlainConfig {
     priced: Vec<String>,
     /// Every field of a plain pair's record in the contract's order, holding its constant value
     /// (or `None` for those each pair sets): copied per pair, which keeps the order. Python
-    /// builds it from the contract (`workers/compare/plain.py`).
+    /// builds it from the contract (`shadowlane/compare/native/builder.py`).
     template: Py<PyDict>,
     /// `HOLES`' names as Python strings (the dict's keys).
     names: Vec<Py<PyString>>,
@@ -122,7 +122,7 @@ static HINTS: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
     [b"sk-".as_slice(), b"AKIA", b"AIza", b"xox", b"eyJ"].map(memmem::Finder::new)
 });
 
-/// True when `workers.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each of its
+/// True when `shadowlane.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each of its
 /// passes is guarded by a check that this mirrors, and a text for which any guard might fire is
 /// not certain (the Python path then masks it).
 fn mask_is_identity(text: &str) -> bool {
@@ -200,7 +200,7 @@ fn same_text(a: &str, b: &str) -> Option<bool> {
     Some(normalise_ascii(a)? == normalise_ascii(b)?)
 }
 
-/// `workers.hashing.pair_id`: BLAKE2b-96 of `"{req_hash}\0{candidate}"`, in hex.
+/// `shadowlane.hashing.pair_id`: BLAKE2b-96 of `"{req_hash}\0{candidate}"`, in hex.
 fn pair_id(req_hash: &str, candidate: &str) -> String {
     const SIZE: usize = 12;
     let mut hasher = Blake2bVar::new(SIZE).expect("12 bytes is a valid BLAKE2b output size");

@@ -196,7 +196,7 @@ fn tool_calls<'py>(py: Python<'py>, r: &ShadowResult) -> PyResult<Option<Bound<'
 #[pymethods]
 impl NativeResult {
     /// The `ShadowResult`'s fields, in the contract's order, as a dict ready for its trusted
-    /// construction (`workers/compare/results.py`); nested parts (tool calls, usage, stability
+    /// construction (`shadowlane/compare/results.py`); nested parts (tool calls, usage, stability
     /// samples) are dicts of their fields too.
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = &self.r;

@@ -1,4 +1,4 @@
-//! A `ShadowResult` read and checked straight from its bytes, as `schemas.codec.decode` reads it.
+//! A `ShadowResult` read and checked straight from its bytes, as `shadowlane.contracts.codec.decode` reads it.
 //!
 //! `decode` is `orjson.loads` followed by pydantic's validation (Python mode, lax), with
 //! `extra="forbid"` on every level. This reader mirrors the contract field by field and accepts

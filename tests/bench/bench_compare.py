@@ -24,19 +24,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord
 
-from schemas.codec import decode, encode
-from schemas.envelope import RequestEnvelope
-from schemas.shadow_result import ShadowResult
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.native.join import NativeJoinBuffer, join_buffer
+from shadowlane.compare.worker import Comparator
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.gc_tuning import tune_for_workers
+from shadowlane.kafka.admin import ensure_topics
+from shadowlane.malloc_tuning import tune_allocator
+from shadowlane.settings import CompareSettings, Settings
 from tests.bench.common import BenchResult, alternate, at_least, bench_settings, delete_topics, kafka_kwargs
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import result
-from workers.compare.build import ComparisonBuilder
-from workers.compare.join_native import NativeJoinBuffer, join_buffer
-from workers.compare.worker import Comparator
-from workers.gc_tuning import tune_for_workers
-from workers.kafka.admin import ensure_topics
-from workers.malloc_tuning import tune_allocator
-from workers.settings import CompareSettings, Settings
 
 
 def envelopes(n: int) -> list[RequestEnvelope]:

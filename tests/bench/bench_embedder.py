@@ -40,15 +40,15 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.embed_onnx import MAX_TOKENS, MiniLMEmbedder
+from shadowlane.compare.embedder import build_embedder
+from shadowlane.compare.join import Joined, Output
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.sanitize import Sanitizer
+from shadowlane.settings import CompareSettings
 from tests.bench.common import BenchResult, alternate
 from tests.support.factories import envelope, result
-from workers.compare.build import ComparisonBuilder
-from workers.compare.embed_onnx import MAX_TOKENS, MiniLMEmbedder
-from workers.compare.embedder import build_embedder
-from workers.compare.join import Joined, Output
-from workers.compare.prod_side import ProdSide
-from workers.sanitize import Sanitizer
-from workers.settings import CompareSettings
 
 POLL_PAIRS: Final = 48  # pairs per build() call (96 texts): a modest getmany() poll
 SWEEP_SIZES: Final = (8, 16, 32, 64)
@@ -191,7 +191,7 @@ def joined_outputs(pairs: Sequence[tuple[str, str]], tag: str) -> list[Output]:
 
 def _tokenizer() -> Tokenizer:
     """The comparator's tokenizer file, truncating at 256 tokens, no padding (yet)."""
-    data = resources.files("workers.compare").joinpath("data/minilm-tokenizer.json").read_text("utf-8")
+    data = resources.files("shadowlane.compare").joinpath("data/minilm-tokenizer.json").read_text("utf-8")
     tokenizer = Tokenizer.from_str(data)
     tokenizer.no_truncation()
     tokenizer.no_padding()

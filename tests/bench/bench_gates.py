@@ -1,6 +1,6 @@
 """Decision quality of the rollout gates: FAIL rate per synthetic scenario against its target.
 
-No broker: :func:`workers.rollout.simulate.run` draws seeded experiments (2,000 requests, 5 looks
+No broker: :func:`shadowlane.rollout.simulate.run` draws seeded experiments (2,000 requests, 5 looks
 with O'Brien-Fleming alpha spending) and judges them with the gate evaluator. One row per scenario:
 "target" is the required FAIL rate in % (≥ 95 for a regression: power; ≤ 5 for the A/A: false
 alarms), "gates" the measured one; the 95 % Wilson interval and the PASS / INCONCLUSIVE shares are
@@ -9,8 +9,8 @@ in the JSON extras. ``--quick`` runs 40 experiments per scenario, the full run 3
 
 from __future__ import annotations
 
+from shadowlane.rollout import simulate
 from tests.bench.common import BenchResult
-from workers.rollout import simulate
 
 
 async def run(quick: bool) -> list[BenchResult]:

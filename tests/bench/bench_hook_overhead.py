@@ -33,6 +33,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from hdrh.histogram import HdrHistogram
 
+from shadowlane.hook.asgi import ASGIApp, Message, Receive, Scope, Send, ShadowMirrorMiddleware
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.kafka.admin import ensure_topics, topic_names
 from tests.bench.common import (
     BenchResult,
     alternate,
@@ -42,9 +45,6 @@ from tests.bench.common import (
     kafka_kwargs,
 )
 from tests.bench.payloads import chat_body, chat_response
-from workers.hook.asgi import ASGIApp, Message, Receive, Scope, Send, ShadowMirrorMiddleware
-from workers.hook.publisher import ShadowPublisher
-from workers.kafka.admin import ensure_topics, topic_names
 
 PATH = "/v1/chat/completions"
 MAX_INFLIGHT = 64

@@ -14,7 +14,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.codec import encode
+from shadowlane.contracts.codec import encode
+from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.sanitize import Sanitizer
+from shadowlane.settings import HookSettings
 from tests.bench.common import (
     BenchResult,
     alternate,
@@ -25,10 +29,6 @@ from tests.bench.common import (
     kafka_kwargs,
 )
 from tests.bench.payloads import chat_body, chat_response
-from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror
-from workers.hook.publisher import ShadowPublisher
-from workers.sanitize import Sanitizer
-from workers.settings import HookSettings
 
 PRODUCER = {"acks": "all", "linger_ms": 5, "max_batch_size": 262_144}
 

@@ -16,9 +16,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.codec import decode, encode
-from schemas.envelope import RequestEnvelope
-from schemas.shadow_result import ShadowResult
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.demo.procs import WorkerProcess
+from shadowlane.gc_tuning import tune_for_workers
+from shadowlane.kafka.admin import ensure_topics
+from shadowlane.malloc_tuning import tune_allocator
+from shadowlane.settings import Settings
+from shadowlane.shadow.candidates import CallableCandidate
+from shadowlane.shadow.worker import ShadowWorker
 from tests.bench.common import (
     BenchResult,
     alternate,
@@ -30,13 +37,6 @@ from tests.bench.common import (
 )
 from tests.bench.payloads import envelope_of_size
 from tests.support.kafka_io import produce, read_topic
-from workers.demo.procs import WorkerProcess
-from workers.gc_tuning import tune_for_workers
-from workers.kafka.admin import ensure_topics
-from workers.malloc_tuning import tune_allocator
-from workers.settings import Settings
-from workers.shadow.candidates import CallableCandidate
-from workers.shadow.worker import ShadowWorker
 
 
 def _echo(body: dict[str, Any]) -> str:

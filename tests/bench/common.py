@@ -16,8 +16,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from workers.settings import Settings, TopicSettings, load_settings
+from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.settings import Settings, TopicSettings, load_settings
 
 
 @dataclass

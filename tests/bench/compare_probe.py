@@ -23,21 +23,21 @@ import time
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.codec import decode, encode
-from schemas.envelope import RequestEnvelope
-from schemas.shadow_result import ShadowResult
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.native.join import join_buffer
+from shadowlane.compare.prom import CompareMetrics
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.gc_tuning import tune_for_workers
+from shadowlane.kafka.admin import ensure_topics
+from shadowlane.kafka.offsets import OffsetTracker
+from shadowlane.malloc_tuning import tune_allocator
+from shadowlane.settings import CompareSettings
+from shadowlane.windows.aggregate import WindowAggregator
 from tests.bench import bench_compare as bc
 from tests.bench.common import bench_settings, delete_topics, kafka_kwargs
 from tests.support.factories import result
-from workers.compare.build import ComparisonBuilder
-from workers.compare.join_native import join_buffer
-from workers.compare.prom import CompareMetrics
-from workers.gc_tuning import tune_for_workers
-from workers.kafka.admin import ensure_topics
-from workers.kafka.offsets import OffsetTracker
-from workers.malloc_tuning import tune_allocator
-from workers.settings import CompareSettings
-from workers.windows.aggregate import WindowAggregator
 
 POLL = 2_000
 Records = list[tuple[bool, bytes]]  # (is a request, value)

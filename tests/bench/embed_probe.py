@@ -12,7 +12,7 @@ import argparse
 import random
 import time
 
-from workers.compare.embed_onnx import MiniLMEmbedder
+from shadowlane.compare.embed_onnx import MiniLMEmbedder
 
 BATCH_SIZES = (1, 8, 16, 32, 64)
 _VOCABULARY = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import encode
-from schemas.envelope import RequestEnvelope
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.envelope import RequestEnvelope
 from tests.support.factories import envelope
 
 _FILLER = (

@@ -17,8 +17,8 @@ import time
 
 import orjson
 
+from shadowlane.gc_tuning import tune_for_workers
 from tests.bench.common import BenchResult
-from workers.gc_tuning import tune_for_workers
 
 MODULES = {
     "hook_overhead": "tests.bench.bench_hook_overhead",

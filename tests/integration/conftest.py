@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from workers.kafka.admin import ensure_topics
-from workers.kafka.bootstrap import client_kwargs
-from workers.kafka.local import LocalKafka
-from workers.settings import CompareSettings, Settings, ShadowSettings, TopicSettings, load_settings
+from shadowlane.kafka.admin import ensure_topics
+from shadowlane.kafka.bootstrap import client_kwargs
+from shadowlane.kafka.local import LocalKafka
+from shadowlane.settings import CompareSettings, Settings, ShadowSettings, TopicSettings, load_settings
 
 
 def _docker_engine() -> bool:

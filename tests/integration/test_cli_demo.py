@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codec import encode
+from shadowlane.contracts.codec import encode
+from shadowlane.demo.run import DemoOptions, run_demo
+from shadowlane.settings import Settings, settings_env
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce
-from workers.demo.run import DemoOptions, run_demo
-from workers.settings import Settings, project_root, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ async def test_tail_prints_records_as_json_lines(it_settings: Settings, kafka_kw
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers.cli.main",
+        "shadowlane.cli.main",
         "tail",
         "requests",
         "--from-beginning",
@@ -82,7 +82,6 @@ async def test_tail_prints_records_as_json_lines(it_settings: Settings, kafka_kw
         "4",
         "--idle-exit",
         "20",
-        cwd=project_root(),
         env={**os.environ, **settings_env(it_settings)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
+from shadowlane.compare.worker import Comparator
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.demo.procs import WorkerProcess
+from shadowlane.settings import Settings
 from tests.support.factories import envelope, result
 from tests.support.kafka_io import produce, read_topic
-from workers.compare.worker import Comparator
-from workers.demo.procs import WorkerProcess
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,23 +16,23 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from schemas.audit import AuditEvent
-from schemas.codec import decode, encode
-from schemas.control import ALL_FLAGS, ControlRecord, KillSwitch
-from schemas.route_config import RouteConfig, RouteRule, RouteScope
+from shadowlane.cli import control_cmds
+from shadowlane.contracts.audit import AuditEvent
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.control import ALL_FLAGS, ControlRecord, KillSwitch
+from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
+from shadowlane.hashing import unit_hash
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.rollout.audit import AuditLog
+from shadowlane.rollout.control_plane import ControlWatcher, MirrorGate
+from shadowlane.rollout.control_publisher import ControlPublisher
+from shadowlane.rollout.signing import sign
+from shadowlane.settings import ControlSettings, Settings
+from shadowlane.shadow.candidates import CallableCandidate
+from shadowlane.shadow.worker import ShadowWorker
 from tests.support import candidates
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce, read_topic
-from workers.cli import control_cmds
-from workers.hashing import unit_hash
-from workers.hook.publisher import ShadowPublisher
-from workers.rollout.audit import AuditLog
-from workers.rollout.control_plane import ControlWatcher, MirrorGate
-from workers.rollout.control_publisher import ControlPublisher
-from workers.rollout.signing import sign
-from workers.settings import ControlSettings, Settings
-from workers.shadow.candidates import CallableCandidate
-from workers.shadow.worker import ShadowWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -8,16 +8,16 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.codec import decode
-from schemas.envelope import RequestEnvelope
+from shadowlane.contracts.codec import decode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.demo.grammar import eval_set
+from shadowlane.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
+from shadowlane.demo.prod_service import Gradebook, prod_app
+from shadowlane.demo.serve import serve
+from shadowlane.hook.asgi import ShadowMirrorMiddleware
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.settings import HookSettings, Settings
 from tests.support.kafka_io import read_topic
-from workers.demo.grammar import eval_set
-from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
-from workers.demo.prod_service import Gradebook, prod_app
-from workers.demo.serve import serve
-from workers.hook.asgi import ShadowMirrorMiddleware
-from workers.hook.publisher import ShadowPublisher
-from workers.settings import HookSettings, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from workers.kafka.local import LocalKafka
-from workers.kafka.procs import find_broker_pids
-from workers.settings import load_settings
+from shadowlane.kafka.local import LocalKafka
+from shadowlane.kafka.procs import find_broker_pids
+from shadowlane.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -38,7 +38,7 @@ async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Local
 
 def _start_in_subprocess(local: LocalKafka) -> subprocess.Popen[str]:
     code = (
-        "import sys; from pathlib import Path; from workers.kafka.local import LocalKafka; "
+        "import sys; from pathlib import Path; from shadowlane.kafka.local import LocalKafka; "
         "print(LocalKafka(Path(sys.argv[1]), Path(sys.argv[2])).start())"
     )
     state_dir = str(local.kafka_dir.parent)

@@ -17,21 +17,21 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
-from schemas.drift_alert import DriftAlert
-from schemas.window_summary import WindowSummary
+from shadowlane.compare.embedder import build_embedder
+from shadowlane.compare.rescore import live_comparisons, rescore, verify
+from shadowlane.compare.worker import Comparator
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.drift_alert import DriftAlert
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.settings import Settings
+from shadowlane.shadow.candidates import CallableCandidate
+from shadowlane.shadow.worker import ShadowWorker
+from shadowlane.windows import histograms as h
+from shadowlane.windows.accumulator import merge_summaries
 from tests.support import candidates as models
 from tests.support.factories import envelope, result
 from tests.support.kafka_io import produce, read_topic
-from workers.compare.embedder import build_embedder
-from workers.compare.rescore import live_comparisons, rescore, verify
-from workers.compare.worker import Comparator
-from workers.settings import Settings
-from workers.shadow.candidates import CallableCandidate
-from workers.shadow.worker import ShadowWorker
-from workers.windows import histograms as h
-from workers.windows.accumulator import merge_summaries
 
 pytestmark = pytest.mark.integration
 

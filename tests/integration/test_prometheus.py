@@ -11,13 +11,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.codec import encode
+from shadowlane.contracts.codec import encode
+from shadowlane.demo.procs import WorkerProcess
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.metrics import serve_metrics
+from shadowlane.settings import Settings
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce, read_topic
-from workers.demo.procs import WorkerProcess
-from workers.hook.publisher import ShadowPublisher
-from workers.metrics import serve_metrics
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import encode
-from schemas.comparison import Comparison
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.reader import compare_reader
+from shadowlane.settings import Settings
 from tests.support.kafka_io import produce
-from workers.reader import compare_reader
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ from typing import Any, Literal
 import orjson
 import pytest
 
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from schemas.envelope import Exposure, GoldLabel, RequestEnvelope
+from shadowlane.cli import report_cmd
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.envelope import Exposure, GoldLabel, RequestEnvelope
+from shadowlane.hashing import pair_id
+from shadowlane.settings import Settings
 from tests.support.factories import envelope, result
 from tests.support.kafka_io import produce
-from workers.cli import report_cmd
-from workers.hashing import pair_id
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from schemas.audit import AuditEvent
-from schemas.codec import decode, encode
-from schemas.route_config import RouteConfig
+from shadowlane.cli.rollout_cmd import execute
+from shadowlane.contracts.audit import AuditEvent
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.route_config import RouteConfig
+from shadowlane.rollout.control_plane import ControlWatcher
+from shadowlane.settings import ControlSettings, Settings
 from tests.support.kafka_io import read_topic
 from tests.support.summaries import crafted_summary
-from workers.cli.rollout_cmd import execute
-from workers.rollout.control_plane import ControlWatcher
-from workers.settings import ControlSettings, Settings
 
 pytestmark = pytest.mark.integration
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "flags" / "feature_flags.yml"

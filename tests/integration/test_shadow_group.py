@@ -7,12 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.shadow_result import ShadowResult
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.demo.procs import WorkerProcess
+from shadowlane.settings import Settings
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce, read_topic
-from workers.demo.procs import WorkerProcess
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 

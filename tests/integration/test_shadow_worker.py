@@ -12,21 +12,21 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.codec import decode, encode
-from schemas.dead_letter import DeadLetter
-from schemas.shadow_result import ShadowResult
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.dead_letter import DeadLetter
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.demo.grammar import eval_set
+from shadowlane.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
+from shadowlane.demo.prod_service import Gradebook, prod_app
+from shadowlane.demo.serve import serve
+from shadowlane.hook.asgi import ShadowMirrorMiddleware
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.settings import Settings
+from shadowlane.shadow.candidates import CallableCandidate, ChatFn
+from shadowlane.shadow.worker import ShadowWorker
 from tests.support import candidates
 from tests.support.factories import envelope
 from tests.support.kafka_io import produce, read_topic
-from workers.demo.grammar import eval_set
-from workers.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
-from workers.demo.prod_service import Gradebook, prod_app
-from workers.demo.serve import serve
-from workers.hook.asgi import ShadowMirrorMiddleware
-from workers.hook.publisher import ShadowPublisher
-from workers.settings import Settings
-from workers.shadow.candidates import CallableCandidate, ChatFn
-from workers.shadow.worker import ShadowWorker
 
 pytestmark = pytest.mark.integration
 

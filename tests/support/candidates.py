@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from workers.demo.grammar import VERBS, conjugate, parse_sentence
-from workers.demo.model_server import PREFIX, ModelBehaviour, answer
+from shadowlane.demo.grammar import VERBS, conjugate, parse_sentence
+from shadowlane.demo.model_server import PREFIX, ModelBehaviour, answer
 
 _B = ModelBehaviour("grammar-b", skill=1.0, latency_ms=0)
 

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from schemas.base import WireModel
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from workers.compare.build import ComparisonBuilder
-from workers.compare.join import Output
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.join import Output
+from shadowlane.contracts.base import WireModel
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
 
 
 def assert_valid(records: Iterable[WireModel]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from schemas.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
-from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
-from schemas.shadow_result import ShadowResult
-from workers.demo.grammar import item_at
-from workers.demo.model_server import PREFIX
-from workers.hashing import canonical_json, req_hash
+from shadowlane.contracts.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
+from shadowlane.contracts.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.demo.grammar import item_at
+from shadowlane.demo.model_server import PREFIX
+from shadowlane.hashing import canonical_json, req_hash
 
 TOOLS = (
     ToolSpec(function=FunctionSpec(name="lookup_conjugation", parameters={"type": "object"})),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 
-from schemas.comparison import Comparison
-from schemas.window_summary import WindowSummary
-from workers.windows.accumulator import Accumulator
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.windows.accumulator import Accumulator
 
 ENDPOINT = "/v1/chat/completions"
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
-from schemas.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
-from schemas.shadow_result import ShadowResult
-from workers.hashing import canonical_json, req_hash
+from shadowlane.contracts.chat import ChatMessage, ChatRequest, FunctionSpec, ToolSpec
+from shadowlane.contracts.envelope import ProdOutcome, RecordedToolCall, RequestEnvelope, SamplingDecision
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.hashing import canonical_json, req_hash
 
 TOOL_NAMES = ("lookup", "save_progress")
 

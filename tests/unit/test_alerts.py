@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
-from schemas.drift_alert import DriftAlert
-from schemas.window_summary import WindowSummary
-from workers.settings import CompareSettings
-from workers.windows.accumulator import Accumulator
-from workers.windows.alerts import drift_alerts
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.drift_alert import DriftAlert
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.settings import CompareSettings
+from shadowlane.windows.accumulator import Accumulator
+from shadowlane.windows.alerts import drift_alerts
 
 KEY = ("cand", "/v1/chat/completions", "t1")
 DEFAULTS = CompareSettings()

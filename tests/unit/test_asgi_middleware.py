@@ -1,4 +1,4 @@
-"""workers/hook/asgi.py: ShadowMirrorMiddleware driven directly as an ASGI callable."""
+"""shadowlane/hook/asgi.py: ShadowMirrorMiddleware driven directly as an ASGI callable."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codec import decode
-from schemas.envelope import RequestEnvelope
-from tests.unit.helpers_unit import FakeProducerFactory, wait_until
-from workers.hook.asgi import ShadowMirrorMiddleware
-from workers.hook.context import (
+from shadowlane.contracts.codec import decode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.hook.asgi import ShadowMirrorMiddleware
+from shadowlane.hook.context import (
     _CURRENT,
     RawToolCall,
     record_tool_call,
@@ -23,8 +22,9 @@ from workers.hook.context import (
     set_paraphrases,
     set_pins,
 )
-from workers.hook.publisher import ShadowPublisher
-from workers.settings import HookSettings
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.settings import HookSettings
+from tests.unit.helpers_unit import FakeProducerFactory, wait_until
 
 Message = MutableMapping[str, Any]
 PATH = "/v1/chat/completions"

@@ -10,8 +10,8 @@ import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from workers.hashing import partition_for, req_hash
-from workers.kafka.batching import PartitionBatcher, RecordTooLarge
+from shadowlane.hashing import partition_for, req_hash
+from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge
 
 PARTITIONS = 4
 

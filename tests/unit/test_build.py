@@ -7,15 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
-from schemas.shadow_result import ShadowToolCall
+from shadowlane.compare import quality as q
+from shadowlane.compare.build import tool_agreement
+from shadowlane.compare.join import Expired, Joined, Output
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.shadow_result import ShadowToolCall
 from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
-from workers.compare import quality as q
-from workers.compare.build import tool_agreement
-from workers.compare.join import Expired, Joined, Output
-from workers.compare.prod_side import ProdSide
 
 
 class FakeEmbedder:

@@ -15,18 +15,18 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from schemas.chat import TokenUsage
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from schemas.envelope import GoldLabel, RequestEnvelope
-from schemas.shadow_result import ShadowResult, StabilitySample
+from shadowlane.compare.join import Expired, Joined, Output
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.compare.results import Result
+from shadowlane.contracts.chat import TokenUsage
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.envelope import GoldLabel, RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult, StabilitySample
+from shadowlane.sanitize import Sanitizer
+from shadowlane.settings import CompareSettings, ModelPrice
 from tests.support.contracts import CheckedBuilder
 from tests.support.factories import envelope, result
-from workers.compare.join import Expired, Joined, Output
-from workers.compare.prod_side import ProdSide
-from workers.compare.results import Result
-from workers.sanitize import Sanitizer
-from workers.settings import CompareSettings, ModelPrice
 
 DIM = 1024
 TS = 1_700_000_000_000

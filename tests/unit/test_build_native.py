@@ -16,19 +16,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.chat import TokenUsage
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from schemas.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope
-from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.join import Joined, Output
+from shadowlane.compare.native.builder import NATIVE_PLAIN, PlainPath, _template
+from shadowlane.compare.prod_side import ProdSide, read_request
+from shadowlane.compare.results import read_result
+from shadowlane.contracts.chat import TokenUsage
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from shadowlane.settings import CompareSettings, ModelPrice
 from tests.support.factories import envelope
 from tests.unit.test_build_metrics import BagOfWords
-from workers.compare.build import ComparisonBuilder
-from workers.compare.join import Joined, Output
-from workers.compare.plain import NATIVE_PLAIN, PlainPath, _template
-from workers.compare.prod_side import ProdSide, read_request
-from workers.compare.results import read_result
-from workers.settings import CompareSettings, ModelPrice
 
 pytestmark = pytest.mark.skipif(NATIVE_PLAIN is None, reason="shadowlane_native is not built")
 
@@ -253,7 +253,7 @@ def test_pairs_that_are_not_plain_are_left_to_python(prod: str, shadow: str, emb
 
 
 def test_a_custom_sanitizer_turns_the_native_path_off() -> None:
-    from workers.sanitize import Sanitizer
+    from shadowlane.sanitize import Sanitizer
 
     class Stricter(Sanitizer):
         pass

@@ -13,9 +13,9 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from workers.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
-from workers.demo.serve import RunningServer, serve
-from workers.shadow.candidates import SHADOW_HEADER, CandidateError, OpenAICandidate
+from shadowlane.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
+from shadowlane.demo.serve import RunningServer, serve
+from shadowlane.shadow.candidates import SHADOW_HEADER, CandidateError, OpenAICandidate
 
 COMPLETIONS = "/v1/chat/completions"
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from schemas.comparison import Comparison
-from workers.compare.prom import DELTA_S_BUCKETS, EXCESS_BUCKETS, LATENCY_BUCKETS, CompareMetrics
-from workers.settings import CompareSettings
-from workers.windows.accumulator import Accumulator
-from workers.windows.alerts import drift_alerts
+from shadowlane.compare.prom import DELTA_S_BUCKETS, EXCESS_BUCKETS, LATENCY_BUCKETS, CompareMetrics
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.settings import CompareSettings
+from shadowlane.windows.accumulator import Accumulator
+from shadowlane.windows.alerts import drift_alerts
 
 P = "shadowlane_compare"
 

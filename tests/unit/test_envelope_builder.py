@@ -1,4 +1,4 @@
-"""workers/hook/envelope_builder.py: raw captures become valid, sanitized RequestEnvelopes."""
+"""shadowlane/hook/envelope_builder.py: raw captures become valid, sanitized RequestEnvelopes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.envelope import RequestEnvelope
-from workers.errors import InvalidMessage
-from workers.hashing import canonical_json, req_hash
-from workers.hook.context import (
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.errors import InvalidMessage
+from shadowlane.hashing import canonical_json, req_hash
+from shadowlane.hook.context import (
     RawExposure,
     RawGold,
     RawToolCall,
@@ -22,8 +22,8 @@ from workers.hook.context import (
     set_buckets,
     set_exposure,
 )
-from workers.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
-from workers.sanitize import Sanitizer
+from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
+from shadowlane.sanitize import Sanitizer
 
 TOOLS = [
     {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas.flag_manifest import DEFAULT_STAGES, FlagManifest, HardAbortRule, SoftAbortRule
-from workers.rollout.manifest import ManifestError, load_manifest, manifest_from_obj, parse_manifest
+from shadowlane.contracts.flag_manifest import DEFAULT_STAGES, FlagManifest, HardAbortRule, SoftAbortRule
+from shadowlane.rollout.manifest import ManifestError, load_manifest, manifest_from_obj, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,18 +15,25 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.comparison import Comparison
-from schemas.flag_manifest import AbortRules, FlagManifest, FlagSpec, Gates, SoftAbortRule, Traffic
-from schemas.window_summary import WindowSummary
-from workers.cli import gate_cmd
-from workers.rollout.gates import (
+from shadowlane.cli import gate_cmd
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.flag_manifest import (
+    AbortRules,
+    FlagManifest,
+    FlagSpec,
+    Gates,
+    SoftAbortRule,
+    Traffic,
+)
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.rollout.gates import (
     Decision,
     GateResult,
     evaluate,
 )
-from workers.rollout.looks import fixed_look, look_alpha_for, look_schedule
-from workers.settings import load_settings
-from workers.windows.accumulator import Accumulator
+from shadowlane.rollout.looks import fixed_look, look_alpha_for, look_schedule
+from shadowlane.settings import load_settings
+from shadowlane.windows.accumulator import Accumulator
 
 TRAFFIC = Traffic(baseline_weight=0.95, canary_weight=0.05)
 

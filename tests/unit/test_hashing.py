@@ -1,4 +1,4 @@
-"""workers/hashing.py: the salted unit hash behind sampling, and the request hash behind the join."""
+"""shadowlane/hashing.py: the salted unit hash behind sampling, and the request hash behind the join."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from workers.hashing import canonical_json, pair_id, req_hash, unit_hash
+from shadowlane.hashing import canonical_json, pair_id, req_hash, unit_hash
 
 N_IDS = 20_000
 IDS = [f"req-{i:06d}" for i in range(N_IDS)]

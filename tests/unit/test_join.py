@@ -1,4 +1,4 @@
-"""workers/compare/join.py: requests and shadow results meet by req_hash; every record leaves once."""
+"""shadowlane/compare/join.py: requests and shadow results meet by req_hash; every record leaves once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.envelope import Exposure
+from shadowlane.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
+from shadowlane.compare.native.join import NATIVE_JOIN, Join, NativeJoinBuffer
+from shadowlane.compare.prod_side import as_side
+from shadowlane.contracts.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
-from workers.compare.join import Expired, JoinBuffer, Joined, Output, RecordRef
-from workers.compare.join_native import NATIVE_JOIN, Join, NativeJoinBuffer
-from workers.compare.prod_side import as_side
 
 REQ_TOPIC = "shadowlane.requests"
 RES_TOPIC = "shadowlane.shadow-results"

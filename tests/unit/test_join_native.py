@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from schemas.envelope import Exposure
+from shadowlane.compare.join import Expired, JoinBuffer, Joined, Output
+from shadowlane.compare.native.join import NATIVE_JOIN, Join, NativeJoinBuffer, join_buffer
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.envelope import Exposure
 from tests.unit.helpers_unit import make_envelope, make_result
 from tests.unit.test_build_native import Pair, _builders, _exact, pairs
-from workers.compare.join import Expired, JoinBuffer, Joined, Output
-from workers.compare.join_native import NATIVE_JOIN, Join, NativeJoinBuffer, join_buffer
-from workers.compare.prod_side import ProdSide
 
 pytestmark = pytest.mark.skipif(NATIVE_JOIN is None, reason="shadowlane_native is not built")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from workers.cli import kafka_cmd
-from workers.errors import BrokerSetupError
-from workers.kafka import kraft, procs
-from workers.kafka import local as lk
-from workers.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from workers.settings import KafkaSettings, Settings, load_settings
+from shadowlane.cli import kafka_cmd
+from shadowlane.errors import BrokerSetupError
+from shadowlane.kafka import kraft, procs
+from shadowlane.kafka import local as lk
+from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.settings import KafkaSettings, Settings, load_settings
 
 
 def _props(text: str) -> dict[str, str]:

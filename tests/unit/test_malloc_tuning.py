@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from workers import malloc_tuning
+from shadowlane import malloc_tuning
 
 
 def test_glibc_takes_both_thresholds() -> None:

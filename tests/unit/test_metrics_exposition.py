@@ -1,4 +1,5 @@
-"""workers/metrics.py and workers/kafka/lag.py: labelled metrics, collector passthrough, consumer lag."""
+"""shadowlane/metrics.py and shadowlane/kafka/lag.py: labelled metrics, collector passthrough,
+consumer lag."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from workers.kafka.lag import LagTracker
-from workers.metrics import StatsCollector, serve_metrics
-from workers.settings import Settings, ShadowSettings
-from workers.shadow.candidates import CallableCandidate
-from workers.shadow.worker import ShadowWorker
+from shadowlane.kafka.lag import LagTracker
+from shadowlane.metrics import StatsCollector, serve_metrics
+from shadowlane.settings import Settings, ShadowSettings
+from shadowlane.shadow.candidates import CallableCandidate
+from shadowlane.shadow.worker import ShadowWorker
 
 
 def exposition(*collectors: Any) -> str:

@@ -1,4 +1,4 @@
-"""workers/kafka/offsets.py: only the contiguous done prefix of each partition is committable."""
+"""shadowlane/kafka/offsets.py: only the contiguous done prefix of each partition is committable."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.kafka.offsets import OffsetTracker
+from shadowlane.kafka.offsets import OffsetTracker
 
 TP0 = TopicPartition("t", 0)
 TP1 = TopicPartition("t", 1)

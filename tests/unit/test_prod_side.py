@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.chat import TokenUsage
-from schemas.codec import DecodeError, decode, encode
-from schemas.envelope import GoldLabel, RequestEnvelope
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.contracts.chat import TokenUsage
+from shadowlane.contracts.codec import DecodeError, decode, encode
+from shadowlane.contracts.envelope import GoldLabel, RequestEnvelope
 from tests.support.factories import envelope
-from workers.compare.prod_side import ProdSide
 
 
 def _variants() -> list[RequestEnvelope]:

@@ -18,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import DecodeError, encode
-from schemas.envelope import Exposure, GoldLabel
+from shadowlane.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
+from shadowlane.contracts.codec import DecodeError, encode
+from shadowlane.contracts.envelope import Exposure, GoldLabel
+from shadowlane.hashing import canonical_json
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope
 from tests.unit.native_fuzz import (
@@ -32,8 +34,6 @@ from tests.unit.native_fuzz import (
     json_values,
     values,
 )
-from workers.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
-from workers.hashing import canonical_json
 
 NativeReader = Callable[[bytes], Any]
 

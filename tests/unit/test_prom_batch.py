@@ -7,7 +7,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from workers.prom_batch import BatchHistogram
+from shadowlane.prom_batch import BatchHistogram
 
 
 def _lines(registry: CollectorRegistry) -> list[str]:

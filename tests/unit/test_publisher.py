@@ -1,4 +1,4 @@
-"""workers/hook/publisher.py: ShadowPublisher never blocks or fails the request path (fake producer)."""
+"""shadowlane/hook/publisher.py: ShadowPublisher never blocks or fails the request path (fake producer)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest_asyncio
 
-from schemas.codec import decode
-from schemas.envelope import RequestEnvelope
+from shadowlane.contracts.codec import decode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.hashing import unit_hash
+from shadowlane.hook.context import RawToolCall
+from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.settings import HookSettings
 from tests.unit.helpers_unit import FakeProducerFactory, wait_until
-from workers.hashing import unit_hash
-from workers.hook.context import RawToolCall
-from workers.hook.publisher import ShadowPublisher
-from workers.settings import HookSettings
 
 TOPIC = "shadowlane.requests"
 REQUEST = orjson.dumps(

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
-from workers.compare import quality as q
-from workers.hashing import canonical_json
-from workers.settings import CompareSettings, ModelPrice
+from shadowlane.compare import quality as q
+from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from shadowlane.hashing import canonical_json
+from shadowlane.settings import CompareSettings, ModelPrice
 
 PATTERN = re.compile(CompareSettings().citation_pattern)
 PRICES = {"big": ModelPrice(input_per_mtok=3.0, output_per_mtok=15.0)}

@@ -6,10 +6,10 @@ import contextlib
 
 from faststream.kafka import TestKafkaBroker
 
-from schemas.codec import encode
-from schemas.comparison import Comparison
-from workers.reader import compare_reader
-from workers.settings import Settings
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.reader import compare_reader
+from shadowlane.settings import Settings
 
 
 def _comparison(i: int) -> Comparison:

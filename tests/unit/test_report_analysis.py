@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from schemas.comparison import Comparison
-from schemas.envelope import Exposure, GoldLabel
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.envelope import Exposure, GoldLabel
+from shadowlane.report.analysis import build_report, example_hashes, mcnemar_exact
+from shadowlane.report.model import GraderMixError, Report, ReportInput, ReportOptions
+from shadowlane.report.rows import AbRow, AnswerText, Arm, SettingsGrader, ShadowRow, ab_row, shadow_row
+from shadowlane.settings import CompareSettings
+from shadowlane.stats.proportions import TwoProportionTest
 from tests.support.factories import envelope
-from workers.report.analysis import build_report, example_hashes, mcnemar_exact
-from workers.report.model import GraderMixError, Report, ReportInput, ReportOptions
-from workers.report.rows import AbRow, AnswerText, Arm, SettingsGrader, ShadowRow, ab_row, shadow_row
-from workers.settings import CompareSettings
-from workers.stats.proportions import TwoProportionTest
 
 GRADER = SettingsGrader(CompareSettings(grader="contains"))
 VERBS = ("go", "be", "have")

@@ -11,14 +11,14 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from schemas.route_config import RouteConfig, RouteRule
+from shadowlane.cli import report_cmd
+from shadowlane.contracts.route_config import RouteConfig, RouteRule
+from shadowlane.report.collect import Collected
+from shadowlane.report.model import Report
+from shadowlane.report.render_html import render_html
+from shadowlane.report.render_md import render_markdown
+from shadowlane.settings import CompareSettings, KafkaSettings, Settings, ShadowSettings
 from tests.unit.test_report_analysis import ab_rows, report, shadow_rows, srow
-from workers.cli import report_cmd
-from workers.report.collect import Collected
-from workers.report.model import Report
-from workers.report.render_html import render_html
-from workers.report.render_md import render_markdown
-from workers.settings import CompareSettings, KafkaSettings, Settings, ShadowSettings
 
 ROUTE = RouteConfig(
     flag="f",

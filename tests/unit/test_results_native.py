@@ -1,6 +1,6 @@
 """The native shadow-result reader (``shadowlane_native.read_result``, Rust) against the codec.
 
-The reference is :func:`schemas.codec.decode` (orjson, then pydantic in Python mode). The
+The reference is :func:`shadowlane.contracts.codec.decode` (orjson, then pydantic in Python mode). The
 native reader may decline any record (the codec's path then runs); when it accepts one, the
 record it builds must equal the codec's in every value, type and key order, nested parts
 included. Hypothesis generates well-formed results and breaks them at every field: wrong types,
@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from schemas.codec import DecodeError, decode, encode
-from schemas.shadow_result import ShadowResult
+from shadowlane.compare.results import NATIVE_RESULTS, decode_result, from_native, read_result
+from shadowlane.contracts.codec import DecodeError, decode, encode
+from shadowlane.contracts.shadow_result import ShadowResult
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope, result
 from tests.unit.native_fuzz import Change, Json, broken, changes_of, json_values, values
-from workers.compare.results import NATIVE_RESULTS, decode_result, from_native, read_result
 
 PATHS = (
     "schema_version",

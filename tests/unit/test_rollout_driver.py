@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schemas.flag_manifest import FlagSpec
-from schemas.route_config import RouteConfig
-from schemas.window_summary import WindowSummary
-from workers.rollout.driver import Targets, drive
-from workers.rollout.manifest import load_manifest
-from workers.rollout.staging import StagedRollout
+from shadowlane.contracts.flag_manifest import FlagSpec
+from shadowlane.contracts.route_config import RouteConfig
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.rollout.driver import Targets, drive
+from shadowlane.rollout.manifest import load_manifest
+from shadowlane.rollout.staging import StagedRollout
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "flags" / "feature_flags.yml"
 TARGETS = Targets(baseline="prod", candidate="cand", epoch=1, salt="s")

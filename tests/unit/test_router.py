@@ -1,4 +1,4 @@
-"""workers/rollout/router.py and schemas/route_config.py: sticky, monotone, scoped assignment.
+"""shadowlane/rollout/router.py and shadowlane/contracts/route_config.py: sticky, monotone, scoped assignment.
 
 The statistical checks use a tolerance of 5 binomial standard deviations: a correct hash fails
 one with probability below 1e-6, a biased or non-monotone one fails it for sure at 100k ids.
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas.codec import decode, encode
-from schemas.route_config import RouteConfig
-from workers.hashing import unit_hash
-from workers.rollout.router import assign, ensure_request_id, epoch_salt, is_usable_request_id
-from workers.settings import HookSettings
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.route_config import RouteConfig
+from shadowlane.hashing import unit_hash
+from shadowlane.rollout.router import assign, ensure_request_id, epoch_salt, is_usable_request_id
+from shadowlane.settings import HookSettings
 
 N = 100_000
 RAMP = (0.01, 0.05, 0.25, 0.5, 1.0)

@@ -1,4 +1,4 @@
-"""workers/sanitize.py: secret keys are dropped at any depth, PII and keys are masked in strings."""
+"""shadowlane/sanitize.py: secret keys are dropped at any depth, PII and keys are masked in strings."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers import sanitize
-from workers.sanitize import Sanitizer
+from shadowlane import sanitize
+from shadowlane.sanitize import Sanitizer
 
 # --------------------------------------------------------------------------- dropping keys
 

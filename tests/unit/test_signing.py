@@ -12,13 +12,13 @@ import orjson
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from schemas.codec import encode
-from schemas.control import ControlRecord, KillSwitch
-from schemas.flag_manifest import FlagManifest
-from schemas.route_config import RouteConfig
-from workers.kafka import admin
-from workers.rollout.manifest import load_manifest
-from workers.rollout.signing import (
+from shadowlane.contracts.codec import encode
+from shadowlane.contracts.control import ControlRecord, KillSwitch
+from shadowlane.contracts.flag_manifest import FlagManifest
+from shadowlane.contracts.route_config import RouteConfig
+from shadowlane.kafka import admin
+from shadowlane.rollout.manifest import load_manifest
+from shadowlane.rollout.signing import (
     Applied,
     ControlState,
     PayloadError,
@@ -32,7 +32,7 @@ from workers.rollout.signing import (
     signing_input,
     verify,
 )
-from workers.settings import ControlSettings, Settings, TopicSettings, settings_env
+from shadowlane.settings import ControlSettings, Settings, TopicSettings, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 K1 = SecretStr("k1-0123456789abcdef0123456789abcdef")

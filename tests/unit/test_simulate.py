@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.comparison import Comparison, LambdaState
-from workers.rollout import simulate as sim
-from workers.rollout import synthetic as syn
-from workers.rollout.gates import evaluate
-from workers.rollout.looks import look_schedule
-from workers.windows import histograms as h
-from workers.windows.accumulator import Accumulator
+from shadowlane.contracts.comparison import Comparison, LambdaState
+from shadowlane.rollout import simulate as sim
+from shadowlane.rollout import synthetic as syn
+from shadowlane.rollout.gates import evaluate
+from shadowlane.rollout.looks import look_schedule
+from shadowlane.windows import histograms as h
+from shadowlane.windows.accumulator import Accumulator
 
 
 def _state(divergent: bool, sampled: bool) -> LambdaState | None:

@@ -1,4 +1,4 @@
-"""workers/shadow/stability.py and its wiring in the shadow worker: λ selection, variants, replays."""
+"""shadowlane/shadow/stability.py and its wiring in the shadow worker: λ selection, variants, replays."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from schemas.chat import ChatMessage
-from schemas.codec import decode, encode
-from schemas.envelope import RequestEnvelope
-from schemas.shadow_result import ShadowResult
-from tests.unit.helpers_unit import make_envelope
-from workers.settings import CompareSettings, Settings, ShadowSettings
-from workers.shadow.candidates import CallableCandidate
-from workers.shadow.stability import (
+from shadowlane.contracts.chat import ChatMessage
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.settings import CompareSettings, Settings, ShadowSettings
+from shadowlane.shadow.candidates import CallableCandidate
+from shadowlane.shadow.stability import (
     Variant,
     lambda_sampled,
     replay_variants,
@@ -25,8 +24,9 @@ from workers.shadow.stability import (
     stability_variants,
     with_last_user_message,
 )
-from workers.shadow.throttle import TokenBucket
-from workers.shadow.worker import ShadowWorker
+from shadowlane.shadow.throttle import TokenBucket
+from shadowlane.shadow.worker import ShadowWorker
+from tests.unit.helpers_unit import make_envelope
 
 SALT = "shadowlane-lambda-v1"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.flag_manifest import FlagSpec
-from workers.rollout.manifest import load_manifest
-from workers.rollout.router import assign
-from workers.rollout.staging import StagedRollout
+from shadowlane.contracts.flag_manifest import FlagSpec
+from shadowlane.rollout.manifest import load_manifest
+from shadowlane.rollout.router import assign
+from shadowlane.rollout.staging import StagedRollout
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "flags" / "feature_flags.yml"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.distributions import (
+from shadowlane.stats.distributions import (
     binom_cdf_all,
     chi2_sf,
     gamma_q,

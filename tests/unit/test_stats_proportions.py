@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.proportions import two_proportion_test, wilson_interval
+from shadowlane.stats.proportions import two_proportion_test, wilson_interval
 
 
 def test_z_and_p_values_match_the_pooled_formula_computed_with_scipy() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.quantiles import (
+from shadowlane.stats.quantiles import (
     MeanCI,
     mean_ci,
     mean_difference_ci,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.ranks import Alternative, mann_whitney_u, mann_whitney_u_weighted
+from shadowlane.stats.ranks import Alternative, mann_whitney_u, mann_whitney_u_weighted
 
 ALTERNATIVES: tuple[Alternative, ...] = get_args(Alternative)
 

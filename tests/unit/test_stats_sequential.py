@@ -10,8 +10,8 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.proportions import two_proportion_test
-from workers.stats.sequential import SpendingKind, SpendingPlan, group_sequential_bounds, look_alpha, spend
+from shadowlane.stats.proportions import two_proportion_test
+from shadowlane.stats.sequential import SpendingKind, SpendingPlan, group_sequential_bounds, look_alpha, spend
 
 ALPHA = 0.05
 FIVE_LOOKS = (0.2, 0.4, 0.6, 0.8, 1.0)

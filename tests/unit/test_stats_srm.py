@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats  # type: ignore[import-untyped]
 
-from workers.stats.srm import DEFAULT_SRM_ALPHA, sample_ratio_mismatch
+from shadowlane.stats.srm import DEFAULT_SRM_ALPHA, sample_ratio_mismatch
 
 
 def test_matches_scipy_chisquare_for_random_counts_and_weights() -> None:

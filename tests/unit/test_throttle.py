@@ -1,4 +1,4 @@
-"""workers/shadow/throttle.py: the group rate cap split by partitions, and the token bucket."""
+"""shadowlane/shadow/throttle.py: the group rate cap split by partitions, and the token bucket."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from workers.shadow import throttle
-from workers.shadow.throttle import TokenBucket, partition_share
+from shadowlane.shadow import throttle
+from shadowlane.shadow.throttle import TokenBucket, partition_share
 
 
 @pytest.mark.parametrize(

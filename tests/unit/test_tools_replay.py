@@ -1,4 +1,4 @@
-"""workers/shadow/tools.py and replay.py: the read-only tool sandbox and the replay loop."""
+"""shadowlane/shadow/tools.py and replay.py: the read-only tool sandbox and the replay loop."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.chat import FunctionSpec, ToolSpec
-from schemas.envelope import RecordedToolCall
-from tests.unit.helpers_unit import make_envelope
-from workers.settings import ShadowSettings
-from workers.shadow.candidates import CallableCandidate, CandidateError, citation_ids, parse_reply
-from workers.shadow.replay import Replayer, replay_body, result_pins
-from workers.shadow.tool_schema import MAX_ERROR_CHARS, NOT_AN_OBJECT, ValidatorCache
-from workers.shadow.tools import (
+from shadowlane.contracts.chat import FunctionSpec, ToolSpec
+from shadowlane.contracts.envelope import RecordedToolCall
+from shadowlane.settings import ShadowSettings
+from shadowlane.shadow.candidates import CallableCandidate, CandidateError, citation_ids, parse_reply
+from shadowlane.shadow.replay import Replayer, replay_body, result_pins
+from shadowlane.shadow.tool_schema import MAX_ERROR_CHARS, NOT_AN_OBJECT, ValidatorCache
+from shadowlane.shadow.tools import (
     BLOCKED_MESSAGE,
     NO_STUB_MESSAGE,
     UNKNOWN_MESSAGE,
@@ -24,6 +23,7 @@ from workers.shadow.tools import (
     offered_schemas,
     parse_arguments,
 )
+from tests.unit.helpers_unit import make_envelope
 
 RECORDED = (
     RecordedToolCall(name="lookup", arguments={"verb": "be", "tense": "past"}, output='{"form":"was"}'),

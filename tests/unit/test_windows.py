@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
-from schemas.window_summary import WindowSummary
-from workers.windows import histograms as h
-from workers.windows.accumulator import Accumulator
-from workers.windows.aggregate import WindowAggregator
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.windows import histograms as h
+from shadowlane.windows.accumulator import Accumulator
+from shadowlane.windows.aggregate import WindowAggregator
 
 
 def comparison(i: int, rng: random.Random, *, candidate: str = "b", outcome: str = "joined") -> Comparison:

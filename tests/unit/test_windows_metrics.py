@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from schemas.codec import decode, encode
-from schemas.comparison import Comparison
-from schemas.window_summary import WindowSummary
-from workers.windows import histograms as h
-from workers.windows.accumulator import Accumulator, merge_summaries
-from workers.windows.aggregate import WindowAggregator
-from workers.windows.hist_arrays import histogram_counts, record_values, value_at_percentile
+from shadowlane.contracts.codec import decode, encode
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.windows import histograms as h
+from shadowlane.windows.accumulator import Accumulator, merge_summaries
+from shadowlane.windows.aggregate import WindowAggregator
+from shadowlane.windows.percentiles import histogram_counts, record_values, value_at_percentile
 
 KEY = ("cand", "/v1/chat/completions", "t1")
 HISTS = (

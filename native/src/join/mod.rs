@@ -1,4 +1,4 @@
-//! The comparator's join in Rust: `workers/compare/join.py`'s `JoinBuffer`, output for output.
+//! The comparator's join in Rust: `shadowlane/compare/join.py`'s `JoinBuffer`, output for output.
 //!
 //! Same state, same rules, same order of outputs: a request waits for one result per expected
 //! candidate, a result that comes first waits for its request, a request's outputs leave
@@ -310,7 +310,7 @@ impl NativeJoin {
     }
 
     /// Per joined result, its comparison when the pair is plain and both records are native
-    /// (`workers/compare/plain.py`'s rule: not a candidate whose request has a baseline peer).
+    /// (`shadowlane/compare/native/builder.py`'s rule: not a candidate whose request has a baseline peer).
     fn build_plain<'py>(
         &self,
         py: Python<'py>,

@@ -1,0 +1,243 @@
+"""``shadowlane gate --manifest FILE --flag NAME``: judge a flag's candidate on its window summaries.
+
+Reads the ``compare.summary`` records of the flag's candidate (``--candidate``, else the manifest's)
+whose window starts in ``[from, to)`` (``--window 10m`` ending now by default: the flag's
+``evaluation_window_s``), keeps those in the flag's scope (endpoints and tenants; summaries carry
+no region), drops duplicate partials (same ``summary_id``), merges the rest into one exact summary
+(:func:`~shadowlane.windows.accumulator.merge_summaries`; across endpoints and tenants too: the gate
+judges the flag's whole scope) and evaluates it (:func:`shadowlane.rollout.gates.evaluate`). It prints
+per gate the value, threshold, direction, statistic, interval, n and verdict (``--json``: one JSON
+object), writes a ``gate_decision`` audit event (``--no-audit`` to skip), and exits 0 PASS, 1 FAIL,
+2 INCONCLUSIVE — also 2, with a message, for a bad manifest, an unknown flag or no data. A PASS
+that cannot be audited exits 2: nothing graduates without a record.
+
+One run is one look. Alone it is a fixed-sample test at ``--alpha``; a pipeline that runs the gate
+every window passes ``--planned-samples`` (the stage's planned comparisons) and
+``--previous-samples`` (``n`` of its previous run in the stage) so alpha spending corrects the
+peeking (``shadowlane.rollout.gates.look_alpha_for``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from shadowlane.cli.control_cmds import default_who
+from shadowlane.cli.rescore_cmd import parse_time
+from shadowlane.contracts.codec import DecodeError, decode
+from shadowlane.contracts.flag_manifest import FlagManifest
+from shadowlane.contracts.route_config import RouteScope, is_wildcard
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.errors import BrokerSetupError
+from shadowlane.kafka.admin import ensure_topics
+from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.kafka.range_read import read_range
+from shadowlane.rollout.audit import AuditLog, event
+from shadowlane.rollout.gates import Decision, FailRule, evaluate
+from shadowlane.rollout.looks import LookAlpha, fixed_look, look_alpha_for
+from shadowlane.rollout.manifest import ManifestError, load_manifest
+from shadowlane.settings import Settings
+from shadowlane.windows.accumulator import merge_summaries
+
+SUMMARY_LATENESS_MS = 15 * 60_000  # a window's summary is produced after its end, grace and join window
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class GateInputError(Exception):
+    """A run that cannot be judged for a reason the operator fixes (exit 2)."""
+
+
+def add_parser(sub: Any) -> None:
+    cmd = sub.add_parser("gate", help="judge a flag's candidate on its window summaries (exit 0/1/2)")
+    cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
+    cmd.add_argument("--flag", required=True, help="flag name in the manifest")
+    cmd.add_argument("--candidate", help="candidate name (default: the flag's candidate, else its name)")
+    cmd.add_argument("--from", dest="start", help="range start: now, -15m, epoch ms or ISO 8601")
+    cmd.add_argument("--to", dest="end", default="now", help="range end, exclusive (default now)")
+    cmd.add_argument("--window", type=_duration_ms, help="range length ending at --to (default: the flag's)")
+    cmd.add_argument("--alpha", type=float, default=0.05, help="one-sided false-FAIL level (default 0.05)")
+    cmd.add_argument("--planned-samples", type=int, help="the stage's planned comparisons: spend alpha")
+    cmd.add_argument("--previous-samples", type=int, default=0, help="n at the previous look of the stage")
+    cmd.add_argument("--fail-rule", choices=("worse_than_reference", "ci_beyond_threshold"),
+                     default="worse_than_reference")  # fmt: skip
+    cmd.add_argument("--bonferroni", action="store_true", help="FAIL tests at alpha / gates (family-wise)")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--no-audit", action="store_true", help="do not write the gate_decision audit event")
+    cmd.add_argument("--who", help="who asks (default: user@host), for the audit")
+    cmd.set_defaults(handler=run)
+
+
+def _duration_ms(text: str) -> int:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"cannot read duration {text!r}: use 600, 600s, 10m, 1h")
+    return int(float(match.group(1)) * _UNIT_S[match.group(2)] * 1000)
+
+
+# ---------------------------------------------------------------------- pure part
+def in_scope(summary: WindowSummary, scope: RouteScope) -> bool:
+    endpoint = is_wildcard(scope.endpoints) or summary.endpoint in scope.endpoints
+    return endpoint and (is_wildcard(scope.tenants) or summary.tenant in scope.tenants)
+
+
+def select(
+    records: Sequence[WindowSummary], candidate: str, scope: RouteScope, start_ms: int, end_ms: int
+) -> list[WindowSummary]:
+    """The candidate's partials in scope whose window starts in ``[start, end)``, one per summary_id."""
+    kept = {
+        s.summary_id: s
+        for s in records
+        if s.candidate == candidate and start_ms <= s.window_start_ms < end_ms and in_scope(s, scope)
+    }
+    return sorted(kept.values(), key=lambda s: (s.window_start_ms, s.summary_id))
+
+
+def merge_scope(parts: Sequence[WindowSummary]) -> WindowSummary | None:
+    """One summary of every partial (endpoints and tenants merged into the flag's scope)."""
+    if not parts:
+        return None
+    if len({(p.endpoint, p.tenant) for p in parts}) > 1:
+        parts = [p.model_copy(update={"endpoint": None, "tenant": None}) for p in parts]
+    return merge_summaries(parts)
+
+
+def decide(
+    manifest: FlagManifest,
+    flag: str,
+    records: Sequence[WindowSummary],
+    *,
+    start_ms: int,
+    end_ms: int,
+    candidate: str | None = None,
+    look: LookAlpha | None = None,
+    fail_rule: FailRule = "worse_than_reference",
+    bonferroni: bool = False,
+) -> tuple[Decision, str, int]:
+    """(decision, candidate, partials merged) for ``flag`` over ``records``."""
+    if flag not in manifest.flags:
+        known = ", ".join(sorted(manifest.flags))
+        raise GateInputError(f"flag {flag!r} is not in the manifest (flags: {known})")
+    spec, name = manifest.flags[flag], candidate or manifest.candidate(flag)
+    parts = select(records, name, spec.scope, start_ms, end_ms)
+    decision = evaluate(spec, merge_scope(parts), look=look, flag=flag, fail_rule=fail_rule,
+                        multiplicity="bonferroni" if bonferroni else "per_gate")  # fmt: skip
+    return decision, name, len(parts)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def render(decision: Decision, candidate: str, partials: int) -> str:
+    """The human table: one row per gate, then the aborts, the statistics and the verdict."""
+    look = decision.look
+    when = "no data"
+    if decision.window_start_ms is not None and decision.window_end_ms is not None:
+        fmt = [datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+               for t in (decision.window_start_ms, decision.window_end_ms)]  # fmt: skip
+        when = f"{fmt[0]} → {fmt[1]}"
+    lines = [
+        f"flag {decision.flag} · candidate {candidate} · {when} · {partials} partials · "
+        f"n = {decision.n} (min {decision.min_samples})",
+        f"look {look.index}: one-sided α = {look.alpha:.3g} ({look.rule}, t = {look.fraction:.2f}) · "
+        f"FAIL rule {decision.fail_rule}, {decision.multiplicity}",
+    ]
+    rows = [("gate", "metric", "value", "threshold", "dir", "CI", "n", "verdict")]
+    for g in decision.gates:
+        ci = "–" if g.ci_low is None else f"{g.confidence:.1%} [{_num(g.ci_low)}, {_num(g.ci_high)}]"
+        rows.append(
+            (g.name, g.metric, _num(g.value), f"{g.threshold:g}", g.direction, ci, str(g.n), g.verdict)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for a in decision.aborts:
+        lines.append(f"abort {a.severity:4s} {a.kind}: {'FIRED' if a.fired else 'quiet'} — {a.reason}")
+    lines += [f"  {g.name}: {g.statistic or '(skipped)'} — {g.reason}" for g in decision.gates]
+    lines.append(f"{decision.verdict}: {decision.reason}")
+    return "\n".join(lines)
+
+
+def _time(text: str) -> int:
+    try:
+        return parse_time(text)
+    except SystemExit as exc:  # parse_time reports a bad time by exiting
+        raise GateInputError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------- I/O
+async def _read(
+    settings: Settings, kwargs: dict[str, Any], start_ms: int, end_ms: int
+) -> list[WindowSummary]:
+    now = time.time_ns() // 1_000_000
+    stop = min(now + 60_000, end_ms + SUMMARY_LATENESS_MS)
+    out: list[WindowSummary] = []
+    async for batches in read_range(kwargs, [settings.topics.summary_topic], start_ms, stop):
+        for records in batches.values():
+            for record in records:
+                try:
+                    out.append(decode(record.value, WindowSummary))
+                except DecodeError:
+                    continue
+    return out
+
+
+async def _audit(settings: Settings, kwargs: dict[str, Any], record: Any) -> None:
+    await ensure_topics(settings.topics, kwargs)
+    producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await AuditLog(producer, settings.topics.audit_topic).write(record)
+    finally:
+        await producer.stop()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        manifest = load_manifest(args.manifest)
+        spec = manifest.flags.get(args.flag)
+        if spec is None:
+            raise GateInputError(f"flag {args.flag!r} is not in {args.manifest}")
+        end = _time(args.end)
+        window = args.window or int(spec.evaluation_window_s * 1000)
+        start = _time(args.start) if args.start else end - window
+        if end <= start:
+            raise GateInputError("the range is empty: --to must be after --from")
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+        records = asyncio.run(_read(settings, kwargs, start, end))
+    except (ManifestError, GateInputError, BrokerSetupError) as exc:
+        print(f"shadowlane gate: {exc}", file=sys.stderr)
+        return 2
+    name = args.candidate or manifest.candidate(args.flag)
+    n = sum(s.count for s in select(records, name, spec.scope, start, end))
+    look = fixed_look(args.alpha)
+    if args.planned_samples:
+        look = look_alpha_for(n, args.planned_samples, n_prev=args.previous_samples, alpha=args.alpha)
+    decision, candidate, partials = decide(manifest, args.flag, records, start_ms=start, end_ms=end,
+                                           candidate=args.candidate, look=look, fail_rule=args.fail_rule,
+                                           bonferroni=args.bonferroni)  # fmt: skip
+    details = {"candidate": candidate, "range_ms": [start, end], "partials": partials, **decision.as_dict()}
+    print(orjson.dumps(details).decode() if args.json else render(decision, candidate, partials))
+    if partials == 0:
+        print(f"shadowlane gate: no window summaries of {candidate} in range: INCONCLUSIVE", file=sys.stderr)
+    code = decision.exit_code
+    if not args.no_audit:
+        why = f"{decision.verdict}: {decision.reason}"
+        who = args.who or default_who()
+        record = event("gate_decision", who=who, why=why, name=args.flag, details=details)
+        try:
+            asyncio.run(_audit(settings, kwargs, record))
+        except Exception as exc:  # the decision stands, but nothing graduates unrecorded
+            print(f"shadowlane gate: could not write the audit event: {exc}", file=sys.stderr)
+            code = 2 if code == 0 else code
+    return code

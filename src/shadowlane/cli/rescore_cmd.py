@@ -1,0 +1,105 @@
+"""``shadowlane rescore --from TIME --to TIME``: recompute comparisons and windows from retention."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shadowlane.compare.embedder import build_embedder
+from shadowlane.compare.rescore import live_comparisons, rescore, verify
+from shadowlane.contracts.codec import encode
+from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.settings import Settings
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, *, now_ms: int | None = None) -> int:
+    """Epoch ms from ``now``, ``-15m`` / ``-2h`` / ``-1d``, epoch milliseconds, or ISO 8601 (UTC if naive)."""
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    text = text.strip()
+    if text == "now":
+        return now
+    rel = _RELATIVE.match(text)
+    if rel:
+        return now - int(float(rel.group(1)) * _UNIT_S[rel.group(2)] * 1000)
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"cannot read time {text!r}: use now, -15m, epoch ms or ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def add_parser(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "rescore", help="recompute comparisons and windows from retained records (no model calls)"
+    )
+    cmd.add_argument("--from", dest="start", required=True, help="now, -15m, epoch ms or ISO 8601")
+    cmd.add_argument("--to", dest="end", default="now", help="end of the range (exclusive)")
+    cmd.add_argument("--candidates", help="comma-separated candidates (default: the comparator's config)")
+    cmd.add_argument("--embedder", choices=("minilm", "openai", "none"))
+    cmd.add_argument("--out", type=Path, help="write comparisons/summaries/alerts .jsonl files here")
+    cmd.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare byte for byte with the compare topic; exit 1 on any change",
+    )
+    cmd.set_defaults(handler=run)
+
+
+def _write(path: Path, records: list[Any]) -> None:
+    path.write_bytes(b"".join(encode(r) + b"\n" for r in records))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = parse_time(args.start), parse_time(args.end)
+    if end <= start:
+        raise SystemExit("--to must be after --from")
+    updates = {
+        k: v
+        for k, v in {
+            "candidates": tuple(c for c in (args.candidates or "").split(",") if c) or None,
+            "embedder": args.embedder,
+        }.items()
+        if v is not None
+    }
+    settings = settings.model_copy(update={"compare": settings.compare.model_copy(update=updates)})
+
+    async def go() -> int:
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+        result = await rescore(settings, kwargs, build_embedder(settings.compare), start, end)
+        summary: dict[str, Any] = {
+            "from_ms": start,
+            "to_ms": end,
+            "records": result.records,
+            "undecodable": result.undecodable,
+            "comparisons": len(result.comparisons),
+            "summaries": len(result.summaries),
+            "alerts": len(result.alerts),
+        }
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            _write(args.out / "comparisons.jsonl", result.comparisons)
+            _write(args.out / "summaries.jsonl", result.summaries)
+            _write(args.out / "alerts.jsonl", result.alerts)
+        code = 0
+        if args.verify:
+            report = verify(result.comparisons, await live_comparisons(settings, kwargs, start, end))
+            summary["verify"] = report.as_dict()
+            code = 0 if report.ok else 1
+        print(orjson.dumps(summary).decode())
+        return code
+
+    return asyncio.run(go())

@@ -1,0 +1,219 @@
+"""The slim projection of a request envelope that the comparator keeps while a pair waits.
+
+A decoded 1.2 KB envelope is ~11 KB of Python objects, most of it the request (messages, tool
+definitions) that no comparison reads. The join keeps only what a ``Comparison`` needs: ids,
+event time, endpoint, tenant, pins, the prod answer / latency / status / model / token usage /
+cited ids, the gold label, and the prod tool calls as ``(name, canonical arguments)`` keys.
+
+:meth:`ProdSide.decode` reads that projection straight from the record's bytes: pydantic-core
+parses the JSON and validates only the fields the comparator reads, with the contract's
+constraints, and skips the rest (the messages and tool definitions are most of the record and
+of its decode time). The rest of the envelope is the shadow workers' to validate: they
+dead-letter a bad one, and the comparator then reports that request as ``shadow_timeout``. A
+record that fails the projection goes through the full contract decode, so its dead letter
+carries the same reason and detail as everywhere else.
+
+The native hot path (``shadowlane_native``, Rust, built from ``native/`` by ``make``) reads the
+same projection about 3× faster, into a record (:func:`read_request`) that keeps the fields as
+Rust values while the request waits in the join; :func:`as_side` makes them Python objects for
+the pairs the Python builder handles. It vouches only for records it is sure of and answers
+``None`` for anything else (a value pydantic would coerce, a repeated key, a float inside tool
+arguments, a broken record), which then takes the pydantic path above. Tests hold the two paths
+equal on generated and mutated records (``tests/unit/test_prod_side_native.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shadowlane.compare.quality import tool_key
+from shadowlane.contracts.codec import DecodeError, decode
+from shadowlane.contracts.envelope import RequestEnvelope
+
+if TYPE_CHECKING:
+    from shadowlane_native import NativeProjection, NativeRequest
+
+
+def _native_reader() -> Callable[[bytes], NativeRequest | None] | None:
+    try:
+        from shadowlane_native import parse_request
+    except ImportError:  # `make` always builds it; a bare `pip install .` does not
+        return None
+    return parse_request
+
+
+NATIVE_REQUESTS = _native_reader()
+"""The native reader, or None when ``shadowlane_native`` is not installed (the comparator warns
+at start-up when it runs without it)."""
+
+Request: TypeAlias = "ProdSide | NativeRequest"
+"""A request as the join holds it: the native reader's record, or (for a record that reader
+declines, or without it) the Python projection."""
+
+
+def read_request(data: bytes | None) -> Request:
+    """The join's record of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
+    if data is not None and NATIVE_REQUESTS is not None:
+        record = NATIVE_REQUESTS(data)
+        if record is not None:
+            return record
+    return ProdSide.decode_python(data)
+
+
+def as_side(env: Request) -> ProdSide:
+    """The Python projection of a join record (the native one's fields made Python objects)."""
+    return env if isinstance(env, ProdSide) else ProdSide.from_native(env.fields())
+
+
+# Slotted but not frozen: a frozen dataclass's __init__ costs ~5× more (one object.__setattr__
+# per field), and these are built once per request on the comparator's hot path. Nothing
+# mutates them after construction.
+@dataclass(slots=True)
+class ProdSummary:
+    answer: str | None
+    latency_ms: float
+    status: int
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cited_ids: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Gold:
+    answer: str | None
+    cited_ids: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ProdSide:
+    req_id: str
+    req_hash: str
+    ts_ms: int
+    endpoint: str
+    tenant: str
+    pins: dict[str, str]
+    prod: ProdSummary
+    tool_keys: frozenset[tuple[str, str]]
+    gold: Gold | None = None
+    buckets: dict[str, str] = field(default_factory=dict)
+    candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
+
+    @staticmethod
+    def decode(data: bytes | None) -> ProdSide:
+        """The projection of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
+        return as_side(read_request(data))
+
+    @classmethod
+    def decode_python(cls, data: bytes | None) -> ProdSide:
+        """:meth:`decode` through pydantic alone: the reference the native path is held to."""
+        try:
+            view = _EnvelopeView.model_validate_json(data) if data is not None else None
+        except ValidationError:
+            view = None
+        if view is None or view.schema_version != RequestEnvelope.SCHEMA_VERSION:
+            decode(data, RequestEnvelope)  # raises the contract's DecodeError
+            raise DecodeError("validation", "envelope projection rejected a record the contract accepts")
+        return cls.of(view)
+
+    @classmethod
+    def from_native(cls, fields: NativeProjection) -> ProdSide:
+        (req_id, req_hash, ts_ms, endpoint, tenant, pins, answer, latency_ms, status, model,
+         prompt, completion, cited, tool_keys, gold, buckets, served) = fields  # fmt: skip
+        return cls(
+            req_id,
+            req_hash,
+            ts_ms,
+            endpoint,
+            tenant,
+            pins,
+            ProdSummary(answer, latency_ms, status, model, prompt, completion, cited),
+            tool_keys,
+            None if gold is None else Gold(*gold),
+            buckets,
+            served,
+        )
+
+    @classmethod
+    def of(cls, env: RequestEnvelope | _EnvelopeView) -> ProdSide:
+        usage = env.prod.usage
+        return cls(
+            req_id=env.req_id,
+            req_hash=env.req_hash,
+            ts_ms=env.ts_ms,
+            endpoint=env.endpoint,
+            tenant=env.tenant,
+            pins=env.pins,
+            prod=ProdSummary(
+                env.prod.answer,
+                env.prod.latency_ms,
+                env.prod.status,
+                env.prod.model or env.request.model,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                env.prod.cited_ids,
+            ),
+            # str, not the bytes orjson returns: those keep a ~4 KB buffer each alive
+            tool_keys=frozenset(tool_key(c.name, c.arguments) for c in env.tool_io),
+            gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
+            buckets=env.buckets,
+            candidate_served=env.exposure is not None and env.exposure.arm == "candidate",
+        )
+
+
+# ---------------------------------------------------------------------- the projection's wire view
+# The fields ProdSide reads, with RequestEnvelope's constraints; everything else is skipped.
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _UsageView(_View):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _ProdView(_View):
+    answer: str | None
+    status: int
+    latency_ms: float = Field(ge=0.0)
+    model: str | None = None
+    usage: _UsageView | None = None
+    cited_ids: tuple[str, ...] = ()
+
+
+class _RequestView(_View):
+    model: str | None = None
+
+
+class _ToolView(_View):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class _GoldView(_View):
+    answer: str | None = None
+    cited_ids: tuple[str, ...] = ()
+
+
+class _ExposureView(_View):
+    arm: Literal["baseline", "candidate"]
+
+
+class _EnvelopeView(_View):
+    schema_version: int
+    req_id: str = Field(min_length=1, max_length=256)
+    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    ts_ms: int = Field(ge=0)
+    endpoint: str
+    tenant: str = "default"
+    request: _RequestView
+    prod: _ProdView
+    tool_io: tuple[_ToolView, ...] = ()
+    pins: dict[str, str] = Field(default_factory=dict)
+    gold: _GoldView | None = None
+    buckets: dict[str, str] = Field(default_factory=dict)
+    exposure: _ExposureView | None = None

@@ -1,0 +1,153 @@
+"""The comparator's labelled Prometheus series: ΔS and latency histograms, outcomes, windows, alerts.
+
+Plain counters (consumed, joined, late, DLQ, ...) are read from the stats objects at scrape time
+by :class:`shadowlane.metrics.StatsCollector`; this module holds the series that need labels per
+candidate and ``traffic_arm`` (``prod`` / ``shadow`` / ``baseline``). The objects are created
+unregistered (``registry=None``) and handed to the process's own registry: no global state.
+A poll's comparisons are observed as a batch: values are grouped per label set and each group
+goes into a :class:`~shadowlane.prom_batch.BatchHistogram` at once, counters are incremented once
+per label set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from prometheus_client.registry import Collector
+
+from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.drift_alert import DriftAlert
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.prom_batch import BatchHistogram
+
+DELTA_S_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+EXCESS_BUCKETS = (-0.3, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+P = "shadowlane_compare"
+
+
+class _ArmBatch:
+    """One poll's values of one (candidate, traffic_arm), in poll order. The series labelled by
+    the candidate alone (prod latency, ΔS excess) are lists shared by the candidate's batches, and
+    an arm named ``prod`` shares prod's latency series, as one-at-a-time observing would."""
+
+    __slots__ = ("delta_s", "errors", "excess", "flips", "latency", "outcomes", "prod_latency")
+
+    def __init__(self, arm: str, prod_latency: list[float], excess: list[float]) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.prod_latency = prod_latency
+        self.latency = prod_latency if arm == "prod" else []
+        self.excess = excess
+        self.delta_s: list[float] = []
+        self.errors = 0
+        self.flips = 0
+
+    def add(self, c: Comparison) -> None:
+        outcome = c.outcome
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if (ms := c.prod_latency_ms) is not None:
+            self.prod_latency.append(ms / 1000)
+        if (ms := c.shadow_latency_ms) is not None:
+            self.latency.append(ms / 1000)
+        if outcome != "joined":
+            return
+        if (ds := c.delta_s) is not None:
+            self.delta_s.append(ds)
+        if (excess := c.delta_s_excess) is not None:
+            self.excess.append(excess)
+        if c.shadow_status != "ok":
+            self.errors += 1
+        if c.lambda_flip:
+            self.flips += 1
+
+
+class CompareMetrics:
+    def __init__(self) -> None:
+        self.delta_s = BatchHistogram(
+            f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"), DELTA_S_BUCKETS
+        )
+        self.delta_s_excess = BatchHistogram(
+            f"{P}_delta_s_excess", "ΔS minus the noise floor, per request (signed)", ("candidate",),
+            EXCESS_BUCKETS,
+        )  # fmt: skip
+        self.latency = BatchHistogram(
+            f"{P}_latency_seconds", "latency per arm of compared requests", ("candidate", "traffic_arm"),
+            LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.comparisons = Counter(
+            f"{P}_comparisons", "comparisons emitted", ("candidate", "traffic_arm", "outcome"), registry=None
+        )
+        self.shadow_errors = Counter(
+            f"{P}_shadow_errors", "joined pairs whose shadow erred", ("candidate",), registry=None
+        )
+        self.lambda_flips = Counter(
+            f"{P}_lambda_flips", "λ flips (baseline convergent, candidate not)", ("candidate",), registry=None
+        )
+        self.alerts = Counter(
+            f"{P}_drift_alerts", "drift alerts raised", ("candidate", "metric"), registry=None
+        )
+        labels = ("candidate", "endpoint", "tenant")
+        self.window_delta_s_mean = Gauge(
+            f"{P}_window_delta_s_mean", "mean ΔS of the last closed window", labels, registry=None
+        )
+        self.window_flip_rate = Gauge(
+            f"{P}_window_lambda_flip_rate", "λ flip rate of the last closed window", labels, registry=None
+        )
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def collectors(self) -> list[Collector]:
+        return [
+            self.delta_s, self.delta_s_excess, self.latency, self.comparisons, self.shadow_errors,
+            self.lambda_flips, self.alerts, self.window_delta_s_mean, self.window_flip_rate,
+        ]  # fmt: skip
+
+    def _child(self, metric: Any, name: str, *labels: str) -> Any:
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(self, comparisons: Sequence[Comparison]) -> None:
+        """Observe a poll's comparisons: values grouped per series (in their order, so each
+        histogram's float sum is the one one-at-a-time observing gives), each series updated once."""
+        arms: dict[tuple[str, str], _ArmBatch] = {}
+        shared: dict[str, tuple[list[float], list[float]]] = {}  # candidate: prod latency, excess
+        for c in comparisons:
+            key = (c.candidate, c.traffic_arm)
+            batch = arms.get(key)
+            if batch is None:
+                lists = shared.get(key[0])
+                if lists is None:
+                    lists = shared[key[0]] = ([], [])
+                batch = arms[key] = _ArmBatch(key[1], *lists)
+            batch.add(c)
+        errors: dict[str, int] = {}
+        flips: dict[str, int] = {}
+        for (cand, arm), batch in arms.items():
+            for outcome, n in batch.outcomes.items():
+                self._child(self.comparisons, "n", cand, arm, outcome).inc(n)
+            if arm != "prod":
+                self.latency.observe_many((cand, arm), batch.latency)
+            self.delta_s.observe_many((cand, arm), batch.delta_s)
+            errors[cand] = errors.get(cand, 0) + batch.errors
+            flips[cand] = flips.get(cand, 0) + batch.flips
+        for cand, (prod_latency, excess) in shared.items():
+            self.latency.observe_many((cand, "prod"), prod_latency)
+            self.delta_s_excess.observe_many((cand,), excess)
+            if errors[cand]:
+                self._child(self.shadow_errors, "err", cand).inc(errors[cand])
+            if flips[cand]:
+                self._child(self.lambda_flips, "flip", cand).inc(flips[cand])
+
+    def window(self, s: WindowSummary) -> None:
+        labels = (s.candidate, s.endpoint or "", s.tenant or "")
+        if s.delta_s_mean is not None:
+            self.window_delta_s_mean.labels(*labels).set(s.delta_s_mean)
+        if s.lambda_flip_rate is not None:
+            self.window_flip_rate.labels(*labels).set(s.lambda_flip_rate)
+
+    def alert(self, a: DriftAlert) -> None:
+        self.alerts.labels(a.candidate, a.metric).inc()

@@ -1,0 +1,89 @@
+"""``Comparison``: the comparator's verdict on one (request, candidate) pair."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shadowlane.contracts.base import WireModel
+
+Outcome = Literal["joined", "shadow_timeout", "request_missing"]
+LambdaState = Literal["convergent", "divergent"]
+
+
+class Comparison(WireModel):
+    """Prod vs candidate for one request. ``complete`` is False when one side never arrived."""
+
+    SCHEMA_NAME: ClassVar[str] = "comparison"
+    FLAT: ClassVar[bool] = True
+    schema_version: Literal[1] = 1
+    comparison_id: str = Field(description="deterministic: hash(req_hash, candidate), for dedupe")
+    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    req_id: str | None = None
+    candidate: str
+    traffic_arm: str = Field(
+        default="shadow", description="'baseline' for the noise-floor shadow, else 'shadow'"
+    )
+    ts_ms: int = Field(ge=0, description="event time: the request's prod response time (else the result's)")
+    endpoint: str | None = None
+    tenant: str | None = None
+    buckets: dict[str, str] = Field(default_factory=dict, description="the request's breakdown labels")
+    complete: bool
+    outcome: Outcome
+    delta_s: float | None = Field(default=None, ge=0.0, le=1.0)
+    exact_match: bool | None = None
+    prod_latency_ms: float | None = None
+    shadow_latency_ms: float | None = None
+    latency_delta_ms: float | None = None
+    prod_status: str | None = None
+    shadow_status: str | None = None
+    status_pair: str | None = Field(default=None, description="'<prod>/<shadow>', e.g. '200/ok'")
+    shadow_error_class: str | None = None
+    tool_agreement: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Jaccard of (name, args) between prod and shadow"
+    )
+    tools_stubbed: int = 0
+    tools_blocked: int = 0
+    prod_pins: dict[str, str] = Field(default_factory=dict)
+    candidate_pins: dict[str, str] = Field(default_factory=dict)
+    # --- noise floor (three-way): the built-in baseline shadow replays prod's model and pins
+    delta_s_floor: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="ΔS(prod, baseline replay) for this request"
+    )
+    delta_s_excess: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="delta_s − delta_s_floor (signed): drift beyond what nondeterminism alone gives",
+    )
+    # --- gold
+    delta_s_gold: float | None = Field(default=None, ge=0.0, le=1.0, description="ΔS(gold, candidate)")
+    prod_delta_s_gold: float | None = Field(default=None, ge=0.0, le=1.0, description="ΔS(gold, prod)")
+    grader: str | None = Field(default=None, description="'<name>@<version>' of the grader that set *_solved")
+    prod_solved: bool | None = None
+    shadow_solved: bool | None = None
+    # --- λ (stability across seeds and paraphrases)
+    lambda_state: LambdaState | None = None
+    lambda_max_ds: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="max pairwise ΔS of λ replays"
+    )
+    lambda_samples: int = Field(default=0, ge=0)
+    lambda_threshold: float | None = None
+    baseline_lambda_state: LambdaState | None = None
+    lambda_flip: bool | None = Field(
+        default=None, description="baseline convergent and this candidate divergent on this request"
+    )
+    # --- coverage, tools, cost
+    coverage: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="share of target ids (gold, else prod) the candidate cites"
+    )
+    coverage_target: Literal["gold", "prod"] | None = None
+    tool_calls: int = Field(default=0, ge=0, description="candidate tool calls")
+    tool_valid: int = Field(
+        default=0, ge=0, description="calls naming an offered tool with schema-valid args"
+    )
+    tool_success: float | None = Field(default=None, ge=0.0, le=1.0, description="tool_valid / tool_calls")
+    tool_matched_prod: int = Field(default=0, ge=0, description="calls equal to a recorded prod call")
+    prod_cost_usd: float | None = Field(default=None, ge=0.0)
+    shadow_cost_usd: float | None = Field(default=None, ge=0.0)

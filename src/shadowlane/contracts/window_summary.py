@@ -1,0 +1,135 @@
+"""``WindowSummary``: one tumbling window of comparisons, per candidate and bucket.
+
+A summary is a *partial*: each comparator member summarises the partitions it owns, so the full
+picture of a window is the merge of its partials (``partitions`` says which each one covers).
+Everything in it is mergeable: counts and sums add, and percentiles are read from the
+HdrHistograms the record carries (HdrHistogram's compressed encoding, base64), so summaries of
+several windows or members merge later without losing precision: decode, add, read.
+
+Besides the figures dashboards read, a summary carries the additive moments the rollout gates need
+for honest confidence intervals (``shadowlane.rollout.gates``): Σ coverage², the paired discordance of
+the graded rows (``solved_gained`` / ``solved_lost``: McNemar's off-diagonal cells), and the sums of
+squares and cross products of cost and solves behind a delta-method interval for the cost uplift.
+They default to 0, so records written before them still decode (the gates then fall back to
+conservative intervals).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shadowlane.contracts.base import Nested, WireModel
+
+
+class LatencyStats(Nested):
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    count: int = 0
+
+
+class WindowSummary(WireModel):
+    SCHEMA_NAME: ClassVar[str] = "window_summary"
+    schema_version: Literal[1] = 1
+    summary_id: str = Field(description="hash(window, candidate, endpoint, tenant, member, partitions)")
+    window_start_ms: int = Field(ge=0)
+    window_end_ms: int = Field(ge=0)
+    candidate: str
+    traffic_arm: str = "shadow"
+    endpoint: str | None = None
+    tenant: str | None = None
+    member: str = Field(default="", description="comparator member that wrote this partial")
+    partitions: tuple[int, ...] = Field(default=(), description="requests partitions this partial covers")
+    # --- counts
+    count: int = Field(ge=0, description="comparisons in the window")
+    joined: int = 0
+    shadow_timeouts: int = 0
+    requests_missing: int = 0
+    late: int = Field(
+        default=0, description="records that arrived after the key's window closed (counted, not merged)"
+    )
+    exact_matches: int = 0
+    exact_known: int = 0
+    exact_match_rate: float | None = None
+    shadow_errors: int = 0
+    prod_errors: int = 0
+    shadow_error_rate: float | None = None
+    prod_error_rate: float | None = None
+    # --- ΔS raw, against the noise floor, against gold
+    delta_s_count: int = 0
+    delta_s_sum: float = 0.0
+    delta_s_mean: float | None = None
+    delta_s_median: float | None = None
+    delta_s_p95: float | None = None
+    excess_count: int = Field(default=0, description="comparisons with both ΔS and a noise floor")
+    excess_sum: float = 0.0
+    delta_s_adjusted_mean: float | None = Field(default=None, description="mean of ΔS − floor, paired")
+    delta_s_adjusted_median: float | None = Field(
+        default=None, description="median ΔS − median floor, over the same (paired) requests"
+    )
+    delta_s_adjusted_p95: float | None = Field(default=None, description="p95 ΔS − p95 floor, paired")
+    delta_s_floor_median: float | None = None
+    delta_s_floor_p95: float | None = None
+    gold_count: int = 0
+    delta_s_gold_median: float | None = None
+    # --- λ
+    lambda_sampled: int = Field(default=0, description="comparisons with a λ state")
+    lambda_divergent: int = 0
+    lambda_paired: int = Field(default=0, description="comparisons where baseline and candidate both have λ")
+    lambda_flips: int = 0
+    lambda_flip_rate: float | None = Field(default=None, description="lambda_flips / lambda_paired")
+    # --- coverage, tools
+    coverage_count: int = 0
+    coverage_sum: float = 0.0
+    coverage_sq_sum: float = Field(default=0.0, description="Σ coverage², for the coverage interval")
+    coverage_mean: float | None = None
+    tool_calls: int = 0
+    tool_valid: int = 0
+    tool_matched_prod: int = 0
+    tool_success_rate: float | None = None
+    # --- cost and outcome
+    graded: int = Field(default=0, description="comparisons a grader scored (both arms)")
+    prod_solved: int = 0
+    shadow_solved: int = 0
+    solved_gained: int = Field(default=0, description="graded rows the candidate solved and prod did not")
+    solved_lost: int = Field(default=0, description="graded rows prod solved and the candidate did not")
+    priced: int = Field(default=0, description="comparisons with a cost for both arms")
+    prod_cost_usd: float = 0.0
+    shadow_cost_usd: float = 0.0
+    prod_cost_sq: float = Field(default=0.0, description="Σ prod cost² over priced rows (USD²)")
+    shadow_cost_sq: float = 0.0
+    cost_cross: float = Field(default=0.0, description="Σ prod cost × shadow cost over priced rows")
+    priced_graded: int = Field(default=0, description="comparisons both priced and graded")
+    graded_prod_cost_usd: float = Field(default=0.0, description="prod cost over priced and graded rows")
+    graded_shadow_cost_usd: float = 0.0
+    priced_prod_solved: int = Field(default=0, description="prod solves among priced and graded rows")
+    priced_shadow_solved: int = 0
+    priced_both_solved: int = Field(default=0, description="priced and graded rows both arms solved")
+    graded_prod_cost_sq: float = Field(default=0.0, description="Σ prod cost² over priced and graded rows")
+    graded_shadow_cost_sq: float = 0.0
+    graded_cost_cross: float = Field(default=0.0, description="Σ prod × shadow cost, priced and graded rows")
+    graded_prod_cost_prod_solved: float = Field(
+        default=0.0, description="prod cost of the priced and graded rows prod solved"
+    )
+    graded_prod_cost_shadow_solved: float = Field(
+        default=0.0, description="prod cost of the priced and graded rows the candidate solved"
+    )
+    graded_shadow_cost_prod_solved: float = 0.0
+    graded_shadow_cost_shadow_solved: float = 0.0
+    prod_cost_per_solved_usd: float | None = None
+    shadow_cost_per_solved_usd: float | None = None
+    cost_uplift: float | None = Field(
+        default=None, description="shadow / prod cost per solved request − 1 (per request when ungraded)"
+    )
+    # --- latency per arm
+    latency_prod: LatencyStats = LatencyStats()
+    latency_shadow: LatencyStats = LatencyStats()
+    latency_p95_uplift: float | None = Field(default=None, description="shadow p95 / prod p95 − 1")
+    hist_latency_prod_us: str = Field(description="HdrHistogram, base64 compressed, microseconds")
+    hist_latency_shadow_us: str
+    hist_delta_s_e4: str = Field(description="HdrHistogram of round(ΔS × 10,000) + 1")
+    hist_delta_s_paired_e4: str = Field(description="ΔS of the requests that also have a noise floor")
+    hist_delta_s_floor_e4: str
+    hist_delta_s_gold_e4: str

@@ -1,0 +1,239 @@
+"""A deterministic OpenAI-compatible chat model for the grammar tutor (stands in for A and B).
+
+First turn: the model asks for two tools, ``lookup_conjugation`` (read-only) and
+``save_progress`` (a write, which the shadow sandbox must block). Second turn: it answers with the
+corrected sentence and cites the conjugation-table entry it used (top-level ``citations``).
+``skill`` is the share of irregular past-tense errors it catches (model A over-regularises,
+model B knows the table). Latency and error rate are configurable; errors are drawn from a
+seeded generator so a run is reproducible.
+
+``variability`` is the chance the final answer is worded differently (the corrected sentence
+never changes) and ``unstable`` the chance it says something else entirely. Both are drawn from
+``Random(f"{name}:{seed}:{sentence}")`` when the request carries an integer ``seed``, so the same
+seed gives the same answer. The user may ask with :data:`PREFIX` or any of
+:data:`PARAPHRASE_PREFIXES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shadowlane.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
+from shadowlane.demo.grammar import VERBS, citation_id, conjugate, parse_sentence
+
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_conjugation",
+            "description": "Look up the canonical form of a verb",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "verb": {"type": "string"},
+                    "tense": {"type": "string"},
+                    "person": {"type": "string"},
+                },
+                "required": ["verb", "tense", "person"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "save_progress",
+            "description": "Store the student's result (writes to the gradebook)",
+            "parameters": {
+                "type": "object",
+                "properties": {"student_id": {"type": "string"}, "verb": {"type": "string"}},
+                "required": ["student_id", "verb"],
+            },
+        },
+    },
+]
+PREFIX = "Correct this sentence: "
+PARAPHRASE_PREFIXES = ("Fix the grammar: ", "Please correct: ", "Make this sentence grammatical: ")
+_PREFIXES = (PREFIX, *PARAPHRASE_PREFIXES)
+CORRECTED = "Corrected: {}"
+CORRECTED_VARIANTS = ("Here is the corrected sentence: {}", "Fixed: {}", "The correct sentence is: {}")
+AS_WRITTEN = "Correct as written: {}"
+AS_WRITTEN_VARIANTS = ("No changes needed: {}", "This sentence is already correct: {}", "Looks right: {}")
+NO_SENTENCE = "Please send one sentence to correct."
+
+
+@dataclass
+class ModelBehaviour:
+    name: str
+    skill: float = 1.0
+    latency_ms: float = 5.0
+    error_rate: float = 0.0
+    variability: float = 0.0
+    unstable: float = 0.0
+    seed: int = 0
+    calls: int = 0
+    shadow_calls: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+
+def paraphrases(sentence: str, *, asked: str | None = None) -> list[str]:
+    """Three other user messages asking to correct ``sentence`` (other than ``asked``, which
+    defaults to the :data:`PREFIX` wording)."""
+    asked = PREFIX + sentence if asked is None else asked
+    return [m for m in (p + sentence for p in _PREFIXES) if m != asked][:3]
+
+
+def split_prefix(text: str) -> str | None:
+    """The sentence of a user message worded with any known prefix, else None."""
+    for prefix in _PREFIXES:
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return None
+
+
+def sentence_of(messages: list[dict[str, Any]]) -> str:
+    """The sentence the latest user message asks to correct ("" when there is none)."""
+    for msg in reversed(messages):
+        content = msg.get("content")
+        if msg.get("role") == "user" and isinstance(content, str):
+            sentence = split_prefix(content)
+            if sentence is not None:
+                return sentence
+    return ""
+
+
+def _student(messages: list[dict[str, Any]]) -> str:
+    for msg in messages:
+        if (
+            msg.get("role") == "system"
+            and isinstance(msg.get("content"), str)
+            and "student " in msg["content"]
+        ):
+            return str(msg["content"]).split("student ", 1)[1].split()[0].strip(".")
+    return "anonymous"
+
+
+def _tool_turn(sentence: str, verb: str, tense: str, person: str, student: str) -> dict[str, Any]:
+    call_id = hashlib.blake2b(sentence.encode(), digest_size=4).hexdigest()
+    args = {"verb": verb, "tense": tense, "person": person}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{call_id}_1",
+                "type": "function",
+                "function": {"name": "lookup_conjugation", "arguments": orjson.dumps(args).decode()},
+            },
+            {
+                "id": f"call_{call_id}_2",
+                "type": "function",
+                "function": {
+                    "name": "save_progress",
+                    "arguments": orjson.dumps({"student_id": student, "verb": verb}).decode(),
+                },
+            },
+        ],
+    }
+
+
+def _with_form(sentence: str, form: str) -> str:
+    words = sentence.rstrip(".").split()
+    return " ".join([words[0], form, *words[2:]]) + "."
+
+
+def reply(
+    behaviour: ModelBehaviour, messages: list[dict[str, Any]], *, seed: int | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The assistant message for this conversation state and the ids it cites."""
+    sentence = sentence_of(messages)
+    parsed = parse_sentence(sentence)
+    if parsed is None:
+        return {"role": "assistant", "content": NO_SENTENCE}, []
+    verb, tense, person = parsed
+    if messages[-1].get("role") != "tool":
+        return _tool_turn(sentence, verb, tense, person, _student(messages)), []
+    rng = behaviour.rng if seed is None else random.Random(f"{behaviour.name}:{seed}:{sentence}")
+    if behaviour.unstable and rng.random() < behaviour.unstable:
+        if rng.random() < 0.5:
+            return {"role": "assistant", "content": NO_SENTENCE}, []
+        other = "present" if tense == "past" else "past"  # conjugates with the wrong tense
+        wrong = _with_form(sentence, conjugate(verb, other, person))
+        return {"role": "assistant", "content": CORRECTED.format(wrong)}, [citation_id(verb)]
+    form = conjugate(verb, tense, person)
+    regularised = VERBS[verb][3]
+    knows = (
+        int(hashlib.blake2b(f"{behaviour.name}:{sentence}".encode(), digest_size=2).hexdigest(), 16) / 65535
+    )
+    if sentence.split()[1] == regularised and tense == "past" and knows >= behaviour.skill:
+        form = regularised  # the weak model accepts the over-regularised form
+    fixed = _with_form(sentence, form)
+    template, variants = (
+        (AS_WRITTEN, AS_WRITTEN_VARIANTS) if fixed == sentence else (CORRECTED, CORRECTED_VARIANTS)
+    )
+    if behaviour.variability and rng.random() < behaviour.variability:
+        template = rng.choice(variants)
+    return {"role": "assistant", "content": template.format(fixed)}, [citation_id(verb)]
+
+
+def answer(
+    behaviour: ModelBehaviour, messages: list[dict[str, Any]], *, seed: int | None = None
+) -> dict[str, Any]:
+    """The assistant message for this conversation state (see :func:`reply`)."""
+    return reply(behaviour, messages, seed=seed)[0]
+
+
+def model_app(behaviour: ModelBehaviour) -> Any:
+    """An ASGI app serving ``POST /v1/chat/completions``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
+            await send_json(send, 404, {"error": {"message": "not found"}})
+            return
+        body = orjson.loads(await read_body(receive))
+        behaviour.calls += 1
+        if any(k == b"x-shadowlane-shadow" for k, _ in scope.get("headers") or ()):
+            behaviour.shadow_calls += 1
+        if behaviour.latency_ms:
+            await asyncio.sleep(behaviour.latency_ms / 1000 * (0.5 + behaviour.rng.random()))
+        if behaviour.error_rate and behaviour.rng.random() < behaviour.error_rate:
+            await send_json(send, 503, {"error": {"message": "model overloaded"}})
+            return
+        seed = body.get("seed")
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        message, citations = reply(behaviour, body.get("messages") or [], seed=seed)
+        words = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
+        out_words = len(str(message.get("content") or "").split()) + 8 * len(message.get("tool_calls") or [])
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{behaviour.calls}",
+            "object": "chat.completion",
+            "model": behaviour.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": words,
+                "completion_tokens": out_words,
+                "total_tokens": words + out_words,
+            },
+        }
+        if citations:
+            payload["citations"] = citations
+        await send_json(send, 200, payload)
+
+    return app

@@ -1,0 +1,83 @@
+"""The demo's window digest: every summary partial merged per candidate, plus the drift alerts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shadowlane.contracts.codec import DecodeError, decode
+from shadowlane.contracts.drift_alert import DriftAlert
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.kafka.range_read import read_range
+from shadowlane.settings import Settings
+from shadowlane.windows.accumulator import merge_summaries
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def digest(s: WindowSummary) -> dict[str, Any]:
+    """The figures an operator reads first, from one (merged) summary."""
+    return {
+        "count": s.count,
+        "joined": s.joined,
+        "late": s.late,
+        "delta_s_mean": _r(s.delta_s_mean),
+        "delta_s_median": _r(s.delta_s_median),
+        "delta_s_p95": _r(s.delta_s_p95),
+        "noise_floor_median": _r(s.delta_s_floor_median),
+        "noise_floor_p95": _r(s.delta_s_floor_p95),
+        "delta_s_adjusted_median": _r(s.delta_s_adjusted_median),
+        "delta_s_adjusted_p95": _r(s.delta_s_adjusted_p95),
+        "delta_s_gold_median": _r(s.delta_s_gold_median),
+        "lambda_sampled": s.lambda_sampled,
+        "lambda_divergent": s.lambda_divergent,
+        "lambda_flip_rate": _r(s.lambda_flip_rate),
+        "coverage_mean": _r(s.coverage_mean),
+        "tool_success_rate": _r(s.tool_success_rate),
+        "tool_matched_prod": s.tool_matched_prod,
+        "solved_rate": {
+            "prod": _r(s.prod_solved / s.graded if s.graded else None),
+            "shadow": _r(s.shadow_solved / s.graded if s.graded else None),
+        },
+        "cost_per_solved_usd": {
+            "prod": _r(s.prod_cost_per_solved_usd, 9),
+            "shadow": _r(s.shadow_cost_per_solved_usd, 9),
+        },
+        "cost_uplift": _r(s.cost_uplift),
+        "shadow_error_rate": _r(s.shadow_error_rate),
+        "latency_ms": {
+            "prod": s.latency_prod.model_dump(exclude={"count"}),
+            "shadow": s.latency_shadow.model_dump(exclude={"count"}),
+        },
+        "latency_p95_uplift": _r(s.latency_p95_uplift),
+    }
+
+
+async def window_report(settings: Settings, kwargs: dict[str, Any]) -> dict[str, Any]:
+    t = settings.topics
+    summaries: list[WindowSummary] = []
+    alerts: list[DriftAlert] = []
+    now = time.time_ns() // 1_000_000
+    async for batches in read_range(kwargs, [t.summary_topic, t.alerts_topic], 0, now + 60_000):
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    if tp.topic == t.summary_topic:
+                        summaries.append(decode(record.value, WindowSummary))
+                    else:
+                        alerts.append(decode(record.value, DriftAlert))
+                except DecodeError:
+                    continue
+    per_candidate: dict[str, Any] = {}
+    for candidate in sorted({s.candidate for s in summaries}):
+        parts = [s for s in summaries if s.candidate == candidate]
+        merged = merge_summaries(parts)
+        per_candidate[candidate] = {"partials": len(parts), **digest(merged)}
+    return {
+        "candidates": per_candidate,
+        "alerts": [
+            {"candidate": a.candidate, "metric": a.metric, "value": round(a.value, 4)} for a in alerts
+        ],
+    }

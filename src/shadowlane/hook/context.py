@@ -1,0 +1,143 @@
+"""Per-request recording the prod handler can feed without knowing about Kafka.
+
+The mirroring middleware opens a :class:`MirrorContext` for each mirrored request. Handler code
+that executes tools server-side calls :func:`record_tool_call` (a no-op outside a mirrored
+request) so the shadow can later answer the same tool call from the recorded output, and
+:func:`set_pins` to say which model / prompt / index versions served the request.
+
+Handlers that know more about a request label it: :func:`set_gold` (the correct answer, for eval
+traffic), :func:`set_paraphrases` (other wordings of the last user message, for λ replays),
+:func:`set_citations` (the ids prod's answer cited), :func:`set_buckets` (breakdown labels such as
+tense or verb, which reports slice by) and :func:`set_exposure` (the rollout arm that served it).
+Labels are kept raw here; the envelope builder sanitizes them off the request path. They travel
+with the tool-call recording (:class:`Recording`), so whatever hands the recorded tool calls to
+the publisher hands them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_PARAPHRASES = 3
+MAX_BUCKETS = 8
+
+
+@dataclass(slots=True)
+class RawToolCall:
+    name: str
+    arguments: Any
+    output: Any
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RawGold:
+    """What a correct answer is, as the handler said it (not sanitized yet)."""
+
+    answer: str | None = None
+    cited_ids: tuple[str, ...] = ()
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawExposure:
+    """The router's assignment for a request served under a rollout flag
+    (see ``shadowlane.contracts.envelope``)."""
+
+    flag: str
+    arm: str
+    served_by: str
+    strategy: str
+    epoch: int
+    bucket: float | None = None
+
+
+@dataclass(slots=True)
+class RequestLabels:
+    """What the handler knows about the request beyond its bodies (not sanitized yet)."""
+
+    gold: RawGold | None = None
+    paraphrases: tuple[str, ...] = ()
+    citations: tuple[str, ...] | None = None  # None: read them from the prod response
+    buckets: dict[str, str] = field(default_factory=dict)
+    exposure: RawExposure | None = None
+
+
+@dataclass(slots=True)
+class MirrorContext:
+    tool_calls: list[RawToolCall] = field(default_factory=list)
+    pins: dict[str, str] = field(default_factory=dict)
+    labels: RequestLabels = field(default_factory=RequestLabels)
+
+
+_CURRENT: ContextVar[MirrorContext | None] = ContextVar("shadowlane_mirror", default=None)
+
+
+def open_context() -> tuple[MirrorContext, object]:
+    """Start recording for the current request; returns the context and a reset token."""
+    ctx = MirrorContext()
+    return ctx, _CURRENT.set(ctx)
+
+
+def close_context(token: object) -> None:
+    _CURRENT.reset(token)  # type: ignore[arg-type]
+
+
+def record_tool_call(name: str, arguments: Any, output: Any, *, ok: bool = True) -> None:
+    """Record one tool call prod executed (arguments as dict or JSON string, output as any JSON)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.tool_calls.append(RawToolCall(name, arguments, output, ok))
+
+
+def set_pins(pins: Mapping[str, str]) -> None:
+    """Record the version pins (model_rev, prompt_ver, index_hash, ...) that served this request."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.pins.update(pins)
+
+
+def _strings(values: Sequence[str]) -> tuple[str, ...]:
+    """Non-empty strings of ``values`` in order, duplicates removed (a bare string is one value)."""
+    items = (values,) if isinstance(values, str) else values
+    return tuple(dict.fromkeys(v for v in items if isinstance(v, str) and v.strip()))
+
+
+def set_gold(answer: str | None = None, cited_ids: Sequence[str] = (), source: str | None = None) -> None:
+    """Record what a correct answer is (eval traffic): its text, the ids it must cite, the label source."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.gold = RawGold(answer, _strings(cited_ids), source)
+
+
+def set_paraphrases(paraphrases: Sequence[str]) -> None:
+    """Record up to three other wordings of the last user message (empty strings are skipped)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.paraphrases = _strings(paraphrases)[:MAX_PARAPHRASES]
+
+
+def set_citations(ids: Sequence[str]) -> None:
+    """Record the ids prod's answer cited (otherwise the hook reads the response's ``citations``)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.citations = _strings(ids)
+
+
+def set_buckets(**labels: str) -> None:
+    """Record breakdown labels (``set_buckets(tense="past", verb="go")``); at most 8 are kept."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        for key, value in labels.items():
+            if isinstance(value, str) and value.strip() and len(ctx.labels.buckets) < MAX_BUCKETS:
+                ctx.labels.buckets[key] = value
+
+
+def set_exposure(exposure: RawExposure) -> None:
+    """Record which rollout arm served this request (from ``shadowlane.rollout.router.assign``)."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labels.exposure = exposure

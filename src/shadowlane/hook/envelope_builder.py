@@ -1,0 +1,362 @@
+"""Turns what the hook captured (raw bodies, timings, recorded tools) into a ``RequestEnvelope``.
+
+This runs in the hook's background sender, never on the request path. It parses the request and
+response bodies (JSON, or server-sent events for ``stream: true``), sanitizes everything, pairs
+tool calls with their outputs, and derives ``req_hash`` from the request id and canonical payload.
+Handler labels (gold answer, paraphrases, cited ids) are sanitized like every other text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from shadowlane.contracts.chat import ChatRequest, TokenUsage, ToolCall
+from shadowlane.contracts.envelope import (
+    Exposure,
+    GoldLabel,
+    ProdOutcome,
+    RecordedToolCall,
+    RequestEnvelope,
+    SamplingDecision,
+)
+from shadowlane.errors import InvalidMessage
+from shadowlane.hashing import canonical_json, req_hash
+from shadowlane.hook.context import MAX_PARAPHRASES, RawToolCall, RequestLabels
+from shadowlane.sanitize import Sanitizer
+
+_REQUEST_KEYS = ("model", "messages", "tools")
+MAX_CITED_IDS = 64
+
+
+@dataclass(slots=True)
+class RawMirror:
+    """Everything the hook captured for one sampled request, untouched."""
+
+    req_id: str
+    endpoint: str
+    request: bytes | Mapping[str, Any]
+    response: bytes | Mapping[str, Any] | None
+    status: int
+    latency_ms: float
+    ts_ms: int
+    bucket: float
+    tenant: str = "default"
+    trace_id: str | None = None
+    tool_calls: Sequence[RawToolCall] = ()
+    pins: Mapping[str, str] = field(default_factory=dict)
+    labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler
+
+
+def _cited_ids(value: Any) -> list[str]:
+    """Ids from a ``citations`` list: strings, or objects with an ``id``; anything else is skipped."""
+    if not isinstance(value, list):
+        return []
+    out: list[str] = []
+    for item in value:
+        ident = item.get("id") if isinstance(item, Mapping) else item
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            ident = str(ident)
+        if isinstance(ident, str) and ident:
+            out.append(ident)
+    return out
+
+
+def _as_obj(data: bytes | Mapping[str, Any] | None) -> Any:
+    if data is None or isinstance(data, Mapping):
+        return data
+    if not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _from_sse(data)
+
+
+def _from_sse(data: bytes) -> dict[str, Any] | None:
+    """Reassemble a streamed chat completion (``data: {...}`` chunks) into one message."""
+    content: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    usage: Any = None
+    model: Any = None
+    citations: Any = None
+    seen = False
+    for line in data.splitlines():
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        seen = True
+        model = chunk.get("model", model)
+        usage = chunk.get("usage") or usage
+        citations = chunk.get("citations") or citations
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                content.append(delta["content"])
+            for tc in delta.get("tool_calls") or ():
+                slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                slot["id"] = tc.get("id") or slot["id"]
+                fn = tc.get("function") or {}
+                slot["name"] += fn.get("name") or ""
+                slot["arguments"] += fn.get("arguments") or ""
+    if not seen:
+        return None
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for _, c in sorted(calls.items())
+        ]
+    out: dict[str, Any] = {"model": model, "usage": usage, "choices": [{"message": message}]}
+    if citations is not None:
+        out["citations"] = citations
+    return out
+
+
+def _args_dict(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    if isinstance(arguments, str | bytes):
+        try:
+            parsed = orjson.loads(arguments or b"{}")
+        except orjson.JSONDecodeError:
+            return {"_raw": arguments if isinstance(arguments, str) else arguments.decode(errors="replace")}
+        return parsed if isinstance(parsed, dict) else {"_value": parsed}
+    return {"_value": arguments}
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return orjson.dumps(output, default=str).decode()
+
+
+def tool_io_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pairs assistant ``tool_calls`` with the ``tool`` messages that answered them."""
+    pending: dict[str, tuple[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        for tc in msg.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            pending[str(tc.get("id"))] = (str(fn.get("name", "")), fn.get("arguments", "{}"))
+        if msg.get("role") == "tool" and msg.get("tool_call_id") in pending:
+            name, args = pending.pop(msg["tool_call_id"])
+            out.append({"name": name, "arguments": args, "output": msg.get("content") or ""})
+    return out
+
+
+def _check_items(messages: Any) -> None:
+    """Raise ``InvalidMessage`` unless messages and their tool calls are JSON objects."""
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        raise InvalidMessage("invalid_request", "messages must be a list of objects")
+    for msg in messages:
+        calls = msg.get("tool_calls")
+        if calls is not None and (
+            not isinstance(calls, list)
+            or not all(isinstance(c, Mapping) and isinstance(c.get("function", {}), Mapping) for c in calls)
+        ):
+            raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
+
+
+class EnvelopeBuilder:
+    """Builds sanitized envelopes; one instance per hook, shared config, no I/O."""
+
+    def __init__(
+        self, sanitizer: Sanitizer, *, ratio: float, salt_id: str, pins: Mapping[str, str] | None = None
+    ) -> None:
+        self._sanitizer = sanitizer
+        self._ratio = ratio
+        self._salt_id = salt_id
+        self._pins = dict(pins or {})
+
+    def _clean_calls(self, calls: Any) -> tuple[list[Any], int]:
+        """Sanitize tool calls whose ``function.arguments`` is a JSON string: parse, clean, re-encode,
+        so secret keys inside the arguments are dropped, not just masked as text."""
+        touched = 0
+        out = []
+        for call in calls or ():
+            fn = dict(call.get("function") or {})
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                parsed = _args_dict(args)
+                if "_raw" not in parsed:
+                    cleaned, n = self._sanitizer.clean(parsed)
+                    fn["arguments"] = orjson.dumps(cleaned).decode()
+                    touched += n
+            out.append({**call, "function": fn})
+        return out, touched
+
+    def build(self, raw: RawMirror) -> RequestEnvelope:
+        body = _as_obj(raw.request)
+        if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
+            raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
+        _check_items(body["messages"])
+        clean_body, touched = self._sanitizer.clean(dict(body))
+        for msg in clean_body["messages"]:
+            if msg.get("tool_calls"):
+                msg["tool_calls"], n = self._clean_calls(msg["tool_calls"])
+                touched += n
+            if msg.get("role") == "tool" and isinstance(msg.get("content"), str):
+                msg["content"], n = self._sanitizer.clean_text(msg["content"])
+                touched += n
+        request = {k: clean_body[k] for k in _REQUEST_KEYS if k in clean_body}
+        request["params"] = {k: v for k, v in clean_body.items() if k not in _REQUEST_KEYS}
+
+        tools_raw: list[dict[str, Any]] = tool_io_from_messages(clean_body["messages"])
+        for call in raw.tool_calls:
+            tools_raw.append(
+                {"name": call.name, "arguments": call.arguments, "output": call.output, "ok": call.ok}
+            )
+        tool_io = []
+        for item in tools_raw:
+            args, n_args = self._sanitizer.clean(_args_dict(item["arguments"]))
+            raw_output = item["output"]
+            if isinstance(raw_output, str):
+                output, n_out = self._sanitizer.clean_text(raw_output)
+            else:
+                cleaned_output, n_out = self._sanitizer.clean(raw_output)
+                output = _output_text(cleaned_output)
+            touched += n_args + n_out
+            tool_io.append(
+                RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))
+            )
+
+        labels = raw.labels or RequestLabels()
+        prod, n = self._prod_outcome(raw, labels.citations)
+        touched += n
+        gold, n = self._gold(labels)
+        touched += n
+        paraphrases, n = self._texts(labels.paraphrases, MAX_PARAPHRASES)
+        touched += n
+        buckets, n = self._buckets(labels.buckets)
+        touched += n
+        try:
+            chat = ChatRequest.model_validate(request)
+            return RequestEnvelope(
+                req_id=raw.req_id,
+                req_hash=req_hash(raw.req_id, canonical_json(request)),
+                ts_ms=raw.ts_ms,
+                endpoint=raw.endpoint,
+                tenant=raw.tenant,
+                request=chat,
+                prod=prod,
+                tool_io=tuple(tool_io),
+                pins={**self._pins, **raw.pins},
+                trace_id=raw.trace_id,
+                sampling=SamplingDecision(ratio=self._ratio, bucket=raw.bucket, salt_id=self._salt_id),
+                sanitized_fields=touched,
+                gold=gold,
+                paraphrases=tuple(paraphrases),
+                buckets=buckets,
+                exposure=Exposure(**asdict(labels.exposure)) if labels.exposure else None,
+            )
+        except ValidationError as exc:
+            raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
+
+    def _text(self, value: str | None) -> tuple[str | None, int]:
+        """``value`` masked, and how many values the masking touched; None when missing or blank."""
+        if not isinstance(value, str) or not value.strip():
+            return None, 0
+        return self._sanitizer.mask_text(value)
+
+    def _texts(self, values: Sequence[str], limit: int = MAX_CITED_IDS) -> tuple[list[str], int]:
+        """Up to ``limit`` non-blank strings of ``values``, masked (see :meth:`_text`)."""
+        out: list[str] = []
+        touched = 0
+        for value in values:
+            if len(out) >= limit:
+                break
+            text, n = self._text(value)
+            if text is not None:
+                out.append(text)
+                touched += n
+        return out, touched
+
+    def _buckets(self, labels: dict[str, str]) -> tuple[dict[str, str], int]:
+        """Breakdown labels, values masked like any text (a label may quote the user)."""
+        out: dict[str, str] = {}
+        touched = 0
+        for key, value in labels.items():
+            text, n = self._text(value)
+            if text is not None:
+                out[key] = text
+                touched += n
+        return out, touched
+
+    def _gold(self, labels: RequestLabels) -> tuple[GoldLabel | None, int]:
+        gold = labels.gold
+        if gold is None:
+            return None, 0
+        answer, n_answer = self._text(gold.answer)
+        source, n_source = self._text(gold.source)
+        cited, n_cited = self._texts(gold.cited_ids)
+        return GoldLabel(answer=answer, cited_ids=tuple(cited), source=source), n_answer + n_source + n_cited
+
+    def _prod_outcome(
+        self, raw: RawMirror, citations: Sequence[str] | None = None
+    ) -> tuple[ProdOutcome, int]:
+        """What prod answered, sanitized like the request (answer, tool calls, error text, cited
+        ids: ``citations`` when the handler set them, else the response's top-level ``citations``)."""
+        resp = _as_obj(raw.response)
+        answer: str | None = None
+        calls: tuple[ToolCall, ...] = ()
+        usage: TokenUsage | None = None
+        model: str | None = None
+        error: str | None = None
+        touched = 0
+        if isinstance(resp, Mapping):
+            choices = resp.get("choices") or []
+            if not isinstance(choices, list) or not all(isinstance(c, Mapping) for c in choices):
+                raise InvalidMessage("invalid_response", "choices must be a list of objects")
+            message = (choices[0].get("message") or {}) if choices else {}
+            if not isinstance(message, Mapping):
+                raise InvalidMessage("invalid_response", "choices[0].message must be an object")
+            content = message.get("content")
+            if isinstance(content, str):
+                answer, touched = self._sanitizer.mask_text(content)
+            raw_calls = message.get("tool_calls") or []
+            if isinstance(raw_calls, list) and all(isinstance(c, Mapping) for c in raw_calls):
+                cleaned, n = self._clean_calls(raw_calls)
+                cleaned, m = self._sanitizer.clean(cleaned)
+                touched += n + m
+                try:
+                    calls = tuple(ToolCall.model_validate(tc) for tc in cleaned)
+                except ValidationError:
+                    calls = ()
+            try:
+                usage = TokenUsage.model_validate(resp["usage"]) if resp.get("usage") else None
+            except ValidationError:
+                usage = None
+            model = resp.get("model") if isinstance(resp.get("model"), str) else None
+            err = resp.get("error")
+            if err:
+                text = str(err.get("message") if isinstance(err, Mapping) else err)[:500]
+                error, n = self._sanitizer.mask_text(text)
+                touched += n
+        elif raw.status >= 400:
+            error = f"HTTP {raw.status}"
+        if citations is None:
+            citations = _cited_ids(resp.get("citations")) if isinstance(resp, Mapping) else []
+        cited, n = self._texts(list(dict.fromkeys(citations)))
+        touched += n
+        outcome = ProdOutcome(
+            answer=answer,
+            status=raw.status,
+            latency_ms=max(raw.latency_ms, 0.0),
+            model=model,
+            tool_calls=calls,
+            usage=usage,
+            error=error,
+            cited_ids=tuple(cited),
+        )
+        return outcome, touched

@@ -1,0 +1,67 @@
+"""Creates Shadowlane's topics (idempotently) with the configured partitions and retention.
+
+requests and shadow-results are created with the same partition count so the comparator's
+join is co-partitioned; an existing pair with different counts is reported as an error. The
+control topic is compacted (``cleanup.policy=compact``, no time retention): it holds the signed
+config in force per ``kind:name`` for as long as the deployment lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shadowlane.errors import ShadowlaneError
+from shadowlane.settings import TopicSettings
+
+log = logging.getLogger(__name__)
+
+
+def topic_names(topics: TopicSettings) -> list[str]:
+    return topics.all_topics()
+
+
+async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) -> None:
+    """Create missing topics; verify requests and shadow-results are co-partitioned."""
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        config = {"retention.ms": str(topics.retention_ms)}
+        compacted = {"cleanup.policy": "compact"}  # the control topic keeps the latest record per key
+        new = [
+            NewTopic(
+                name,
+                topics.partitions,
+                topics.replication_factor,
+                topic_configs=compacted if name == topics.control_topic else config,
+            )
+            for name in topic_names(topics)
+            if name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+        described = await admin.describe_topics([topics.requests_topic, topics.shadow_results_topic])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if len(set(counts.values())) > 1:
+            raise ShadowlaneError(f"requests and shadow-results must be co-partitioned, got {counts}")
+    finally:
+        await admin.close()
+
+
+async def partition_ids(client_kwargs: dict[str, Any], topics: list[str]) -> dict[str, list[int]]:
+    """Partition ids of each existing topic (missing topics are left out)."""
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+        return {d["topic"]: sorted(p["partition"] for p in d["partitions"]) for d in described}
+    finally:
+        await admin.close()

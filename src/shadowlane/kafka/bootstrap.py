@@ -1,0 +1,60 @@
+"""Which cluster to talk to, and the connection kwargs every aiokafka client gets.
+
+An explicit address (``KAFKA_BOOTSTRAP_SERVERS`` / ``SHADOWLANE_BOOTSTRAP_SERVERS`` or
+``SHADOWLANE_KAFKA__BOOTSTRAP_SERVERS``) always wins; otherwise the local single-node broker under
+the state folder is used, started on demand (see :mod:`shadowlane.kafka.local`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shadowlane.errors import BrokerSetupError
+from shadowlane.kafka.local import LocalKafka
+from shadowlane.settings import Settings
+
+
+def resolve_bootstrap(settings: Settings, *, start_local: bool = True) -> str:
+    """The bootstrap servers to use: the configured ones, else the (idempotently started) local broker.
+
+    With ``start_local=False`` the local broker is only reused; :class:`BrokerSetupError` when it is
+    not running.
+    """
+    explicit = settings.bootstrap_servers or settings.kafka.bootstrap_servers
+    if explicit:
+        return explicit
+    local = LocalKafka.from_settings(settings)
+    if start_local:
+        return local.start()
+    status = local.status()
+    if status["running"] and status["bootstrap"]:
+        return str(status["bootstrap"])
+    raise BrokerSetupError(
+        "no Kafka bootstrap servers configured (KAFKA_BOOTSTRAP_SERVERS) and the local broker is not "
+        "running: start it with `shadowlane kafka start`"
+    )
+
+
+def client_kwargs(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """Keyword arguments shared by AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient.
+
+    This is the only place the SASL password leaves its ``SecretStr``.
+    """
+    kafka = settings.kafka
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    if kafka.sasl_mechanism:
+        kwargs["sasl_mechanism"] = kafka.sasl_mechanism
+        if kafka.sasl_username is not None:
+            kwargs["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            kwargs["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    if "SSL" in kafka.security_protocol.upper():
+        from aiokafka.helpers import create_ssl_context
+
+        kwargs["ssl_context"] = create_ssl_context()  # system CAs; aiokafka requires a context for SSL
+    return kwargs

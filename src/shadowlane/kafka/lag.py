@@ -1,0 +1,79 @@
+"""Consumer lag per partition, computed at scrape time: ``highwater - (last consumed + 1)``.
+
+The poll loop calls :meth:`LagTracker.seen` with the last offset it consumed from a partition
+(a dict store, nothing else); a scrape asks the consumer for each partition's highwater mark
+(synchronous in aiokafka: the last one a fetch response reported) and skips partitions whose
+highwater is not known yet. Revoked partitions are forgotten. The same tracker serves the
+shadow workers and the comparator: :meth:`LagTracker.labelled_gauges` feeds a
+:class:`~shadowlane.metrics.StatsCollector`, and :meth:`LagTracker.collector` builds one exposing
+``shadowlane_consumer_lag{group, topic, partition}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+
+from shadowlane.metrics import Labelled, StatsCollector
+
+log = logging.getLogger(__name__)
+
+LAG_METRIC = "consumer_lag"
+LAG_LABELS = ("topic", "partition")
+
+
+class HighwaterSource(Protocol):
+    """What the tracker needs of a consumer (``AIOKafkaConsumer`` has it)."""
+
+    def highwater(self, partition: Any) -> int | None: ...
+
+
+class LagTracker:
+    """Last consumed offset per partition; lag against the consumer's highwater marks on demand."""
+
+    def __init__(self, consumer: HighwaterSource | None = None) -> None:
+        self._consumer = consumer
+        self._last: dict[TopicPartition, int] = {}
+
+    def attach(self, consumer: HighwaterSource | None) -> None:
+        """Use ``consumer``'s highwater marks from now on (the worker creates it in ``run``)."""
+        self._consumer = consumer
+
+    def seen(self, tp: TopicPartition, offset: int) -> None:
+        """Record that ``offset`` of ``tp`` was consumed (call with the last offset of a batch)."""
+        self._last[tp] = offset
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop revoked partitions: another member reports their lag now."""
+        for tp in partitions:
+            self._last.pop(tp, None)
+
+    def lags(self) -> dict[TopicPartition, int]:
+        """Lag of every partition whose highwater is known (never negative)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        out: dict[TopicPartition, int] = {}
+        for tp, last in self._last.copy().items():  # copy: scrapes run on another thread
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # not assigned any more (aiokafka asserts), consumer stopping
+                continue
+            if high is None:
+                continue
+            out[tp] = max(0, int(high) - (last + 1))
+        return out
+
+    def labelled_gauges(self) -> dict[str, Labelled]:
+        """``{"consumer_lag": (("topic", "partition"), {(topic, partition): lag})}`` for StatsCollector."""
+        samples: dict[tuple[str, ...], float] = {
+            (tp.topic, str(tp.partition)): float(lag) for tp, lag in self.lags().items()
+        }
+        return {LAG_METRIC: (LAG_LABELS, samples)}
+
+    def collector(self, group: str, *, prefix: str = "shadowlane") -> StatsCollector:
+        """A collector exposing ``<prefix>_consumer_lag{group, topic, partition}``."""
+        return StatsCollector(prefix, dict, labelled_gauges=self.labelled_gauges, labels={"group": group})

@@ -1,0 +1,354 @@
+"""The shadow worker: one consumer group per candidate, replaying envelopes at a hard rate cap.
+
+Flow per record: decode (bad bytes / wrong version → DLQ) → wait for a token of this member's
+share of the group cap → replay against the candidate (read-only tools) → produce the
+``ShadowResult`` and wait for the ack → mark the offset done. Offsets are committed only for
+the contiguous done prefix of each partition: periodically, on partition revoke (after the
+revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
+every slot is taken the worker pauses its partitions instead of buffering more records.
+Only the candidate call holds a concurrency slot: waiting for the result's ack does not, so a
+member's throughput is ``concurrency / candidate latency`` (up to its share of the cap).
+
+A λ-sampled request (see :mod:`shadowlane.shadow.stability`) is replayed a few more times after
+the main replay, concurrently; each extra replay takes its own token and call slot, so the rate
+cap counts every replay. The worker exposes its metrics through :meth:`ShadowWorker.counters`,
+:meth:`ShadowWorker.gauges`, :meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
+
+Kill switch: ``halt`` (e.g. ``lambda: watcher.killed(flag)``, see
+:mod:`shadowlane.rollout.control_plane`) is checked on every loop turn (a turn waits ≤ 0.2 s). While it
+says True the worker pauses every assigned partition (gauge ``paused_by_kill``) and records already
+fetched wait before their candidate call; replays already calling the candidate finish. When it
+says False again the partitions resume where they stopped: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shadowlane.contracts.codec import DecodeError, decode, encode
+from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks
+from shadowlane.kafka.lag import LagTracker
+from shadowlane.kafka.offsets import OffsetTracker
+from shadowlane.metrics import Labelled
+from shadowlane.settings import Settings
+from shadowlane.shadow.candidates import Candidate
+from shadowlane.shadow.replay import Replayer
+from shadowlane.shadow.stability import stability_samples
+from shadowlane.shadow.throttle import TokenBucket, partition_share
+
+log = logging.getLogger(__name__)
+
+HOLD_POLL_S = 0.1
+
+
+@dataclass(slots=True)
+class ShadowStats:
+    consumed: int = 0
+    replayed: int = 0
+    errors: int = 0
+    dead_lettered: int = 0
+    tools_stubbed: int = 0
+    tools_blocked: int = 0
+    paused: int = 0
+    commits: int = 0
+    produce_failed: int = 0
+    lambda_replays: int = 0
+    kill_pauses: int = 0
+    kill_held: int = 0
+    candidate_served: int = 0  # A/B or canary requests a candidate served itself: not replayed
+    # error results (main and λ replays) by error_class; not part of ``as_dict``
+    error_classes: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        """The plain counters (what the ``stopped`` line prints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "error_classes"}
+
+    def count_error(self, result: ShadowResult) -> None:
+        if result.status == "error":
+            key = result.error_class or "unknown"
+            self.error_classes[key] = self.error_classes.get(key, 0) + 1
+
+
+class ShadowWorker(CommittingWorker):
+    """Consumes the requests topic as group ``<group_prefix><candidate>``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        candidate: Candidate,
+        client_kwargs: dict[str, Any],
+        *,
+        halt: Callable[[], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.halt = halt
+        self.paused_by_kill = False
+        self.s = settings.shadow
+        self.candidate = candidate
+        self.replayer = Replayer(
+            candidate, self.s, baseline=candidate.name == settings.compare.baseline_candidate
+        )
+        self.group_id = f"{self.s.group_prefix}{candidate.name}"
+        self.worker_id = self.group_id
+        self.dlq_topic = settings.topics.dlq_topic
+        self._kwargs = client_kwargs
+        self.stats: ShadowStats = ShadowStats()
+        self.bucket = TokenBucket(0.0)
+        self.tracker = OffsetTracker()
+        self.lag = LagTracker()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._slot_free = asyncio.Event()
+        # candidate calls in flight are capped at ``concurrency``; records held in this process
+        # (waiting for a token or a call slot, or for their result's ack) at twice that, beyond
+        # which the partitions are paused: a bounded buffer, never an unbounded one
+        self._calls = asyncio.Semaphore(self.s.concurrency)
+        self._max_buffered = 2 * self.s.concurrency
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self.assigned = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def tasks_in_flight(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ metrics (scrape thread)
+    def counters(self) -> dict[str, float]:
+        """Plain counters plus the rate cap's: ``throttled`` and ``throttle_wait_seconds``."""
+        return {
+            **self.stats.as_dict(),
+            "throttled": self.bucket.throttled,
+            "throttle_wait_seconds": self.bucket.throttle_wait_s,
+        }
+
+    def gauges(self) -> dict[str, float]:
+        return {
+            "in_flight": len(self._tasks),
+            "rate_limit": self.bucket.rate,
+            "paused_by_kill": float(self.paused_by_kill),
+        }
+
+    def labelled_counters(self) -> dict[str, Labelled]:
+        """``candidate_errors{error_class}``: error results of main and λ replays."""
+        errors: dict[tuple[str, ...], float] = {
+            (cls,): float(n) for cls, n in self.stats.error_classes.copy().items()
+        }
+        return {"candidate_errors": (("error_class",), errors)}
+
+    async def run(self) -> None:
+        topics = self.settings.topics
+        self._producer = AIOKafkaProducer(**self._kwargs, acks="all", enable_idempotence=True, linger_ms=2)
+        self._consumer = AIOKafkaConsumer(
+            **self._kwargs,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_buffered,
+        )
+        self.lag.attach(self._consumer)
+        await self._producer.start()
+        try:
+            self._consumer.subscribe(
+                [topics.requests_topic], listener=RebalanceHooks(self.on_revoked, self.on_assigned)
+            )
+            await self._consumer.start()
+            try:
+                await self._loop()
+            finally:
+                await self._drain(list(self._tasks))
+                await self._commit()
+                await self._consumer.stop()
+                self.lag.attach(None)
+        finally:
+            await self._producer.stop()
+            await self.candidate.aclose()
+
+    async def _loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        last_commit = time.monotonic()
+        paused = False
+        while not self._stop.is_set():
+            if time.monotonic() - last_commit >= 1.0:  # also while killed: finished replays commit
+                await self._commit()
+                last_commit = time.monotonic()
+            if self._halted():
+                await self._hold(consumer)
+                paused = True  # resumed by the branch below once the switch is released
+                continue
+            if self.paused_by_kill:
+                self.paused_by_kill = False
+                log.warning("%s: kill switch released, resuming", self.group_id)
+            free = self._max_buffered - len(self._tasks)
+            if free <= 0:
+                if not paused:
+                    consumer.pause(*consumer.assignment())
+                    paused = True
+                    self.stats.paused += 1
+                self._slot_free.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_free.wait(), 0.2)
+                # keep polling while paused so the group does not see us as stuck; a partition
+                # assigned meanwhile is not paused, so whatever comes back is still handled
+                await self._poll(consumer, 1, 0)
+            else:
+                if paused:
+                    consumer.resume(*consumer.assignment())
+                    paused = False
+                await self._poll(consumer, free, 200)
+
+    def _halted(self) -> bool:
+        return self.halt is not None and self.halt()
+
+    async def _hold(self, consumer: AIOKafkaConsumer) -> None:
+        """Kill switch engaged: keep every assigned partition paused, and keep polling (nothing
+        comes back) so the group does not evict this member."""
+        if not self.paused_by_kill:
+            self.paused_by_kill = True
+            self.stats.kill_pauses += 1
+            log.warning("%s: kill switch engaged, replay paused", self.group_id)
+        consumer.pause(*consumer.assignment())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
+        consumer.pause(*consumer.assignment())
+        await self._poll(consumer, 1, 0)
+
+    async def _held(self) -> bool:
+        """Wait while the kill switch is engaged; False when the worker stops meanwhile."""
+        self.stats.kill_held += 1
+        while self._halted():
+            if self._stop.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
+        return True
+
+    async def _poll(self, consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int) -> None:
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        for tp, records in batches.items():
+            if records:
+                self.lag.seen(tp, records[-1].offset)
+            for record in records:
+                self.stats.consumed += 1
+                self.tracker.add(tp, record.offset)
+                task = asyncio.create_task(self._handle(tp, record))
+                self._tasks[task] = tp
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shadow handler crashed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ per record
+    async def _handle(self, tp: TopicPartition, record: Any) -> None:
+        producer = self._producer
+        assert producer is not None
+        topics = self.settings.topics
+        try:
+            envelope = decode(record.value, RequestEnvelope)
+        except DecodeError as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            self.tracker.done(tp, record.offset)
+            return
+        if envelope.exposure is not None and envelope.exposure.arm == "candidate":
+            # an exposure record (the report's A/B data); replaying it would compare the candidate
+            # with itself, so no shadow replays it and the comparator does not wait for one
+            self.stats.candidate_served += 1
+            self.tracker.done(tp, record.offset)
+            return
+        if self._halted() and not await self._held():
+            return  # stopping while killed: the offset stays uncommitted, the record is replayed later
+        try:
+            result = await self._replay(envelope)
+        except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
+            log.exception("replay of %s[%d]@%d failed", record.topic, record.partition, record.offset)
+            await self._dead_letter(record, "replay_failed", f"{type(exc).__name__}: {exc}")
+            self.tracker.done(tp, record.offset)
+            return
+        self.stats.replayed += 1
+        if result.status == "error":
+            self.stats.errors += 1
+        self.stats.count_error(result)
+        stability = await stability_samples(envelope, self.s, self._lambda_replay)
+        if stability:
+            result = result.model_copy(update={"stability": stability})
+        for call in result.tool_calls:
+            if call.disposition == "blocked":
+                self.stats.tools_blocked += 1
+            elif call.disposition.startswith("stubbed"):
+                self.stats.tools_stubbed += 1
+        while True:
+            try:
+                await producer.send_and_wait(
+                    topics.shadow_results_topic, encode(result), key=record.key, partition=record.partition
+                )
+                break
+            except Exception as exc:  # retriable: keep the offset uncommitted and retry
+                self.stats.produce_failed += 1
+                log.warning(
+                    "producing shadow result for %s[%d]@%d failed: %s; retrying",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                await asyncio.sleep(1.0)
+        self.tracker.done(tp, record.offset)
+
+    async def _replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        """One replay under the rate cap and a call slot."""
+        await self.bucket.acquire()
+        async with self._calls:
+            return await self.replayer.replay(envelope)
+
+    async def _lambda_replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        try:
+            result = await self._replay(envelope)
+        finally:
+            self.stats.lambda_replays += 1
+        self.stats.count_error(result)
+        return result
+
+    async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Finish (bounded) what is in flight for the revoked partitions, commit, forget them."""
+        gone = set(revoked)
+        await self._drain([t for t, tp in self._tasks.items() if tp in gone])
+        await self._commit(gone)
+        self.tracker.forget(gone)
+        self.lag.forget(gone)
+
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        topic = self.settings.topics.requests_topic
+        owned = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+        total = len(consumer.partitions_for_topic(topic) or ()) or self.settings.topics.partitions
+        self.bucket.set_rate(partition_share(self.s.rate_cap, owned, total))
+        if self._halted():
+            consumer.pause(*assigned)
+        log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
+        self.assigned.set()

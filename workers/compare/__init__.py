@@ -1,4 +1,0 @@
-"""The comparator: joins prod and shadow responses and scores how far the candidate drifted.
-
-Semantic drift ΔS is ``1 − cosine`` of sentence embeddings (see :mod:`workers.compare.embedder`).
-"""
