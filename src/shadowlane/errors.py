@@ -28,3 +28,7 @@ class InvalidMessage(ShadowlaneError):
 
 class BrokerSetupError(ShadowlaneError):
     """The local Kafka broker could not be installed, formatted or started."""
+
+
+class ConfigError(ShadowlaneError):
+    """A setting that cannot work here (say, a path forced that is not installed): fatal at start."""

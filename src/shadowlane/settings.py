@@ -160,6 +160,10 @@ class CompareSettings(_Frozen):
     candidates: tuple[str, ...] = ("candidate",)
     window_s: float = Field(default=120.0, gt=0.0)
     embedder: str = "minilm"
+    native_path: Literal["auto", "native", "python"] = Field(
+        default="auto",
+        description="the hot path: auto (native when shadowlane_native is installed), native, python",
+    )
     embed_url: str | None = None
     embed_model: str = "text-embedding-3-small"
     embed_batch: int = Field(default=16, ge=1)

@@ -16,7 +16,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.kafka.bootstrap import client_kwargs, configured_bootstrap
+from shadowlane.kafka.local import LocalKafka
 from shadowlane.settings import Settings, TopicSettings, load_settings
 
 
@@ -93,7 +94,9 @@ def bench_settings(tag: str, partitions: int = 6) -> Settings:
 
 
 def kafka_kwargs(settings: Settings) -> dict[str, Any]:
-    return client_kwargs(settings, resolve_bootstrap(settings))
+    """The configured cluster's client kwargs, else the local broker's (started when it is not running)."""
+    bootstrap = configured_bootstrap(settings) or LocalKafka.from_settings(settings).start()
+    return client_kwargs(settings, bootstrap)
 
 
 async def create_topic(kwargs: dict[str, Any], name: str, partitions: int) -> None:

@@ -1,4 +1,8 @@
-"""The comparator on the real broker: joins, timeouts, orphans, and a crash mid-stream."""
+"""The comparator on the real broker: joins, timeouts, orphans, and a crash mid-stream.
+
+Every test runs twice, as a whole worker on each hot path: ``native`` (the ``shadowlane_native``
+extension, which ``make`` builds; its absence fails these runs) and ``python``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,22 @@ from tests.support.kafka_io import produce, read_topic
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=["native", "python"])
+def it_settings(it_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The suite's settings with the comparator forced onto one hot path."""
+    compare = it_settings.compare.model_copy(update={"native_path": request.param})
+    return it_settings.model_copy(update={"compare": compare})
+
+
+def _started(comparator: Comparator, settings: Settings) -> Comparator:
+    """The comparator, checked to run the path its settings force."""
+    assert comparator.builder.native == (settings.compare.native_path == "native")
+    assert type(comparator.join).__name__ == (
+        "NativeJoinBuffer" if comparator.builder.native else "JoinBuffer"
+    )
+    return comparator
+
+
 async def test_joins_and_emits_timed_out_pairs(it_settings: Settings, kafka_kwargs: dict[str, Any]) -> None:
     settings = it_settings.model_copy(
         update={"compare": it_settings.compare.model_copy(update={"window_s": 2.0})}
@@ -34,7 +54,7 @@ async def test_joins_and_emits_timed_out_pairs(it_settings: Settings, kafka_kwar
     await produce(
         kafka_kwargs, t.shadow_results_topic, [(r.req_hash.encode(), encode(r)) for r in [*results, orphan]]
     )
-    comparator = Comparator(settings, None, kafka_kwargs)
+    comparator = _started(Comparator(settings, None, kafka_kwargs), settings)
     task = asyncio.create_task(comparator.run())
     try:
         records = await read_topic(kafka_kwargs, t.compare_topic, want=11, timeout_s=60, settle_s=1.0)
@@ -78,6 +98,8 @@ async def test_killed_comparator_restarts_without_losing_a_request(
     envs = [envelope(i, tag="crash") for i in range(n)]
     args = ("compare", "--embedder", "none")
     first = await WorkerProcess.start(settings, *args)
+    starting = await first.wait_event("starting", timeout_s=60)
+    assert starting["hot_path"] == settings.compare.native_path
     await first.wait_event("assigned", timeout_s=90)
     # requests first, their results later and in chunks, so pairs are waiting when the kill lands
     await produce(kafka_kwargs, t.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
@@ -110,7 +132,7 @@ async def test_three_comparator_members_still_join_every_pair(
         update={"compare": it_settings.compare.model_copy(update={"window_s": 120.0})}
     )
     t = settings.topics
-    members = [Comparator(settings, None, kafka_kwargs) for _ in range(3)]
+    members = [_started(Comparator(settings, None, kafka_kwargs), settings) for _ in range(3)]
     tasks = [asyncio.create_task(m.run()) for m in members]
     try:
         for member in members:

@@ -26,7 +26,7 @@ VERBS = ("go", "be", "have")
 
 def _args(out: Path, start: int, end: int, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    report_cmd.add_parser(parser.add_subparsers(dest="command"))
+    report_cmd.add_parsers(parser.add_subparsers(dest="command"))
     return parser.parse_args(["report", "--from", str(start), "--to", str(end), "--out", str(out), *extra])
 
 

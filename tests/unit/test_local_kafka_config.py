@@ -201,13 +201,17 @@ def test_resolve_bootstrap_prefers_configured_servers(tmp_path: Path) -> None:
     assert resolve_bootstrap(load_settings(KAFKA_BOOTSTRAP_SERVERS="a:1", state_dir=tmp_path)) == "a:1"
     nested = Settings(kafka=KafkaSettings(bootstrap_servers="b:2"), state_dir=tmp_path)
     assert resolve_bootstrap(nested) == "b:2"
-    with pytest.raises(BrokerSetupError, match="not running"):
-        resolve_bootstrap(Settings(state_dir=tmp_path), start_local=False)
+    with pytest.raises(BrokerSetupError, match="KAFKA_BOOTSTRAP_SERVERS") as err:
+        resolve_bootstrap(Settings(state_dir=tmp_path))
+    assert "shadowlane kafka start" in str(err.value)
+    # library code never starts a broker: nothing was installed, formatted or launched
+    assert not (tmp_path / "kafka" / "broker.json").exists()
+    assert not (tmp_path / "kafka" / "data").exists()
 
 
 def test_cli_wiring_and_status_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="shadowlane")
-    kafka_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
+    kafka_cmd.add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["kafka", "status"])
     assert args.handler is kafka_cmd.run
     assert args.handler(args, load_settings(state_dir=tmp_path)) == 0

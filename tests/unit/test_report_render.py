@@ -162,7 +162,7 @@ def test_manifest_fields(full: Report, tmp_path: Path) -> None:
 
 def _args(tmp_path: Path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    report_cmd.add_parser(parser.add_subparsers(dest="command"))
+    report_cmd.add_parsers(parser.add_subparsers(dest="command"))
     return parser.parse_args(["report", "--from", "0", "--to", "10000", "--out", str(tmp_path), *extra])
 
 

@@ -284,7 +284,7 @@ def _run(
 ) -> int:
     """Run ``core`` against the configured cluster (or the running local broker, never started here)."""
     try:
-        bootstrap = resolve_bootstrap(settings, start_local=False)
+        bootstrap = resolve_bootstrap(settings)
     except BrokerSetupError as exc:
         print(f"shadowlane: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from shadowlane.demo.run import DemoOptions, run_demo
 from shadowlane.settings import Settings
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded default and summarise")
     demo.add_argument("--requests", type=int, default=200, help="the lab's shadow phase")
     demo.add_argument("--ab-requests", type=int, default=200, help="then its A/B phase (0: skip it)")

@@ -58,7 +58,7 @@ class GateInputError(Exception):
     """A run that cannot be judged for a reason the operator fixes (exit 2)."""
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     cmd = sub.add_parser("gate", help="judge a flag's candidate on its window summaries (exit 0/1/2)")
     cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
     cmd.add_argument("--flag", required=True, help="flag name in the manifest")
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         start = _time(args.start) if args.start else end - window
         if end <= start:
             raise GateInputError("the range is empty: --to must be after --from")
-        kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         records = asyncio.run(_read(settings, kwargs, start, end))
     except (ManifestError, GateInputError, BrokerSetupError) as exc:
         print(f"shadowlane gate: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ from shadowlane.kafka.local import LocalKafka
 from shadowlane.settings import Settings
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``kafka`` subcommand; its handler is :func:`run`."""
     parser = subparsers.add_parser(
         "kafka",

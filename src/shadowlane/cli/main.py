@@ -1,44 +1,93 @@
-"""The ``shadowlane`` console script: builds the settings once and dispatches to a subcommand."""
+"""The ``shadowlane`` console script: builds the settings once and dispatches to a subcommand.
+
+Each subcommand lives in its own module, imported when the parser is built. A command whose
+dependencies come with an extra that is not installed (``pip install shadowlane`` gives only the
+hook, the contracts, ``kafka`` and ``tail``) still shows in ``--help``; running it says which extra
+to install, and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from dataclasses import dataclass
+from typing import Any
 
-from shadowlane.cli import (
-    control_cmds,
-    demo_cmd,
-    gate_cmd,
-    kafka_cmd,
-    report_cmd,
-    rescore_cmd,
-    rollout_cmd,
-    simulate_cmd,
-    tail_cmd,
-    watch_cmd,
-    worker_cmds,
-)
+from shadowlane import __version__
+from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.settings import load_settings
+
+MISSING_EXTRA = 2
+"""Exit code of a command whose extra is not installed (as argparse's for a usage error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandGroup:
+    """A module of ``shadowlane.cli`` and the subcommands its ``add_parsers`` registers."""
+
+    module: str
+    commands: tuple[str, ...]
+    extra: str | None
+    """The extra that brings its dependencies (None: the core install has them)."""
+
+
+GROUPS: tuple[CommandGroup, ...] = (
+    CommandGroup("kafka_cmd", ("kafka",), None),
+    CommandGroup("worker_cmds", ("topics", "shadow", "compare"), "workers"),
+    CommandGroup("demo_cmd", ("demo",), "demo"),
+    CommandGroup("tail_cmd", ("tail",), None),
+    CommandGroup("watch_cmd", ("watch",), "workers"),
+    CommandGroup("rescore_cmd", ("rescore",), "workers"),
+    CommandGroup("report_cmd", ("report",), "rollout"),
+    CommandGroup("control_cmds", ("shadow-on", "shadow-off", "kill", "control"), None),
+    CommandGroup("rollout_cmd", ("rollout",), "rollout"),
+    CommandGroup("gate_cmd", ("gate",), "rollout"),
+    CommandGroup("simulate_cmd", ("simulate-gates",), "rollout"),
+)
+
+
+def _add_group(sub: Any, group: CommandGroup) -> None:
+    """Register the group's subcommands, or stand-ins that name the missing extra."""
+    try:
+        module = importlib.import_module(f"shadowlane.cli.{group.module}")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == "shadowlane" or group.extra is None:
+            raise  # our own module is missing, or a core dependency: a broken install, not an extra
+        hint = f"pip install 'shadowlane[{group.extra}]'"
+        for name in group.commands:
+            stub = sub.add_parser(
+                name,
+                help=f"(needs the {group.extra} extra: {hint})",
+                description=f"`shadowlane {name}` needs the {group.extra} extra ({exc.name} is not "
+                f"installed): {hint}",
+            )
+            stub.set_defaults(handler=_missing_extra(name, group.extra, str(exc.name), hint))
+        return
+    module.add_parsers(sub)
+
+
+def _missing_extra(name: str, extra: str, missing: str, hint: str) -> Any:
+    def handler(_args: argparse.Namespace, _settings: object) -> int:
+        print(
+            f"shadowlane {name}: needs the {extra} extra ({missing} is not installed): {hint}",
+            file=sys.stderr,
+        )
+        return MISSING_EXTRA
+
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shadowlane", description="Shadow traffic for LLM services, over Kafka."
     )
+    parser.add_argument("--version", action="version", version=f"shadowlane {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    kafka_cmd.add_parser(sub)
-    worker_cmds.add_parsers(sub)
-    demo_cmd.add_parser(sub)
-    tail_cmd.add_parser(sub)
-    watch_cmd.add_parser(sub)
-    rescore_cmd.add_parser(sub)
-    report_cmd.add_parser(sub)
-    control_cmds.add_parsers(sub)
-    rollout_cmd.add_parser(sub)
-    gate_cmd.add_parser(sub)
-    simulate_cmd.add_parser(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        _add_group(sub, group)
     return parser
 
 
@@ -52,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("aiokafka").setLevel(logging.ERROR)
     settings = load_settings()
-    code: int = args.handler(args, settings)
+    try:
+        code: int = args.handler(args, settings)
+    except ConfigError as exc:  # a setting that cannot work: a usage error
+        print(f"shadowlane {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokerSetupError as exc:  # no broker to talk to, or the local one failed to start
+        print(f"shadowlane {args.command}: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

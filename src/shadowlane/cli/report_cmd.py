@@ -34,7 +34,7 @@ from shadowlane.report.rows import SettingsGrader
 from shadowlane.settings import Settings
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     cmd = sub.add_parser(
         "report", help="shadow + A/B report: accuracy, latency, SRM, promote / hold / retrain"
     )
@@ -200,7 +200,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         None if args.no_shadow else args.candidate or next((x for x in c.candidates if x != floor), None)
     )
 
-    kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+    kwargs = client_kwargs(settings, resolve_bootstrap(settings))
     try:
         await generate(
             settings, kwargs, start, end, out=args.out, candidate=candidate, noise_floor=floor, flag=flag,

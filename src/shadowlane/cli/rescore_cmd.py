@@ -42,7 +42,7 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     cmd = sub.add_parser(
         "rescore", help="recompute comparisons and windows from retained records (no model calls)"
     )
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update={"compare": settings.compare.model_copy(update=updates)})
 
     async def go() -> int:
-        kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         result = await rescore(settings, kwargs, build_embedder(settings.compare), start, end)
         summary: dict[str, Any] = {
             "from_ms": start,

@@ -42,8 +42,8 @@ from shadowlane.settings import Settings
 EXIT = {"complete": 0, "rollback": 1, "stalled": 2}
 
 
-def add_parser(sub: Any) -> None:
-    cmd = sub.add_parser("rollout", help="drive a staged rollout (shadow → 5 → 25 → 50 → 100 %), gated")
+def add_parsers(sub: Any) -> None:
+    cmd = sub.add_parser("rollout", help="drive a staged rollout (shadow → 5 → 25 → 50 → 100 %%), gated")
     cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
     cmd.add_argument("--flag", required=True, help="the flag to roll out")
     cmd.add_argument("--window-s", type=float, help="evaluation window (default: the flag's)")
@@ -103,7 +103,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         epoch=args.epoch,
         salt=args.salt or args.flag,
     )
-    kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+    kwargs = client_kwargs(settings, resolve_bootstrap(settings))
     await ensure_topics(settings.topics, kwargs)
     producer = AIOKafkaProducer(**kwargs, acks="all")
     await producer.start()

@@ -19,7 +19,7 @@ from shadowlane.rollout import simulate
 from shadowlane.settings import Settings
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     cmd = sub.add_parser("simulate-gates", help="gate decision quality: power and false alarms, simulated")
     cmd.add_argument("--experiments", type=int, default=300, help="seeded experiments per scenario")
     cmd.add_argument("--requests", type=int, default=2_000, help="requests per experiment")

@@ -17,7 +17,7 @@ from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.settings import Settings
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     tail = sub.add_parser("tail", help="print a topic's records as JSON lines")
     tail.add_argument(
         "topic",
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     topic = resolve_topic(settings, args.topic)
 
     async def go() -> None:
-        kwargs = client_kwargs(settings, resolve_bootstrap(settings, start_local=False))
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         consumer = AIOKafkaConsumer(
             topic, **kwargs, auto_offset_reset="earliest" if args.from_beginning else "latest"
         )

@@ -17,7 +17,7 @@ from shadowlane.reader import compare_reader
 from shadowlane.settings import Settings
 
 
-def add_parser(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     watch = sub.add_parser("watch", help="print a rolling per-candidate summary of the compare topic")
     watch.add_argument("--group", default="shadowlane.watch", help="consumer group of this reader")
     watch.add_argument("--every", type=float, default=5.0, help="seconds between summaries")
@@ -59,9 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tallies[comparison.candidate].add(comparison)
 
     async def go() -> None:
-        broker = compare_reader(
-            settings, resolve_bootstrap(settings, start_local=False), handle, group_id=args.group
-        )
+        broker = compare_reader(settings, resolve_bootstrap(settings), handle, group_id=args.group)
         await broker.start()
         started = time.monotonic()
         try:

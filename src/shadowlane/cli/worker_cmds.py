@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -13,7 +15,9 @@ import orjson
 
 from shadowlane.cli.signals import run_until_signal
 from shadowlane.compare.embedder import build_embedder
+from shadowlane.compare.native import use_native
 from shadowlane.compare.worker import Comparator
+from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
@@ -23,6 +27,8 @@ from shadowlane.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from shadowlane.shadow.worker import ShadowWorker
+
+log = logging.getLogger(__name__)
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,6 +63,11 @@ def add_parsers(sub: Any) -> None:
     compare.add_argument("--candidates", help="comma-separated candidates to expect per request")
     compare.add_argument("--window", type=float, help="seconds to wait for the other side of a pair")
     compare.add_argument("--embedder", choices=("minilm", "openai", "none"))
+    compare.add_argument(
+        "--native-path",
+        choices=("auto", "native", "python"),
+        help="hot path: auto (native when shadowlane_native is installed; the default), native, python",
+    )
     _metrics_flags(compare)
     compare.set_defaults(handler=run_compare)
 
@@ -194,7 +205,24 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_compare(args: argparse.Namespace, settings: Settings) -> int:
     candidates = tuple(c for c in (args.candidates or "").split(",") if c) or None
-    settings = _with(settings, "compare", candidates=candidates, window_s=args.window, embedder=args.embedder)
+    settings = _with(
+        settings,
+        "compare",
+        candidates=candidates,
+        window_s=args.window,
+        embedder=args.embedder,
+        native_path=args.native_path,
+    )
+    try:
+        native = use_native(settings.compare.native_path)
+    except ConfigError as exc:
+        print(f"shadowlane compare: {exc}", file=sys.stderr)
+        return 2
+    hot_path = "native" if native else "python"
+    log.info("comparator hot path: %s (compare.native_path=%s)", hot_path, settings.compare.native_path)
+    print(
+        orjson.dumps({"event": "starting", "group": settings.compare.group_id, "hot_path": hot_path}).decode()
+    )
 
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from shadowlane.compare import quality as q
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Built, Joined, Output
-from shadowlane.compare.native.builder import PlainPath
+from shadowlane.compare.native import use_native
+from shadowlane.compare.native.builder import NATIVE_PLAIN, PlainPath
 from shadowlane.compare.pair_records import Gone, Pair, Records
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.compare.scores import Masked, Scores
@@ -94,7 +95,15 @@ class ComparisonBuilder:
         self._citation_guard = q.first_literal(self._citations)
         self.grader = q.Grader(self._s)
         self._baseline = self._s.baseline_candidate
-        self.plain = PlainPath(self._s, embedder is not None, self._citation_guard, self._sanitizer)
+        self.native = use_native(self._s.native_path)
+        """Whether this builder (and the join fed to it) runs the native hot path."""
+        self.plain = PlainPath(
+            self._s,
+            embedder is not None,
+            self._citation_guard,
+            self._sanitizer,
+            NATIVE_PLAIN if self.native else None,
+        )
 
     def prepare(self, outputs: Sequence[Output]) -> Prepared:
         """Plain pairs built by the native path; every other output's records made Python."""

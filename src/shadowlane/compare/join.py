@@ -24,12 +24,12 @@ is how a candidate's comparison learns the baseline's noise floor and λ. The re
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shadowlane.compare.prod_side import ProdSide, Request, read_request
-from shadowlane.compare.results import Result, read_result
+from shadowlane.compare.results import Result, read_result, read_result_python
 from shadowlane.contracts.codec import DecodeError
 from shadowlane.contracts.envelope import RequestEnvelope
 
@@ -105,6 +105,14 @@ class JoinStats:
     evicted: int = 0
 
 
+def readers(native: bool) -> tuple[Callable[[bytes | None], Request], Callable[[bytes | None], Result]]:
+    """How a join reads requests and shadow results: through the native readers when ``native``
+    (each falls back to Python for a record it declines, or when the module is absent), else Python."""
+    if native:
+        return read_request, read_result
+    return ProdSide.decode_python, read_result_python
+
+
 def _candidates(done: Finished) -> tuple[str, ...]:
     return (done,) if isinstance(done, str) else done
 
@@ -112,8 +120,16 @@ def _candidates(done: Finished) -> tuple[str, ...]:
 class JoinBuffer:
     """Holds what waits for its pair; returns outputs as pairs complete or expire."""
 
-    def __init__(self, candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000) -> None:
+    def __init__(
+        self,
+        candidates: Iterable[str],
+        window_ms: int,
+        *,
+        max_pending: int = 200_000,
+        native_readers: bool = True,
+    ) -> None:
         self.candidates = frozenset(candidates)
+        self.read_request, self.read_result = readers(native_readers)
         self.window_ms = window_ms
         self.max_pending = max_pending
         self._requests: OrderedDict[str, _WaitingRequest] = OrderedDict()
@@ -142,7 +158,7 @@ class JoinBuffer:
 
     def ingest(self, records: Sequence[Any], topic: str, partition: int, is_request: bool) -> Ingested:
         """One poll's records (``ConsumerRecord``) of one partition, read and joined in order."""
-        read = read_request if is_request else read_result
+        read = self.read_request if is_request else self.read_result
         add = self.add_request if is_request else self.add_result
         outputs: list[Output] = []
         offsets: list[int] = []

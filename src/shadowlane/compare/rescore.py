@@ -21,8 +21,6 @@ from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Output
 from shadowlane.compare.native.join import join_buffer
-from shadowlane.compare.prod_side import read_request
-from shadowlane.compare.results import read_result
 from shadowlane.contracts.codec import DecodeError, decode, encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.drift_alert import DriftAlert
@@ -76,7 +74,11 @@ class Rescorer:
         self.requests_topic = settings.topics.requests_topic
         self.builder = ComparisonBuilder(embedder, c)
         self.join = join_buffer(
-            c.candidates, int(c.window_s * 1000), max_pending=c.max_pending, plain=self.builder.plain
+            c.candidates,
+            int(c.window_s * 1000),
+            max_pending=c.max_pending,
+            plain=self.builder.plain,
+            native=self.builder.native,
         )
         self.windows = WindowAggregator(
             int(c.summary_window_s * 1000), int(c.summary_grace_s * 1000), member="rescore"
@@ -88,6 +90,7 @@ class Rescorer:
         self._last_ts: dict[TopicPartition, int] = {}
 
     def feed(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        join = self.join
         for tp, records in batches.items():
             for record in records:
                 self.result.records += 1
@@ -95,9 +98,9 @@ class Rescorer:
                 ref = (tp.topic, tp.partition, record.offset)
                 try:
                     if tp.topic == self.requests_topic:
-                        out, _ = self.join.add_request(read_request(record.value), ref, record.timestamp)
+                        out, _ = join.add_request(join.read_request(record.value), ref, record.timestamp)
                     else:
-                        out, _ = self.join.add_result(read_result(record.value), ref, record.timestamp)
+                        out, _ = join.add_result(join.read_result(record.value), ref, record.timestamp)
                 except DecodeError:
                     self.result.undecodable += 1
                     continue

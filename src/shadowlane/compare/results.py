@@ -48,6 +48,11 @@ def read_result(data: bytes | None) -> Result:
         record = NATIVE_RESULTS(data)
         if record is not None:
             return record
+    return read_result_python(data)
+
+
+def read_result_python(data: bytes | None) -> ShadowResult:
+    """:func:`read_result` without the native reader (the comparator's ``python`` path)."""
     return decode(data, ShadowResult)
 
 

@@ -35,7 +35,6 @@ from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Output, RecordRef
 from shadowlane.compare.native.join import join_buffer
-from shadowlane.compare.prod_side import NATIVE_REQUESTS
 from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
@@ -89,6 +88,7 @@ class Comparator(CommittingWorker):
             int(self.c.window_s * 1000),
             max_pending=self.c.max_pending,
             plain=self.builder.plain,  # plain pairs are built as they join
+            native=self.builder.native,
         )
         self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
         self.windows = WindowAggregator(
@@ -112,8 +112,7 @@ class Comparator(CommittingWorker):
 
     async def run(self) -> None:
         t = self.settings.topics
-        if NATIVE_REQUESTS is None:
-            log.warning("shadowlane_native is missing: envelopes and shadow results are read by pydantic")
+        log.info("comparator hot path: %s", "native" if self.builder.native else "python")
         self._producer = AIOKafkaProducer(
             **self._kwargs,
             acks="all",

@@ -34,7 +34,8 @@ from shadowlane.demo.window_report import window_report
 from shadowlane.hook.asgi import ShadowMirrorMiddleware
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.kafka.admin import ensure_topics
-from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.kafka.bootstrap import client_kwargs, configured_bootstrap
+from shadowlane.kafka.local import LocalKafka
 from shadowlane.report.model import ReportOptions
 from shadowlane.rollout.control_plane import MirrorGate
 from shadowlane.rollout.router import assign
@@ -171,7 +172,10 @@ async def _collect(
 
 async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     settings, secret_env = with_demo_key(demo_settings(base, opts))
-    bootstrap = await asyncio.to_thread(resolve_bootstrap, settings)
+    # the demo is one of the two commands that may start the local broker (`kafka start` the other)
+    bootstrap = configured_bootstrap(settings)
+    if bootstrap is None:
+        bootstrap = await asyncio.to_thread(LocalKafka.from_settings(settings).start)
     kwargs = client_kwargs(settings, bootstrap)
     await ensure_topics(settings.topics, kwargs)
     model_a = ModelBehaviour(

@@ -2,7 +2,8 @@
 
 An explicit address (``KAFKA_BOOTSTRAP_SERVERS`` / ``SHADOWLANE_BOOTSTRAP_SERVERS`` or
 ``SHADOWLANE_KAFKA__BOOTSTRAP_SERVERS``) always wins; otherwise the local single-node broker under
-the state folder is used, started on demand (see :mod:`shadowlane.kafka.local`).
+the state folder is used when it is running. Nothing here starts a broker: only
+``shadowlane kafka start`` and ``shadowlane demo`` do (see :mod:`shadowlane.kafka.local`).
 """
 
 from __future__ import annotations
@@ -10,29 +11,34 @@ from __future__ import annotations
 from typing import Any
 
 from shadowlane.errors import BrokerSetupError
-from shadowlane.kafka.local import LocalKafka
 from shadowlane.settings import Settings
 
+NO_BOOTSTRAP = (
+    "no Kafka bootstrap servers configured (set KAFKA_BOOTSTRAP_SERVERS or "
+    "SHADOWLANE_KAFKA__BOOTSTRAP_SERVERS) and the local broker is not running "
+    "(start one with `shadowlane kafka start`)"
+)
 
-def resolve_bootstrap(settings: Settings, *, start_local: bool = True) -> str:
-    """The bootstrap servers to use: the configured ones, else the (idempotently started) local broker.
 
-    With ``start_local=False`` the local broker is only reused; :class:`BrokerSetupError` when it is
-    not running.
+def configured_bootstrap(settings: Settings) -> str | None:
+    """The bootstrap servers the settings name, or None."""
+    return settings.bootstrap_servers or settings.kafka.bootstrap_servers or None
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """The bootstrap servers to use: the configured ones, else the running local broker's.
+
+    :class:`BrokerSetupError` (saying how to fix it) when neither is there; never starts a broker.
     """
-    explicit = settings.bootstrap_servers or settings.kafka.bootstrap_servers
+    explicit = configured_bootstrap(settings)
     if explicit:
         return explicit
-    local = LocalKafka.from_settings(settings)
-    if start_local:
-        return local.start()
-    status = local.status()
+    from shadowlane.kafka.local import LocalKafka  # the status file only: no broker is started
+
+    status = LocalKafka.from_settings(settings).status()
     if status["running"] and status["bootstrap"]:
         return str(status["bootstrap"])
-    raise BrokerSetupError(
-        "no Kafka bootstrap servers configured (KAFKA_BOOTSTRAP_SERVERS) and the local broker is not "
-        "running: start it with `shadowlane kafka start`"
-    )
+    raise BrokerSetupError(NO_BOOTSTRAP)
 
 
 def client_kwargs(settings: Settings, bootstrap: str) -> dict[str, Any]:

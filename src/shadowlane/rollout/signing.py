@@ -39,9 +39,9 @@ from shadowlane.contracts.audit import AuditEvent, ConfigRef
 from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.control import ALL_FLAGS, ControlKind, ControlRecord, KillSwitch
 from shadowlane.contracts.flag_manifest import FlagManifest, FlagSpec
+from shadowlane.contracts.problems import validation_problems
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.hashing import canonical_json
-from shadowlane.rollout.manifest import validation_problems
 from shadowlane.settings import ControlSettings
 
 SIGNING_DOMAIN = b"shadowlane.control.v1\n"

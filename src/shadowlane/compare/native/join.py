@@ -15,16 +15,24 @@ whenever ``shadowlane_native`` is installed (``make`` always builds it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from shadowlane.compare.join import Built, Expired, Ingested, JoinBuffer, Joined, JoinStats, Output, RecordRef
+from shadowlane.compare.join import (
+    Built,
+    Expired,
+    Ingested,
+    JoinBuffer,
+    Joined,
+    JoinStats,
+    Output,
+    RecordRef,
+    readers,
+)
 from shadowlane.compare.native.builder import PlainPath
 from shadowlane.compare.prod_side import ProdSide, Request
-from shadowlane.compare.results import Result
-from shadowlane.contracts.codec import DecodeError, decode
+from shadowlane.compare.results import Result, read_result_python
+from shadowlane.contracts.codec import DecodeError
 from shadowlane.contracts.envelope import RequestEnvelope
-from shadowlane.contracts.shadow_result import ShadowResult
 
 if TYPE_CHECKING:
     from shadowlane_native import NativeJoin, PlainConfig
@@ -68,9 +76,10 @@ class NativeJoinBuffer:
             Built,
             plain,
             ProdSide.decode_python,
-            partial(decode, model=ShadowResult),
+            read_result_python,
             DecodeError,
         )
+        self.read_request, self.read_result = readers(True)
 
     @property
     def stats(self) -> JoinStats:
@@ -107,11 +116,17 @@ Join = JoinBuffer | NativeJoinBuffer
 
 
 def join_buffer(
-    candidates: Iterable[str], window_ms: int, *, max_pending: int = 200_000, plain: PlainPath | None = None
+    candidates: Iterable[str],
+    window_ms: int,
+    *,
+    max_pending: int = 200_000,
+    plain: PlainPath | None = None,
+    native: bool = True,
 ) -> Join:
-    """The native join when ``shadowlane_native`` is installed, else the Python one. With the
-    builder's ``plain`` path (when it is on), the native join builds plain pairs as they join."""
-    if NATIVE_JOIN is None:
-        return JoinBuffer(candidates, window_ms, max_pending=max_pending)
+    """The native join when ``native`` and ``shadowlane_native`` is installed, else the Python one
+    (reading through the native readers only when ``native``). With the builder's ``plain`` path
+    (when it is on), the native join builds plain pairs as they join."""
+    if not native or NATIVE_JOIN is None:
+        return JoinBuffer(candidates, window_ms, max_pending=max_pending, native_readers=native)
     config = plain.config if plain is not None else None
     return NativeJoinBuffer(candidates, window_ms, max_pending=max_pending, plain=config)

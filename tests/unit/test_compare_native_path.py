@@ -1,0 +1,58 @@
+"""shadowlane/compare/native/__init__.py: ``compare.native_path`` picks the comparator's hot path."""
+
+from __future__ import annotations
+
+import pytest
+
+import shadowlane.compare.native as native_path
+from shadowlane.cli.main import main
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.join import JoinBuffer
+from shadowlane.compare.native.join import NativeJoinBuffer, join_buffer
+from shadowlane.compare.prod_side import ProdSide
+from shadowlane.compare.results import read_result_python
+from shadowlane.errors import ConfigError
+from shadowlane.settings import CompareSettings
+
+pytestmark = pytest.mark.skipif(
+    not native_path.native_available(), reason="these tests compare both paths: `make` builds native/"
+)
+
+
+def _builder(path: str) -> ComparisonBuilder:
+    return ComparisonBuilder(None, CompareSettings(native_path=path))  # type: ignore[arg-type]
+
+
+def test_auto_and_native_use_the_extension_when_installed() -> None:
+    assert native_path.use_native("auto") is True
+    assert native_path.use_native("native") is True
+    assert native_path.use_native("python") is False
+
+
+def test_native_forced_without_the_extension_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native_path, "native_available", lambda: False)
+    assert native_path.use_native("auto") is False
+    assert native_path.use_native("python") is False
+    with pytest.raises(ConfigError, match=r"pip install \./native"):
+        native_path.use_native("native")
+
+
+def test_the_builder_decides_once_for_itself_and_its_join() -> None:
+    native, python = _builder("native"), _builder("python")
+    assert native.native and native.plain.enabled
+    assert not python.native and not python.plain.enabled
+    join = join_buffer(("cand",), 1000, plain=python.plain, native=python.native)
+    assert type(join) is JoinBuffer
+    # the Python path reads with Python too: no native record ever enters its join
+    assert join.read_request == ProdSide.decode_python
+    assert join.read_result is read_result_python
+    assert type(join_buffer(("cand",), 1000, plain=native.plain, native=native.native)) is NativeJoinBuffer
+
+
+def test_compare_cli_refuses_a_forced_path_that_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(native_path, "native_available", lambda: False)
+    assert main(["compare", "--native-path", "native"]) == 2
+    err = capsys.readouterr().err
+    assert "shadowlane compare:" in err and "shadowlane_native extension is not installed" in err
