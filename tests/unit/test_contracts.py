@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from shadowlane.contracts.base import WireModel
 from shadowlane.contracts.codec import DecodeError, decode, encode
-from shadowlane.contracts.export import schema_files
+from shadowlane.contracts.export import contract_files, schema_files
 from shadowlane.contracts.topics import TOPICS, TopicSpec, spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -78,11 +78,26 @@ def test_trusted_records_behave_like_validated_ones(topic: TopicSpec) -> None:
     assert second.model_fields_set == set(model.model_fields)
 
 
-def test_checked_in_json_schema_matches_the_models() -> None:
-    for name, data in schema_files().items():
-        path = EXAMPLES.parent / "jsonschema" / name
+def test_checked_in_contracts_match_the_models() -> None:
+    files = contract_files()
+    assert {f"jsonschema/{name}" for name in schema_files()} | {"asyncapi.json"} == set(files)
+    for name, data in files.items():
+        path = EXAMPLES.parent / name
         assert path.exists(), f"{path} missing: run `make schemas`"
         assert path.read_bytes() == data, f"{path} is stale: run `make schemas`"
+
+
+def test_asyncapi_names_every_topic_its_key_and_schema() -> None:
+    doc = orjson.loads(contract_files()["asyncapi.json"])
+    assert doc["asyncapi"].startswith("3.")
+    assert len(doc["channels"]) == len(TOPICS)
+    for topic in TOPICS:
+        channel = doc["channels"][topic.logical.replace(".", "-")]
+        assert channel["address"] == "{prefix}" + topic.logical
+        (message,) = channel["messages"].values()
+        ref = message["payload"]["$ref"]
+        assert (EXAMPLES.parent / ref).is_file()  # the reference resolves to an exported schema
+        assert message["bindings"]["kafka"]["key"]["description"] == topic.key
 
 
 def test_registry_keys_per_request_data_by_req_hash_and_co_partitions_the_join() -> None:

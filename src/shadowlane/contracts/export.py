@@ -1,7 +1,9 @@
-"""Exports JSON Schema for every wire contract, for producers not written in Python.
+"""Exports the wire contracts for teams not written in Python: JSON Schema and AsyncAPI.
 
-``python -m shadowlane.contracts.export [DIR]`` writes ``<schema_name>.v<version>.json`` files (default:
-``schemas/jsonschema/``). A unit test fails when the checked-in files drift from the models.
+``python -m shadowlane.contracts.export [DIR]`` writes ``DIR/jsonschema/<schema_name>.v<version>.json``
+for every contract and ``DIR/asyncapi.json`` (AsyncAPI 3.0: one channel per registered topic, its
+key and its message's schema by reference), default ``schemas/``. A unit test fails when the
+checked-in files drift from the models.
 Besides the topic values, documents that travel inside them are exported (``EXTRA_SCHEMAS``):
 the flag manifest and the route config (control-record payloads), in validation mode since people
 write them (fields with defaults optional).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import BaseModel
@@ -19,8 +22,9 @@ from shadowlane.contracts.flag_manifest import FlagManifest
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.topics import TOPICS
 
-DEFAULT_DIR = Path("schemas") / "jsonschema"
-"""The checkout's folder of exported schemas, relative to the working directory (the repository root)."""
+DEFAULT_DIR = Path("schemas")
+"""The checkout's folder of exported contracts, relative to the working directory (the repository root)."""
+ASYNCAPI_VERSION = "3.0.0"
 
 EXTRA_SCHEMAS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("flag_manifest", FlagManifest),
@@ -48,13 +52,70 @@ def schema_files() -> dict[str, bytes]:
     return out
 
 
+def asyncapi_document(version: str) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the topic registry; ``version`` is the package's."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in TOPICS:
+        model = topic.value
+        channel = topic.logical.replace(".", "-")
+        message = {
+            "name": model.SCHEMA_NAME,
+            "title": model.__name__,
+            "contentType": "application/json",
+            "payload": {"$ref": f"./jsonschema/{model.SCHEMA_NAME}.v{model.SCHEMA_VERSION}.json"},
+            "bindings": {"kafka": {"key": {"type": "string", "description": topic.key}}},
+        }
+        channels[channel] = {
+            "address": "{prefix}" + topic.logical,
+            "description": topic.description,
+            "parameters": {"prefix": {"default": "shadowlane.", "description": "TopicSettings.prefix"}},
+            "messages": {model.SCHEMA_NAME: message},
+        }
+        if topic.co_partitioned_with:
+            channels[channel]["x-co-partitioned-with"] = list(topic.co_partitioned_with)
+        ref = {"$ref": f"#/channels/{channel}"}
+        operations[f"produce-{channel}"] = {
+            "action": "send",
+            "channel": ref,
+            "description": "producers: " + "; ".join(topic.producers),
+        }
+        operations[f"consume-{channel}"] = {
+            "action": "receive",
+            "channel": ref,
+            "description": "consumers: " + "; ".join(topic.consumers),
+        }
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "Shadowlane",
+            "version": version,
+            "description": "Shadow traffic for LLM services, carried by Kafka: the topics and their records.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+    }
+
+
+def contract_files(version: str = "1") -> dict[str, bytes]:
+    """Relative path -> bytes of every exported file: the JSON Schemas and the AsyncAPI document.
+    ``version`` is the AsyncAPI ``info.version`` (the contracts' own version, not the package's,
+    so a release does not change the files)."""
+    out = {f"jsonschema/{name}": data for name, data in schema_files().items()}
+    doc = asyncapi_document(version)
+    out["asyncapi.json"] = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else DEFAULT_DIR
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in schema_files().items():
-        (target / name).write_bytes(data)
-        print(target / name)
+    for name, data in contract_files().items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        print(path)
     return 0
 
 
