@@ -39,8 +39,10 @@ def test_native_forced_without_the_extension_is_a_config_error(monkeypatch: pyte
 
 def test_the_builder_decides_once_for_itself_and_its_join() -> None:
     native, python = _builder("native"), _builder("python")
-    assert native.native and native.plain.enabled
-    assert not python.native and not python.plain.enabled
+    assert native.native
+    assert native.plain.enabled
+    assert not python.native
+    assert not python.plain.enabled
     join = join_buffer(("cand",), 1000, plain=python.plain, native=python.native)
     assert type(join) is JoinBuffer
     # the Python path reads with Python too: no native record ever enters its join
@@ -55,4 +57,5 @@ def test_compare_cli_refuses_a_forced_path_that_is_missing(
     monkeypatch.setattr(native_path, "native_available", lambda: False)
     assert main(["compare", "--native-path", "native"]) == 2
     err = capsys.readouterr().err
-    assert "shadowlane compare:" in err and "shadowlane_native extension is not installed" in err
+    assert "shadowlane compare:" in err
+    assert "shadowlane_native extension is not installed" in err
