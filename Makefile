@@ -11,8 +11,6 @@ NATIVE       := $(VENV)/.native-stamp
 # every file the extension is built from, at any depth under native/src (a join/*.rs edit rebuilds it)
 NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/shadowlane_native.pyi \
                 $(shell find native/src -type f -name '*.rs')
-# the local broker's jars and data, the demo's logs: kept in the checkout for the project's own commands
-export SHADOWLANE_HOME ?= $(CURDIR)/.state
 
 .PHONY: native setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
 
@@ -67,6 +65,7 @@ kafka-start: setup
 kafka-stop: $(STAMP)
 	$(BIN)/shadowlane kafka stop
 
+# the broker's jars and data stay in $$SHADOWLANE_HOME (default ~/.local/state/shadowlane)
 clean:
 	-$(BIN)/shadowlane kafka stop
-	rm -rf .state
+	rm -rf build dist src/*.egg-info
