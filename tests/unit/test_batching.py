@@ -11,7 +11,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from shadowlane.hashing import partition_for, req_hash
-from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge
+from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge, ShipFailed
 
 PARTITIONS = 4
 
@@ -114,3 +114,33 @@ async def test_a_record_no_batch_can_hold_is_refused_without_shipping_the_open_b
     flushed = await batcher.flush()
     assert [count for _f, count in flushed] == [2]
     assert [(p, len(batch)) for p, batch in producer.sent] == [(0, 2)]
+
+
+async def test_a_refused_batch_hands_over_what_the_same_flush_had_shipped() -> None:
+    class Refusing(FakeProducer):
+        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[None]:
+            if len(self.sent) == 2:
+                raise ConnectionError("broker gone (fake)")
+            return await super().send_batch(batch, topic, partition=partition)
+
+    producer = Refusing(1_000_000)
+    batcher = PartitionBatcher(producer, "t", PARTITIONS)
+    await batcher.add_many(_records(40))
+    with pytest.raises(ShipFailed) as failed:
+        await batcher.flush()
+    assert len(failed.value.shipped) == len(producer.sent) == 2
+    assert sum(count for _f, count in failed.value.shipped) == sum(len(b) for _p, b in producer.sent)
+    assert await batcher.flush() == []  # the rest was abandoned with the failure, never re-shipped
+
+
+async def test_a_refused_full_batch_keeps_the_record_that_opened_the_next_one() -> None:
+    class Refusing(FakeProducer):
+        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[None]:
+            raise ConnectionError("broker gone (fake)")
+
+    batcher = PartitionBatcher(Refusing(300), "t", 1)
+    with pytest.raises(ShipFailed) as failed:
+        await batcher.add_many(_records(5))  # 100-byte records: the third one needs a new batch
+    assert failed.value.shipped == []
+    batcher._producer = FakeProducer(300)
+    assert sum(count for _f, count in await batcher.flush()) == 1  # the record that opened it

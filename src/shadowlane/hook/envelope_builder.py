@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from typing_extensions import TypeIs
 
 from shadowlane.contracts.chat import ChatRequest, TokenUsage, ToolCall
 from shadowlane.contracts.envelope import (
@@ -58,7 +59,7 @@ def _cited_ids(value: Any) -> list[str]:
         return []
     out: list[str] = []
     for item in value:
-        ident = item.get("id") if isinstance(item, Mapping) else item
+        ident = item.get("id") if _is_mapping(item) else item
         if isinstance(ident, int) and not isinstance(ident, bool):
             ident = str(ident)
         if isinstance(ident, str) and ident:
@@ -66,8 +67,14 @@ def _cited_ids(value: Any) -> list[str]:
     return out
 
 
+def _is_mapping(value: object) -> TypeIs[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, with the plain dict that parsed JSON gives checked first
+    (the ABC check costs ~0.5 µs, several times per envelope)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _as_obj(data: bytes | Mapping[str, Any] | None) -> Any:
-    if data is None or isinstance(data, Mapping):
+    if data is None or _is_mapping(data):
         return data
     if not data:
         return None
@@ -157,13 +164,13 @@ def tool_io_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[st
 
 def _check_items(messages: Any) -> None:
     """Raise ``InvalidMessage`` unless messages and their tool calls are JSON objects."""
-    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+    if not isinstance(messages, list) or not all(_is_mapping(m) for m in messages):
         raise InvalidMessage("invalid_request", "messages must be a list of objects")
     for msg in messages:
         calls = msg.get("tool_calls")
         if calls is not None and (
             not isinstance(calls, list)
-            or not all(isinstance(c, Mapping) and isinstance(c.get("function", {}), Mapping) for c in calls)
+            or not all(_is_mapping(c) and _is_mapping(c.get("function", {})) for c in calls)
         ):
             raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
 
@@ -198,10 +205,11 @@ class EnvelopeBuilder:
 
     def build(self, raw: RawMirror) -> RequestEnvelope:
         body = _as_obj(raw.request)
-        if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
+        if not _is_mapping(body) or not isinstance(body.get("messages"), list):
             raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
         _check_items(body["messages"])
-        clean_body, touched = self._sanitizer.clean(dict(body))
+        # the sanitizer copies what it walks; a Mapping that is no dict is made one to be walked
+        clean_body, touched = self._sanitizer.clean(body if type(body) is dict else dict(body))
         for msg in clean_body["messages"]:
             if msg.get("tool_calls"):
                 msg["tool_calls"], n = self._clean_calls(msg["tool_calls"])
@@ -314,18 +322,18 @@ class EnvelopeBuilder:
         model: str | None = None
         error: str | None = None
         touched = 0
-        if isinstance(resp, Mapping):
+        if _is_mapping(resp):
             choices = resp.get("choices") or []
-            if not isinstance(choices, list) or not all(isinstance(c, Mapping) for c in choices):
+            if not isinstance(choices, list) or not all(_is_mapping(c) for c in choices):
                 raise InvalidMessage("invalid_response", "choices must be a list of objects")
             message = (choices[0].get("message") or {}) if choices else {}
-            if not isinstance(message, Mapping):
+            if not _is_mapping(message):
                 raise InvalidMessage("invalid_response", "choices[0].message must be an object")
             content = message.get("content")
             if isinstance(content, str):
                 answer, touched = self._sanitizer.mask_text(content)
             raw_calls = message.get("tool_calls") or []
-            if isinstance(raw_calls, list) and all(isinstance(c, Mapping) for c in raw_calls):
+            if isinstance(raw_calls, list) and all(_is_mapping(c) for c in raw_calls):
                 cleaned, n = self._clean_calls(raw_calls)
                 cleaned, m = self._sanitizer.clean(cleaned)
                 touched += n + m
@@ -340,13 +348,13 @@ class EnvelopeBuilder:
             model = resp.get("model") if isinstance(resp.get("model"), str) else None
             err = resp.get("error")
             if err:
-                text = str(err.get("message") if isinstance(err, Mapping) else err)[:500]
+                text = str(err.get("message") if _is_mapping(err) else err)[:500]
                 error, n = self._sanitizer.mask_text(text)
                 touched += n
         elif raw.status >= 400:
             error = f"HTTP {raw.status}"
         if citations is None:
-            citations = _cited_ids(resp.get("citations")) if isinstance(resp, Mapping) else []
+            citations = _cited_ids(resp.get("citations")) if _is_mapping(resp) else []
         cited, n = self._texts(list(dict.fromkeys(citations)))
         touched += n
         outcome = ProdOutcome(

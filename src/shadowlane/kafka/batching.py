@@ -4,18 +4,20 @@ aiokafka's ``send()`` costs ~25 µs per message in Python (partitioner, accumula
 appending to a ``BatchBuilder`` and shipping it with ``send_batch`` costs a fraction of that.
 :class:`PartitionBatcher` groups values by :func:`~shadowlane.hashing.partition_for` and ships a
 batch when it is full or on :meth:`flush`, returning each shipped batch's delivery future and
-record count so the caller can count acknowledgements.
+record count so the caller can count acknowledgements. When shipping fails midway,
+:class:`ShipFailed` still hands over what the same call had shipped, so nothing is counted twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
-
-from aiokafka import AIOKafkaProducer
+from typing import TYPE_CHECKING, Any
 
 from shadowlane.hashing import partition_for
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 Shipped = tuple["asyncio.Future[Any]", int]
 
@@ -29,6 +31,18 @@ class RecordTooLarge(ValueError):
 
     def __init__(self, message: str, shipped: list[Shipped]) -> None:
         super().__init__(message)
+        self.shipped = shipped
+
+
+class ShipFailed(Exception):
+    """The producer refused a batch (broker gone, timeout, closed producer).
+
+    ``shipped`` holds the batches the same call shipped before; the refused batch is lost, and
+    so are the open batches of a :meth:`PartitionBatcher.flush` that had not been shipped yet.
+    """
+
+    def __init__(self, cause: Exception, shipped: list[Shipped]) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
         self.shipped = shipped
 
 
@@ -63,16 +77,23 @@ class PartitionBatcher:
                 raise RecordTooLarge(
                     f"record of {len(value)} bytes exceeds the producer's max_batch_size", shipped
                 )
-            shipped.extend(await self._ship(partition, batch))
             open_batches[partition] = fresh
+            try:
+                shipped.extend(await self._ship(partition, batch))
+            except Exception as exc:
+                raise ShipFailed(exc, shipped) from exc
         return shipped
 
     async def flush(self) -> list[Shipped]:
         """Ship every open batch."""
         shipped: list[Shipped] = []
-        for partition, batch in list(self._open.items()):
-            shipped.extend(await self._ship(partition, batch))
-        self._open.clear()
+        for partition in list(self._open):
+            batch = self._open.pop(partition)
+            try:
+                shipped.extend(await self._ship(partition, batch))
+            except Exception as exc:
+                self._open.clear()
+                raise ShipFailed(exc, shipped) from exc
         return shipped
 
     async def _ship(self, partition: int, batch: Any) -> list[Shipped]:
