@@ -11,7 +11,8 @@ seeded generator so a run is reproducible.
 never changes) and ``unstable`` the chance it says something else entirely. Both are drawn from
 ``Random(f"{name}:{seed}:{sentence}")`` when the request carries an integer ``seed``, so the same
 seed gives the same answer. The user may ask with :data:`PREFIX` or any of
-:data:`PARAPHRASE_PREFIXES`.
+:data:`PARAPHRASE_PREFIXES`. With ``stream: true`` the same answer is streamed as server-sent
+events (:mod:`shadowlane.demo.sse`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import orjson
 
 from shadowlane.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
 from shadowlane.demo.grammar import VERBS, citation_id, conjugate, parse_sentence
+from shadowlane.demo.sse import completion_chunks, send_sse
+from shadowlane.hook.context import SHADOW_HEADER
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -57,6 +60,7 @@ TOOLS: list[dict[str, Any]] = [
         },
     },
 ]
+_SHADOW = SHADOW_HEADER.encode()
 PREFIX = "Correct this sentence: "
 PARAPHRASE_PREFIXES = ("Fix the grammar: ", "Please correct: ", "Make this sentence grammatical: ")
 _PREFIXES = (PREFIX, *PARAPHRASE_PREFIXES)
@@ -203,7 +207,7 @@ def model_app(behaviour: ModelBehaviour) -> Any:
             return
         body = orjson.loads(await read_body(receive))
         behaviour.calls += 1
-        if any(k == b"x-shadowlane-shadow" for k, _ in scope.get("headers") or ()):
+        if any(k == _SHADOW for k, _ in scope.get("headers") or ()):
             behaviour.shadow_calls += 1
         if behaviour.latency_ms:
             await asyncio.sleep(behaviour.latency_ms / 1000 * (0.5 + behaviour.rng.random()))
@@ -234,6 +238,10 @@ def model_app(behaviour: ModelBehaviour) -> Any:
         }
         if citations:
             payload["citations"] = citations
+        if body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            await send_sse(send, completion_chunks(payload, include_usage=include_usage))
+            return
         await send_json(send, 200, payload)
 
     return app

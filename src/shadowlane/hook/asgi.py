@@ -8,6 +8,9 @@ publisher's background task. Headers are never copied; only the request id, tena
 are read from configured headers. What the handler records through ``shadowlane.hook.context`` (tool
 calls, pins, and the gold / paraphrase / citation labels)
 is handed over with the capture.
+
+A replay is passed straight through and counted (``skipped_shadow``): a request carrying the
+shadow marker header, or one served inside ``replaying()`` (an in-process candidate app).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from shadowlane.hook.context import close_context, open_context
+from shadowlane.hook.context import SHADOW_HEADER, close_context, in_replay, open_context
 from shadowlane.hook.publisher import ShadowPublisher
 
 Scope = MutableMapping[str, Any]
@@ -25,6 +28,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_SHADOW = SHADOW_HEADER.encode()
 
 
 class ShadowMirrorMiddleware:
@@ -58,6 +62,7 @@ class ShadowMirrorMiddleware:
     async def _mirror(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         req_id = tenant = trace_id = None
+        replay = False
         for name, value in scope.get("headers") or ():
             if name == self._rid:
                 req_id = value.decode("latin-1")
@@ -65,6 +70,12 @@ class ShadowMirrorMiddleware:
                 tenant = value.decode("latin-1")
             elif name == self._trace:
                 trace_id = value.decode("latin-1")
+            elif name == _SHADOW:
+                replay = True
+        if replay or in_replay():  # shadow traffic is never mirrored again
+            self.publisher.count_skipped_shadow()
+            await self.app(scope, receive, send)
+            return
         if not req_id:
             req_id = str(uuid.uuid4())
         sampled, bucket = self.publisher.should_sample(req_id)
@@ -78,8 +89,7 @@ class ShadowMirrorMiddleware:
         finally:
             close_context(capture.token)
             if not capture.finished:  # handler raised or the client left before the last byte
-                self.publisher.stats.seen += 1
-                self.publisher.stats.dropped_incomplete += 1
+                self.publisher.count_unmirrored("dropped_incomplete")
 
 
 def _join(chunks: list[bytes]) -> bytes:
@@ -166,7 +176,7 @@ class _Capture:
         self.finished = True
         publisher = self.mw.publisher
         if self.overflow:
-            publisher.stats.dropped_too_large += 1
+            publisher.count_unmirrored("dropped_too_large")
             return
         publisher.publish(
             req_id=self.req_id,

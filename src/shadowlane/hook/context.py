@@ -12,17 +12,29 @@ tense or verb, which reports slice by) and :func:`set_exposure` (the rollout arm
 Labels are kept raw here; the envelope builder sanitizes them off the request path. They travel
 with the tool-call recording (:class:`Recording`), so whatever hands the recorded tool calls to
 the publisher hands them too.
+
+Client-side captures (``shadowlane.hook.openai_client``, ``shadowlane.hook.litellm_logger``) have
+no request to hang a context on: code that wants pins or labels on its calls opens one with
+:func:`recording` around them.
+
+Shadow traffic is never mirrored again. A replay is recognised by :data:`SHADOW_HEADER` (every
+replay request over HTTP carries it) or, in process, by :func:`in_replay`: the shadow worker runs
+each candidate call inside :func:`replaying`, so a Python candidate that calls a captured client
+is not republished.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_PARAPHRASES = 3
 MAX_BUCKETS = 8
+SHADOW_HEADER = "x-shadowlane-shadow"
+"""The marker header every replay request carries; the hooks never mirror a request that has it."""
 
 
 @dataclass(slots=True)
@@ -84,6 +96,39 @@ def open_context() -> tuple[MirrorContext, object]:
 
 def close_context(token: object) -> None:
     _CURRENT.reset(token)  # type: ignore[arg-type]
+
+
+def current_context() -> MirrorContext | None:
+    """The recording open for the current request or :func:`recording` block, if any."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def recording() -> Iterator[MirrorContext]:
+    """Record pins, labels and tool calls for the client-side captures made inside this block."""
+    ctx, token = open_context()
+    try:
+        yield ctx
+    finally:
+        close_context(token)
+
+
+_REPLAYING: ContextVar[bool] = ContextVar("shadowlane_replaying", default=False)
+
+
+@contextmanager
+def replaying() -> Iterator[None]:
+    """Mark the calls made inside this block (and tasks started in it) as shadow replays."""
+    token = _REPLAYING.set(True)
+    try:
+        yield
+    finally:
+        _REPLAYING.reset(token)
+
+
+def in_replay() -> bool:
+    """True inside :func:`replaying`: whatever runs here is shadow traffic, never mirrored."""
+    return _REPLAYING.get()
 
 
 def record_tool_call(name: str, arguments: Any, output: Any, *, ok: bool = True) -> None:

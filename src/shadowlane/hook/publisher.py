@@ -1,10 +1,19 @@
 """``ShadowPublisher``: the non-blocking publish hook for the prod service.
 
 ``publish()`` is synchronous and O(1): it takes the sampling decision (one BLAKE2b hash),
-appends the raw capture to a bounded deque and returns. One background task drains the deque:
-it sanitizes, builds envelopes and produces them. When the broker is down or slow, the deque
-fills and new captures are dropped and counted; ``publish()`` never raises, never awaits the
-broker and never blocks. ``stop()`` drains what is queued (bounded by a timeout) and flushes.
+appends the raw capture to a bounded deque and returns; it wakes nothing. A sender thread with
+its own event loop and Kafka producer (:mod:`shadowlane.hook.sender`) drains the deque: it
+sanitizes, builds envelopes and produces them, pacing itself so the prod thread keeps the
+interpreter (:mod:`shadowlane.hook.pacing`). When the broker is down or slow, the deque fills and
+new captures are dropped and counted; ``publish()`` never raises, never awaits the broker and
+never blocks. ``stop()`` drains what is queued (bounded by a timeout), flushes, and counts what
+it leaves.
+
+Every counter has one writer, the publisher's event loop: a capture made on another thread (a sync
+SDK client, LiteLLM's logging thread) is handed to that loop before it is counted or queued.
+:meth:`ShadowPublisher.from_settings` builds the producer from the settings; with no bootstrap
+address configured, ``start()`` logs a clear error and counts it (``config_errors``), and the
+request path is untouched (captures count as ``dropped_not_running``). Nothing here starts a broker.
 
 An optional *gate* (:data:`MirrorGate`, e.g. :class:`shadowlane.rollout.control_plane.MirrorGate`) is
 consulted for every sampled request: a kill switch or a route config in force can stop mirroring
@@ -21,28 +30,28 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
 
-from aiokafka import AIOKafkaProducer
-
-from shadowlane.contracts.codec import encode
-from shadowlane.errors import InvalidMessage
 from shadowlane.hashing import unit_hash
 from shadowlane.hook.context import RawToolCall, RequestLabels
 from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
-from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge, Shipped, partition_count
+from shadowlane.hook.sender import ProducerFactory, Sender, SenderCounts
 from shadowlane.metrics import StatsCollector
 from shadowlane.sanitize import Sanitizer
-from shadowlane.settings import HookSettings
+from shadowlane.settings import HookSettings, Settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
 
-ProducerFactory = Callable[[], AIOKafkaProducer]
-# the sender builds envelopes on the prod service's event loop; it yields at least this often
-YIELD_EVERY_S = 0.0002
+__all__ = ["GateVerdict", "MirrorGate", "ProducerFactory", "PublisherStats", "ShadowPublisher", "Unmirrored"]
+ABORT_GRACE_S = 3.0  # after the drain timeout: how long stop() waits for the aborted sender
 
+Unmirrored = Literal["dropped_too_large", "dropped_incomplete", "dropped_invalid"]
+"""Why a request the hook saw could not be handed to ``publish`` (see ``count_unmirrored``)."""
 GateVerdict = Literal["mirror", "killed", "route_skipped"]
 MirrorGate = Callable[[str, str, float, str | None], GateVerdict]
 """``gate(endpoint, tenant, bucket, arm)``: mirror the request, or not because a kill switch is
@@ -68,9 +77,16 @@ class PublisherStats:
     send_failed: int = 0
     sanitized_fields: int = 0
     connect_failures: int = 0
+    skipped_shadow: int = 0
+    config_errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def add(self, counts: SenderCounts) -> None:
+        """Add what the sender thread counted (called on the publisher's own event loop)."""
+        for f in fields(counts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(counts, f.name))
 
 
 class ShadowPublisher:
@@ -93,17 +109,47 @@ class ShadowPublisher:
             Sanitizer(settings.drop_fields), ratio=settings.sample_ratio, salt_id=settings.salt, pins=pins
         )
         self._queue: deque[RawMirror] = deque()
-        self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._config_error: str | None = None
+        self._sender: Sender | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._running = False
-        self._closing = False
         self.stats = PublisherStats()
         self.connected = asyncio.Event()
-        self._in_flight = 0
-        self._partitions = 0
-        self._acked = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        pins: Mapping[str, str] | None = None,
+        gate: MirrorGate | None = None,
+        **producer_options: Any,
+    ) -> ShadowPublisher:
+        """The hook as the settings describe it: ``settings.hook``, the requests topic, and an
+        ``AIOKafkaProducer`` (``acks="all"``, ``linger_ms=5``, overridden by ``producer_options``)
+        for the configured bootstrap servers. Without them, ``start()`` refuses (counted)."""
+        from shadowlane.kafka.bootstrap import NO_HOOK_BOOTSTRAP, client_kwargs, configured_bootstrap
+
+        bootstrap = configured_bootstrap(settings)
+        options = {"acks": "all", "linger_ms": 5, **producer_options}
+
+        def producer() -> AIOKafkaProducer:
+            from aiokafka import AIOKafkaProducer
+
+            return AIOKafkaProducer(**client_kwargs(settings, bootstrap or ""), **options)
+
+        publisher = cls(
+            settings.hook,
+            topic=settings.topics.requests_topic,
+            producer_factory=producer,
+            pins=pins,
+            gate=gate,
+        )
+        if bootstrap is None:
+            publisher._config_error = NO_HOOK_BOOTSTRAP
+        return publisher
 
     # ------------------------------------------------------------------ request path
     def should_sample(self, req_id: str) -> tuple[bool, float]:
@@ -126,11 +172,33 @@ class ShadowPublisher:
         bucket: float | None = None,
         labels: RequestLabels | None = None,
     ) -> bool:
-        """Queue one prod request for mirroring. Returns True when it was sampled and queued.
+        """Queue one prod request for mirroring. Returns True when it was sampled and queued (from
+        a thread other than the publisher's loop: when it was handed to that loop).
 
         ``bucket`` is the request's sampling bucket when the caller already took the sampling
         decision (the middleware does, before capturing anything); it is then not hashed again.
         """
+        args = (req_id, endpoint, request, response, status, latency_ms, tenant, trace_id, tool_calls)
+        if not self._owned():
+            self._post(functools.partial(self._publish, *args, pins, bucket, labels))
+            return True
+        return self._publish(*args, pins, bucket, labels)
+
+    def _publish(
+        self,
+        req_id: str | None,
+        endpoint: str,
+        request: bytes | Mapping[str, Any],
+        response: bytes | Mapping[str, Any] | None,
+        status: int,
+        latency_ms: float,
+        tenant: str,
+        trace_id: str | None,
+        tool_calls: Sequence[RawToolCall],
+        pins: Mapping[str, str] | None,
+        bucket: float | None,
+        labels: RequestLabels | None,
+    ) -> bool:
         try:
             stats = self.stats
             stats.seen += 1
@@ -174,7 +242,6 @@ class ShadowPublisher:
                 )
             )
             stats.enqueued += 1
-            self._signal()
             return True
         except Exception:  # never let mirroring fail the prod request
             self.stats.dropped_invalid += 1
@@ -183,47 +250,88 @@ class ShadowPublisher:
 
     def count_sampled_out(self) -> None:
         """Count a request the caller decided not to mirror (see ``should_sample``)."""
-        self.stats.seen += 1
-        self.stats.sampled_out += 1
+        self._count("sampled_out")
 
-    def _signal(self) -> None:
-        if threading.get_ident() == self._loop_thread:
-            if not self._wake.is_set():
-                self._wake.set()
-        elif self._loop is not None:
-            # from another thread the event's state may change under us: always hand over
-            self._loop.call_soon_threadsafe(self._wake.set)
+    def count_skipped_shadow(self) -> None:
+        """Count a request that is itself a shadow replay: never mirrored again."""
+        self._count("skipped_shadow")
+
+    def count_unmirrored(self, reason: Unmirrored) -> None:
+        """Count a request the hook saw but could not hand to ``publish``: ``seen`` and its reason."""
+        self._count(reason)
+
+    def _count(self, outcome: str) -> None:
+        """``seen`` and ``outcome``, on the thread that owns the counters."""
+        if not self._owned():
+            self._post(functools.partial(self._count, outcome))
+            return
+        stats = self.stats
+        stats.seen += 1
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+
+    def _owned(self) -> bool:
+        """True on the thread that writes the counters: the loop ``start()`` ran on (any thread
+        before that, when nothing else runs yet)."""
+        owner = self._loop_thread
+        return owner is None or owner == threading.get_ident()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Start the background sender. Never fails because the broker is unreachable."""
-        if self._task is not None:
+        """Start the sender thread. Never fails because the broker is unreachable: the sender
+        keeps retrying (counted in ``connect_failures``) while captures queue up."""
+        if self._sender is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        if self._config_error is not None:  # refused here, never on the request path
+            self.stats.config_errors += 1
+            log.error("shadow publisher not started: %s", self._config_error)
+            return
+        import aiokafka  # noqa: F401  (loaded here, at start-up: not by the sender thread while prod runs)
+
+        stopped = self._stopped = loop.create_future()
         self._running = True
-        self._task = asyncio.create_task(self._run(), name="shadowlane-publisher")
+        self._sender = Sender(
+            self._queue, self._builder, self._settings, topic=self._topic, producer_factory=self._factory,
+            activity=self._activity, post=self._post, on_counts=self.stats.add,
+            on_connected=self.connected.set, on_exit=lambda: _resolve(stopped),
+        )  # fmt: skip
+        self._sender.start()
 
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
-        """Stop accepting, drain what is queued (up to the timeout), flush and close."""
-        if self._task is None:
+        """Stop accepting, drain what is queued (up to the timeout), flush and close.
+
+        Past the timeout the sender is aborted: what is still queued is counted in
+        ``dropped_not_running``, what was built but not acknowledged in ``send_failed``.
+        """
+        sender, stopped = self._sender, self._stopped
+        if sender is None or stopped is None:
             return
         self._running = False
-        self._closing = True
-        self._wake.set()
+        sender.close()
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), drain_timeout_s)
+            await asyncio.wait_for(asyncio.shield(stopped), drain_timeout_s)
         except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            sender.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopped), ABORT_GRACE_S)
         finally:
-            self._task = None
+            self._sender = None
             left = len(self._queue)
             if left:
                 self.stats.dropped_not_running += left
                 self._queue.clear()
                 log.warning("shadow publisher stopped with %d unsent envelopes (counted)", left)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Start on entry, stop (draining) on exit: an ASGI app's lifespan as it is, e.g.
+        ``FastAPI(lifespan=publisher.lifespan)`` or ``Starlette(lifespan=publisher.lifespan)``."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     @property
     def queued(self) -> int:
@@ -235,113 +343,22 @@ class ShadowPublisher:
             "shadowlane_hook", self.stats.as_dict, gauges=lambda: {"queue_depth": self.queued}, labels=labels
         )
 
-    # ------------------------------------------------------------------ sender
-    async def _connect(self) -> AIOKafkaProducer:
-        delay = 0.2
-        while True:
-            producer = self._factory()
-            try:
-                await producer.start()
-                self.connected.set()
-                return producer
-            except Exception as exc:
-                self.stats.connect_failures += 1
-                log.warning("shadow publisher cannot reach Kafka (%s); retrying in %.1fs", exc, delay)
-                await producer.stop()
-                if self._closing:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    # ------------------------------------------------------------------ sender thread plumbing
+    def _activity(self) -> int:
+        return self.stats.seen
 
-    async def _run(self) -> None:
+    def _post(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the publisher's event loop: how other threads (the sender, sync SDK
+        clients) touch ``stats`` and the queue."""
+        loop = self._loop
         try:
-            producer = await self._connect()
-        except Exception:
-            return
-        try:
-            while True:
-                if not self._queue:
-                    if self._closing:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
-                    if self._settings.linger_ms and not self._closing:
-                        await asyncio.sleep(self._settings.linger_ms / 1000)
-                await self._send_batch(producer)
-        finally:
-            try:
-                await producer.flush()
-                while self._in_flight:  # let the delivery callbacks run and count
-                    self._acked.clear()
-                    await self._acked.wait()
-            finally:
-                await producer.stop()
+            if loop is None:
+                raise RuntimeError("no loop")
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # that loop is closed: nothing else can touch the stats any more
+            fn()
 
-    async def _send_batch(self, producer: AIOKafkaProducer) -> None:
-        """Build up to ``batch_size`` envelopes and hand them to Kafka as per-partition batches.
 
-        Envelopes go straight into aiokafka record batches (:class:`PartitionBatcher`),
-        partitioned by ``req_hash``; this skips the per-message work of ``send()``. Delivery is
-        not awaited here, so building the next batch overlaps with the network; the number of
-        unacknowledged envelopes is bounded by ``queue_size``.
-        """
-        built = shipped = 0
-        try:
-            if not self._partitions:
-                self._partitions = await partition_count(producer, self._topic)
-            batcher = PartitionBatcher(producer, self._topic, self._partitions)
-            slice_started = time.perf_counter()
-            for _ in range(min(len(self._queue), self._settings.batch_size)):
-                if time.perf_counter() - slice_started > YIELD_EVERY_S:
-                    await asyncio.sleep(0)  # let prod requests run: building never stalls the loop long
-                    slice_started = time.perf_counter()
-                raw = self._queue.popleft()
-                try:
-                    envelope = self._builder.build(raw)
-                    value = encode(envelope)
-                except InvalidMessage as exc:
-                    self.stats.dropped_invalid += 1
-                    log.warning("not mirrored: req_id=%s %s", raw.req_id, exc)
-                    continue
-                except Exception as exc:  # any other surprise in client data: count it, keep going
-                    self.stats.dropped_invalid += 1
-                    log.warning(
-                        "not mirrored: req_id=%s unexpected %s: %s", raw.req_id, type(exc).__name__, exc
-                    )
-                    continue
-                self.stats.sanitized_fields += envelope.sanitized_fields
-                built += 1  # counted before shipping, so a failure below accounts for it
-                try:
-                    shipped += self._track(await batcher.add(envelope.req_hash, value))
-                except RecordTooLarge:
-                    built -= 1
-                    self.stats.dropped_too_large += 1
-            shipped += self._track(await batcher.flush())
-        except Exception as exc:  # broker trouble: what was built but not shipped is counted as failed
-            self._partitions = 0  # refresh metadata next time
-            self.stats.send_failed += max(built - shipped, 0)
-            log.warning("shadow send failed, %d envelopes lost (counted): %s", max(built - shipped, 0), exc)
-        while self._in_flight > self._settings.queue_size:
-            self._acked.clear()
-            await self._acked.wait()
-
-    def _track(self, shipped: list[Shipped]) -> int:
-        total = 0
-        for fut, count in shipped:
-            self._in_flight += count
-            total += count
-            fut.add_done_callback(functools.partial(self._delivered, count=count))
-        return total
-
-    def _delivered(self, fut: asyncio.Future[Any], count: int) -> None:
-        self._in_flight -= count
-        if fut.cancelled() or fut.exception() is not None:
-            self.stats.send_failed += count
-            log.warning(
-                "shadow delivery of %d envelopes failed: %s",
-                count,
-                "cancelled" if fut.cancelled() else fut.exception(),
-            )
-        else:
-            self.stats.published += count
-        self._acked.set()
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

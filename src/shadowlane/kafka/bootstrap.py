@@ -20,6 +20,13 @@ NO_BOOTSTRAP = (
 )
 
 
+NO_HOOK_BOOTSTRAP = (
+    "no Kafka bootstrap servers configured: set KAFKA_BOOTSTRAP_SERVERS (or "
+    "SHADOWLANE_KAFKA__BOOTSTRAP_SERVERS); nothing is mirrored until then, and the hook never starts "
+    "a broker"
+)
+
+
 def configured_bootstrap(settings: Settings) -> str | None:
     """The bootstrap servers the settings name, or None."""
     return settings.bootstrap_servers or settings.kafka.bootstrap_servers or None

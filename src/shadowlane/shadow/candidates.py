@@ -5,6 +5,10 @@
   segregate caches, logs and billing.
 - :class:`CallableCandidate`: a Python function (sync or async) taking the chat body.
 
+Both run the call inside :func:`shadowlane.hook.context.replaying`, so a hook in the same process
+(a captured SDK client the function calls, a mirrored app served in process) does not mirror the
+replay again; over HTTP the marker header says the same to the candidate's own hook.
+
 A reply carries the answer, its tool calls, token usage, the model the server says answered and,
 when the response has a top-level ``citations`` list (ids, or objects with an ``id``), the cited ids.
 
@@ -23,7 +27,9 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-SHADOW_HEADER = "x-shadowlane-shadow"
+from shadowlane.hook.context import SHADOW_HEADER as SHADOW_HEADER  # re-exported: the worker's side
+from shadowlane.hook.context import replaying
+
 RETRIABLE = frozenset({"rate_limited", "server_error", "timeout"})
 
 
@@ -128,7 +134,8 @@ class OpenAICandidate:
         if self._model:
             body = {**body, "model": self._model}
         try:
-            resp = await self._client.post("/v1/chat/completions", content=orjson.dumps(body))
+            with replaying():
+                resp = await self._client.post("/v1/chat/completions", content=orjson.dumps(body))
         except httpx.TimeoutException as exc:
             raise CandidateError("timeout", f"candidate timed out: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:
@@ -170,9 +177,10 @@ class CallableCandidate:
 
     async def chat(self, body: dict[str, Any]) -> CandidateReply:
         try:
-            result = self._fn(body)
-            if inspect.isawaitable(result):
-                result = await result
+            with replaying():
+                result = self._fn(body)
+                if inspect.isawaitable(result):
+                    result = await result
         except CandidateError:
             raise
         except TimeoutError as exc:
