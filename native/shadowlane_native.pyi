@@ -90,7 +90,9 @@ class PlainConfig:
         citation_guard: str | None,
         priced: list[str],
         template: dict[str, Any],
-    ) -> None: ...
+        mask_guard: tuple[int, tuple[str, ...], tuple[str, ...], int, str],
+    ) -> None:
+        """``mask_guard`` is ``shadowlane.sanitize.MASK_GUARD``: the sanitizer's own hints."""
 
 def build_plain(
     env: NativeRequest, res: NativeResult, config: PlainConfig

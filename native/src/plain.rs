@@ -8,15 +8,15 @@
 //! written here in the contract's order, straight from the records' Rust fields (`records.rs`).
 //!
 //! Every check is conservative: where this module cannot be sure that the Python builder would
-//! give the same value (a text with a secret hint, an e-mail sign, a run of nine digit-like
-//! characters, non-ASCII text to normalise), it answers `None` and the Python builder runs.
+//! give the same value (a text with one of the sanitizer's hints, a run of digit-like characters
+//! long enough to mask, non-ASCII text to normalise), it answers `None` and the Python builder
+//! runs. The sanitizer's hints are not written here: `shadowlane.sanitize` hands them over
+//! (`MASK_GUARD`) when the config is made.
 //! `tests/unit/test_build_native.py` holds the two equal on generated pairs.
-
-use std::sync::LazyLock;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
-use memchr::{memchr2, memchr2_iter, memmem};
+use memchr::{memchr, memchr2_iter, memmem};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -60,6 +60,8 @@ pub struct PlainConfig {
     citation_guard: Option<char>,
     /// Models with a price: a pair that names one has a cost, which Python computes.
     priced: Vec<String>,
+    /// When masking certainly leaves a text as it is: the sanitizer's own hints.
+    guard: MaskGuard,
     /// Every field of a plain pair's record in the contract's order, holding its constant value
     /// (or `None` for those each pair sets): copied per pair, which keeps the order. Python
     /// builds it from the contract (`shadowlane/compare/native/builder.py`).
@@ -73,7 +75,7 @@ pub struct PlainConfig {
 #[pymethods]
 impl PlainConfig {
     #[new]
-    #[pyo3(signature = (baseline, embedder, citation_guard, priced, template))]
+    #[pyo3(signature = (baseline, embedder, citation_guard, priced, template, mask_guard))]
     fn new(
         py: Python<'_>,
         baseline: Option<String>,
@@ -81,7 +83,9 @@ impl PlainConfig {
         citation_guard: Option<char>,
         priced: Vec<String>,
         template: Py<PyDict>,
+        mask_guard: GuardSpec,
     ) -> PyResult<Self> {
+        let guard = MaskGuard::new(mask_guard)?;
         let fields = template.bind(py);
         for name in HOLES {
             if !fields.contains(name)? {
@@ -94,6 +98,7 @@ impl PlainConfig {
         Ok(Self {
             baseline,
             embedder,
+            guard,
             citation_guard,
             priced,
             names: HOLES
@@ -117,65 +122,138 @@ fn ascii_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ')
 }
 
-/// The key pass's hints besides `_` and `bearer`, each searched for with a prepared finder.
-static HINTS: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
-    [b"sk-".as_slice(), b"AKIA", b"AIza", b"xox", b"eyJ"].map(memmem::Finder::new)
-});
+/// `shadowlane.sanitize.MASK_GUARD`: (fewest characters a mask can change, hints of which a text
+/// must hold one for a pass to fire, the same ignoring ASCII case, digits in the shortest number
+/// run it masks, the characters besides whitespace that join a run's digits).
+type GuardSpec = (usize, Vec<String>, Vec<String>, usize, String);
 
-/// True when `shadowlane.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each of its
-/// passes is guarded by a check that this mirrors, and a text for which any guard might fire is
-/// not certain (the Python path then masks it).
-fn mask_is_identity(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.len() < 6 {
-        return true; // fewer than 6 bytes: fewer than 6 characters
-    }
-    // the key pass's hints and the e-mail pass's `@` (UTF-8 continuation bytes are never ASCII,
-    // so a byte search finds exactly the character matches)
-    if memchr2(b'_', b'@', bytes).is_some()
-        || HINTS.iter().any(|hint| hint.find(bytes).is_some())
-        || has_bearer(bytes)
-    {
-        return false;
-    }
-    !maybe_nine_digits(text)
+/// `Sanitizer._mask`'s guards, from the sanitizer's own hints (never a copy of them).
+struct MaskGuard {
+    min_chars: usize,
+    /// One-byte hints (`_`, `@`), each found with one vectorised pass.
+    bytes: Vec<u8>,
+    /// Longer hints, each searched for with a prepared finder.
+    finders: Vec<memmem::Finder<'static>>,
+    /// ASCII hints matched ignoring case, lowercase.
+    nocase: Vec<Vec<u8>>,
+    digit_run: usize,
+    /// ASCII characters besides whitespace that a number run's digits may be separated by.
+    joiners: Vec<u8>,
 }
 
-/// `"bearer" in text.lower()`: no non-ASCII character lowercases to any of b, e, a, r, so an
-/// ASCII case-insensitive search finds exactly the same.
-fn has_bearer(bytes: &[u8]) -> bool {
-    memchr2_iter(b'b', b'B', bytes).any(|at| {
-        bytes
-            .get(at..at + 6)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer"))
-    })
-}
-
-/// Whether `\d(?:[\s().\-]*\d){8}` (Unicode `\d` and `\s`) might match: counts digit-like
-/// characters in runs that only separators join. Every non-ASCII numeric character counts as a
-/// digit and every other non-ASCII character that is not alphabetic as a separator, which can
-/// only over-count.
-fn maybe_nine_digits(text: &str) -> bool {
-    if text.is_ascii() && text.bytes().filter(u8::is_ascii_digit).count() < 9 {
-        return false; // the common case, decided by two vectorised passes
-    }
-    let mut digits = 0;
-    for ch in text.chars() {
-        if ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric()) {
-            digits += 1;
-            if digits >= 9 {
-                return true;
+impl MaskGuard {
+    fn new((min_chars, hints, nocase, digit_run, joiners): GuardSpec) -> PyResult<Self> {
+        let ascii = |s: &str, what: &str| {
+            if s.is_empty() || !s.is_ascii() {
+                Err(PyValueError::new_err(format!(
+                    "{what} {s:?} must be non-empty ASCII"
+                )))
+            } else {
+                Ok(())
             }
-        } else if ch.is_ascii() {
-            let b = ch as u8;
-            if !(ascii_space(b) || matches!(b, b'(' | b')' | b'.' | b'-')) {
+        };
+        let (mut bytes, mut finders) = (Vec::new(), Vec::new());
+        for hint in &hints {
+            // a non-ASCII hint would need Python's character semantics: refuse it
+            ascii(hint, "mask hint")?;
+            match hint.as_bytes() {
+                [b] => bytes.push(*b),
+                many => finders.push(memmem::Finder::new(many).into_owned()),
+            }
+        }
+        let mut folded = Vec::new();
+        for hint in &nocase {
+            ascii(hint, "case-insensitive mask hint")?;
+            if *hint != hint.to_ascii_lowercase() {
+                return Err(PyValueError::new_err(format!(
+                    "case-insensitive mask hint {hint:?} must be lowercase"
+                )));
+            }
+            if hint
+                .bytes()
+                .any(|b| matches!(b.to_ascii_lowercase(), b'k' | b'i'))
+            {
+                // `str.lower()` maps the Kelvin sign to `k` and `İ` to `i̇`: a byte search would miss them
+                return Err(PyValueError::new_err(format!(
+                    "case-insensitive mask hint {hint:?} holds k or i, which non-ASCII text lowercases to"
+                )));
+            }
+            folded.push(hint.to_ascii_lowercase().into_bytes());
+        }
+        ascii(&joiners, "number joiners")?;
+        if digit_run == 0 {
+            return Err(PyValueError::new_err(
+                "the masked digit run must be at least 1",
+            ));
+        }
+        Ok(Self {
+            min_chars,
+            bytes,
+            finders,
+            nocase: folded,
+            digit_run,
+            joiners: joiners.into_bytes(),
+        })
+    }
+
+    /// True when `shadowlane.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each
+    /// of its passes is guarded by a check that this mirrors, and a text for which any guard
+    /// might fire is not certain (the Python path then masks it).
+    fn is_identity(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        if bytes.len() < self.min_chars {
+            return true; // fewer bytes than that: fewer characters
+        }
+        // UTF-8 continuation bytes are never ASCII, so a byte search of an ASCII hint finds
+        // exactly its character matches
+        if self.bytes.iter().any(|&b| memchr(b, bytes).is_some())
+            || self.finders.iter().any(|hint| hint.find(bytes).is_some())
+            || self.nocase.iter().any(|hint| has_nocase(bytes, hint))
+        {
+            return false;
+        }
+        !self.maybe_digit_run(text)
+    }
+
+    /// Whether `\d(?:[\s<joiners>]*\d){digit_run - 1}` (Unicode `\d` and `\s`) might match:
+    /// counts digit-like characters in runs that only joiners separate. Every non-ASCII numeric
+    /// character counts as a digit and every other non-ASCII character that is not alphabetic as
+    /// a joiner, which can only over-count.
+    fn maybe_digit_run(&self, text: &str) -> bool {
+        let run = self.digit_run;
+        if text.is_ascii() && text.bytes().filter(u8::is_ascii_digit).count() < run {
+            return false; // the common case, decided by two vectorised passes
+        }
+        let mut digits = 0;
+        for ch in text.chars() {
+            if ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric()) {
+                digits += 1;
+                if digits >= run {
+                    return true;
+                }
+            } else if ch.is_ascii() {
+                let b = ch as u8;
+                if !(ascii_space(b) || self.joiners.contains(&b)) {
+                    digits = 0;
+                }
+            } else if ch.is_alphabetic() {
                 digits = 0;
             }
-        } else if ch.is_alphabetic() {
-            digits = 0;
         }
+        false
     }
-    false
+}
+
+/// `hint in text.lower()` for a lowercase ASCII hint without `k` or `i`: the only non-ASCII
+/// characters that lowercase to ASCII are the Kelvin sign (to `k`) and `İ` (to `i` and a combining
+/// dot), so for such a hint an ASCII case-insensitive byte search finds exactly the same.
+fn has_nocase(bytes: &[u8], hint: &[u8]) -> bool {
+    let (lower, upper) = (hint[0], hint[0].to_ascii_uppercase());
+    memchr2_iter(lower, upper, bytes).any(|at| {
+        bytes
+            .get(at..at + hint.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(hint))
+    })
 }
 
 /// `quality.normalise` (`" ".join(text.split()).casefold()`) for ASCII text; `None` otherwise.
@@ -259,7 +337,7 @@ pub fn build<'py>(
         }
     }
     let shadow_text = r.answer.as_deref();
-    if shadow_text.is_some_and(|t| !mask_is_identity(t)) {
+    if shadow_text.is_some_and(|t| !cfg.guard.is_identity(t)) {
         return Ok(None);
     }
     let exact = match (prod_text, shadow_text) {

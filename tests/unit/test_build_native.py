@@ -26,6 +26,7 @@ from shadowlane.contracts.codec import encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope
 from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
+from shadowlane.sanitize import MASK_GUARD
 from shadowlane.settings import CompareSettings, ModelPrice
 from tests.support.factories import envelope
 from tests.unit.test_build_metrics import BagOfWords
@@ -309,7 +310,46 @@ def test_the_native_config_refuses_a_template_without_a_field_it_fills() -> None
     assert NATIVE_PLAIN is not None
     config_type = NATIVE_PLAIN[0]
     template = _template()
-    config_type(None, False, None, [], template)  # the contract's own template is accepted
+    config_type(None, False, None, [], template, MASK_GUARD)  # the contract's own template is accepted
     del template["status_pair"]
     with pytest.raises(ValueError, match="status_pair"):
-        config_type(None, False, None, [], template)
+        config_type(None, False, None, [], template, MASK_GUARD)
+
+
+def _native_builds(shadow: str, guard: Any) -> bool:
+    """Whether the native path builds the pair (prod answered "x", the candidate ``shadow``) when
+    its config is given ``guard`` as the sanitizer's hints."""
+    assert NATIVE_PLAIN is not None
+    config_type, build_plain = NATIVE_PLAIN
+    config = config_type(None, False, "[", [], _template(), guard)  # "[": the citation pattern's
+    joined = _joined(_plain_pair("x", shadow), native=True)
+    return build_plain(joined.envelope, joined.result, config) is not None  # type: ignore[arg-type]
+
+
+def test_the_native_guard_is_the_sanitizers_own_hints() -> None:
+    """The native path keeps no copy of the hints: change what the sanitizer hands over and the
+    native decision follows."""
+    minimum, hints, any_case, run, joiners = MASK_GUARD
+    assert _native_builds("a quiet zz answer", MASK_GUARD)
+    assert not _native_builds("a quiet zz answer", (minimum, (*hints, "zz"), any_case, run, joiners))
+    assert not _native_builds("a QuoTe answer", (minimum, hints, (*any_case, "quote"), run, joiners))
+    assert not _native_builds("one 2345 six", (minimum, hints, any_case, 4, joiners))
+    assert _native_builds("tiny", MASK_GUARD)
+    assert not _native_builds("tiny", (3, (*hints, "t"), any_case, run, joiners))
+    assert not _native_builds("555/123/4567", (minimum, hints, any_case, run, joiners + "/"))
+    assert _native_builds("555/123/4567", MASK_GUARD)
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        (6, ("_", "é"), (), 9, "().-"),  # a non-ASCII hint would need Python's character rules
+        (6, ("_",), ("token",), 9, "().-"),  # 'k': the Kelvin sign lowercases to it
+        (6, ("_",), ("Bearer",), 9, "().-"),  # not lowercase
+        (6, ("_",), (), 0, "().-"),
+    ],
+)
+def test_the_native_config_refuses_hints_it_cannot_match_as_python_does(guard: Any) -> None:
+    assert NATIVE_PLAIN is not None
+    with pytest.raises(ValueError):  # noqa: PT011 (the messages differ per hint)
+        NATIVE_PLAIN[0](None, False, None, [], _template(), guard)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shadowlane import sanitize
-from shadowlane.sanitize import Sanitizer
+from shadowlane.sanitize import KEY_HINTS, KEY_HINTS_ANY_CASE, Sanitizer, _has_key_hint, _key_hint_check
 
 # --------------------------------------------------------------------------- dropping keys
 
@@ -280,3 +280,21 @@ def test_clean_never_mutates_its_input() -> None:
         "tuple": ["<email>", {}],
         "nested": {"deep": [{"text": "call <phone>"}]},
     }
+
+
+HINT_PIECES = [*KEY_HINTS, "BeArEr", "bear", "\u212a", "\u0130", "J", "z", "K", "-", "a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(HINT_PIECES), max_size=6).map("".join) | st.text(max_size=20))
+def test_the_key_hint_check_is_any_hint_in_the_text(text: str) -> None:
+    """The written-out check equals its definition: a key hint in the text, or a case-insensitive
+    hint in its lowercase form."""
+    want = any(h in text for h in KEY_HINTS) or any(h in text.lower() for h in KEY_HINTS_ANY_CASE)
+    assert _has_key_hint(text) is want
+
+
+@pytest.mark.parametrize("hint", ["token", "Bearer", "ïd", "kid"])
+def test_case_insensitive_hints_must_be_lowercase_ascii_without_k_or_i(hint: str) -> None:
+    with pytest.raises(ValueError, match="lowercase ASCII without k or i"):
+        _key_hint_check(KEY_HINTS, (hint,))

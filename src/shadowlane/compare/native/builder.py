@@ -23,7 +23,7 @@ from shadowlane.compare.join import Joined
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.shadow_result import ShadowResult
-from shadowlane.sanitize import Sanitizer
+from shadowlane.sanitize import MASK_GUARD, Sanitizer
 from shadowlane.settings import CompareSettings
 
 if TYPE_CHECKING:
@@ -80,8 +80,9 @@ class PlainPath:
     ) -> None:
         self._baseline = settings.baseline_candidate
         self._native = native if type(sanitizer) is Sanitizer else None
+        prices = list(settings.prices)
         self._config = (
-            native[0](self._baseline, embedder, citation_guard, list(settings.prices), _template())
+            native[0](self._baseline, embedder, citation_guard, prices, _template(), MASK_GUARD)
             if native
             else None
         )
