@@ -7,9 +7,19 @@ comparator and rollout control come with the ``workers`` and ``rollout`` extras.
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import Any
 
-try:
-    __version__ = metadata.version("shadowlane")
-except metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    """``__version__``, read from the installed distribution when first asked for (reading the
+    metadata costs tens of milliseconds: a prod service importing the hook need not pay it)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'shadowlane' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("shadowlane")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        version = "0+unknown"
+    globals()["__version__"] = version
+    return version

@@ -15,7 +15,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shadowlane.contracts.codec import encode
-from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from shadowlane.hook.context import RawMirror
+from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.sanitize import Sanitizer
 from shadowlane.settings import HookSettings

@@ -21,6 +21,7 @@ from shadowlane.gc_tuning import tune_for_workers
 from tests.bench.common import BenchResult
 
 MODULES = {
+    "hook_import": "tests.bench.bench_import",
     "hook_overhead": "tests.bench.bench_hook_overhead",
     "hook_overhead_host_gc": "tests.bench.bench_hook_overhead",
     "hook_throughput": "tests.bench.bench_hook_throughput",

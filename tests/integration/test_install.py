@@ -104,7 +104,11 @@ def _top_level_names(venv: Venv) -> set[str]:
     (site,) = venv.path.glob("lib/python*/site-packages")
     (info,) = site.glob("shadowlane-*.dist-info")
     record = (info / "RECORD").read_text().splitlines()
-    return {line.split("/", 1)[0] for line in record if "/" in line and ".dist-info/" not in line}
+    # the console script's entry ("../../../bin/shadowlane") is not an import name
+    paths = (line.split(",", 1)[0] for line in record)
+    return {
+        path.split("/", 1)[0] for path in paths if not path.startswith("..") and ".dist-info/" not in path
+    }
 
 
 def test_core_install_is_the_slim_hook(dists: Path, empty_mb: float, tmp_path: Path) -> None:

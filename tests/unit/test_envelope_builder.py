@@ -15,6 +15,7 @@ from shadowlane.hashing import canonical_json, req_hash
 from shadowlane.hook.context import (
     RawExposure,
     RawGold,
+    RawMirror,
     RawToolCall,
     RequestLabels,
     close_context,
@@ -22,7 +23,7 @@ from shadowlane.hook.context import (
     set_buckets,
     set_exposure,
 )
-from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror, tool_io_from_messages
+from shadowlane.hook.envelope_builder import EnvelopeBuilder, tool_io_from_messages
 from shadowlane.sanitize import Sanitizer
 
 TOOLS = [

@@ -191,3 +191,12 @@ def test_importing_the_hook_imports_no_sdk() -> None:
     code += "print(sorted(m for m in ('openai', 'litellm', 'httpx') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_hook_package_defers_pydantic_kafka_and_prometheus_to_start() -> None:
+    """``import shadowlane.hook`` stays cheap: the contracts, aiokafka and prometheus_client load
+    in ``start()`` and ``collector()``, when the service asks for them."""
+    heavy = ("pydantic", "pydantic_settings", "aiokafka", "prometheus_client", "openai", "litellm", "httpx")
+    code = f"import sys, shadowlane.hook\nprint(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

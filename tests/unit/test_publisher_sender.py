@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from shadowlane.hook.context import RawMirror
+from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.hook.pacing import ACTIVE_WINDOW_S, Pacer
 from shadowlane.hook.publisher import PublisherStats, ShadowPublisher
 from shadowlane.hook.sender import Sender, SenderCounts

@@ -33,7 +33,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from shadowlane.cli.control_cmds import default_who
-from shadowlane.cli.rescore_cmd import parse_time
+from shadowlane.cli.times import parse_time
 from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.flag_manifest import FlagManifest
 from shadowlane.contracts.route_config import RouteScope, is_wildcard

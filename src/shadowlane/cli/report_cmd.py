@@ -22,7 +22,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from shadowlane.cli.rescore_cmd import parse_time
+from shadowlane.cli.times import parse_time
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.report.analysis import build_report, example_hashes

@@ -186,3 +186,22 @@ def set_exposure(exposure: RawExposure) -> None:
     ctx = _CURRENT.get()
     if ctx is not None:
         ctx.labels.exposure = exposure
+
+
+@dataclass(slots=True)
+class RawMirror:
+    """Everything the hook captured for one sampled request, untouched."""
+
+    req_id: str
+    endpoint: str
+    request: bytes | Mapping[str, Any]
+    response: bytes | Mapping[str, Any] | None
+    status: int
+    latency_ms: float
+    ts_ms: int
+    bucket: float
+    tenant: str = "default"
+    trace_id: str | None = None
+    tool_calls: Sequence[RawToolCall] = ()
+    pins: Mapping[str, str] = field(default_factory=dict)
+    labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler

@@ -9,7 +9,7 @@ Handler labels (gold answer, paraphrases, cited ids) are sanitized like every ot
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -27,30 +27,11 @@ from shadowlane.contracts.envelope import (
 )
 from shadowlane.errors import InvalidMessage
 from shadowlane.hashing import canonical_json, req_hash
-from shadowlane.hook.context import MAX_PARAPHRASES, RawToolCall, RequestLabels
+from shadowlane.hook.context import MAX_PARAPHRASES, RawMirror, RequestLabels
 from shadowlane.sanitize import Sanitizer
 
 _REQUEST_KEYS = ("model", "messages", "tools")
 MAX_CITED_IDS = 64
-
-
-@dataclass(slots=True)
-class RawMirror:
-    """Everything the hook captured for one sampled request, untouched."""
-
-    req_id: str
-    endpoint: str
-    request: bytes | Mapping[str, Any]
-    response: bytes | Mapping[str, Any] | None
-    status: int
-    latency_ms: float
-    ts_ms: int
-    bucket: float
-    tenant: str = "default"
-    trace_id: str | None = None
-    tool_calls: Sequence[RawToolCall] = ()
-    pins: Mapping[str, str] = field(default_factory=dict)
-    labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler
 
 
 def _cited_ids(value: Any) -> list[str]:

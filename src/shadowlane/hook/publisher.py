@@ -35,19 +35,18 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from shadowlane.hashing import unit_hash
-from shadowlane.hook.context import RawToolCall, RequestLabels
-from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
-from shadowlane.hook.sender import ProducerFactory, Sender, SenderCounts
-from shadowlane.metrics import StatsCollector
-from shadowlane.sanitize import Sanitizer
-from shadowlane.settings import HookSettings, Settings
+from shadowlane.hook.context import RawMirror, RawToolCall, RequestLabels
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded at start(): importing the hook needs no pydantic, Kafka or Prometheus
     from aiokafka import AIOKafkaProducer
+
+    from shadowlane.hook.sender import ProducerFactory, Sender, SenderCounts
+    from shadowlane.metrics import StatsCollector
+    from shadowlane.settings import HookSettings, Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GateVerdict", "MirrorGate", "ProducerFactory", "PublisherStats", "ShadowPublisher", "Unmirrored"]
+__all__ = ["GateVerdict", "MirrorGate", "PublisherStats", "ShadowPublisher", "Unmirrored"]
 ABORT_GRACE_S = 3.0  # after the drain timeout: how long stop() waits for the aborted sender
 
 Unmirrored = Literal["dropped_too_large", "dropped_incomplete", "dropped_invalid"]
@@ -105,9 +104,7 @@ class ShadowPublisher:
         self.gate = gate
         self._topic = topic
         self._factory = producer_factory
-        self._builder = EnvelopeBuilder(
-            Sanitizer(settings.drop_fields), ratio=settings.sample_ratio, salt_id=settings.salt, pins=pins
-        )
+        self._pins = pins
         self._queue: deque[RawMirror] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -287,12 +284,22 @@ class ShadowPublisher:
             self.stats.config_errors += 1
             log.error("shadow publisher not started: %s", self._config_error)
             return
-        import aiokafka  # noqa: F401  (loaded here, at start-up: not by the sender thread while prod runs)
+        # what the sender needs is loaded here, at start-up (never by the sender thread while prod
+        # runs, and not by `import shadowlane.hook`): the contracts (pydantic), aiokafka
+        import aiokafka  # noqa: F401
 
+        from shadowlane.hook.envelope_builder import EnvelopeBuilder
+        from shadowlane.hook.sender import Sender
+        from shadowlane.sanitize import Sanitizer
+
+        s = self._settings
+        builder = EnvelopeBuilder(
+            Sanitizer(s.drop_fields), ratio=s.sample_ratio, salt_id=s.salt, pins=self._pins
+        )
         stopped = self._stopped = loop.create_future()
         self._running = True
         self._sender = Sender(
-            self._queue, self._builder, self._settings, topic=self._topic, producer_factory=self._factory,
+            self._queue, builder, self._settings, topic=self._topic, producer_factory=self._factory,
             activity=self._activity, post=self._post, on_counts=self.stats.add,
             on_connected=self.connected.set, on_exit=lambda: _resolve(stopped),
         )  # fmt: skip
@@ -339,6 +346,8 @@ class ShadowPublisher:
 
     def collector(self, **labels: str) -> StatsCollector:
         """A Prometheus collector for this hook: register it with the prod service's registry."""
+        from shadowlane.metrics import StatsCollector  # prometheus_client: loaded when asked for
+
         return StatsCollector(
             "shadowlane_hook", self.stats.as_dict, gauges=lambda: {"queue_depth": self.queued}, labels=labels
         )

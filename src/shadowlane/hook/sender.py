@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from shadowlane.contracts.codec import encode
 from shadowlane.errors import InvalidMessage
-from shadowlane.hook.envelope_builder import EnvelopeBuilder, RawMirror
+from shadowlane.hook.context import RawMirror
+from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.hook.pacing import Pacer
 from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge, ShipFailed, Shipped, partition_count
 from shadowlane.settings import HookSettings

@@ -1,0 +1,31 @@
+"""Points in time as the CLI reads them: ``now``, ``-15m`` / ``-2h`` / ``-1d``, epoch milliseconds,
+or ISO 8601 (UTC when naive). Shared by ``rescore``, ``report`` and ``gate``."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, *, now_ms: int | None = None) -> int:
+    """Epoch ms from ``now``, ``-15m`` / ``-2h`` / ``-1d``, epoch milliseconds, or ISO 8601 (UTC if naive)."""
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    text = text.strip()
+    if text == "now":
+        return now
+    rel = _RELATIVE.match(text)
+    if rel:
+        return now - int(float(rel.group(1)) * _UNIT_S[rel.group(2)] * 1000)
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"cannot read time {text!r}: use now, -15m, epoch ms or ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
