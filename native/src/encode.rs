@@ -5,7 +5,7 @@
 //! it leaves a hole for each field `build_plain` sets per pair, which it fills from the pair's
 //! Rust values. orjson and serde_json spell every JSON-native value alike (compact separators,
 //! keys in insertion order, the same string escapes, the shortest round-trip float text);
-//! `tests/unit/test_build_native.py` compares the two byte for byte. A template value of any
+//! `tests/unit/compare/native/test_builder.py` compares the two byte for byte. A template value of any
 //! other type (or a float that is not finite, an int past 64 bits) leaves the whole record to
 //! Python.
 

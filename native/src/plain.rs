@@ -12,7 +12,7 @@
 //! long enough to mask, non-ASCII text to normalise), it answers `None` and the Python builder
 //! runs. The sanitizer's hints are not written here: `shadowlane.sanitize` hands them over
 //! (`MASK_GUARD`) when the config is made.
-//! `tests/unit/test_build_native.py` holds the two equal on generated pairs.
+//! `tests/unit/compare/native/test_builder.py` holds the two equal on generated pairs.
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;

@@ -34,7 +34,7 @@ from tests.support.hook_capture import (
 )
 from tests.support.hook_counts import assert_every_request_counted_once
 from tests.support.kafka_io import read_topic
-from tests.unit.helpers_unit import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from shadowlane.settings import Settings
 from tests.support.docs_examples import examples, run_examples
 from tests.support.hook_capture import first_turn, model_server, offline_litellm
 from tests.support.kafka_io import read_topic
-from tests.unit.helpers_unit import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

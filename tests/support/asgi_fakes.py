@@ -13,7 +13,7 @@ from shadowlane.hook.asgi import ShadowMirrorMiddleware
 from shadowlane.hook.context import RawToolCall, record_tool_call, set_pins
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.settings import HookSettings
-from tests.unit.helpers_unit import FakeProducerFactory
+from tests.support.fake_kafka import FakeProducerFactory
 
 Message = MutableMapping[str, Any]
 PATH = "/v1/chat/completions"

@@ -1,4 +1,9 @@
-"""Builds valid wire records for tests."""
+"""Builds valid wire records for tests.
+
+``envelope`` / ``result``: the demo's grammar tutor, stamped now. ``make_envelope`` /
+``make_result``: a small generic request whose id (and so ``req_hash``) the test chooses, at a
+fixed event time.
+"""
 
 from __future__ import annotations
 
@@ -59,4 +64,51 @@ def result(env: RequestEnvelope, candidate: str = "cand", *, answer: str | None 
         status="ok",
         answer=answer if answer is not None else env.prod.answer,
         latency_ms=50.0,
+    )
+
+
+TOOL_NAMES = ("lookup", "save_progress")
+
+
+def make_envelope(
+    rid: str,
+    *,
+    ts_ms: int = 1_000,
+    tools: tuple[str, ...] = TOOL_NAMES,
+    tool_io: tuple[RecordedToolCall, ...] = (),
+    user_text: str = "hello",
+    model: str | None = "prod-model",
+) -> RequestEnvelope:
+    """A valid envelope whose ``req_hash`` is derived from ``rid`` like the hook does."""
+    request = ChatRequest(
+        model=model,
+        messages=(
+            ChatMessage(role="system", content="You are helpful."),
+            ChatMessage(role="user", content=user_text),
+        ),
+        tools=tuple(ToolSpec(function=FunctionSpec(name=n, parameters={"type": "object"})) for n in tools),
+        params={"temperature": 0.0},
+    )
+    return RequestEnvelope(
+        req_id=rid,
+        req_hash=req_hash(rid, canonical_json(request.model_dump(mode="json"))),
+        ts_ms=ts_ms,
+        endpoint="/v1/chat/completions",
+        request=request,
+        prod=ProdOutcome(answer="prod answer", status=200, latency_ms=12.0),
+        tool_io=tool_io,
+        sampling=SamplingDecision(ratio=1.0, bucket=0.5, salt_id="unit"),
+    )
+
+
+def make_result(env: RequestEnvelope, candidate: str, *, ts_ms: int = 1_000) -> ShadowResult:
+    return ShadowResult(
+        req_hash=env.req_hash,
+        req_id=env.req_id,
+        candidate=candidate,
+        shadow_id=f"s-{env.req_id}-{candidate}",
+        ts_ms=ts_ms,
+        status="ok",
+        answer="shadow answer",
+        latency_ms=5.0,
     )

@@ -16,7 +16,7 @@ from shadowlane.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_ap
 from shadowlane.demo.serve import RunningServer, serve
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.settings import HookSettings, Settings
-from tests.unit.helpers_unit import FakeProducerFactory
+from tests.support.fake_kafka import FakeProducerFactory
 
 SENTENCE = "She goed to the market yesterday."
 TOOL_PARAMS: list[Any] = TOOLS  # the demo's tools, typed loosely enough for the SDKs' stubs

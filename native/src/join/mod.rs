@@ -13,7 +13,7 @@
 //! object only when an output needs one. Given a `PlainConfig`, a joined pair that `plain.rs`
 //! can build leaves as a `Built` output (the comparison's fields and wire bytes) instead of a
 //! `Joined`, so its records never become Python objects at all.
-//! `tests/unit/test_join_native.py` holds it to the Python join on generated operation
+//! `tests/unit/compare/native/test_join.py` holds it to the Python join on generated operation
 //! sequences, and the join-and-build path to the Python one on generated pairs.
 
 use hashlink::LinkedHashMap;

@@ -19,7 +19,7 @@ Rust values while the request waits in the join; :func:`as_side` makes them Pyth
 the pairs the Python builder handles. It vouches only for records it is sure of and answers
 ``None`` for anything else (a value pydantic would coerce, a repeated key, a float inside tool
 arguments, a broken record), which then takes the pydantic path above. Tests hold the two paths
-equal on generated and mutated records (``tests/unit/test_prod_side_native.py``).
+equal on generated and mutated records (``tests/unit/compare/test_prod_side_native.py``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ validation (:meth:`shadowlane.contracts.base.Trusted.trusted`). It declines anyt
 value pydantic would coerce, an integer past 64 bits, a float inside tool arguments, broken
 JSON), and that record takes the codec's path, which accepts it or raises the contract's
 :class:`~shadowlane.contracts.codec.DecodeError`. Tests hold the two paths equal on generated and mutated
-records (``tests/unit/test_results_native.py``).
+records (``tests/unit/compare/test_results.py``).
 """
 
 from __future__ import annotations

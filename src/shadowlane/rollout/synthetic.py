@@ -18,7 +18,7 @@
 - cost per request ``0.002 USD × lognormal(σ 0.5)``, 70 % of its log-variance shared by the arms.
 
 The aggregation is vectorised (:func:`accumulate` sets an :class:`Accumulator`'s counts and sums
-from the arrays and records the histograms with numpy); ``tests/unit/test_simulate.py`` checks it
+from the arrays and records the histograms with numpy); ``tests/unit/rollout/test_simulate.py`` checks it
 equals :meth:`Accumulator.add` over the same requests as :class:`Comparison` records.
 """
 

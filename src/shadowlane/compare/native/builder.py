@@ -9,9 +9,9 @@ in the contract's order, straight from the native records' Rust fields
 (:func:`~shadowlane.compare.prod_side.read_request`, :func:`~shadowlane.compare.results.read_result`).
 It also writes the record's wire bytes (as orjson does: a differential test compares them byte
 for byte), so the comparator does not encode the record again. It answers ``None`` for any pair
-it is not sure of, and for a pair whose records the native
-readers declined (Python read them); the Python builder then builds it. ``tests/unit/test_build_native.py``
-holds the two equal on generated pairs.
+it is not sure of, and for a pair whose records the native readers declined (Python read them);
+the Python builder then builds it. ``tests/unit/compare/native/test_builder.py`` holds the two
+equal on generated pairs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 :class:`~shadowlane.compare.join.JoinBuffer`'s interface, and the choice between the two.
 
 The native join keeps the same state by the same rules and gives the same outputs in the same
-order (``tests/unit/test_join_native.py`` holds the two equal on generated operation sequences,
+order (``tests/unit/compare/native/test_join.py`` holds the two equal on generated operation sequences,
 and every join test runs against both). Its :meth:`ingest` also reads a poll's records natively,
 so the comparator's per-record loop runs outside the interpreter, and keeps what it read as Rust
 values. Given the builder's plain config, it builds each plain pair as it joins and hands over a

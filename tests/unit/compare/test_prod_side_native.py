@@ -1,0 +1,232 @@
+"""The native envelope projection (``shadowlane_native``, Rust) against the pydantic one.
+
+The native reader may decline any record (``None``: the pydantic path then runs); when it
+accepts one, the projection must equal pydantic's in every value, type and key order. Hypothesis
+generates well-formed envelopes and breaks them at every field the projection reads: wrong
+types, nulls, missing fields, big and negative numbers, floats, escapes, control characters,
+repeated keys, arrays where objects belong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shadowlane.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
+from shadowlane.contracts.codec import DecodeError, encode
+from shadowlane.contracts.envelope import Exposure, GoldLabel
+from shadowlane.hashing import canonical_json
+from tests.bench.payloads import envelope_of_size
+from tests.support.factories import envelope
+from tests.support.native_fuzz import (
+    Change,
+    Json,
+    broken,
+    changes_of,
+    has_float,
+    ints_in,
+    json_values,
+    values,
+)
+
+NativeReader = Callable[[bytes], Any]
+
+PATHS = (
+    "schema_version",
+    "req_id",
+    "req_hash",
+    "ts_ms",
+    "endpoint",
+    "tenant",
+    "request",
+    "request.model",
+    "prod",
+    "prod.answer",
+    "prod.status",
+    "prod.latency_ms",
+    "prod.model",
+    "prod.usage",
+    "prod.usage.prompt_tokens",
+    "prod.usage.completion_tokens",
+    "prod.cited_ids",
+    "tool_io",
+    "tool_io.0",
+    "tool_io.0.name",
+    "tool_io.0.arguments",
+    "tool_io.1.arguments",
+    "pins",
+    "pins.model_rev",
+    "gold",
+    "gold.answer",
+    "gold.cited_ids",
+    "buckets",
+    "exposure",
+    "exposure.arm",
+)
+
+
+def _native() -> NativeReader:
+    """The native reader's fields of a record (None: declined)."""
+    reader = NATIVE_REQUESTS
+    assert reader is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
+
+    def fields(data: bytes) -> Any:
+        record = reader(data)
+        return None if record is None else record.fields()
+
+    return fields
+
+
+def _base(i: int) -> dict[str, Json]:
+    env = envelope(i).model_copy(
+        update={
+            "gold": GoldLabel(answer="I went.", cited_ids=("doc-1",)),
+            "exposure": Exposure(flag="f", arm="baseline", served_by="m", strategy="ab", epoch=1),
+            "buckets": {"tense": "past"},
+        }
+    )
+    obj: dict[str, Json] = orjson.loads(encode(env))
+    obj["prod"]["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    obj["prod"]["cited_ids"] = ["doc-1", "doc-2"]
+    return obj
+
+
+def _python(data: bytes) -> ProdSide | DecodeError:
+    try:
+        return ProdSide.decode_python(data)
+    except DecodeError as exc:
+        return exc
+
+
+def _exact(side: ProdSide) -> list[tuple[str, Any, type]]:
+    """Every value with its type, and dict keys in order: ``==`` alone would equate 1 and 1.0."""
+    out: list[tuple[str, Any, type]] = []
+    for name in ("req_id", "req_hash", "ts_ms", "endpoint", "tenant", "candidate_served"):
+        out.append((name, getattr(side, name), type(getattr(side, name))))
+    out.append(("pins", list(side.pins.items()), dict))
+    out.append(("buckets", list(side.buckets.items()), dict))
+    out.append(("tool_keys", sorted(side.tool_keys), type(side.tool_keys)))
+    p = side.prod
+    for name in (
+        "answer",
+        "latency_ms",
+        "status",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "cited_ids",
+    ):
+        out.append((f"prod.{name}", getattr(p, name), type(getattr(p, name))))
+    gold = side.gold
+    out.append(
+        ("gold", None if gold is None else (gold.answer, gold.cited_ids, type(gold.cited_ids)), type(gold))
+    )
+    return out
+
+
+def _check(data: bytes) -> bool:
+    """Asserts the two paths agree; True when the native one vouched for the record."""
+    fields = _native()(data)
+    reference = _python(data)
+    if fields is None:
+        return False
+    assert isinstance(reference, ProdSide), f"native accepted what pydantic rejects: {reference}"
+    assert _exact(ProdSide.from_native(fields)) == _exact(reference)
+    assert ProdSide.decode(data) == reference
+    record = read_request(data)  # what the join holds: the native record, keyed as the Python one
+    assert not isinstance(record, ProdSide)
+    assert (record.req_hash, record.candidate_served) == (reference.req_hash, reference.candidate_served)
+    return True
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(value=values, delete=st.booleans(), ascii_only=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_native_equals_pydantic_with_one_field_changed(
+    path: str, value: Json, delete: bool, ascii_only: bool
+) -> None:
+    _check(broken(_base(7), [(path, value, delete)], ascii_only))
+
+
+@given(
+    i=st.integers(min_value=0, max_value=500),
+    changes=changes_of(PATHS),
+    ascii_only=st.booleans(),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_native_equals_pydantic_on_broken_envelopes(i: int, changes: list[Change], ascii_only: bool) -> None:
+    _check(broken(_base(i), changes, ascii_only))
+
+
+@given(
+    args=st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    strings=st.lists(st.text(max_size=10), min_size=3, max_size=3),
+)
+@settings(max_examples=400, deadline=None)
+def test_native_canonical_arguments_and_strings_equal_pythons(
+    args: dict[str, Json], strings: list[str]
+) -> None:
+    obj = _base(1)
+    obj["tool_io"][0]["arguments"] = args
+    obj["pins"] = {strings[0]: strings[1]}
+    obj["prod"]["answer"] = strings[2]
+    data = json.dumps(obj, ensure_ascii=False).encode()
+    vouched = _check(data)
+    if not has_float(args) and all(abs(v) < 2**63 for v in ints_in(args)):
+        assert vouched  # floats and ints past 64 bits are the only arguments it leaves to Python
+        assert (obj["tool_io"][0]["name"], canonical_json(args).decode()) in ProdSide.decode(data).tool_keys
+
+
+@pytest.mark.parametrize("size", ["1k", "8k"])
+def test_the_benchmark_and_factory_envelopes_take_the_native_path(size: str) -> None:
+    for i in range(20):
+        assert _check(encode(envelope_of_size(i, size)))
+        assert _check(encode(envelope(i)))
+    assert _check(orjson.dumps(_base(3)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[]",
+        b"{}",
+        b"",
+        b"\xff\xfe",
+        b"null",
+        b'{"schema_version": 1',
+        # a JSON array in the place of an object: serde would read it positionally
+        orjson.dumps({**_base(1), "prod": ["x", 200, 1.0]}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "usage": [1, 2]}}),
+        # repeated keys: pydantic keeps the last one
+        orjson.dumps(_base(1))[:-1] + b',"tenant":"t2","tenant":"t3"}',
+        orjson.dumps(_base(1))[:-1] + b',"pins":{"a":"1","a":"2"}}',
+        # a lone surrogate escape
+        orjson.dumps(_base(1)).replace(b'"/v1/chat/completions"', b'"\\ud800"'),
+        orjson.dumps({**_base(1), "schema_version": 1.0}),
+        orjson.dumps({**_base(1), "ts_ms": True}),
+        orjson.dumps({**_base(1), "req_id": "x" * 257}),
+        orjson.dumps({**_base(1), "req_id": "é" * 256}),
+        orjson.dumps({**_base(1), "req_hash": "A" * 32}),
+        orjson.dumps({**_base(1), "req_hash": "a" * 32 + "\n"}),
+        orjson.dumps({**_base(1), "exposure": {"arm": "other"}}),
+        orjson.dumps({**_base(1), "exposure": {"arm": "candidate"}}),
+        json.dumps({**_base(1), "ts_ms": 2**64}).encode(),
+        b" \n" + orjson.dumps(_base(1)) + b" \n",
+    ],
+)
+def test_edge_records_agree(data: bytes) -> None:
+    _check(data)
+
+
+def test_the_prod_model_falls_back_to_the_request_model_as_in_python() -> None:
+    for prod_model, request_model in [(None, "r"), ("", "r"), ("p", "r"), ("", None), (None, None)]:
+        obj = _base(1)
+        obj["prod"]["model"] = prod_model
+        obj["request"]["model"] = request_model
+        assert _check(orjson.dumps(obj))
