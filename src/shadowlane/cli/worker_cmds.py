@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -17,7 +15,6 @@ from shadowlane.cli.signals import run_until_signal
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
 from shadowlane.compare.worker import Comparator
-from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
@@ -27,8 +24,6 @@ from shadowlane.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from shadowlane.shadow.worker import ShadowWorker
-
-log = logging.getLogger(__name__)
 
 
 def add_parsers(sub: Any) -> None:
@@ -213,21 +208,15 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         embedder=args.embedder,
         native_path=args.native_path,
     )
-    try:
-        native = use_native(settings.compare.native_path)
-    except ConfigError as exc:
-        print(f"shadowlane compare: {exc}", file=sys.stderr)
-        return 2
-    hot_path = "native" if native else "python"
-    log.info("comparator hot path: %s (compare.native_path=%s)", hot_path, settings.compare.native_path)
-    print(
-        orjson.dumps({"event": "starting", "group": settings.compare.group_id, "hot_path": hot_path}).decode()
-    )
+    use_native(settings.compare.native_path)  # a forced path that is missing: exit 2 before Kafka
 
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         await ensure_topics(settings.topics, kwargs)
         comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
+        hot_path = "native" if comparator.builder.native else "python"  # the path that runs
+        starting = {"event": "starting", "group": settings.compare.group_id, "hot_path": hot_path}
+        print(orjson.dumps(starting).decode(), flush=True)
         tune_for_workers()
         tune_allocator()
         group = settings.compare.group_id
