@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,24 +57,19 @@ def _add_group(sub: Any, group: CommandGroup) -> None:
         if (exc.name or "").partition(".")[0] == "shadowlane" or group.extra is None:
             raise  # our own module is missing, or a core dependency: a broken install, not an extra
         hint = f"pip install 'shadowlane[{group.extra}]'"
+        why = f"needs the {group.extra} extra ({exc.name} is not installed): {hint}"
         for name in group.commands:
             stub = sub.add_parser(
-                name,
-                help=f"(needs the {group.extra} extra: {hint})",
-                description=f"`shadowlane {name}` needs the {group.extra} extra ({exc.name} is not "
-                f"installed): {hint}",
+                name, help=f"(needs the {group.extra} extra: {hint})", description=f"shadowlane {name}: {why}"
             )
-            stub.set_defaults(handler=_missing_extra(name, group.extra, str(exc.name), hint))
+            stub.set_defaults(handler=_missing_extra(f"shadowlane {name}: {why}"))
         return
     module.add_parsers(sub)
 
 
-def _missing_extra(name: str, extra: str, missing: str, hint: str) -> Any:
+def _missing_extra(message: str) -> Callable[[argparse.Namespace, object], int]:
     def handler(_args: argparse.Namespace, _settings: object) -> int:
-        print(
-            f"shadowlane {name}: needs the {extra} extra ({missing} is not installed): {hint}",
-            file=sys.stderr,
-        )
+        print(message, file=sys.stderr)
         return MISSING_EXTRA
 
     return handler
