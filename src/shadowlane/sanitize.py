@@ -57,7 +57,6 @@ _KEY_RE = re.compile("|".join(_KEY_PATTERNS))
 _EMAIL_RE = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
-_NUM_RE = re.compile(r"(?<![\w.+(])\+?\(?\d[\d\s().\-]{6,}\d(?![\w:]|\.\d)")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?!\d)")
 
 # When a masking pass can change a text: the one source of these hints. ``_mask`` skips a pass
@@ -78,6 +77,8 @@ DIGIT_JOINERS = "().-"
 MASK_GUARD = (MIN_MASKABLE, (*KEY_HINTS, EMAIL_HINT), KEY_HINTS_ANY_CASE, DIGIT_RUN, DIGIT_JOINERS)
 """All of the above, as ``shadowlane_native.PlainConfig`` takes them."""
 
+# a number: digits and joiners, at least eight characters
+_NUM_RE = re.compile(rf"(?<![\w.+(])\+?\(?\d[\d\s{re.escape(DIGIT_JOINERS)}]{{6,}}\d(?![\w:]|\.\d)")
 # a run of digits and joiners holding DIGIT_RUN digits, any script's digits (as ``\d`` in _NUM_RE)
 _DIGIT_RUN_RE = re.compile(rf"\d(?:[\s{re.escape(DIGIT_JOINERS)}]*\d){{{DIGIT_RUN - 1}}}")
 _ASCII_DIGITS = b"0123456789"
