@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from shadowlane.hook.asgi import ShadowMirrorMiddleware
-from shadowlane.hook.context import RawToolCall, record_tool_call, set_pins
+from shadowlane.hook.context import RawMirror, RawToolCall, record_tool_call, set_pins
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.settings import HookSettings
 from tests.support.fake_kafka import FakeProducerFactory
@@ -22,14 +22,15 @@ RESPONSE_PARTS = [b'{"choices": [{"message": {"role": "assistant", ', b'"content
 
 
 class RecordingPublisher(ShadowPublisher):
-    """A real publisher whose ``publish`` only records what the middleware handed it."""
+    """A real publisher that only records what a capture point handed it (the fields of each
+    :class:`RawMirror`, whether it came through ``publish`` or ``submit``)."""
 
-    def __init__(self) -> None:
-        super().__init__(HookSettings(), topic="t", producer_factory=FakeProducerFactory())
+    def __init__(self, settings: HookSettings | None = None) -> None:
+        super().__init__(settings or HookSettings(), topic="t", producer_factory=FakeProducerFactory())
         self.calls: list[dict[str, Any]] = []
 
-    def publish(self, **kwargs: Any) -> bool:
-        self.calls.append(kwargs)
+    def submit(self, raw: RawMirror, *, sampled: bool) -> bool:
+        self.calls.append(raw._asdict())
         return True
 
 

@@ -80,7 +80,9 @@ def _snapshot(ctx: MirrorContext | None) -> MirrorContext | None:
     """A copy of what was recorded so far: the caller's block may go on recording."""
     if ctx is None:
         return None
-    labels = dataclasses.replace(ctx.labels, buckets=dict(ctx.labels.buckets))
+    labels = ctx.labels
+    if labels is not None:
+        labels = dataclasses.replace(labels, buckets=dict(labels.buckets))
     return MirrorContext(list(ctx.tool_calls), dict(ctx.pins), labels)
 
 
@@ -106,7 +108,7 @@ class ClientCall:
         *,
         endpoint: str,
         req_id: str,
-        bucket: float,
+        bucket: float | None,
         request: bytes,
         tenant: str,
         trace_id: str | None,

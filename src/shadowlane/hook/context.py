@@ -29,10 +29,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 MAX_PARAPHRASES = 3
 MAX_BUCKETS = 8
+_NO_PINS: Mapping[str, str] = MappingProxyType({})
 SHADOW_HEADER = "x-shadowlane-shadow"
 """The marker header every replay request carries; the hooks never mirror a request that has it."""
 
@@ -78,19 +80,38 @@ class RequestLabels:
     exposure: RawExposure | None = None
 
 
-@dataclass(slots=True)
 class MirrorContext:
-    tool_calls: list[RawToolCall] = field(default_factory=list)
-    pins: dict[str, str] = field(default_factory=dict)
-    labels: RequestLabels = field(default_factory=RequestLabels)
+    """What the handler recorded for one request. ``labels`` is None until a label is set (most
+    requests set none, and the context is opened on the request path)."""
+
+    __slots__ = ("labels", "pins", "tool_calls")
+
+    def __init__(
+        self,
+        tool_calls: list[RawToolCall] | None = None,
+        pins: dict[str, str] | None = None,
+        labels: RequestLabels | None = None,
+    ) -> None:
+        self.tool_calls: list[RawToolCall] = [] if tool_calls is None else tool_calls
+        self.pins: dict[str, str] = {} if pins is None else pins
+        self.labels = labels
+
+    def labelled(self) -> RequestLabels:
+        """The labels, created on first use."""
+        labels = self.labels
+        if labels is None:
+            labels = self.labels = RequestLabels()
+        return labels
 
 
 _CURRENT: ContextVar[MirrorContext | None] = ContextVar("shadowlane_mirror", default=None)
 
 
-def open_context() -> tuple[MirrorContext, object]:
-    """Start recording for the current request; returns the context and a reset token."""
-    ctx = MirrorContext()
+def open_context(ctx: MirrorContext | None = None) -> tuple[MirrorContext, object]:
+    """Start recording into ``ctx`` (a new context by default) for the current request; returns
+    the context and a reset token."""
+    if ctx is None:
+        ctx = MirrorContext()
     return ctx, _CURRENT.set(ctx)
 
 
@@ -155,42 +176,45 @@ def set_gold(answer: str | None = None, cited_ids: Sequence[str] = (), source: s
     """Record what a correct answer is (eval traffic): its text, the ids it must cite, the label source."""
     ctx = _CURRENT.get()
     if ctx is not None:
-        ctx.labels.gold = RawGold(answer, _strings(cited_ids), source)
+        ctx.labelled().gold = RawGold(answer, _strings(cited_ids), source)
 
 
 def set_paraphrases(paraphrases: Sequence[str]) -> None:
     """Record up to three other wordings of the last user message (empty strings are skipped)."""
     ctx = _CURRENT.get()
     if ctx is not None:
-        ctx.labels.paraphrases = _strings(paraphrases)[:MAX_PARAPHRASES]
+        ctx.labelled().paraphrases = _strings(paraphrases)[:MAX_PARAPHRASES]
 
 
 def set_citations(ids: Sequence[str]) -> None:
     """Record the ids prod's answer cited (otherwise the hook reads the response's ``citations``)."""
     ctx = _CURRENT.get()
     if ctx is not None:
-        ctx.labels.citations = _strings(ids)
+        ctx.labelled().citations = _strings(ids)
 
 
 def set_buckets(**labels: str) -> None:
     """Record breakdown labels (``set_buckets(tense="past", verb="go")``); at most 8 are kept."""
     ctx = _CURRENT.get()
     if ctx is not None:
+        buckets = ctx.labelled().buckets
         for key, value in labels.items():
-            if isinstance(value, str) and value.strip() and len(ctx.labels.buckets) < MAX_BUCKETS:
-                ctx.labels.buckets[key] = value
+            if isinstance(value, str) and value.strip() and len(buckets) < MAX_BUCKETS:
+                buckets[key] = value
 
 
 def set_exposure(exposure: RawExposure) -> None:
     """Record which rollout arm served this request (from ``shadowlane.rollout.router.assign``)."""
     ctx = _CURRENT.get()
     if ctx is not None:
-        ctx.labels.exposure = exposure
+        ctx.labelled().exposure = exposure
 
 
-@dataclass(slots=True)
-class RawMirror:
-    """Everything the hook captured for one sampled request, untouched."""
+class RawMirror(NamedTuple):
+    """Everything the hook captured for one sampled request, untouched.
+
+    A named tuple: a capture point builds one per request on the request path, where a tuple is
+    the cheapest record Python has."""
 
     req_id: str
     endpoint: str
@@ -199,9 +223,9 @@ class RawMirror:
     status: int
     latency_ms: float
     ts_ms: int
-    bucket: float
+    bucket: float | None  # None: not hashed on the request path (sampling ratio 1); the sender derives it
     tenant: str = "default"
     trace_id: str | None = None
     tool_calls: Sequence[RawToolCall] = ()
-    pins: Mapping[str, str] = field(default_factory=dict)
+    pins: Mapping[str, str] = _NO_PINS
     labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler

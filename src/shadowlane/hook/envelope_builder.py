@@ -9,24 +9,17 @@ Handler labels (gold answer, paraphrases, cited ids) are sanitized like every ot
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from typing_extensions import TypeIs
 
-from shadowlane.contracts.chat import ChatRequest, TokenUsage, ToolCall
-from shadowlane.contracts.envelope import (
-    Exposure,
-    GoldLabel,
-    ProdOutcome,
-    RecordedToolCall,
-    RequestEnvelope,
-    SamplingDecision,
-)
+from shadowlane.contracts.chat import TokenUsage, ToolCall
+from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
-from shadowlane.hashing import canonical_json, req_hash
+from shadowlane.hashing import canonical_json, req_hash, unit_hash
 from shadowlane.hook.context import MAX_PARAPHRASES, RawMirror, RequestLabels
 from shadowlane.sanitize import Sanitizer
 
@@ -156,6 +149,19 @@ def _check_items(messages: Any) -> None:
             raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
 
 
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecord:
+    """One built envelope: the validated contract object and the exact bytes that go on the topic."""
+
+    envelope: RequestEnvelope
+    value: bytes
+    sanitized_fields: int
+
+    @property
+    def req_hash(self) -> str:
+        return self.envelope.req_hash
+
+
 class EnvelopeBuilder:
     """Builds sanitized envelopes; one instance per hook, shared config, no I/O."""
 
@@ -185,6 +191,25 @@ class EnvelopeBuilder:
         return out, touched
 
     def build(self, raw: RawMirror) -> RequestEnvelope:
+        """The envelope for ``raw``, validated by the contract (raises ``InvalidMessage``)."""
+        return self.record(raw).envelope
+
+    def record(self, raw: RawMirror) -> EnvelopeRecord:
+        """The envelope for ``raw`` and its wire bytes: the one wire object this builder assembles,
+        validated once by the contract, then serialized as it is (no dump of the model)."""
+        wire, touched = self._assemble(raw)
+        try:
+            value = orjson.dumps(wire)
+        except TypeError as exc:  # a value only Python can hold (a handler-supplied object)
+            raise InvalidMessage("invalid_request", f"not JSON-serializable: {exc}") from None
+        try:  # the bytes that leave, read as every consumer reads them
+            envelope = RequestEnvelope.model_validate_json(value, strict=True)
+        except ValidationError as exc:
+            raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
+        return EnvelopeRecord(envelope, value, touched)
+
+    def _assemble(self, raw: RawMirror) -> tuple[dict[str, Any], int]:
+        """The wire object of the envelope (plain JSON types) and how many values were sanitized."""
         body = _as_obj(raw.request)
         if not _is_mapping(body) or not isinstance(body.get("messages"), list):
             raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
@@ -217,7 +242,7 @@ class EnvelopeBuilder:
                 output = _output_text(cleaned_output)
             touched += n_args + n_out
             tool_io.append(
-                RecordedToolCall(name=item["name"], arguments=args, output=output, ok=item.get("ok", True))
+                {"name": item["name"], "arguments": args, "output": output, "ok": item.get("ok", True)}
             )
 
         labels = raw.labels or RequestLabels()
@@ -230,27 +255,34 @@ class EnvelopeBuilder:
         buckets, n = self._buckets(labels.buckets)
         touched += n
         try:
-            chat = ChatRequest.model_validate(request)
-            return RequestEnvelope(
-                req_id=raw.req_id,
-                req_hash=req_hash(raw.req_id, canonical_json(request)),
-                ts_ms=raw.ts_ms,
-                endpoint=raw.endpoint,
-                tenant=raw.tenant,
-                request=chat,
-                prod=prod,
-                tool_io=tuple(tool_io),
-                pins={**self._pins, **raw.pins},
-                trace_id=raw.trace_id,
-                sampling=SamplingDecision(ratio=self._ratio, bucket=raw.bucket, salt_id=self._salt_id),
-                sanitized_fields=touched,
-                gold=gold,
-                paraphrases=tuple(paraphrases),
-                buckets=buckets,
-                exposure=Exposure(**asdict(labels.exposure)) if labels.exposure else None,
-            )
-        except ValidationError as exc:
-            raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
+            payload = canonical_json(request)
+        except TypeError as exc:
+            raise InvalidMessage("invalid_request", f"not JSON-serializable: {exc}") from None
+        wire = {
+            "schema_version": RequestEnvelope.SCHEMA_VERSION,
+            "req_id": raw.req_id,
+            "req_hash": req_hash(raw.req_id, payload),
+            "ts_ms": raw.ts_ms,
+            "endpoint": raw.endpoint,
+            "tenant": raw.tenant,
+            "request": request,
+            "prod": prod,
+            "tool_io": tool_io,
+            "pins": {**self._pins, **raw.pins},
+            "trace_id": raw.trace_id,
+            "sampling": {
+                "ratio": self._ratio,
+                "bucket": unit_hash(self._salt_id, raw.req_id) if raw.bucket is None else raw.bucket,
+                "salt_id": self._salt_id,
+                "sampled": True,
+            },
+            "sanitized_fields": touched,
+            "gold": gold,
+            "paraphrases": paraphrases,
+            "buckets": buckets,
+            "exposure": asdict(labels.exposure) if labels.exposure else None,
+        }
+        return wire, touched
 
     def _text(self, value: str | None) -> tuple[str | None, int]:
         """``value`` masked, and how many values the masking touched; None when missing or blank."""
@@ -282,24 +314,27 @@ class EnvelopeBuilder:
                 touched += n
         return out, touched
 
-    def _gold(self, labels: RequestLabels) -> tuple[GoldLabel | None, int]:
+    def _gold(self, labels: RequestLabels) -> tuple[dict[str, Any] | None, int]:
         gold = labels.gold
         if gold is None:
             return None, 0
         answer, n_answer = self._text(gold.answer)
         source, n_source = self._text(gold.source)
         cited, n_cited = self._texts(gold.cited_ids)
-        return GoldLabel(answer=answer, cited_ids=tuple(cited), source=source), n_answer + n_source + n_cited
+        return {"answer": answer, "cited_ids": cited, "source": source}, n_answer + n_source + n_cited
 
     def _prod_outcome(
         self, raw: RawMirror, citations: Sequence[str] | None = None
-    ) -> tuple[ProdOutcome, int]:
+    ) -> tuple[dict[str, Any], int]:
         """What prod answered, sanitized like the request (answer, tool calls, error text, cited
-        ids: ``citations`` when the handler set them, else the response's top-level ``citations``)."""
+        ids: ``citations`` when the handler set them, else the response's top-level ``citations``).
+
+        The answer's tool calls and token usage are kept only when they fit the contract (else
+        none / null): a provider's odd usage block must not cost the whole envelope."""
         resp = _as_obj(raw.response)
         answer: str | None = None
-        calls: tuple[ToolCall, ...] = ()
-        usage: TokenUsage | None = None
+        calls: list[Any] = []
+        usage: dict[str, int] | None = None
         model: str | None = None
         error: str | None = None
         touched = 0
@@ -316,16 +351,11 @@ class EnvelopeBuilder:
             raw_calls = message.get("tool_calls") or []
             if isinstance(raw_calls, list) and all(_is_mapping(c) for c in raw_calls):
                 cleaned, n = self._clean_calls(raw_calls)
-                cleaned, m = self._sanitizer.clean(cleaned)
+                calls, m = self._sanitizer.clean(cleaned)
                 touched += n + m
-                try:
-                    calls = tuple(ToolCall.model_validate(tc) for tc in cleaned)
-                except ValidationError:
-                    calls = ()
-            try:
-                usage = TokenUsage.model_validate(resp["usage"]) if resp.get("usage") else None
-            except ValidationError:
-                usage = None
+                if not all(_fits(ToolCall, tc) for tc in calls):
+                    calls = []
+            usage = _usage(resp.get("usage"))
             model = resp.get("model") if isinstance(resp.get("model"), str) else None
             err = resp.get("error")
             if err:
@@ -338,14 +368,38 @@ class EnvelopeBuilder:
             citations = _cited_ids(resp.get("citations")) if _is_mapping(resp) else []
         cited, n = self._texts(list(dict.fromkeys(citations)))
         touched += n
-        outcome = ProdOutcome(
-            answer=answer,
-            status=raw.status,
-            latency_ms=max(raw.latency_ms, 0.0),
-            model=model,
-            tool_calls=calls,
-            usage=usage,
-            error=error,
-            cited_ids=tuple(cited),
-        )
+        outcome = {
+            "answer": answer,
+            "status": raw.status,
+            "latency_ms": max(raw.latency_ms, 0.0),
+            "model": model,
+            "tool_calls": calls,
+            "usage": usage,
+            "error": error,
+            "cited_ids": cited,
+        }
         return outcome, touched
+
+
+def _fits(contract: type[BaseModel], value: Any) -> bool:
+    """True when ``value`` is valid wire JSON for ``contract`` (strict, as a consumer reads it)."""
+    try:
+        contract.model_validate_json(orjson.dumps(value), strict=True)
+    except (ValidationError, TypeError):
+        return False
+    return True
+
+
+_USAGE_KEYS = tuple(TokenUsage.model_fields)
+
+
+def _usage(value: Any) -> dict[str, int] | None:
+    """The token counts of a response's ``usage`` (its other keys, such as the providers' token
+    details, are not part of the contract), or None when there are none or they are no counts."""
+    if not _is_mapping(value) or not value:
+        return None
+    try:
+        counts = TokenUsage.model_validate({k: value[k] for k in _USAGE_KEYS if k in value})
+    except ValidationError:
+        return None
+    return counts.model_dump()

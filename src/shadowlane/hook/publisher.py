@@ -1,13 +1,13 @@
 """``ShadowPublisher``: the non-blocking publish hook for the prod service.
 
-``publish()`` is synchronous and O(1): it takes the sampling decision (one BLAKE2b hash),
-appends the raw capture to a bounded deque and returns; it wakes nothing. A sender thread with
-its own event loop and Kafka producer (:mod:`shadowlane.hook.sender`) drains the deque: it
-sanitizes, builds envelopes and produces them, pacing itself so the prod thread keeps the
-interpreter (:mod:`shadowlane.hook.pacing`). When the broker is down or slow, the deque fills and
-new captures are dropped and counted; ``publish()`` never raises, never awaits the broker and
-never blocks. ``stop()`` drains what is queued (bounded by a timeout), flushes, and counts what
-it leaves.
+``publish()`` is synchronous and O(1): it takes the sampling decision (one BLAKE2b hash; none at
+a sampling ratio of 1, where the sender derives the bucket), appends the raw capture to a bounded
+deque and returns; it wakes nothing. A sender thread with its own event loop and Kafka producer
+(:mod:`shadowlane.hook.sender`) drains the deque: it sanitizes, builds envelopes and produces
+them, pacing itself so the prod thread keeps the interpreter (:mod:`shadowlane.hook.pacing`).
+When the broker is down or slow, the deque fills and new captures are dropped and counted;
+``publish()`` never raises, never awaits the broker and never blocks.
+``stop()`` drains what is queued (bounded by a timeout), flushes, and counts what it leaves.
 
 Every counter has one writer, the publisher's event loop: a capture made on another thread (a sync
 SDK client, LiteLLM's logging thread) is handed to that loop before it is counted or queued.
@@ -113,6 +113,8 @@ class ShadowPublisher:
         self._stopped: asyncio.Future[None] | None = None
         self._running = False
         self.stats = PublisherStats()
+        self.samples_all = settings.sample_ratio >= 1.0
+        """Every request is mirrored (``sample_ratio`` 1): capture points need no sampling decision."""
         self.connected = asyncio.Event()
 
     @classmethod
@@ -149,9 +151,14 @@ class ShadowPublisher:
         return publisher
 
     # ------------------------------------------------------------------ request path
-    def should_sample(self, req_id: str) -> tuple[bool, float]:
-        bucket = unit_hash(self._settings.salt, req_id)
-        return bucket < self._settings.sample_ratio, bucket
+    def should_sample(self, req_id: str) -> tuple[bool, float | None]:
+        """Whether to mirror ``req_id``, and its sampling bucket. At ``sample_ratio`` 1 every
+        request is mirrored and the bucket is None: the sender derives it, off the request path."""
+        if self.samples_all:
+            return True, None
+        settings = self._settings
+        bucket = unit_hash(settings.salt, req_id)
+        return bucket < settings.sample_ratio, bucket
 
     def publish(
         self,
@@ -173,42 +180,51 @@ class ShadowPublisher:
         a thread other than the publisher's loop: when it was handed to that loop).
 
         ``bucket`` is the request's sampling bucket when the caller already took the sampling
-        decision (the middleware does, before capturing anything); it is then not hashed again.
+        decision (see :meth:`should_sample`); the request is then not sampled again.
         """
-        args = (req_id, endpoint, request, response, status, latency_ms, tenant, trace_id, tool_calls)
-        if not self._owned():
-            self._post(functools.partial(self._publish, *args, pins, bucket, labels))
-            return True
-        return self._publish(*args, pins, bucket, labels)
+        raw = RawMirror(
+            req_id or str(uuid.uuid4()),
+            endpoint,
+            request,
+            response,
+            status,
+            latency_ms,
+            time.time_ns() // 1_000_000,
+            bucket,
+            tenant,
+            trace_id,
+            tool_calls,
+            pins or {},
+            labels,
+        )
+        return self.submit(raw, sampled=bucket is not None)
 
-    def _publish(
-        self,
-        req_id: str | None,
-        endpoint: str,
-        request: bytes | Mapping[str, Any],
-        response: bytes | Mapping[str, Any] | None,
-        status: int,
-        latency_ms: float,
-        tenant: str,
-        trace_id: str | None,
-        tool_calls: Sequence[RawToolCall],
-        pins: Mapping[str, str] | None,
-        bucket: float | None,
-        labels: RequestLabels | None,
-    ) -> bool:
+    def submit(self, raw: RawMirror, *, sampled: bool) -> bool:
+        """:meth:`publish` for a capture point that built the :class:`RawMirror` itself (the
+        middleware, the client-side captures): ``sampled`` says it took the sampling decision."""
+        owner = self._loop_thread
+        if owner is not None and owner != threading.get_ident():  # not self._owned(): inlined
+            self._post(functools.partial(self.submit, raw, sampled=sampled))
+            return True
         try:
             stats = self.stats
             stats.seen += 1
-            rid = req_id or str(uuid.uuid4())
-            if bucket is None:
-                sampled, bucket = self.should_sample(rid)
-                if not sampled:
+            if not sampled:
+                mirrored, bucket = self.should_sample(raw.req_id)
+                if not mirrored:
                     stats.sampled_out += 1
                     return False
+                if bucket is not None:
+                    raw = raw._replace(bucket=bucket)
             gate = self.gate
             if gate is not None:
+                bucket = raw.bucket
+                if bucket is None:
+                    bucket = unit_hash(self._settings.salt, raw.req_id)
+                    raw = raw._replace(bucket=bucket)
+                labels = raw.labels
                 arm = labels.exposure.arm if labels is not None and labels.exposure is not None else None
-                verdict = gate(endpoint, tenant, bucket, arm)
+                verdict = gate(raw.endpoint, raw.tenant, bucket, arm)
                 if verdict != "mirror":
                     if verdict == "killed":
                         stats.killed += 1
@@ -218,26 +234,11 @@ class ShadowPublisher:
             if not self._running:
                 stats.dropped_not_running += 1
                 return False
-            if len(self._queue) >= self._settings.queue_size:
+            queue = self._queue
+            if len(queue) >= self._settings.queue_size:
                 stats.dropped_queue_full += 1
                 return False
-            self._queue.append(
-                RawMirror(
-                    req_id=rid,
-                    endpoint=endpoint,
-                    request=request,
-                    response=response,
-                    status=status,
-                    latency_ms=latency_ms,
-                    ts_ms=time.time_ns() // 1_000_000,
-                    bucket=bucket,
-                    tenant=tenant,
-                    trace_id=trace_id,
-                    tool_calls=tool_calls,
-                    pins=pins or {},
-                    labels=labels,
-                )
-            )
+            queue.append(raw)
             stats.enqueued += 1
             return True
         except Exception:  # never let mirroring fail the prod request

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from shadowlane.contracts.codec import encode
 from shadowlane.errors import InvalidMessage
 from shadowlane.hook.context import RawMirror
 from shadowlane.hook.envelope_builder import EnvelopeBuilder
@@ -254,8 +253,7 @@ class Sender:
 
     def _build(self, raw: RawMirror) -> tuple[str, bytes] | None:
         try:
-            envelope = self._builder.build(raw)
-            value = encode(envelope)
+            record = self._builder.record(raw)
         except InvalidMessage as exc:
             self._counts.dropped_invalid += 1
             log.warning("not mirrored: req_id=%s %s", raw.req_id, exc)
@@ -264,8 +262,8 @@ class Sender:
             self._counts.dropped_invalid += 1
             log.warning("not mirrored: req_id=%s unexpected %s: %s", raw.req_id, type(exc).__name__, exc)
             return None
-        self._counts.sanitized_fields += envelope.sanitized_fields
-        return envelope.req_hash, value
+        self._counts.sanitized_fields += record.sanitized_fields
+        return record.req_hash, record.value
 
     async def _add(self, req_hash: str, value: bytes) -> None:
         assert self._batcher is not None

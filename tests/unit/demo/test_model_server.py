@@ -135,12 +135,13 @@ def test_prod_service_labels_paraphrases_and_gold() -> None:
         label_request(scope, [{"role": "system", "content": "tutor"}, {"role": "user", "content": text}])
     finally:
         close_context(token)
-    assert ctx.labels.gold is not None
-    assert ctx.labels.gold.answer == item.correct
-    assert ctx.labels.gold.cited_ids == (citation_id(item.verb),)
-    assert len(ctx.labels.paraphrases) == 3
-    assert text not in ctx.labels.paraphrases
-    assert ctx.labels.citations is None  # read from the model's response by the hook
+    labels = ctx.labelled()
+    assert labels.gold is not None
+    assert labels.gold.answer == item.correct
+    assert labels.gold.cited_ids == (citation_id(item.verb),)
+    assert len(labels.paraphrases) == 3
+    assert text not in labels.paraphrases
+    assert labels.citations is None  # read from the model's response by the hook
 
 
 def test_prod_service_without_the_gold_header_sets_no_gold() -> None:
@@ -150,5 +151,5 @@ def test_prod_service_without_the_gold_header_sets_no_gold() -> None:
         label_request({"headers": []}, [{"role": "user", "content": "no prefix"}])
     finally:
         close_context(token)
-    assert ctx.labels.gold is None
-    assert ctx.labels.paraphrases == tuple(paraphrases(WRONG))
+    assert ctx.labelled().gold is None
+    assert ctx.labelled().paraphrases == tuple(paraphrases(WRONG))

@@ -188,12 +188,32 @@ async def test_unsampled_requests_pass_through_without_capture() -> None:
 
 
 async def test_sampling_decision_is_taken_once_with_the_request_bucket() -> None:
-    publisher = RecordingPublisher()
+    publisher = RecordingPublisher(HookSettings(sample_ratio=0.999))
     handler = Handler()
     client = Client(publisher=publisher)
     await mw(handler, publisher)(http_scope(headers=[(b"x-request-id", b"b-1")]), client.receive, client.send)
     assert len(publisher.calls) == 1
-    assert publisher.calls[0]["bucket"] == publisher.should_sample("b-1")[1]
+    bucket = publisher.calls[0]["bucket"]
+    assert bucket is not None
+    assert bucket == publisher.should_sample("b-1")[1]
+
+
+async def test_at_ratio_one_the_request_path_hashes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[str] = []
+
+    def unit_hash(salt: str, key: str) -> float:
+        hashed.append(key)
+        return 0.5
+
+    monkeypatch.setattr("shadowlane.hook.publisher.unit_hash", unit_hash)
+    publisher = RecordingPublisher()  # sample_ratio 1: everything is mirrored
+    client = Client(publisher=publisher)
+    await mw(Handler(), publisher)(
+        http_scope(headers=[(b"x-request-id", b"b-1")]), client.receive, client.send
+    )
+    assert len(publisher.calls) == 1
+    assert publisher.calls[0]["bucket"] is None  # the sender derives it from the request id
+    assert hashed == []
 
 
 async def test_a_handler_that_fails_after_the_start_is_counted_as_incomplete() -> None:

@@ -11,7 +11,7 @@ import pytest
 from shadowlane.contracts.codec import decode, encode
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
-from shadowlane.hashing import canonical_json, req_hash
+from shadowlane.hashing import canonical_json, req_hash, unit_hash
 from shadowlane.hook.context import (
     RawExposure,
     RawGold,
@@ -416,7 +416,7 @@ def test_secret_key_suffixes_are_dropped() -> None:
 def labelled(**labels: Any) -> RawMirror:
     """A capture whose handler labelled it (gold, paraphrases, citations)."""
     mirror = raw(orjson.dumps(REQUEST), orjson.dumps(completion("No: 'I went'.")))
-    mirror.labels = RequestLabels(**labels)
+    mirror = mirror._replace(labels=RequestLabels(**labels))
     return mirror
 
 
@@ -484,18 +484,17 @@ def test_streamed_response_citations_are_read() -> None:
 
 def test_handler_citations_win_over_the_response_and_are_masked() -> None:
     mirror = labelled(citations=("kb:1", "carol@example.net"))
-    mirror.response = orjson.dumps({**completion("I went."), "citations": ["from-response"]})
+    mirror = mirror._replace(response=orjson.dumps({**completion("I went."), "citations": ["from-response"]}))
     env = builder().build(mirror)
     assert env.prod.cited_ids == ("kb:1", "<email>")
     assert env.sanitized_fields == 1
-    empty = labelled(citations=())
-    empty.response = mirror.response
+    empty = labelled(citations=())._replace(response=mirror.response)
     assert builder().build(empty).prod.cited_ids == ()  # set_citations([]) means "cited nothing"
 
 
 def test_labels_reach_the_envelope_next_to_the_recorded_tool_calls() -> None:
     mirror = raw(orjson.dumps(REQUEST), tool_calls=[RawToolCall("lookup", {"verb": "go"}, {"form": "went"})])
-    mirror.labels = RequestLabels(gold=RawGold("I went."), paraphrases=("Fix: I goed.",))
+    mirror = mirror._replace(labels=RequestLabels(gold=RawGold("I went."), paraphrases=("Fix: I goed.",)))
     env = builder().build(mirror)
     assert env.gold is not None
     assert env.gold.answer == "I went."
@@ -527,6 +526,45 @@ def test_context_records_buckets_and_exposure_only_inside_a_mirrored_request() -
         set_exposure(RawExposure("f", "baseline", "a", "canary", 0))
     finally:
         close_context(token)
-    assert ctx.labels.buckets == {"tense": "past", "verb": "go"}
-    assert ctx.labels.exposure is not None
-    assert ctx.labels.exposure.arm == "baseline"
+    labels = ctx.labels
+    assert labels is not None
+    assert labels.buckets == {"tense": "past", "verb": "go"}
+    assert labels.exposure is not None
+    assert labels.exposure.arm == "baseline"
+
+
+def test_the_bytes_that_leave_are_the_envelope_and_their_request_is_what_req_hash_covers() -> None:
+    record = builder().record(raw(orjson.dumps(REQUEST), orjson.dumps(completion("Yes, a@b.io."))))
+    assert decode(record.value, RequestEnvelope) == record.envelope
+    wire = orjson.loads(record.value)
+    assert req_hash("req-1", canonical_json(wire["request"])) == record.req_hash
+    assert b"a@b.io" not in record.value
+    assert record.sanitized_fields == record.envelope.sanitized_fields > 0
+
+
+def test_a_capture_without_a_bucket_gets_the_one_derived_from_its_request_id() -> None:
+    env = builder().build(raw(orjson.dumps(REQUEST))._replace(bucket=None))
+    assert env.sampling.bucket == unit_hash("salt-1", "req-1")
+
+
+def test_token_usage_keeps_the_counts_of_a_provider_usage_block() -> None:
+    usage = {
+        "prompt_tokens": 7,
+        "completion_tokens": 2,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached": 3},
+    }
+    env = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps({**completion("ok"), "usage": usage})))
+    assert env.prod.usage is not None
+    assert env.prod.usage.total_tokens == 9
+    odd = {**completion("ok"), "usage": {"total_tokens": "many"}}
+    assert builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(odd))).prod.usage is None
+
+
+def test_a_value_consumers_would_read_differently_is_refused_not_sent() -> None:
+    # the handler's exposure says epoch "3": lax Python validation would coerce it, the wire
+    # contract (strict JSON, as every consumer and the JSON Schema read it) does not
+    exposure = RawExposure("flag", "candidate", "b", "ab", "3", 0.5)  # type: ignore[arg-type]
+    mirror = raw(orjson.dumps(REQUEST))._replace(labels=RequestLabels(exposure=exposure))
+    with pytest.raises(InvalidMessage):
+        builder().record(mirror)

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest_asyncio
@@ -183,6 +183,23 @@ async def test_malformed_messages_do_not_stop_the_sender() -> None:
         assert [decode(s.value, RequestEnvelope).req_id for s in factory.sink] == ["good"]
     finally:
         await asyncio.wait_for(pub.stop(drain_timeout_s=0.5), 2.0)  # must not re-raise
+
+
+async def test_a_gate_is_given_the_request_bucket_at_ratio_one_too() -> None:
+    seen: list[float] = []
+
+    def gate(endpoint: str, tenant: str, bucket: float, arm: str | None) -> Literal["mirror"]:
+        seen.append(bucket)
+        return "mirror"
+
+    pub, _ = make_publisher()
+    pub.gate = gate
+    await pub.start()
+    try:
+        assert publish_one(pub, "g-1")
+        assert seen == [unit_hash(HookSettings().salt, "g-1")]
+    finally:
+        await stop_quietly(pub)
 
 
 async def test_sampled_out_requests_are_not_queued() -> None:
