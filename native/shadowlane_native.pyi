@@ -1,6 +1,6 @@
 """Type stubs of Shadowlane's native hot path (``native/src``)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Reference = tuple[str, int, int]  # (topic, partition, offset)
@@ -90,7 +90,7 @@ class PlainConfig:
         citation_guard: str | None,
         priced: list[str],
         template: dict[str, Any],
-        mask_guard: tuple[int, tuple[str, ...], tuple[str, ...], int, str],
+        mask_guard: tuple[int, Sequence[str], Sequence[str], Sequence[str], Sequence[tuple[int, str]]],
     ) -> None:
         """``mask_guard`` is ``shadowlane.sanitize.MASK_GUARD``: the sanitizer's own hints."""
 

@@ -123,26 +123,32 @@ fn ascii_space(b: u8) -> bool {
 }
 
 /// `shadowlane.sanitize.MASK_GUARD`: (fewest characters a mask can change, hints of which a text
-/// must hold one for a pass to fire, the same ignoring ASCII case, digits in the shortest number
-/// run it masks, the characters besides whitespace that join a run's digits).
-type GuardSpec = (usize, Vec<String>, Vec<String>, usize, String);
+/// must hold one for a rule to run, the same ignoring ASCII case (no `k` or `i`), the same for
+/// rules whose patterns only fold ASCII case, and the digit runs `(digits, joiners)` the
+/// number-shaped rules need).
+type GuardSpec = (
+    usize,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    Vec<(usize, String)>,
+);
 
 /// `Sanitizer._mask`'s guards, from the sanitizer's own hints (never a copy of them).
 struct MaskGuard {
     min_chars: usize,
-    /// One-byte hints (`_`, `@`), each found with one vectorised pass.
+    /// One-byte hints (`@`), each found with one vectorised pass.
     bytes: Vec<u8>,
     /// Longer hints, each searched for with a prepared finder.
     finders: Vec<memmem::Finder<'static>>,
-    /// ASCII hints matched ignoring case, lowercase.
+    /// ASCII hints matched ignoring ASCII case, lowercase.
     nocase: Vec<Vec<u8>>,
-    digit_run: usize,
-    /// ASCII characters besides whitespace that a number run's digits may be separated by.
-    joiners: Vec<u8>,
+    /// `(digits, joiners)`: a rule needs that many digits separated only by whitespace and joiners.
+    digit_runs: Vec<(usize, Vec<u8>)>,
 }
 
 impl MaskGuard {
-    fn new((min_chars, hints, nocase, digit_run, joiners): GuardSpec) -> PyResult<Self> {
+    fn new((min_chars, hints, nocase, ascii_nocase, digit_runs): GuardSpec) -> PyResult<Self> {
         let ascii = |s: &str, what: &str| {
             if s.is_empty() || !s.is_ascii() {
                 Err(PyValueError::new_err(format!(
@@ -162,42 +168,53 @@ impl MaskGuard {
             }
         }
         let mut folded = Vec::new();
-        for hint in &nocase {
+        for (hint, ascii_only) in nocase
+            .iter()
+            .map(|h| (h, false))
+            .chain(ascii_nocase.iter().map(|h| (h, true)))
+        {
             ascii(hint, "case-insensitive mask hint")?;
             if *hint != hint.to_ascii_lowercase() {
                 return Err(PyValueError::new_err(format!(
                     "case-insensitive mask hint {hint:?} must be lowercase"
                 )));
             }
-            if hint
-                .bytes()
-                .any(|b| matches!(b.to_ascii_lowercase(), b'k' | b'i'))
+            if !ascii_only
+                && hint
+                    .bytes()
+                    .any(|b| matches!(b.to_ascii_lowercase(), b'k' | b'i'))
             {
-                // `str.lower()` maps the Kelvin sign to `k` and `İ` to `i̇`: a byte search would miss them
+                // `str.lower()` maps the Kelvin sign to `k` and `İ` to `i̇`: a byte search would
+                // miss them (rules whose patterns fold only ASCII case list such hints apart)
                 return Err(PyValueError::new_err(format!(
                     "case-insensitive mask hint {hint:?} holds k or i, which non-ASCII text lowercases to"
                 )));
             }
             folded.push(hint.to_ascii_lowercase().into_bytes());
         }
-        ascii(&joiners, "number joiners")?;
-        if digit_run == 0 {
-            return Err(PyValueError::new_err(
-                "the masked digit run must be at least 1",
-            ));
+        let mut runs = Vec::new();
+        for (digits, joiners) in digit_runs {
+            if !joiners.is_empty() {
+                ascii(&joiners, "number joiners")?;
+            }
+            if digits == 0 {
+                return Err(PyValueError::new_err(
+                    "a masked digit run must be at least 1",
+                ));
+            }
+            runs.push((digits, joiners.into_bytes()));
         }
         Ok(Self {
             min_chars,
             bytes,
             finders,
             nocase: folded,
-            digit_run,
-            joiners: joiners.into_bytes(),
+            digit_runs: runs,
         })
     }
 
     /// True when `shadowlane.sanitize.Sanitizer._mask` certainly returns `text` unchanged: each
-    /// of its passes is guarded by a check that this mirrors, and a text for which any guard
+    /// of its rules is guarded by a check that this mirrors, and a text for which any guard
     /// might fire is not certain (the Python path then masks it).
     fn is_identity(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
@@ -212,36 +229,38 @@ impl MaskGuard {
         {
             return false;
         }
-        !self.maybe_digit_run(text)
+        !self
+            .digit_runs
+            .iter()
+            .any(|(run, joiners)| maybe_digit_run(text, *run, joiners))
     }
+}
 
-    /// Whether `\d(?:[\s<joiners>]*\d){digit_run - 1}` (Unicode `\d` and `\s`) might match:
-    /// counts digit-like characters in runs that only joiners separate. Every non-ASCII numeric
-    /// character counts as a digit and every other non-ASCII character that is not alphabetic as
-    /// a joiner, which can only over-count.
-    fn maybe_digit_run(&self, text: &str) -> bool {
-        let run = self.digit_run;
-        if text.is_ascii() && text.bytes().filter(u8::is_ascii_digit).count() < run {
-            return false; // the common case, decided by two vectorised passes
-        }
-        let mut digits = 0;
-        for ch in text.chars() {
-            if ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric()) {
-                digits += 1;
-                if digits >= run {
-                    return true;
-                }
-            } else if ch.is_ascii() {
-                let b = ch as u8;
-                if !(ascii_space(b) || self.joiners.contains(&b)) {
-                    digits = 0;
-                }
-            } else if ch.is_alphabetic() {
+/// Whether `\d(?:[\s<joiners>]*\d){run - 1}` (Unicode `\d` and `\s`) might match: counts
+/// digit-like characters in runs that only joiners separate. Every non-ASCII numeric character
+/// counts as a digit and every other non-ASCII character that is not alphabetic as a joiner,
+/// which can only over-count.
+fn maybe_digit_run(text: &str, run: usize, joiners: &[u8]) -> bool {
+    if text.is_ascii() && text.bytes().filter(u8::is_ascii_digit).count() < run {
+        return false; // the common case, decided by two vectorised passes
+    }
+    let mut digits = 0;
+    for ch in text.chars() {
+        if ch.is_ascii_digit() || (!ch.is_ascii() && ch.is_numeric()) {
+            digits += 1;
+            if digits >= run {
+                return true;
+            }
+        } else if ch.is_ascii() {
+            let b = ch as u8;
+            if !(ascii_space(b) || joiners.contains(&b)) {
                 digits = 0;
             }
+        } else if ch.is_alphabetic() {
+            digits = 0;
         }
-        false
     }
+    false
 }
 
 /// `hint in text.lower()` for a lowercase ASCII hint without `k` or `i`: the only non-ASCII

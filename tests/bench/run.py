@@ -26,6 +26,7 @@ MODULES = {
     "hook_overhead_host_gc": "tests.bench.bench_hook_overhead",
     "hook_throughput": "tests.bench.bench_hook_throughput",
     "hook_outage": "tests.bench.bench_hook_outage",
+    "sanitizer": "tests.bench.bench_sanitizer",
     "shadow": "tests.bench.bench_shadow",
     "compare": "tests.bench.bench_compare",
     "embedder": "tests.bench.bench_embedder",

@@ -392,7 +392,7 @@ def test_no_coverage_without_any_target() -> None:
 
 def test_candidate_explicit_cited_ids_are_masked_like_the_targets() -> None:
     """The hook masks prod's and gold's cited ids; the candidate's must be masked the same way."""
-    raw = "doc-5551234567"
+    raw = "owner@docs.io"
     masked = Sanitizer().mask_text(raw)[0]  # what the envelope carries for prod's citation of it
     assert masked != raw
     in_text = _coverage("Answer.", f"Per [doc:{raw}].", prod_ids=(masked,))

@@ -105,7 +105,7 @@ def _plain_pair(prod: str | None, shadow: str | None) -> Pair:
         ("Paris", None),
         ("", "tiny"),
         ("x", "Flights at 9 and 10, gate 12-14."),  # eight digits in one run at most
-        ("x", "ring 55 512 345"),  # eight digits in a run: nothing to mask
+        ("x", "ring 55 or 512"),  # digits, but no run a number rule needs: nothing to mask
         ("a\x1cb  c", "A B\tc"),  # str.split() also splits at \x1c-\x1f
     ],
 )
@@ -124,7 +124,9 @@ def test_plain_pairs_take_the_native_path(prod: str | None, shadow: str | None) 
         ("a", "call ٥٥٥ ١٢٣ ٤٥٦٧ now", False),  # in another script too
         ("a", "token sk-abcdefghijklmnopqrstu", False),
         ("a", "use BeArEr abcdefghijk", False),
-        ("a", "snake_case", False),
+        ("a", "key ghp_abc", False),  # a token prefix: a secret rule may mask it
+        ("a", "Client_Secret: x", False),  # a key name before ':' (ASCII case folded)
+        ("a", "ip 10.0.0.1 here", False),  # four digits joined by dots: the IP rule may mask it
         ("Straße", "STRASSE", False),  # non-ASCII texts that differ: Python normalises them
         ("see [doc-1]", "see [doc-1]", False),  # a citation target: coverage is Python's
         ("Paris", "Lyon", True),  # the embedder scores them
@@ -211,24 +213,26 @@ def _native_builds(shadow: str, guard: Any) -> bool:
 def test_the_native_guard_is_the_sanitizers_own_hints() -> None:
     """The native path keeps no copy of the hints: change what the sanitizer hands over and the
     native decision follows."""
-    minimum, hints, any_case, run, joiners = MASK_GUARD
+    minimum, hints, any_case, ascii_fold, runs = MASK_GUARD
     assert _native_builds("a quiet zz answer", MASK_GUARD)
-    assert not _native_builds("a quiet zz answer", (minimum, (*hints, "zz"), any_case, run, joiners))
-    assert not _native_builds("a QuoTe answer", (minimum, hints, (*any_case, "quote"), run, joiners))
-    assert not _native_builds("one 2345 six", (minimum, hints, any_case, 4, joiners))
+    assert not _native_builds("a quiet zz answer", (minimum, [*hints, "zz"], any_case, ascii_fold, runs))
+    assert not _native_builds("a QuoTe answer", (minimum, hints, [*any_case, "quote"], ascii_fold, runs))
+    assert not _native_builds("a QuIcK answer", (minimum, hints, any_case, [*ascii_fold, "quick"], runs))
+    assert not _native_builds("one 23 six", (minimum, hints, any_case, ascii_fold, [*runs, (2, "")]))
     assert _native_builds("tiny", MASK_GUARD)
-    assert not _native_builds("tiny", (3, (*hints, "t"), any_case, run, joiners))
-    assert not _native_builds("555/123/4567", (minimum, hints, any_case, run, joiners + "/"))
-    assert _native_builds("555/123/4567", MASK_GUARD)
+    assert not _native_builds("tiny", (3, [*hints, "t"], any_case, ascii_fold, runs))
+    assert not _native_builds("55/123/45", (minimum, hints, any_case, ascii_fold, [*runs, (6, "/")]))
+    assert _native_builds("55/123/45", MASK_GUARD)
 
 
 @pytest.mark.parametrize(
     "guard",
     [
-        (6, ("_", "é"), (), 9, "().-"),  # a non-ASCII hint would need Python's character rules
-        (6, ("_",), ("token",), 9, "().-"),  # 'k': the Kelvin sign lowercases to it
-        (6, ("_",), ("Bearer",), 9, "().-"),  # not lowercase
-        (6, ("_",), (), 0, "().-"),
+        (6, ["_", "é"], [], [], [(9, "().-")]),  # a non-ASCII hint would need Python's character rules
+        (6, ["_"], ["token"], [], [(9, "().-")]),  # 'k': the Kelvin sign lowercases to it
+        (6, ["_"], ["Bearer"], [], [(9, "().-")]),  # not lowercase
+        (6, ["_"], [], ["Token"], [(9, "().-")]),  # not lowercase
+        (6, ["_"], [], [], [(0, "().-")]),
     ],
 )
 def test_the_native_config_refuses_hints_it_cannot_match_as_python_does(guard: Any) -> None:

@@ -1,4 +1,5 @@
-"""shadowlane/sanitize.py: secret keys are dropped at any depth, PII and keys are masked in strings."""
+"""shadowlane/sanitize/sanitizer.py: secret keys are dropped at any depth, PII and keys are masked in
+strings, and the cheap checks that decide which rules run never skip one that would mask."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shadowlane import sanitize
-from shadowlane.sanitize import KEY_HINTS, KEY_HINTS_ANY_CASE, Sanitizer, _has_key_hint, _key_hint_check
+from shadowlane.sanitize import (
+    DEFAULT_DROP_KEYS,
+    MASK_GUARD,
+    RULES,
+    SECRET_KEY_SUFFIXES,
+    Rule,
+    Sanitizer,
+    matching,
+)
+from shadowlane.sanitize import sanitizer as engine
 
 # --------------------------------------------------------------------------- dropping keys
 
@@ -104,10 +113,10 @@ MASKED = [
     ("amex 3782 822463 10005 ok", "amex <card> ok"),
     ("card ٤١١١ ١١١١ ١١١١ ١١١١ ok", "card <card> ok"),  # Luhn over any script's digits
     # bearer tokens and key-shaped strings
-    ("Authorization: Bearer abcdefghijklmnop123", "Authorization: <secret>"),
-    ("header bearer abcDEF123456789._~+/==", "header <secret>"),
-    ("authorization: bEaReR abcdefgh12345678", "authorization: <secret>"),
-    ("BEARER\tabcdefgh12345678 rest", "<secret> rest"),
+    ("Authorization: Bearer abcdefghijklmnop123", "Authorization: Bearer <secret>"),
+    ("header bearer abcDEF123456789._~+/==", "header bearer <secret>"),
+    ("authorization: bEaReR abcdefgh12345678", "authorization: bEaReR <secret>"),
+    ("BEARER\tabcdefgh12345678 rest", "BEARER\t<secret> rest"),
     ("key sk-abcdefghijklmnopqrstuvwxyz123456", "key <secret>"),
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz123456 end", "key <secret> end"),
     ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz end", "key <secret> end"),
@@ -193,32 +202,35 @@ def test_numbers_adjacent_to_dates_or_other_numbers_are_still_masked(text: str, 
 # --------------------------------------------------------------------------- counting
 
 
-def _mask_every_pass(text: str) -> tuple[str, int]:
-    """The sanitizer's three passes with none of its cheap "can this match?" checks skipping one."""
+def _mask_every_rule(text: str) -> tuple[str, int]:
+    """Every rule run on the text in order, none skipped by a cheap check, each searched all over."""
     counter = [0]
-    if len(text) < 6:
+    if len(text) < engine.MIN_MASKABLE:
         return text, 0
-    text, keys = sanitize._KEY_RE.subn("<secret>", text)
-    text, emails = sanitize._EMAIL_RE.subn("<email>", text)
-    text = sanitize._NUM_RE.sub(lambda m: sanitize._mask_number(m.group(0), counter), text)
-    return text, keys + emails + counter[0]
+    for rule in RULES:
+        text = matching.apply(matching.compile_rule(rule), text, counter)
+    return text, counter[0]
 
 
 _PIECES = st.sampled_from(
-    ["bearer ", "BeArEr\t", "bEARER  ", "sk-", "sk-ant-", "pk_live_", "AKIA", "ghp_", "xoxb-", "AIza", "eyJ",
-     "@", "a@b.io", ".", "-", "_", " ", "(", ")", "+1 ", "4111", "2024-01-02", "abcdefgh", "ABCDEFGH",
-     "01234567", "é", "\u212a", "-x", "٠١٢٣٤", "٥٦٧٨٩", "5", "²"]
+    ["bearer ", "BeArEr\t", "sk-", "sk_live_", "pk_live_", "AKIA", "ASIA", "ghp_", "github_pat_", "xoxb-",
+     "AIza", "eyJ", "SG.", "SK", "hf_", "npm_", "glpat-", "whsec_", "-----BEGIN PRIVATE KEY-----",
+     "://", "u:p@", "@", "a@b.io", "jörg@müller.de", ".", "-", "_", " ", "(", ")", "+1 ", "+44 ", "4111",
+     "2024-01-02", "abcdefgh", "ABCDEFGH", "01234567", "10.0.0.1", "DE89370400440532013000", "123-45-6789",
+     "é", "\u212a", "\u0130", "٠١٢٣٤", "٥٦٧٨٩", "5", "²", "password", "Pass", "wd", "=", ": ", " is ", "\\n",
+     '"', "api", "Key", "token", "_secret", "client", "auth", "session", "call ", "phone ", "ssn "]
 )  # fmt: skip
 
 
 @given(
-    st.lists(_PIECES, max_size=8).map("".join)
-    | st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join)
+    st.lists(_PIECES, max_size=10).map("".join)
+    | st.lists(_PIECES | st.text(max_size=4), max_size=14).map("".join)
 )
-@settings(max_examples=1000, deadline=None)
-def test_the_cheap_checks_never_skip_a_pass_that_would_mask(text: str) -> None:
-    # each pass runs only when a substring check says it can match: that must never skip a match
-    assert Sanitizer().mask_text(text) == _mask_every_pass(text)
+@settings(max_examples=1500, deadline=None)
+def test_the_cheap_checks_never_skip_a_rule_that_would_mask(text: str) -> None:
+    # triggers, digit counts, anchors and windows decide which rules run and where: that must
+    # never skip a match the rule's own search would mask
+    assert Sanitizer().mask_text(text) == _mask_every_rule(text)
 
 
 def test_counts_every_mask_in_one_string() -> None:
@@ -282,19 +294,48 @@ def test_clean_never_mutates_its_input() -> None:
     }
 
 
-HINT_PIECES = [*KEY_HINTS, "BeArEr", "bear", "\u212a", "\u0130", "J", "z", "K", "-", "a"]
+def test_the_guard_hands_over_every_rules_hints() -> None:
+    minimum, hints, any_case, ascii_fold, runs = MASK_GUARD
+    assert minimum == engine.MIN_MASKABLE
+    assert any_case == []  # every case-insensitive rule folds ASCII case only
+    for rule in RULES:
+        assert set(rule.hints) <= set(hints)
+        assert set(rule.hints_any_case) <= set(ascii_fold)
+        assert not rule.digits[0] or rule.digits in runs
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(HINT_PIECES), max_size=6).map("".join) | st.text(max_size=20))
-def test_the_key_hint_check_is_any_hint_in_the_text(text: str) -> None:
-    """The written-out check equals its definition: a key hint in the text, or a case-insensitive
-    hint in its lowercase form."""
-    want = any(h in text for h in KEY_HINTS) or any(h in text.lower() for h in KEY_HINTS_ANY_CASE)
-    assert _has_key_hint(text) is want
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (Rule("bare", "<secret>", r"x+"), "no hint"),
+        (Rule("unicode-fold", "<secret>", r"(?i)token", hints_any_case=("token",)), "ASCII-only"),
+        (Rule("upper", "<secret>", r"(?ai)token", hints_any_case=("Token",)), "lowercase ASCII"),
+    ],
+)
+def test_a_rule_the_guard_cannot_describe_is_refused(rule: Rule, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Sanitizer(rules=(*RULES, rule))
 
 
-@pytest.mark.parametrize("hint", ["token", "Bearer", "ïd", "kid"])
-def test_case_insensitive_hints_must_be_lowercase_ascii_without_k_or_i(hint: str) -> None:
-    with pytest.raises(ValueError, match="lowercase ASCII without k or i"):
-        _key_hint_check(KEY_HINTS, (hint,))
+@pytest.mark.parametrize("suffix", SECRET_KEY_SUFFIXES)
+def test_every_secret_key_suffix_is_needed(suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = f"svc_{suffix}"
+    assert Sanitizer().clean({key: "v"}) == ({}, 1)
+    monkeypatch.setattr(engine, "SECRET_KEY_SUFFIXES", tuple(s for s in SECRET_KEY_SUFFIXES if s != suffix))
+    assert Sanitizer().clean({key: "v"}) == ({key: "v"}, 0)
+
+
+@pytest.mark.parametrize("key", sorted(DEFAULT_DROP_KEYS))
+def test_every_default_drop_key_is_needed(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Sanitizer().clean({key: "v"}) == ({}, 1)
+    monkeypatch.setattr(engine, "DEFAULT_DROP_KEYS", DEFAULT_DROP_KEYS - {key})
+    assert Sanitizer().clean({key: "v"}) == ({key: "v"}, 0)
+
+
+def test_a_remembered_text_is_masked_and_counted_every_time() -> None:
+    sanitizer = Sanitizer()
+    text = "system: write to ops@example.com, never to 415-555-0132"
+    first = sanitizer.mask_text(text)
+    assert first == ("system: write to <email>, never to <phone>", 2)
+    assert sanitizer.mask_text(text) == first
+    assert sanitizer.clean({"a": text, "b": [text]}) == ({"a": first[0], "b": [first[0]]}, 4)

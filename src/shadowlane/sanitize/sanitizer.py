@@ -1,0 +1,260 @@
+"""Scrubs secrets and PII from what the hook captured, before anything leaves the prod process.
+
+Two mechanisms, applied recursively to every dict / list / string:
+
+- **drop**: values under secret-bearing keys (authorization, api keys, tokens, passwords,
+  cookies, plus configured field names) are removed entirely;
+- **mask**: inside strings, what a rule of :mod:`shadowlane.sanitize.rules` matches is replaced by
+  its class label (``<email>``, ``<phone>``, ``<card>``, ``<ssn>``, ``<iban>``, ``<ip>``,
+  ``<private-key>``, ``<url-credentials>``, ``<secret>``).
+
+A rule runs on a text only when the text holds one of the rule's hints (or its digits); most
+prose holds none. :data:`MASK_GUARD` hands the same hints to the comparator's native hot path,
+which uses them to know which answers masking certainly leaves alone (it keeps no copy).
+
+HTTP headers are never copied into envelopes at all; the hook reads only the few it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from shadowlane.sanitize.matching import (
+    SHAPE,
+    apply,
+    apply_anchored,
+    compile_rule,
+    digit_runs,
+    fold,
+    has_digit_run,
+)
+from shadowlane.sanitize.rules import RULES, Rule
+
+DEFAULT_DROP_KEYS: frozenset[str] = frozenset({"bearer", "auth", "sid", "sessionid"})
+"""Normalised keys dropped besides those ending with a :data:`SECRET_KEY_SUFFIXES` entry."""
+
+# a key whose normalised form ends with one of these is secret-bearing too: openai_api_key,
+# db_password, client-secret, x-auth-token, session_cookie, ...
+SECRET_KEY_SUFFIXES: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "apikey",
+    "token",
+    "authorization",
+    "cookie",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "signingkey",
+    "encryptionkey",
+    "accountkey",
+    "credential",
+    "credentials",
+    "connectionstring",
+    "signature",
+)
+
+MEMO_SIZE = 512
+"""Texts whose masking a sanitizer remembers (at most :data:`MEMO_MAX_CHARS` characters each)."""
+MEMO_MAX_CHARS = 4096
+MIN_MASKABLE = 6
+"""A text shorter than this is never changed (no rule matches fewer characters)."""
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _norm_key(key: str) -> str:
+    return "".join(ch for ch in key.lower() if ch.isalnum())
+
+
+class _KeyMemo(dict[str, bool]):
+    """key -> "is a secret-bearing key", memoised (payload keys repeat endlessly)."""
+
+    def __init__(self, drop: frozenset[str]) -> None:
+        super().__init__()
+        self._drop = drop
+
+    def __missing__(self, key: str) -> bool:
+        norm = _norm_key(key)
+        hit = norm in self._drop or norm.endswith(SECRET_KEY_SUFFIXES)
+        if len(self) < 4096:
+            self[key] = hit
+        return hit
+
+
+def _guard(rules: Sequence[Rule]) -> tuple[int, list[str], list[str], list[str], list[tuple[int, str]]]:
+    for rule in rules:
+        if not (rule.hints or rule.hints_any_case or rule.digits[0]):
+            raise ValueError(f"rule {rule.name} has no hint: it would run on every text")
+        if rule.hints_any_case and not rule.pattern.startswith("(?ai)"):
+            raise ValueError(f"rule {rule.name}: case-insensitive hints need an ASCII-only pattern, (?ai)")
+        for hint in rule.hints_any_case:
+            if not (hint.isascii() and hint == hint.lower()):
+                raise ValueError(f"rule {rule.name}: case-insensitive hint {hint!r} is not lowercase ASCII")
+    hints = sorted({h for r in rules for h in r.hints})
+    # every case-insensitive rule folds ASCII case only, so its hints are matched the same way
+    ascii_fold = sorted({h for r in rules for h in r.hints_any_case})
+    runs = sorted({r.digits for r in rules if r.digits[0]})
+    return MIN_MASKABLE, hints, [], ascii_fold, runs
+
+
+MASK_GUARD = _guard(RULES)
+"""``(fewest characters masking changes, hints, hints matched ignoring case like ``str.lower()``
+(none: every case-insensitive rule folds ASCII case only), hints matched ignoring ASCII case,
+[(digits, joiners), ...])``: a text holding none of the hints and none of the digit runs is never
+changed. ``shadowlane_native.PlainConfig`` takes it."""
+
+
+class Sanitizer:
+    """Recursively drops secret fields and masks PII; counts what it touched."""
+
+    def __init__(self, drop_fields: Iterable[str] = (), *, rules: Sequence[Rule] = RULES) -> None:
+        self._drop = DEFAULT_DROP_KEYS | {_norm_key(f) for f in drop_fields}
+        self._is_secret_key = _KeyMemo(self._drop)
+        _guard(rules)  # refuses a rule without hints
+        self._rules = tuple(compile_rule(rule) for rule in rules)
+        by_trigger: dict[str, set[int]] = {}
+        for index, compiled in enumerate(self._rules):
+            for char in compiled.triggers:
+                by_trigger.setdefault(char, set()).add(index)
+        self._by_trigger = tuple((char, frozenset(ix)) for char, ix in by_trigger.items())
+        self._digit_rules = tuple(
+            (c.rule.digits[0], i) for i, c in enumerate(self._rules) if c.rule.digits[0]
+        )
+        self._digit_needs = tuple(sorted({need for need, _ in self._digit_rules}, reverse=True))
+        self._memo: dict[str, tuple[str, int]] = {}
+
+    def clean(self, value: Any) -> tuple[Any, int]:
+        """Return ``(sanitized copy, number of values dropped or masked)``."""
+        counter = [0]
+        return self._walk(value, counter), counter[0]
+
+    def mask_text(self, text: str) -> tuple[str, int]:
+        counter = [0]
+        return self._mask(text, counter), counter[0]
+
+    def clean_text(self, text: str) -> tuple[str, int]:
+        """Like :meth:`mask_text`, but JSON inside the text (the whole text, or an object that
+        starts mid-text, as in ``Result: {...}``) is parsed and cleaned, so secret keys are
+        dropped, not only masked, and written back compactly."""
+        start = _json_start(text)
+        if start is not None:
+            try:
+                parsed, end = _DECODER.raw_decode(text, start)
+            except ValueError:
+                parsed, end = None, start
+            if isinstance(parsed, dict | list):
+                counter = [0]
+                head = self._mask(text[:start], counter) if start else ""
+                body = orjson.dumps(self._walk(parsed, counter)).decode()
+                tail = self._mask(text[end:], counter) if end < len(text) else ""
+                return head + body + tail, counter[0]
+        return self.mask_text(text)
+
+    def _walk(self, value: Any, counter: list[int]) -> Any:
+        kind = type(value)  # the JSON types by identity first (cheaper); subclasses by isinstance
+        if kind is str:
+            return self._mask(value, counter)
+        if kind in _SCALARS:
+            return value
+        if kind is dict or isinstance(value, dict):
+            secret = self._is_secret_key
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                if isinstance(key, str) and secret[key]:
+                    counter[0] += 1
+                    continue
+                out[key] = self._walk(item, counter)
+            return out
+        if kind is list or isinstance(value, list | tuple):
+            return [self._walk(item, counter) for item in value]
+        if isinstance(value, str):
+            return self._mask(value, counter)
+        return value
+
+    def _mask(self, text: str, counter: list[int]) -> str:
+        """:meth:`_run_rules`, remembered for texts that come back (system prompts, tool
+        descriptions: most requests repeat them word for word)."""
+        if len(text) < MIN_MASKABLE:
+            return text
+        if len(text) > MEMO_MAX_CHARS:
+            return self._run_rules(text, counter)
+        memo = self._memo
+        known = memo.get(text)
+        if known is None:
+            count = [0]
+            known = (self._run_rules(text, count), count[0])
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()  # cheaper than tracking use; a busy prompt is back after one miss
+            memo[text] = known
+        counter[0] += known[1]
+        return known[0]
+
+    def _run_rules(self, text: str, counter: list[int]) -> str:
+        """Run every rule whose hints (or digits) the text holds, in order. Which rules to
+        consider is decided once per text: one ``in`` per trigger character, and one count of
+        its digit runs."""
+        todo = self._todo(text)
+        if not todo:
+            return text
+        rules = self._rules
+        folded: str | None = None
+        shape: bytes | None = None
+        for index in sorted(todo):
+            compiled = rules[index]
+            rule = compiled.rule
+            if rule.anchors:
+                masked = apply_anchored(compiled, text, counter)
+            else:
+                if rule.digits[0]:
+                    if rule.shapes and text.isascii():
+                        if shape is None:
+                            shape = text.encode().translate(SHAPE)
+                        if not any(pattern in shape for pattern in rule.shapes):
+                            continue
+                    if not has_digit_run(text, *rule.digits):
+                        continue
+                elif rule.hints_any_case:
+                    if folded is None:
+                        folded = fold(text)
+                    if not any(h in folded for h in rule.hints_any_case):
+                        continue
+                # a rule with case-sensitive hints starts with them: its search is the hint check
+                masked = apply(compiled, text, counter)
+            if masked is not text:
+                text, folded, shape = masked, None, None
+        return text
+
+    def _todo(self, text: str) -> set[int]:
+        """The rules a text may need, by index: those whose trigger character it holds, and the
+        digit rules whose run is not longer than its longest one."""
+        todo: set[int] = set()
+        for char, indexes in self._by_trigger:
+            if char in text:
+                todo |= indexes
+        longest = digit_runs(text, self._digit_needs) if self._digit_rules else 0
+        if longest:
+            for need, index in self._digit_rules:
+                if need <= longest:
+                    todo.add(index)
+        return todo
+
+
+_DECODER = json.JSONDecoder()
+_JSON_OPENERS = re.compile(r"[\[{]\s*[\"\[{]")
+
+
+def _json_start(text: str) -> int | None:
+    """Where a JSON object or array starts in ``text`` (the whole text, or mid-text), if any."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        return len(text) - len(stripped)
+    found = _JSON_OPENERS.search(text)
+    return found.start() if found else None
