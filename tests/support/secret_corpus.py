@@ -16,6 +16,8 @@ import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import orjson
+
 LEAK_WINDOW = 8
 """A leak is any substring of a planted secret this long found in the output."""
 
@@ -34,6 +36,16 @@ def leaked(secret: str, output: str) -> bool:
     if len(secret) <= LEAK_WINDOW:
         return secret in output
     return any(secret[i : i + LEAK_WINDOW] in output for i in range(len(secret) - LEAK_WINDOW + 1))
+
+
+def json_escaped(text: str) -> str:
+    """``text`` as it appears inside a JSON string (newlines, quotes and backslashes escaped)."""
+    return orjson.dumps(text).decode()[1:-1]
+
+
+def leaked_in_json(secret: str, output: str) -> bool:
+    """:func:`leaked`, for output that is JSON: the secret as written or as a JSON string holds it."""
+    return leaked(secret, output) or leaked(json_escaped(secret), output)
 
 
 def _chars(rng: random.Random, alphabet: str, n: int) -> str:

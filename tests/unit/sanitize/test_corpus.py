@@ -13,7 +13,7 @@ import pytest
 from shadowlane.hook.context import RawGold, RawMirror, RawToolCall, RequestLabels
 from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.sanitize import Sanitizer
-from tests.support.secret_corpus import harmless, leaked, secrets
+from tests.support.secret_corpus import harmless, json_escaped, leaked_in_json, secrets
 
 Placed = tuple[dict[str, Any], dict[str, Any], list[RawToolCall], RequestLabels | None]
 
@@ -72,10 +72,6 @@ def _envelope_text(placed: Placed) -> str:
     return record.value.decode()
 
 
-def _escaped(secret: str) -> str:
-    return orjson.dumps(secret).decode()[1:-1]
-
-
 CORPUS = list(secrets())
 
 
@@ -85,7 +81,7 @@ def test_no_planted_secret_leaves_in_any_placement(placement: str) -> None:
     unlabelled: list[str] = []
     for item in CORPUS:
         out = _envelope_text(PLACEMENTS[placement](item.text))
-        if leaked(item.secret, out) or leaked(_escaped(item.secret), out):
+        if leaked_in_json(item.secret, out):
             leaks.append(f"{item.kind}/{item.form}")
         elif item.label is not None and item.label not in out:
             unlabelled.append(f"{item.kind}/{item.form}")
@@ -106,5 +102,5 @@ def test_the_corpus_is_as_wide_as_promised() -> None:
 
 def test_harmless_look_alikes_come_out_unchanged() -> None:
     texts = list(harmless())
-    altered = [t for t in texts if _escaped(t) not in _envelope_text(PLACEMENTS["user"](t))]
+    altered = [t for t in texts if json_escaped(t) not in _envelope_text(PLACEMENTS["user"](t))]
     assert len(altered) <= len(texts) // 100, altered
