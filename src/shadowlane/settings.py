@@ -116,6 +116,15 @@ class HookSettings(_Frozen):
     batch_size: int = Field(default=256, ge=1)
     linger_ms: int = Field(default=5, ge=0)
     drop_fields: tuple[str, ...] = ()
+    strict: bool = Field(
+        default=False,
+        description="replace every free-text value outside strict_allow by its salted hash (after "
+        "masking): nothing a person wrote leaves prod; answers can no longer be compared by meaning",
+    )
+    strict_allow: tuple[str, ...] = Field(
+        default=("model", "role", "name", "type", "id", "tool_call_id", "finish_reason", "object"),
+        description="keys whose text values strict mode keeps (masked)",
+    )
     endpoint_paths: tuple[str, ...] = ("/v1/chat/completions",)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
@@ -192,10 +201,17 @@ class ControlSettings(_Frozen):
     """Signed control records: the HMAC keys and how often consumers look for changes.
 
     There is no default key: until ``signing_keys`` is set (e.g.
-    ``SHADOWLANE_CONTROL__SIGNING_KEYS='{"k2025": "<64 hex chars>"}'``) nothing can be signed and
-    every control record is refused. Keep the retired key next to the new one while rotating.
+    ``SHADOWLANE_CONTROL__SIGNING_KEYS='{"k2025": "<64 hex chars>"}'``) nothing can be signed, and
+    a process that follows the control topic refuses to start (it could not tell a genuine kill
+    switch from a forged one). Running without control is ``enabled = false``, said out loud at
+    start. Keep the retired key next to the new one while rotating.
     """
 
+    enabled: bool = Field(
+        default=True,
+        description="follow the signed control topic (kill switches, route configs); false runs "
+        "without them, and says so at start",
+    )
     signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="key id -> HMAC-SHA256 key (at least 32 characters)"
     )

@@ -19,7 +19,14 @@ import pytest
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs
 from shadowlane.kafka.local import LocalKafka
-from shadowlane.settings import CompareSettings, Settings, ShadowSettings, TopicSettings, load_settings
+from shadowlane.settings import (
+    CompareSettings,
+    ControlSettings,
+    Settings,
+    ShadowSettings,
+    TopicSettings,
+    load_settings,
+)
 
 
 def _docker_engine() -> bool:
@@ -71,6 +78,7 @@ def it_settings(kafka_bootstrap: str) -> Settings:
         compare=CompareSettings(
             group_id=f"it-{run}.compare", candidates=("cand",), embedder="none", window_s=5
         ),
+        control=ControlSettings(enabled=False),  # tests that follow the control topic set keys
     )
 
 

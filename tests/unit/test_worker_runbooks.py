@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from shadowlane.settings import load_settings
 
@@ -48,5 +49,7 @@ def test_example_settings_load_and_land(path: Path, monkeypatch: pytest.MonkeyPa
             continue
         section, _, name = key.removeprefix("SHADOWLANE_").lower().partition("__")
         value = getattr(getattr(settings, section), name)
+        if isinstance(value, dict):  # secrets (signing keys) land as SecretStr
+            value = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()}
         expected = _expected(raw)
         assert (list(value) if isinstance(value, tuple) else value) == expected, key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -15,15 +16,18 @@ from shadowlane.cli.signals import run_until_signal
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
 from shadowlane.compare.worker import Comparator
+from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.malloc_tuning import tune_allocator
 from shadowlane.metrics import MetricsServer, StatsCollector, serve_metrics
-from shadowlane.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
+from shadowlane.rollout.control_plane import DEFAULT_FLAG, NO_CONTROL_KEYS, ControlWatcher
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from shadowlane.shadow.worker import ShadowWorker
+
+log = logging.getLogger(__name__)
 
 
 def add_parsers(sub: Any) -> None:
@@ -148,6 +152,8 @@ def _candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
 
 
 def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.control.enabled and not settings.control.signing_keys:
+        raise ConfigError(NO_CONTROL_KEYS)  # fail closed, before touching Kafka
     for stub in args.tool_stub:
         orjson.loads(stub.partition("=")[2] or "null")  # fail early on invalid JSON
     settings = _with(
@@ -169,10 +175,15 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
         tune_allocator()
         # the kill switch: the control topic is followed live; while the flag (or "*") is killed
         # the worker pauses its partitions (held records replay after the release)
-        watcher = ControlWatcher(settings, kwargs, observer=f"shadow:{args.candidate}")
-        await watcher.start()
+        watcher = None
+        if settings.control.enabled:
+            watcher = ControlWatcher(settings, kwargs, observer=f"shadow:{args.candidate}")
+            await watcher.start()
+        else:
+            log.warning("control disabled (SHADOWLANE_CONTROL__ENABLED=false): no kill switch is followed")
         flag = args.flag
-        worker = ShadowWorker(settings, _candidate(args, settings), kwargs, halt=lambda: watcher.killed(flag))
+        halt = (lambda: watcher.killed(flag)) if watcher is not None else (lambda: False)
+        worker = ShadowWorker(settings, _candidate(args, settings), kwargs, halt=halt)
         try:
             await _serve(
                 worker.run,
@@ -186,13 +197,15 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
                     gauges=worker.gauges,
                     labels={"group": worker.group_id, "candidate": worker.candidate.name},
                     labelled_counters=worker.labelled_counters,
-                    also=[worker.lag.collector(worker.group_id), watcher.collector()],
+                    also=[worker.lag.collector(worker.group_id)]
+                    + ([watcher.collector()] if watcher is not None else []),
                 ),
                 worker.stats.as_dict,
                 host=args.metrics_host,
             )
         finally:
-            await watcher.stop()
+            if watcher is not None:
+                await watcher.stop()
 
     asyncio.run(go())
     return 0

@@ -295,7 +295,10 @@ class ShadowPublisher:
 
         s = self._settings
         builder = EnvelopeBuilder(
-            Sanitizer(s.drop_fields), ratio=s.sample_ratio, salt_id=s.salt, pins=self._pins
+            Sanitizer(s.drop_fields, strict=s.strict_allow if s.strict else None, salt=s.salt),
+            ratio=s.sample_ratio,
+            salt_id=s.salt,
+            pins=self._pins,
         )
         stopped = self._stopped = loop.create_future()
         self._running = True

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shadowlane.contracts.audit import AuditEvent
 from shadowlane.contracts.control import ControlKind, ControlRecord
 from shadowlane.contracts.route_config import RouteConfig
+from shadowlane.errors import ConfigError
 from shadowlane.hook.publisher import GateVerdict
 from shadowlane.kafka.admin import partition_ids
 from shadowlane.metrics import Labelled, StatsCollector
@@ -45,6 +46,11 @@ from shadowlane.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_FLAG = "shadow"
+NO_CONTROL_KEYS = (
+    "control is enabled but no signing key is set: set SHADOWLANE_CONTROL__SIGNING_KEYS (the keys "
+    "the control records are signed with), or SHADOWLANE_CONTROL__ENABLED=false to run without "
+    "kill switches and route configs"
+)
 """The flag the hook gate and the shadow-on / shadow-off commands use unless told otherwise."""
 MAX_PENDING_AUDIT = 10_000
 AUDIT_RETRY_S = 1.0
@@ -96,6 +102,8 @@ class ControlWatcher:
         audit: AuditSink | None = None,
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
+        if not settings.control.signing_keys:  # fail closed: no key, no way to know what is genuine
+            raise ConfigError(NO_CONTROL_KEYS)
         self._topic = settings.topics.control_topic
         self._poll_s = settings.control.poll_interval_s
         self._kwargs = dict(client_kwargs)

@@ -184,6 +184,15 @@ def verify(record: ControlRecord, keys: Mapping[str, SecretStr]) -> dict[str, An
     return record.payload
 
 
+def _carries_no_signature(value: bytes) -> bool:
+    """True for a JSON object whose ``signature`` is missing or empty."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and not obj.get("signature")
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """A record now in force; ``previous`` is the one it replaced (None for the first)."""
@@ -249,7 +258,9 @@ class ControlState:
         try:
             record = decode(value, ControlRecord)
         except DecodeError as exc:
-            return self._reject(None, "undecodable", str(exc), None)
+            # a record without a signature is refused as unsigned, whatever else is wrong with it
+            reason: RejectReason = "unsigned" if _carries_no_signature(value) else "undecodable"
+            return self._reject(None, reason, str(exc), None)
         if key is not None and key != record.key.encode():
             current = self._records.get((record.kind, record.name))
             return self._reject(record, "key_mismatch", f"message key {key!r} is not {record.key!r}", current)

@@ -17,6 +17,7 @@ HTTP headers are never copied into envelopes at all; the hook reads only the few
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -115,7 +116,18 @@ changed. ``shadowlane_native.PlainConfig`` takes it."""
 class Sanitizer:
     """Recursively drops secret fields and masks PII; counts what it touched."""
 
-    def __init__(self, drop_fields: Iterable[str] = (), *, rules: Sequence[Rule] = RULES) -> None:
+    def __init__(
+        self,
+        drop_fields: Iterable[str] = (),
+        *,
+        rules: Sequence[Rule] = RULES,
+        strict: Iterable[str] | None = None,
+        salt: str = "",
+    ) -> None:
+        """``strict``: the keys whose text values are kept (masked); every other text value, and
+        every text given to :meth:`mask_text` or :meth:`clean_text`, becomes its salted hash."""
+        self._strict = frozenset(strict) if strict is not None else None
+        self._salt = salt.encode()
         self._drop = DEFAULT_DROP_KEYS | {_norm_key(f) for f in drop_fields}
         self._is_secret_key = _KeyMemo(self._drop)
         _guard(rules)  # refuses a rule without hints
@@ -134,17 +146,34 @@ class Sanitizer:
     def clean(self, value: Any) -> tuple[Any, int]:
         """Return ``(sanitized copy, number of values dropped or masked)``."""
         counter = [0]
+        if self._strict is not None:  # a text with no key above it is free text
+            return self._walk_strict(value, counter), counter[0]
         return self._walk(value, counter), counter[0]
 
     def mask_text(self, text: str) -> tuple[str, int]:
         counter = [0]
+        if self._strict is not None:
+            return self._hashed(text, counter), counter[0]
         return self._mask(text, counter), counter[0]
+
+    def _hashed(self, text: str, counter: list[int]) -> str:
+        """Strict mode: a free text becomes a salted hash of its masked form (equal texts stay
+        equal, nothing of them is readable). Only a blank text is kept as it is."""
+        if not text.strip():
+            return text
+        masked = self._mask(text, counter)
+        counter[0] += 1
+        digest = hashlib.blake2b(masked.encode(), digest_size=8, key=self._salt[:64]).hexdigest()
+        return f"<text:{digest}>"
 
     def clean_text(self, text: str) -> tuple[str, int]:
         """Like :meth:`mask_text`, but JSON inside the text (the whole text, or an object that
         starts mid-text, as in ``Result: {...}``) is parsed and cleaned, so secret keys are
         dropped, not only masked, and written back compactly."""
         start = _json_start(text)
+        if self._strict is not None and start is None:
+            counter = [0]
+            return self._hashed(text, counter), counter[0]
         if start is not None:
             try:
                 parsed, end = _DECODER.raw_decode(text, start)
@@ -152,9 +181,10 @@ class Sanitizer:
                 parsed, end = None, start
             if isinstance(parsed, dict | list):
                 counter = [0]
-                head = self._mask(text[:start], counter) if start else ""
+                free = self._mask if self._strict is None else self._hashed
+                head = free(text[:start], counter) if start else ""
                 body = orjson.dumps(self._walk(parsed, counter)).decode()
-                tail = self._mask(text[end:], counter) if end < len(text) else ""
+                tail = free(text[end:], counter) if end < len(text) else ""
                 return head + body + tail, counter[0]
         return self.mask_text(text)
 
@@ -167,17 +197,29 @@ class Sanitizer:
         if kind is dict or isinstance(value, dict):
             secret = self._is_secret_key
             out: dict[Any, Any] = {}
+            strict = self._strict
             for key, item in value.items():
                 if isinstance(key, str) and secret[key]:
                     counter[0] += 1
                     continue
-                out[key] = self._walk(item, counter)
+                if strict is not None and key not in strict:
+                    out[key] = self._walk_strict(item, counter)
+                else:
+                    out[key] = self._walk(item, counter)
             return out
         if kind is list or isinstance(value, list | tuple):
             return [self._walk(item, counter) for item in value]
         if isinstance(value, str):
             return self._mask(value, counter)
         return value
+
+    def _walk_strict(self, value: Any, counter: list[int]) -> Any:
+        """A value under a key strict mode does not keep: its texts hashed, its containers walked."""
+        if isinstance(value, str):
+            return self._hashed(value, counter)
+        if isinstance(value, list | tuple):
+            return [self._walk_strict(item, counter) for item in value]
+        return self._walk(value, counter)
 
     def _mask(self, text: str, counter: list[int]) -> str:
         """:meth:`_run_rules`, remembered for texts that come back (system prompts, tool

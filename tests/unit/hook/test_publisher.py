@@ -289,3 +289,18 @@ async def test_publish_from_another_thread(running: tuple[ShadowPublisher, FakeP
     assert sorted(decode(s.value, RequestEnvelope).req_id for s in factory.sink) == [
         f"thread-{i}" for i in range(5)
     ]
+
+
+async def test_strict_mode_from_the_settings_hashes_free_text() -> None:
+    pub, factory = make_publisher(strict=True)
+    await pub.start()
+    try:
+        assert publish_one(pub, "s-1")
+        assert await wait_until(lambda: pub.stats.published == 1)
+    finally:
+        await stop_quietly(pub)
+    env = decode(factory.sink[0].value, RequestEnvelope)
+    assert env.prod.answer is not None
+    assert env.prod.answer.startswith("<text:")
+    assert env.request.messages[-1].role == "user"  # an allowed key keeps its value
+    assert all(str(m.content).startswith("<text:") for m in env.request.messages if m.content)

@@ -18,12 +18,13 @@ from shadowlane.contracts.audit import AuditEvent
 from shadowlane.contracts.codec import encode
 from shadowlane.contracts.control import ControlRecord, KillSwitch
 from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
+from shadowlane.errors import ConfigError
 from shadowlane.hashing import unit_hash
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.rollout.control_plane import ControlWatcher, MirrorGate
 from shadowlane.rollout.control_publisher import ControlPublisher
 from shadowlane.rollout.router import assign
-from shadowlane.rollout.signing import Applied, Rejected, sign, verify
+from shadowlane.rollout.signing import Applied, ControlState, Rejected, sign, verify
 from shadowlane.settings import ControlSettings, HookSettings, Settings
 from tests.support.fake_kafka import FakeProducerFactory
 
@@ -338,3 +339,22 @@ def test_ratio_outside_unit_interval_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["shadow-on", "a", "b", "--ratio", "1.5"])
     assert exc.value.code == 2
+
+
+def test_a_watcher_without_signing_keys_refuses_to_start() -> None:
+    no_keys = settings().model_copy(update={"control": ControlSettings()})
+    with pytest.raises(ConfigError, match="no signing key"):
+        ControlWatcher(no_keys, {}, observer="unit")
+
+
+def test_a_record_without_a_signature_is_refused_as_unsigned_even_when_it_is_incomplete() -> None:
+    state = ControlState({"k": SecretStr("k" * 32)})
+    bare = orjson.dumps(
+        {"schema_version": 1, "kind": "kill_switch", "name": "*", "payload": {"engaged": False}}
+    )
+    rejected = state.apply_message(b"kill_switch:*", bare)
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "unsigned"
+    garbage = state.apply_message(b"kill_switch:*", b"not json")
+    assert isinstance(garbage, Rejected)
+    assert garbage.reason == "undecodable"

@@ -104,3 +104,50 @@ def test_harmless_look_alikes_come_out_unchanged() -> None:
     texts = list(harmless())
     altered = [t for t in texts if json_escaped(t) not in _envelope_text(PLACEMENTS["user"](t))]
     assert len(altered) <= len(texts) // 100, altered
+
+
+STRICT = ("model", "role", "name", "type", "id", "tool_call_id")
+
+
+def _strict_envelope(placed: Placed) -> dict[str, Any]:
+    body, answer, tools, labels = placed
+    raw = RawMirror(
+        "r-1", "/v1/chat/completions", orjson.dumps(body), orjson.dumps(answer), 200, 5.0, 0, 0.5,
+        "acme", None, tools, {}, labels,
+    )  # fmt: skip
+    builder = EnvelopeBuilder(Sanitizer(strict=STRICT, salt="s3cret-salt"), ratio=1.0, salt_id="s")
+    wire: dict[str, Any] = orjson.loads(builder.record(raw).value)
+    return wire
+
+
+def _texts_under(value: Any, key: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _texts_under(v, k)]
+    if isinstance(value, list):
+        return [pair for v in value for pair in _texts_under(v, key)]
+    return [(key, value)] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_strict_mode_lets_no_free_text_out(placement: str) -> None:
+    for item in CORPUS[::7]:
+        wire = _strict_envelope(PLACEMENTS[placement](item.text))
+        assert not leaked_in_json(item.secret, orjson.dumps(wire).decode())
+        parts = [wire["request"], wire["prod"], wire["tool_io"], wire["gold"]]
+        for key, text in _texts_under(parts):
+            kept = key in STRICT or key == "arguments" or not text.strip()
+            # a tool output that held JSON keeps its short head and structure, its texts hashed
+            assert kept or text.startswith("<text:") or (key == "output" and "<text:" in text), (key, text)
+
+
+def test_strict_mode_hashes_equal_texts_alike_and_keeps_the_allowed_keys() -> None:
+    strict = Sanitizer(strict=STRICT, salt="s3cret-salt")
+    body = {"model": "gpt-x", "messages": [{"role": "user", "content": "Where is my order?"}]}
+    cleaned, _ = strict.clean(body)
+    assert cleaned["model"] == "gpt-x"
+    assert cleaned["messages"][0]["role"] == "user"
+    content = cleaned["messages"][0]["content"]
+    assert content.startswith("<text:")
+    assert strict.mask_text("Where is my order?")[0] == content
+    assert Sanitizer(strict=STRICT, salt="other").mask_text("Where is my order?")[0] != content
+    assert Sanitizer().clean(body)[0] == body  # not strict: prose is kept
