@@ -40,15 +40,15 @@ def test_every_worker_has_a_runbook_and_example_settings() -> None:
 def test_example_settings_load_and_land(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     variables = _variables(path)
     assert variables
-    for key, value in variables.items():
-        monkeypatch.setenv(key, value)
+    for key, text in variables.items():
+        monkeypatch.setenv(key, text)
     settings = load_settings()
     for key, raw in variables.items():
         if key == "KAFKA_BOOTSTRAP_SERVERS":
             assert settings.bootstrap_servers == raw
             continue
         section, _, name = key.removeprefix("SHADOWLANE_").lower().partition("__")
-        value = getattr(getattr(settings, section), name)
+        value: Any = getattr(getattr(settings, section), name)
         if isinstance(value, dict):  # secrets (signing keys) land as SecretStr
             value = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in value.items()}
         expected = _expected(raw)
