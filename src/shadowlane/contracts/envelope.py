@@ -65,13 +65,25 @@ class SamplingDecision(Nested):
     sampled: bool = True
 
 
+REQ_HASH_RECIPE = (
+    "BLAKE2b with a 16-byte digest, in lowercase hex, over: the UTF-8 bytes of req_id, one zero "
+    "byte, and the canonical JSON of this envelope's request object exactly as it is on the wire "
+    "(its keys, not schema defaults). Canonical JSON: object keys sorted by code point at every "
+    "level, no whitespace, strings as UTF-8 with only the escapes JSON requires, numbers in their "
+    "shortest round-trip form."
+)
+
+
 class RequestEnvelope(WireModel):
     """One mirrored prod request. Keyed by ``req_hash`` on every topic."""
 
     SCHEMA_NAME: ClassVar[str] = "request_envelope"
     schema_version: Literal[1] = 1
     req_id: str = Field(min_length=1, max_length=256)
-    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
+    req_hash: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description=REQ_HASH_RECIPE,
+    )
     ts_ms: int = Field(ge=0, description="prod response time, ms since the Unix epoch")
     endpoint: str
     tenant: str = "default"
