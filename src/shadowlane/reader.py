@@ -17,11 +17,30 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLOAuthBearer, SASLPlaintext, SASLScram256, SASLScram512
 
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.kafka.bootstrap import client_kwargs
 from shadowlane.settings import Settings
 
 ComparisonHandler = Callable[[Comparison], Awaitable[None]]
+
+
+def faststream_security(kwargs: dict[str, Any]) -> tuple[BaseSecurity | None, dict[str, Any]]:
+    """FastStream's security object for :func:`~shadowlane.kafka.bootstrap.client_kwargs`, and
+    the broker arguments it does not carry (the OAUTHBEARER token provider)."""
+    protocol = kwargs.get("security_protocol", "PLAINTEXT")
+    context = kwargs.get("ssl_context")
+    tls = protocol in ("SSL", "SASL_SSL")
+    mechanism = str(kwargs.get("sasl_mechanism"))
+    if not protocol.startswith("SASL_"):
+        return (BaseSecurity(ssl_context=context, use_ssl=True) if tls else None), {}
+    if mechanism == "OAUTHBEARER":
+        provider = {"sasl_oauth_token_provider": kwargs["sasl_oauth_token_provider"]}
+        return SASLOAuthBearer(ssl_context=context, use_ssl=tls), provider
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[mechanism]
+    user, password = kwargs["sasl_plain_username"], kwargs.get("sasl_plain_password", "")
+    return kind(user, password, ssl_context=context, use_ssl=tls), {}
 
 
 def compare_reader(
@@ -33,8 +52,12 @@ def compare_reader(
     from_beginning: bool = True,
     **broker_kwargs: Any,
 ) -> KafkaBroker:
-    """A FastStream broker subscribed to the compare topic, handing typed comparisons to ``handler``."""
-    broker = KafkaBroker(bootstrap, client_id=settings.kafka.client_id, **broker_kwargs)
+    """A FastStream broker subscribed to the compare topic, handing typed comparisons to ``handler``.
+    It connects as every other client does (TLS, SASL, OAUTHBEARER: ``settings.kafka``)."""
+    security, extra = faststream_security(client_kwargs(settings, bootstrap))
+    broker = KafkaBroker(
+        bootstrap, client_id=settings.kafka.client_id, security=security, **extra, **broker_kwargs
+    )
 
     @broker.subscriber(
         settings.topics.compare_topic,

@@ -35,11 +35,36 @@ class KafkaSettings(_Frozen):
 
     bootstrap_servers: str | None = None
     client_id: str = "shadowlane"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_oauth_token_provider: str | None = Field(
+        default=None,
+        description="for OAUTHBEARER: 'module:attribute' of a callable returning an aiokafka "
+        "AbstractTokenProvider (called once per client)",
+    )
+    ssl_cafile: str | None = Field(default=None, description="CA bundle (PEM); none: the system CAs")
+    ssl_certfile: str | None = Field(default=None, description="client certificate (PEM) for mTLS")
+    ssl_keyfile: str | None = Field(default=None, description="the client certificate's private key (PEM)")
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
     request_timeout_ms: int = 30_000
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> Self:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism")
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_provider:
+            raise ValueError(
+                "sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider ('module:attribute')"
+            )
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and self.sasl_username is None:
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username and sasl_password")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS needs both)")
+        return self
 
 
 class TopicSettings(_Frozen):

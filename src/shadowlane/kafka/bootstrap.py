@@ -8,9 +8,10 @@ the state folder is used when it is running. Nothing here starts a broker: only
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from shadowlane.errors import BrokerSetupError
+from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.settings import Settings
 
 NO_BOOTSTRAP = (
@@ -49,9 +50,11 @@ def resolve_bootstrap(settings: Settings) -> str:
 
 
 def client_kwargs(settings: Settings, bootstrap: str) -> dict[str, Any]:
-    """Keyword arguments shared by AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient.
+    """Keyword arguments shared by AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient:
+    every client the project creates is made from them (or, for FastStream, from
+    :func:`shadowlane.reader.faststream_security` over them).
 
-    This is the only place the SASL password leaves its ``SecretStr``.
+    This is the only place the SASL and key passwords leave their ``SecretStr``.
     """
     kafka = settings.kafka
     kwargs: dict[str, Any] = {
@@ -66,8 +69,31 @@ def client_kwargs(settings: Settings, bootstrap: str) -> dict[str, Any]:
             kwargs["sasl_plain_username"] = kafka.sasl_username
         if kafka.sasl_password is not None:
             kwargs["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    if "SSL" in kafka.security_protocol.upper():
+        if kafka.sasl_mechanism == "OAUTHBEARER":
+            kwargs["sasl_oauth_token_provider"] = _token_provider(kafka.sasl_oauth_token_provider or "")
+    if "SSL" in kafka.security_protocol:
         from aiokafka.helpers import create_ssl_context
 
-        kwargs["ssl_context"] = create_ssl_context()  # system CAs; aiokafka requires a context for SSL
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
+        try:
+            context = create_ssl_context(
+                cafile=kafka.ssl_cafile,  # None: the system CAs
+                certfile=kafka.ssl_certfile,
+                keyfile=kafka.ssl_keyfile,
+                password=password,
+            )
+        except (OSError, ValueError) as exc:  # a missing or unreadable file, a wrong key password
+            raise ConfigError(f"cannot build the TLS context from the kafka ssl_* settings: {exc}") from None
+        context.check_hostname = kafka.ssl_check_hostname
+        kwargs["ssl_context"] = context
     return kwargs
+
+
+def _token_provider(path: str) -> Any:
+    """The OAUTHBEARER token provider ``module:attribute`` names, called to make one."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"sasl_oauth_token_provider {path!r} cannot be loaded: {exc}") from None
+    return factory()
