@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from shadowlane.settings import (
     TopicSettings,
     load_settings,
 )
+from tests.support.kafka_io import delete_topics_with_prefix
 
 
 def _docker_engine() -> bool:
@@ -83,7 +84,8 @@ def it_settings(kafka_bootstrap: str) -> Settings:
 
 
 @pytest.fixture
-async def kafka_kwargs(it_settings: Settings) -> dict[str, Any]:
+async def kafka_kwargs(it_settings: Settings) -> AsyncIterator[dict[str, Any]]:
     kwargs = client_kwargs(it_settings, it_settings.bootstrap_servers or "")
     await ensure_topics(it_settings.topics, kwargs)
-    return kwargs
+    yield kwargs
+    await delete_topics_with_prefix(kwargs, it_settings.topics.prefix)

@@ -50,3 +50,22 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+async def delete_topics_with_prefix(kwargs: dict[str, Any], prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a test's own topics), best effort.
+
+    A test run creates thousands of partitions; a local broker that kept them all would run out
+    of memory maps after a few runs of the suite."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**kwargs)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    except Exception:  # cleanup only: a leftover topic is harmless to the next test (unique names)
+        pass
+    finally:
+        await admin.close()
