@@ -78,28 +78,32 @@ SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A
 _ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
+def _skeleton(text: str, joiners: str) -> bytes:
+    """ASCII ``text`` with its digits made ``0`` and its whitespace and ``joiners`` deleted: a run
+    of ``n`` zeros is a run of ``n`` digits that only those characters join."""
+    return text.encode().translate(_DIGITS_TO_ZERO, _ASCII_SPACE + joiners.encode())
+
+
 def has_digit_run(text: str, n: int, joiners: str) -> bool:
     """Whether ``text`` holds ``n`` digits (any script's, as ``\\d``) joined only by whitespace
-    and ``joiners``. For ASCII text: with its digits made ``0`` and its whitespace and joiners
-    deleted, does it hold ``n`` zeros in a row."""
+    and ``joiners``."""
     if len(text) < n:
         return False
     if not text.isascii():
         return _digit_run_re(n, joiners).search(text) is not None
-    return b"0" * n in text.encode().translate(_DIGITS_TO_ZERO, _ASCII_SPACE + joiners.encode())
+    return b"0" * n in _skeleton(text, joiners)
 
 
-_ALL_JOINERS = ".-()+"
-"""Every character a digit rule lets join digits (:func:`_digit_runs` uses them all)."""
 _ANY_DIGIT = re.compile(r"\d")
 
 
-def digit_runs(text: str, needs: tuple[int, ...]) -> int:
+def digit_runs(text: str, needs: tuple[int, ...], joiners: str) -> int:
     """The longest of ``needs`` (sorted, longest first) that a run of digits in ``text`` joined
-    by whitespace or any rule's joiners reaches, else 0: an upper bound of what a digit rule can
-    find (for text that is not ASCII, the longest need when it holds a digit of any script)."""
+    by whitespace or ``joiners`` (every digit rule's, together) reaches, else 0: an upper bound of
+    what a digit rule can find (for text that is not ASCII, the longest need when it holds a digit
+    of any script)."""
     if text.isascii():
-        skeleton = text.encode().translate(_DIGITS_TO_ZERO, _ASCII_SPACE + _ALL_JOINERS.encode())
+        skeleton = _skeleton(text, joiners)
         for need in needs:
             if b"0" * need in skeleton:
                 return need
@@ -158,7 +162,7 @@ def apply(compiled: Compiled, text: str, counter: list[int]) -> str:
 
 
 def apply_anchored(compiled: Compiled, text: str, counter: list[int]) -> str:
-    """:func:`_apply` for a rule whose matches hold an anchor within ``window`` characters of
+    """:func:`apply` for a rule whose matches hold an anchor within ``window`` characters of
     their start: only the window before each anchor is looked at, when it holds one of the rule's
     hints; there the rule's lead (the key name and its ``:``) is found, and the whole pattern
     matched from where it starts."""

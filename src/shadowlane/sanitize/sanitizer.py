@@ -141,6 +141,7 @@ class Sanitizer:
             (c.rule.digits[0], i) for i, c in enumerate(self._rules) if c.rule.digits[0]
         )
         self._digit_needs = tuple(sorted({need for need, _ in self._digit_rules}, reverse=True))
+        self._digit_joiners = "".join(sorted({c for r in rules for c in r.digits[1]} - {" "}))
         self._memo: dict[str, tuple[str, int]] = {}
 
     def clean(self, value: Any) -> tuple[Any, int]:
@@ -281,7 +282,7 @@ class Sanitizer:
         for char, indexes in self._by_trigger:
             if char in text:
                 todo |= indexes
-        longest = digit_runs(text, self._digit_needs) if self._digit_rules else 0
+        longest = digit_runs(text, self._digit_needs, self._digit_joiners) if self._digit_rules else 0
         if longest:
             for need, index in self._digit_rules:
                 if need <= longest:

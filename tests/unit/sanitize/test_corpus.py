@@ -62,14 +62,18 @@ PLACEMENTS: dict[str, Callable[[str], Placed]] = {
 }  # fmt: skip
 
 
-def _envelope_text(placed: Placed) -> str:
+def _envelope_bytes(placed: Placed, sanitizer: Sanitizer | None = None) -> bytes:
+    """What the hook's real builder puts on the topic for a request holding ``placed``."""
     body, answer, tools, labels = placed
     raw = RawMirror(
         "r-1", "/v1/chat/completions", orjson.dumps(body), orjson.dumps(answer), 200, 5.0, 0, 0.5,
         "acme", None, tools, {}, labels,
     )  # fmt: skip
-    record = EnvelopeBuilder(Sanitizer(), ratio=1.0, salt_id="s").record(raw)
-    return record.value.decode()
+    return EnvelopeBuilder(sanitizer or Sanitizer(), ratio=1.0, salt_id="s").record(raw).value
+
+
+def _envelope_text(placed: Placed) -> str:
+    return _envelope_bytes(placed).decode()
 
 
 CORPUS = list(secrets())
@@ -110,13 +114,7 @@ STRICT = ("model", "role", "name", "type", "id", "tool_call_id")
 
 
 def _strict_envelope(placed: Placed) -> dict[str, Any]:
-    body, answer, tools, labels = placed
-    raw = RawMirror(
-        "r-1", "/v1/chat/completions", orjson.dumps(body), orjson.dumps(answer), 200, 5.0, 0, 0.5,
-        "acme", None, tools, {}, labels,
-    )  # fmt: skip
-    builder = EnvelopeBuilder(Sanitizer(strict=STRICT, salt="s3cret-salt"), ratio=1.0, salt_id="s")
-    wire: dict[str, Any] = orjson.loads(builder.record(raw).value)
+    wire: dict[str, Any] = orjson.loads(_envelope_bytes(placed, Sanitizer(strict=STRICT, salt="s3cret-salt")))
     return wire
 
 
