@@ -101,3 +101,30 @@ def build_plain(
     ``comparison_id`` is ``shadowlane.hashing.pair_id``'s) and its wire bytes as orjson writes them
     (None: a value it leaves to Python); or None: not a pair this path is sure of (the Python
     builder runs)."""
+
+class MaskEngine:
+    """The sanitizer's masking and walk, natively (``shadowlane.sanitize.Sanitizer``'s native
+    path): the rules are ``shadowlane.sanitize.matching.Compiled`` objects, read once."""
+
+    def __init__(
+        self,
+        compiled: list[Any],
+        by_trigger: list[tuple[str, list[int]]],
+        digit_rules: list[tuple[int, int]],
+        digit_needs: list[int],
+        digit_joiners: str,
+        min_maskable: int,
+    ) -> None: ...
+    def mask(self, text: str) -> tuple[str, int] | None:
+        """``(masked text, masks)``, or None for a text the engine leaves to Python (not ASCII,
+        or holding ``\\x1c``..``\\x1f``)."""
+    def clean(
+        self,
+        value: Any,
+        is_secret_key: Any,
+        fallback: Callable[[str], tuple[str, int]],
+        deep: Callable[[Any], tuple[Any, int]],
+    ) -> tuple[Any, int]:
+        """A copy of ``value`` with secret keys' values dropped and every text masked
+        (``fallback`` masks the texts ``mask`` would leave to Python; ``deep`` walks what is
+        nested past 100 levels)."""

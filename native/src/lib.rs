@@ -15,6 +15,7 @@ mod plain;
 mod pyjson;
 mod records;
 mod result;
+mod sanitize;
 mod wire;
 
 use pyo3::prelude::*;
@@ -28,5 +29,6 @@ fn shadowlane_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<join::NativeJoin>()?;
     m.add_function(wrap_pyfunction!(plain::build_plain, m)?)?;
     m.add_class::<plain::PlainConfig>()?;
+    m.add_class::<sanitize::MaskEngine>()?;
     Ok(())
 }

@@ -152,6 +152,11 @@ class HookSettings(_Frozen):
     )
     endpoint_paths: tuple[str, ...] = ("/v1/chat/completions",)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    native_path: Literal["auto", "native", "python"] = Field(
+        default="auto",
+        description="the sanitizer's engine: auto (native when shadowlane_native is installed), "
+        "native (refused at start without it), python",
+    )
 
 
 class ShadowSettings(_Frozen):

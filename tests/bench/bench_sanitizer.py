@@ -1,7 +1,9 @@
 """Sanitizer cost per envelope: the rule set in this tree against the one of commit 47770d7.
 
 Variant: ``Sanitizer().clean(body)`` plus ``mask_text(answer)`` for the ~1.1 KB and ~8 KB chat
-envelopes of the hook benchmarks (what the envelope builder sanitizes per request). Baseline: the
+envelopes of the hook benchmarks (what the envelope builder sanitizes per request), once per path:
+``python`` (the slim install) and ``native`` (with the ``shadowlane_native`` extension, the
+``native`` extra; skipped where it is not built). Baseline: the
 same calls on the sanitizer as it was before the rule set grew from 8 key shapes to 30 rules
 (commit ``BASELINE_COMMIT``, read from git in the same run and loaded as a module). Target: the
 variant costs ≤ 1.3× the baseline. Without git history the row is skipped.
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shadowlane.native_path import native_available
 from shadowlane.sanitize import Sanitizer
 from tests.bench.common import BenchResult
 from tests.bench.payloads import chat_body, chat_response
@@ -61,31 +64,41 @@ async def run(quick: bool) -> list[BenchResult]:
     if baseline_type is None:
         return []
     n, rounds = (300, 3) if quick else (2_000, 7)
+    paths = ["python", *(["native"] if native_available() else [])]
     results = []
     for size in ("1k", "8k"):
         items = [
             (chat_body(i, size), chat_response(i, size)["choices"][0]["message"]["content"]) for i in range(n)
         ]
-        old, new = baseline_type(), Sanitizer()
-        a: list[float] = []
-        b: list[float] = []
-        for _ in range(rounds):  # A B A B: the machine's drift hits both
-            a.append(_us_per_envelope(old, items))
-            b.append(_us_per_envelope(new, items))
-        base, var = statistics.median(a), statistics.median(b)
-        results.append(
-            BenchResult(
-                name=f"sanitizer_cost.{size}",
-                unit="µs per envelope",
-                baseline_name=f"rules of {BASELINE_COMMIT}",
-                baseline=round(base, 1),
-                variant_name="rules now",
-                variant=round(var, 1),
-                ratio=var / base,
-                target=f"≤ {TARGET:.1f}×",
-                passed=var / base <= TARGET,
-                higher_is_better=False,
-                extra={"samples_us": {"baseline": [round(x, 1) for x in a], "now": [round(x, 1) for x in b]}},
+        old = baseline_type()
+        now = {path: Sanitizer(path=path) for path in paths}  # type: ignore[arg-type]
+        base_samples: list[float] = []
+        samples: dict[str, list[float]] = {path: [] for path in paths}
+        for _ in range(rounds):  # A B C A B C: the machine's drift hits all
+            base_samples.append(_us_per_envelope(old, items))
+            for path in paths:
+                samples[path].append(_us_per_envelope(now[path], items))
+        base = statistics.median(base_samples)
+        for path in paths:
+            var = statistics.median(samples[path])
+            results.append(
+                BenchResult(
+                    name=f"sanitizer_cost.{path}.{size}",
+                    unit="µs per envelope",
+                    baseline_name=f"rules of {BASELINE_COMMIT}",
+                    baseline=round(base, 1),
+                    variant_name=f"rules now ({path})",
+                    variant=round(var, 1),
+                    ratio=var / base,
+                    target=f"≤ {TARGET:.1f}×",
+                    passed=var / base <= TARGET,
+                    higher_is_better=False,
+                    extra={
+                        "samples_us": {
+                            "baseline": [round(x, 1) for x in base_samples],
+                            "now": [round(x, 1) for x in samples[path]],
+                        }
+                    },
+                )
             )
-        )
     return results

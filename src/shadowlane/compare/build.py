@@ -90,7 +90,7 @@ class ComparisonBuilder:
     ) -> None:
         self._embedder = embedder
         self._s = settings or CompareSettings()
-        self._sanitizer = sanitizer or Sanitizer()
+        self._sanitizer = sanitizer or Sanitizer(path=self._s.native_path, path_setting="compare.native_path")
         self._citations = re.compile(self._s.citation_pattern)
         self._citation_guard = q.first_literal(self._citations)
         self.grader = q.Grader(self._s)

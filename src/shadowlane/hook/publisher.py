@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from shadowlane.errors import ConfigError
 from shadowlane.hashing import unit_hash
 from shadowlane.hook.context import RawMirror, RawToolCall, RequestLabels
 
@@ -294,8 +295,17 @@ class ShadowPublisher:
         from shadowlane.sanitize import Sanitizer
 
         s = self._settings
+        try:
+            sanitizer = Sanitizer(
+                s.drop_fields, strict=s.strict_allow if s.strict else None, salt=s.salt, path=s.native_path
+            )
+        except ConfigError as exc:
+            self.stats.config_errors += 1
+            log.error("shadow publisher not started: %s", exc)
+            return
+        log.info("shadow publisher: sanitizer engine %s", "native" if sanitizer.native else "python")
         builder = EnvelopeBuilder(
-            Sanitizer(s.drop_fields, strict=s.strict_allow if s.strict else None, salt=s.salt),
+            sanitizer,
             ratio=s.sample_ratio,
             salt_id=s.salt,
             pins=self._pins,

@@ -12,6 +12,12 @@ A rule runs on a text only when the text holds one of the rule's hints (or its d
 prose holds none. :data:`MASK_GUARD` hands the same hints to the comparator's native hot path,
 which uses them to know which answers masking certainly leaves alone (it keeps no copy).
 
+The rules and the walk here are the reference. When the ``shadowlane_native`` extension is
+installed and chosen (``path``, :mod:`shadowlane.native_path`), its ``MaskEngine`` walks the
+payload and runs the same rules, read from the same compiled data (named checks are these Python
+functions, called on a match), on the texts it takes: ASCII ones; any other text is masked here.
+Tests hold the two paths equal.
+
 HTTP headers are never copied into envelopes at all; the hook reads only the few it needs.
 """
 
@@ -21,10 +27,11 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shadowlane.native_path import NativePath, use_native
 from shadowlane.sanitize.matching import (
     SHAPE,
     apply,
@@ -35,6 +42,9 @@ from shadowlane.sanitize.matching import (
     has_digit_run,
 )
 from shadowlane.sanitize.rules import RULES, Rule
+
+if TYPE_CHECKING:
+    from shadowlane_native import MaskEngine
 
 DEFAULT_DROP_KEYS: frozenset[str] = frozenset({"bearer", "auth", "sid", "sessionid"})
 """Normalised keys dropped besides those ending with a :data:`SECRET_KEY_SUFFIXES` entry."""
@@ -123,9 +133,13 @@ class Sanitizer:
         rules: Sequence[Rule] = RULES,
         strict: Iterable[str] | None = None,
         salt: str = "",
+        path: NativePath = "auto",
+        path_setting: str = "hook.native_path",
     ) -> None:
         """``strict``: the keys whose text values are kept (masked); every other text value, and
-        every text given to :meth:`mask_text` or :meth:`clean_text`, becomes its salted hash."""
+        every text given to :meth:`mask_text` or :meth:`clean_text`, becomes its salted hash.
+        ``path``: whether the native engine runs (``auto``: when installed); ``native`` without
+        the extension is a :class:`~shadowlane.errors.ConfigError` naming ``path_setting``."""
         self._strict = frozenset(strict) if strict is not None else None
         self._salt = salt.encode()
         self._drop = DEFAULT_DROP_KEYS | {_norm_key(f) for f in drop_fields}
@@ -143,12 +157,46 @@ class Sanitizer:
         self._digit_needs = tuple(sorted({need for need, _ in self._digit_rules}, reverse=True))
         self._digit_joiners = "".join(sorted({c for r in rules for c in r.digits[1]} - {" "}))
         self._memo: dict[str, tuple[str, int]] = {}
+        self._engine: MaskEngine | None = None
+        if use_native(path, path_setting):
+            from shadowlane_native import MaskEngine
+
+            self._engine = MaskEngine(
+                list(self._rules),
+                [(char, sorted(ix)) for char, ix in self._by_trigger],
+                list(self._digit_rules),
+                list(self._digit_needs),
+                self._digit_joiners,
+                MIN_MASKABLE,
+            )
+
+    @property
+    def native(self) -> bool:
+        """Whether the native engine runs this sanitizer's masking."""
+        return self._engine is not None
 
     def clean(self, value: Any) -> tuple[Any, int]:
         """Return ``(sanitized copy, number of values dropped or masked)``."""
         counter = [0]
         if self._strict is not None:  # a text with no key above it is free text
             return self._walk_strict(value, counter), counter[0]
+        return self._walk_top(value, counter), counter[0]
+
+    def _walk_top(self, value: Any, counter: list[int]) -> Any:
+        """:meth:`_walk` of a whole payload: by the native engine when it runs (texts it does not
+        take come back to :meth:`_mask_python`)."""
+        if self._engine is None or self._strict is not None:
+            return self._walk(value, counter)
+        out, count = self._engine.clean(value, self._is_secret_key, self._mask_python, self._walk_python)
+        counter[0] += count
+        return out
+
+    def _mask_python(self, text: str) -> tuple[str, int]:
+        counter = [0]
+        return self._mask_memo(text, counter), counter[0]
+
+    def _walk_python(self, value: Any) -> tuple[Any, int]:
+        counter = [0]
         return self._walk(value, counter), counter[0]
 
     def mask_text(self, text: str) -> tuple[str, int]:
@@ -184,7 +232,7 @@ class Sanitizer:
                 counter = [0]
                 free = self._mask if self._strict is None else self._hashed
                 head = free(text[:start], counter) if start else ""
-                body = orjson.dumps(self._walk(parsed, counter)).decode()
+                body = orjson.dumps(self._walk_top(parsed, counter)).decode()
                 tail = free(text[end:], counter) if end < len(text) else ""
                 return head + body + tail, counter[0]
         return self.mask_text(text)
@@ -223,6 +271,16 @@ class Sanitizer:
         return self._walk(value, counter)
 
     def _mask(self, text: str, counter: list[int]) -> str:
+        """One text masked: by the native engine when it runs and takes the text, else by
+        :meth:`_mask_memo`."""
+        if self._engine is not None:
+            native = self._engine.mask(text)
+            if native is not None:
+                counter[0] += native[1]
+                return native[0]
+        return self._mask_memo(text, counter)
+
+    def _mask_memo(self, text: str, counter: list[int]) -> str:
         """:meth:`_run_rules`, remembered for texts that come back (system prompts, tool
         descriptions: most requests repeat them word for word)."""
         if len(text) < MIN_MASKABLE:

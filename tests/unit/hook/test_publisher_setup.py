@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+import shadowlane.native_path as native_path
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.settings import HookSettings, KafkaSettings, Settings
 from tests.support.fake_kafka import FakeProducerFactory
@@ -92,5 +93,38 @@ async def test_captures_from_other_threads_are_counted_on_the_loop() -> None:
             await asyncio.sleep(0)
         assert (pub.stats.seen, pub.stats.sampled_out, pub.stats.dropped_incomplete) == (3, 1, 1)
         assert pub.stats.enqueued + pub.stats.published >= 1
+    finally:
+        await pub.stop()
+
+
+async def test_a_forced_native_sanitizer_without_the_extension_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(native_path, "native_available", lambda: False)
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), hook=HookSettings(native_path="native")
+    )
+    pub = ShadowPublisher.from_settings(settings, producer_factory=FakeProducerFactory())
+    with caplog.at_level(logging.ERROR, logger="shadowlane.hook.publisher"):
+        await pub.start()
+    assert pub.stats.config_errors == 1
+    assert "hook.native_path is 'native'" in caplog.text
+    assert pub.publish(req_id="r1", endpoint="/v1/chat/completions", request=REQUEST, response=None,
+                       status=200, latency_ms=1.0) is False  # fmt: skip
+    await pub.stop()
+
+
+@pytest.mark.skipif(
+    not native_path.native_available(), reason="the native engine is not built: `make native`"
+)
+async def test_the_hook_sanitizes_natively_when_the_extension_is_installed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    pub = ShadowPublisher.from_settings(settings, producer_factory=FakeProducerFactory())
+    with caplog.at_level(logging.INFO, logger="shadowlane.hook.publisher"):
+        await pub.start()
+    try:
+        assert "sanitizer engine native" in caplog.text
     finally:
         await pub.stop()

@@ -1,17 +1,17 @@
-"""shadowlane/compare/native/__init__.py: ``compare.native_path`` picks the comparator's hot path."""
+"""shadowlane/compare/native/__init__.py: ``compare.native_path`` picks the comparator's hot path
+(by the rule of :mod:`shadowlane.native_path`)."""
 
 from __future__ import annotations
 
 import pytest
 
-import shadowlane.compare.native as native_path
+import shadowlane.native_path as native_path
 from shadowlane.cli.main import main
 from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.join import JoinBuffer
 from shadowlane.compare.native.join import NativeJoinBuffer, join_buffer
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.compare.results import read_result_python
-from shadowlane.errors import ConfigError
 from shadowlane.settings import CompareSettings
 
 pytestmark = pytest.mark.skipif(
@@ -21,20 +21,6 @@ pytestmark = pytest.mark.skipif(
 
 def _builder(path: str) -> ComparisonBuilder:
     return ComparisonBuilder(None, CompareSettings(native_path=path))  # type: ignore[arg-type]
-
-
-def test_auto_and_native_use_the_extension_when_installed() -> None:
-    assert native_path.use_native("auto") is True
-    assert native_path.use_native("native") is True
-    assert native_path.use_native("python") is False
-
-
-def test_native_forced_without_the_extension_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native_path, "native_available", lambda: False)
-    assert native_path.use_native("auto") is False
-    assert native_path.use_native("python") is False
-    with pytest.raises(ConfigError, match=r"pip install \./native"):
-        native_path.use_native("native")
 
 
 def test_the_builder_decides_once_for_itself_and_its_join() -> None:
