@@ -46,8 +46,9 @@ class NativeResult:
         """The ``ShadowResult``'s fields in declaration order (nested parts as dicts of their
         fields), ready for its trusted construction."""
 
-def parse_request(data: bytes) -> NativeRequest | None:
-    """The comparator's record of an encoded envelope, or None: not a record it vouches for."""
+def parse_request(data: bytes, key: bytes | None) -> NativeRequest | None:
+    """The comparator's record of a requests-topic record (its value and key), or None: not a
+    record it vouches for (``check_request`` would refuse it, or this path is not sure)."""
 
 def parse_result(data: bytes) -> NativeResult | None:
     """An encoded ``ShadowResult`` checked against the contract, or None: not a record it vouches
@@ -65,7 +66,7 @@ class NativeJoin:
         expired: Callable[..., Any],
         built: Callable[..., Any],
         plain: PlainConfig | None,
-        read_request: Callable[[bytes | None], Any],
+        read_request: Callable[[bytes | None, bytes | None], Any],
         read_result: Callable[[bytes | None], Any],
         decode_error: type[Exception],
     ) -> None: ...

@@ -1,9 +1,11 @@
-//! Canonical JSON of tool arguments, byte-equal to `orjson.dumps(obj, option=OPT_SORT_KEYS)`.
+//! Canonical JSON, byte-equal to `orjson.dumps(obj, option=OPT_SORT_KEYS)`.
 //!
 //! Keys are sorted (serde_json's map is ordered by key bytes, which is code point order, as
 //! orjson sorts) and nothing but the JSON-mandated characters is escaped, as orjson does.
-//! Floats are the one thing whose text the two libraries might spell differently, so an
-//! argument object holding a float is not canonicalised here: the caller does it in Python.
+//! Floats: both libraries read them correctly rounded and write them with ryu's shortest
+//! round-trip form, which the request check relies on (`canonical_request`: a text that differed
+//! would only make the recomputed `req_hash` differ, and the record then takes the Python check).
+//! Tool arguments keep the older caution: an object holding a float is left to Python.
 
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -12,6 +14,16 @@ use serde_json::Value;
 pub fn canonical_object(raw: &RawValue) -> Option<String> {
     let value: Value = serde_json::from_str(raw.get()).ok()?;
     if !value.is_object() || has_float(&value) {
+        return None;
+    }
+    serde_json::to_string(&value).ok()
+}
+
+/// The canonical text of a JSON object, floats included (the request `req_hash` covers), or
+/// `None` when it is not an object.
+pub fn canonical_request(raw: &RawValue) -> Option<String> {
+    let value: Value = serde_json::from_str(raw.get()).ok()?;
+    if !value.is_object() {
         return None;
     }
     serde_json::to_string(&value).ok()

@@ -1,20 +1,28 @@
 //! The comparator's projection of a `RequestEnvelope`, read and checked straight from its bytes.
 //!
-//! It mirrors `shadowlane/compare/prod_side.py`'s `_EnvelopeView`: the same fields, defaults and
-//! constraints, every other field skipped unread. It only ever accepts a subset of what that
-//! view accepts: anything it is not sure about (a value pydantic would coerce, a repeated key,
-//! a float inside tool arguments, a broken record) makes it answer "not mine", and the caller
-//! takes pydantic's path, which accepts the record or gives the contract's dead-letter reason.
-//! The Python tests hold the two paths equal on generated and mutated records.
+//! It checks what `shadowlane.contracts.request_check.check_request` checks (every field of the
+//! contract, with its defaults and bounds; `req_hash` recomputed by the recipe from the wire's
+//! `request`; the record key equal to it) and keeps the fields a comparison needs. It only ever
+//! accepts a subset of what that check accepts: anything it is not sure about (a value pydantic
+//! would coerce, a repeated key, a float inside tool arguments or the request, a broken record)
+//! makes it answer "not mine", and the caller takes the Python check, which accepts the record
+//! or gives the dead-letter reason. The Python tests hold the two paths equal on generated and
+//! mutated records.
 
+use std::fmt;
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::canonical::canonical_object;
+use crate::canonical::{canonical_object, canonical_request};
 use crate::wire::{nullable, present, Obj, StrMap};
 
 #[derive(Deserialize)]
-struct Envelope {
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
     schema_version: i64,
     req_id: String,
     req_hash: String,
@@ -22,27 +30,154 @@ struct Envelope {
     endpoint: String,
     #[serde(default, deserialize_with = "present")]
     tenant: Option<String>,
-    request: Obj<Request>,
+    #[serde(borrow)]
+    request: &'a RawValue,
     prod: Obj<Prod>,
-    #[serde(default)]
-    tool_io: Vec<Obj<Tool>>,
+    #[serde(default, deserialize_with = "present")]
+    tool_io: Option<Vec<Obj<Tool>>>,
     #[serde(default)]
     pins: StrMap,
+    #[serde(default, rename = "trace_id")]
+    _trace_id: Option<String>,
+    sampling: Obj<Sampling>,
+    #[serde(default, deserialize_with = "present")]
+    sanitized_fields: Option<i64>,
     #[serde(default)]
     gold: Option<Obj<Gold>>,
+    #[serde(default, deserialize_with = "present")]
+    paraphrases: Option<Vec<String>>,
     #[serde(default)]
     buckets: StrMap,
     #[serde(default)]
     exposure: Option<Obj<Exposure>>,
 }
 
+/// `ChatRequest` (its messages and tools are open shapes: unknown keys are kept).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Request {
     #[serde(default)]
     model: Option<String>,
+    #[serde(rename = "messages")]
+    _messages: Vec<Obj<Message>>,
+    #[serde(default, rename = "tools", deserialize_with = "present")]
+    _tools: Option<Vec<Obj<ToolSpec>>>,
+    #[serde(default, rename = "params", deserialize_with = "present")]
+    _params: Option<Obj<IgnoredMap>>,
 }
 
 #[derive(Deserialize)]
+struct Message {
+    #[serde(rename = "role")]
+    _role: Role,
+    #[serde(default, rename = "content")]
+    _content: Option<Content>,
+    #[serde(default, rename = "name")]
+    _name: Option<String>,
+    #[serde(default, rename = "tool_calls")]
+    _tool_calls: Option<Vec<Obj<ToolCall>>>,
+    #[serde(default, rename = "tool_call_id")]
+    _tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Deserialize)]
+enum Function {
+    #[serde(rename = "function")]
+    Function,
+}
+
+#[derive(Deserialize)]
+struct ToolCall {
+    #[serde(rename = "id")]
+    _id: String,
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    _type: Option<Function>,
+    #[serde(rename = "function")]
+    _function: Obj<FunctionCall>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(default, rename = "arguments", deserialize_with = "present")]
+    _arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ToolSpec {
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    _type: Option<Function>,
+    #[serde(rename = "function")]
+    _function: Obj<FunctionSpec>,
+}
+
+#[derive(Deserialize)]
+struct FunctionSpec {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
+    #[serde(default, rename = "parameters", deserialize_with = "present")]
+    _parameters: Option<Obj<IgnoredMap>>,
+}
+
+/// Any JSON object, read and dropped (`dict[str, Any]`).
+struct IgnoredMap;
+
+impl<'de> Deserialize<'de> for IgnoredMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = IgnoredMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IgnoredMap, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IgnoredMap)
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+/// A message's `content`: a text, or a list of objects (`str | list[dict[str, Any]]`; `null` is
+/// the `Option` around it). The text is checked, not kept.
+struct Content;
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a text or a list of objects")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Content, E> {
+                Ok(Content)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+                while seq.next_element::<IgnoredMap>()?.is_some() {}
+                Ok(Content)
+            }
+        }
+        deserializer.deserialize_any(ContentVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Prod {
     #[serde(deserialize_with = "nullable")]
     answer: Option<String>,
@@ -50,38 +185,74 @@ struct Prod {
     latency_ms: f64,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default, rename = "tool_calls", deserialize_with = "present")]
+    _tool_calls: Option<Vec<Obj<ToolCall>>>,
     #[serde(default)]
     usage: Option<Obj<Usage>>,
-    #[serde(default)]
-    cited_ids: Vec<String>,
+    #[serde(default, rename = "error")]
+    _error: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    cited_ids: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Usage {
-    #[serde(default)]
-    prompt_tokens: i64,
-    #[serde(default)]
-    completion_tokens: i64,
+    #[serde(default, deserialize_with = "present")]
+    prompt_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    completion_tokens: Option<i64>,
+    #[serde(default, rename = "total_tokens", deserialize_with = "present")]
+    _total_tokens: Option<i64>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Tool {
     name: String,
     #[serde(default, deserialize_with = "present")]
     arguments: Option<Box<RawValue>>,
+    #[serde(rename = "output")]
+    _output: String,
+    #[serde(default, rename = "ok", deserialize_with = "present")]
+    _ok: Option<bool>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sampling {
+    ratio: f64,
+    bucket: f64,
+    #[serde(rename = "salt_id")]
+    _salt_id: String,
+    #[serde(default, rename = "sampled", deserialize_with = "present")]
+    _sampled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Gold {
     #[serde(default)]
     answer: Option<String>,
-    #[serde(default)]
-    cited_ids: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
+    cited_ids: Option<Vec<String>>,
+    #[serde(default, rename = "source")]
+    _source: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Exposure {
+    #[serde(rename = "flag")]
+    _flag: String,
     arm: String,
+    #[serde(rename = "served_by")]
+    _served_by: String,
+    #[serde(rename = "strategy")]
+    _strategy: String,
+    epoch: i64,
+    #[serde(default)]
+    bucket: Option<f64>,
 }
 
 /// What the comparator keeps of one envelope (the fields of `ProdSide` / `ProdSummary` / `Gold`).
@@ -106,6 +277,8 @@ pub struct Projection {
 
 const SCHEMA_VERSION: i64 = 1;
 const EMPTY_ARGUMENTS: &str = "{}";
+/// `RequestEnvelope.paraphrases`' `max_length`.
+const MAX_PARAPHRASES: usize = 3;
 
 fn is_req_hash(text: &str) -> bool {
     text.len() == 32
@@ -114,20 +287,48 @@ fn is_req_hash(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The projection, or `None` when the record is not one this path vouches for.
-pub fn project(data: &[u8]) -> Option<Projection> {
+/// `shadowlane.hashing.req_hash`: BLAKE2b-128 of the id, a zero byte and the canonical request.
+fn recipe_hash(req_id: &str, canonical: &str) -> String {
+    let mut hasher = Blake2bVar::new(16).expect("16 bytes is a valid BLAKE2b output size");
+    hasher.update(req_id.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(canonical.as_bytes());
+    let mut digest = [0u8; 16];
+    hasher
+        .finalize_variable(&mut digest)
+        .expect("the buffer is the output size");
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unit_interval(x: f64) -> bool {
+    (0.0..1.0).contains(&x)
+}
+
+/// The projection, or `None` when the record is not one this path vouches for: `key` is the
+/// record's Kafka key, which must be the envelope's `req_hash`.
+pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
     let Obj(env) = serde_json::from_slice::<Obj<Envelope>>(data).ok()?;
+    let Obj(request) = serde_json::from_str::<Obj<Request>>(env.request.get()).ok()?;
+    let Obj(sampling) = &env.sampling;
     let id_chars = env.req_id.chars().count();
     let ok = env.schema_version == SCHEMA_VERSION
         && (1..=256).contains(&id_chars)
         && is_req_hash(&env.req_hash)
+        && key == Some(env.req_hash.as_bytes())
         && env.ts_ms >= 0
-        && env.prod.0.latency_ms >= 0.0;
-    if !ok {
+        && env.prod.0.latency_ms >= 0.0
+        && (0.0..=1.0).contains(&sampling.ratio)
+        && unit_interval(sampling.bucket)
+        && env.sanitized_fields.unwrap_or(0) >= 0
+        && env.paraphrases.as_ref().map_or(0, Vec::len) <= MAX_PARAPHRASES
+        && env.exposure.as_ref().map_or(true, |Obj(e)| {
+            e.epoch >= 0 && e.bucket.map_or(true, unit_interval)
+        });
+    if !ok || recipe_hash(&env.req_id, &canonical_request(env.request)?) != env.req_hash {
         return None;
     }
-    let mut tool_keys = Vec::with_capacity(env.tool_io.len());
-    for Obj(tool) in env.tool_io {
+    let mut tool_keys = Vec::new();
+    for Obj(tool) in env.tool_io.unwrap_or_default() {
         let canonical = match tool.arguments {
             None => EMPTY_ARGUMENTS.to_owned(),
             Some(raw) => canonical_object(&raw)?,
@@ -146,7 +347,7 @@ pub fn project(data: &[u8]) -> Option<Projection> {
     // `env.prod.model or env.request.model`: an empty prod model falls through, as in Python
     let model = match prod.model {
         Some(m) if !m.is_empty() => Some(m),
-        _ => env.request.0.model,
+        _ => request.model,
     };
     Some(Projection {
         req_id: env.req_id,
@@ -159,12 +360,14 @@ pub fn project(data: &[u8]) -> Option<Projection> {
         latency_ms: prod.latency_ms,
         status: prod.status,
         model,
-        usage: prod
-            .usage
-            .map(|Obj(u)| (u.prompt_tokens, u.completion_tokens)),
-        cited_ids: prod.cited_ids,
+        usage: prod.usage.map(|Obj(u)| {
+            (u.prompt_tokens.unwrap_or(0), u.completion_tokens.unwrap_or(0))
+        }),
+        cited_ids: prod.cited_ids.unwrap_or_default(),
         tool_keys,
-        gold: env.gold.map(|Obj(g)| (g.answer, g.cited_ids)),
+        gold: env
+            .gold
+            .map(|Obj(g)| (g.answer, g.cited_ids.unwrap_or_default())),
         buckets: env.buckets.0,
         candidate_served: served,
     })

@@ -128,11 +128,12 @@ impl NativeRequest {
     }
 }
 
-/// The comparator's record of an encoded envelope, or `None` when this path does not vouch for
-/// it (the caller then reads it with pydantic).
+/// The comparator's record of an encoded envelope and its Kafka key, or `None` when this path
+/// does not vouch for it (the caller then reads it with `check_request`).
 #[pyfunction]
-pub fn parse_request(py: Python<'_>, data: &[u8]) -> Option<NativeRequest> {
-    let p = envelope::project(data)?;
+#[pyo3(signature = (data, key))]
+pub fn parse_request(py: Python<'_>, data: &[u8], key: Option<&[u8]>) -> Option<NativeRequest> {
+    let p = envelope::project(data, key)?;
     Some(NativeRequest {
         req_hash: PyString::new(py, &p.req_hash).unbind(),
         candidate_served: p.candidate_served,

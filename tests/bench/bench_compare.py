@@ -36,12 +36,12 @@ from shadowlane.malloc_tuning import tune_allocator
 from shadowlane.settings import CompareSettings, Settings
 from tests.bench.common import BenchResult, alternate, at_least, bench_settings, delete_topics, kafka_kwargs
 from tests.bench.payloads import envelope_of_size
-from tests.support.factories import result
+from tests.support.factories import renamed, result
 
 
 def envelopes(n: int) -> list[RequestEnvelope]:
     """The benchmark's n requests (1 KB envelopes with distinct ids)."""
-    return [envelope_of_size(i, "1k").model_copy(update={"req_id": f"j{i}"}) for i in range(n)]
+    return [renamed(envelope_of_size(i, "1k"), f"j{i}") for i in range(n)]
 
 
 async def _prefill(settings: Settings, kwargs: dict[str, Any], n: int, distance: int) -> int:

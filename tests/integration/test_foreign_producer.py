@@ -1,11 +1,14 @@
 """A producer that is not Python and knows only the docs: it writes envelopes as raw JSON bytes,
 hashes them with the documented ``req_hash`` recipe (the ``b2sum`` command, when the machine has
 it), keys and partitions them as docs/contracts.md says, and gets ``joined`` comparisons from a
-shadow worker and the comparator on the real broker."""
+shadow worker and the comparator on the real broker. A producer that does not follow them (a
+made-up hash, a wrong key, a record the contract refuses) gets each of its records dead-lettered
+once by each consuming group, with the reason and the group's name, and nothing joined."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import shutil
@@ -20,6 +23,7 @@ from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.worker import Comparator
 from shadowlane.contracts.codec import decode
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.dead_letter import DeadLetter
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import CallableCandidate
 from shadowlane.shadow.worker import ShadowWorker
@@ -38,19 +42,32 @@ def _req_hash(req_id: str, canonical: str) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _envelope(i: int) -> tuple[str, bytes]:
+def _envelope(i: int, *, claimed: str | None = None, sampling: bool = True) -> tuple[str, bytes]:
+    """An envelope as raw bytes and its ``req_hash`` (``claimed``: a made-up one instead)."""
     req_id = f"foreign-{i}"
     request = {"messages": [{"role": "user", "content": f"Fix: I goed home {i}."}], "model": "m"}
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    req_hash = _req_hash(req_id, canonical)
+    req_hash = claimed or _req_hash(req_id, canonical)
     ts_ms = int(time.time() * 1000)
     text = (
         f'{{"schema_version":1,"req_id":"{req_id}","req_hash":"{req_hash}","ts_ms":{ts_ms},'
         f'"endpoint":"/v1/chat/completions","request":{canonical},'
-        '"prod":{"answer":"I went home.","status":200,"latency_ms":12.5},'
-        '"sampling":{"ratio":1.0,"bucket":0.5,"salt_id":"foreign"}}'
+        '"prod":{"answer":"I went home.","status":200,"latency_ms":12.5}'
+        + (',"sampling":{"ratio":1.0,"bucket":0.5,"salt_id":"foreign"}}' if sampling else "}")
     )
     return req_hash, text.encode()
+
+
+def _bad_records() -> list[tuple[str, bytes, bytes]]:
+    """(reason, value, key) of records that do not follow the docs."""
+    made_up, forged = _envelope(100, claimed="0123456789abcdef0123456789abcdef")
+    _, value = _envelope(101)
+    no_sampling, incomplete = _envelope(102, sampling=False)
+    return [
+        ("req_hash_mismatch", forged, made_up.encode()),
+        ("key_mismatch", value, b"not-the-hash"),
+        ("validation", incomplete, no_sampling.encode()),
+    ]
 
 
 @pytest.mark.timeout(120)
@@ -68,6 +85,9 @@ async def test_a_producer_following_the_docs_gets_joined_comparisons(
             hashes.append(req_hash)
             partition = int(req_hash[:8], 16) % partitions  # the documented partitioning
             await producer.send_and_wait(topic, value, key=req_hash.encode(), partition=partition)
+        bad = _bad_records()
+        for _reason, value, key in bad:
+            await producer.send_and_wait(topic, value, key=key, partition=0)
     finally:
         await producer.stop()
 
@@ -83,5 +103,13 @@ async def test_a_producer_following_the_docs_gets_joined_comparisons(
     comparisons = [decode(r.value, Comparison) for r in records]
     assert sorted(c.req_hash for c in comparisons) == sorted(hashes)
     assert {c.outcome for c in comparisons} == {"joined"}
-    dead = await read_topic(kafka_kwargs, it_settings.topics.dlq_topic, want=1, timeout_s=2)
-    assert dead == []
+    dead = [
+        decode(r.value, DeadLetter)
+        for r in await read_topic(kafka_kwargs, it_settings.topics.dlq_topic, want=2 * len(bad), settle_s=1.0)
+    ]
+    groups = {worker.group_id, it_settings.compare.group_id}
+    # each bad record once per consuming group, naming it, with the same reason in both
+    assert sorted((d.reason, d.worker) for d in dead) == sorted(
+        (reason, group) for reason, _, _ in bad for group in groups
+    )
+    assert {base64.b64decode(d.value_b64 or "") for d in dead} == {value for _, value, _ in bad}

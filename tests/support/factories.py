@@ -54,6 +54,12 @@ def envelope(i: int, *, answer: str | None = None, tag: str = "t") -> RequestEnv
     )
 
 
+def renamed(env: RequestEnvelope, req_id: str) -> RequestEnvelope:
+    """``env`` under another request id, with the ``req_hash`` the recipe gives it."""
+    request = env.request.model_dump(mode="json")
+    return env.model_copy(update={"req_id": req_id, "req_hash": req_hash(req_id, canonical_json(request))})
+
+
 def result(env: RequestEnvelope, candidate: str = "cand", *, answer: str | None = None) -> ShadowResult:
     return ShadowResult(
         req_hash=env.req_hash,

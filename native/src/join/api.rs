@@ -14,28 +14,32 @@ use crate::records::{parse_request, parse_result, strings_size};
 
 impl NativeJoin {
     /// A record's value read natively, or by the Python reader (`Err`: a bad record's error).
+    /// One record's value (and, for a request, its key) read natively, or by the Python reader
+    /// (`read_request(value, key)` / `read_result(value)`) when the native one declines it.
     fn read<'py>(
         &self,
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
         is_request: bool,
     ) -> PyResult<Result<Read, PyErr>> {
         if let Ok(bytes) = value.cast::<PyBytes>() {
             let data = bytes.as_bytes();
             if is_request {
-                if let Some(record) = parse_request(py, data) {
+                let key_bytes = key.cast::<PyBytes>().ok().map(|k| k.as_bytes());
+                if let Some(record) = parse_request(py, data, key_bytes) {
                     return Ok(Ok(Read::Request(Req::Native(record))));
                 }
             } else if let Some(record) = parse_result(py, data)? {
                 return Ok(Ok(Read::Result(Res::Native(record))));
             }
         }
-        let reader = if is_request {
-            &self.read_request
+        let read = if is_request {
+            self.read_request.bind(py).call1((value, key))
         } else {
-            &self.read_result
+            self.read_result.bind(py).call1((value,))
         };
-        match reader.bind(py).call1((value,)) {
+        match read {
             Ok(record) if is_request => Ok(Ok(Read::Request(Req::Object(record.unbind())))),
             Ok(record) => Ok(Ok(Read::Result(Res::Object(record.unbind())))),
             Err(err) if err.is_instance(py, self.decode_error.bind(py)) => Ok(Err(err)),
@@ -276,7 +280,8 @@ impl NativeJoin {
             let offset: i64 = record.getattr(intern!(py, "offset"))?.extract()?;
             offsets.push(offset);
             let value = record.getattr(intern!(py, "value"))?;
-            let read = match self.read(py, &value, is_request)? {
+            let key = record.getattr(intern!(py, "key"))?;
+            let read = match self.read(py, &value, &key, is_request)? {
                 Ok(read) => read,
                 Err(err) => {
                     bad.append((&record, err.value(py)))?;

@@ -105,7 +105,11 @@ class JoinStats:
     evicted: int = 0
 
 
-def readers(native: bool) -> tuple[Callable[[bytes | None], Request], Callable[[bytes | None], Result]]:
+RequestReader = Callable[[bytes | None, bytes | None], Request]
+"""Reads a requests-topic record from its value and key."""
+
+
+def readers(native: bool) -> tuple[RequestReader, Callable[[bytes | None], Result]]:
     """How a join reads requests and shadow results: through the native readers when ``native``
     (each falls back to Python for a record it declines, or when the module is absent), else Python."""
     if native:
@@ -158,7 +162,7 @@ class JoinBuffer:
 
     def ingest(self, records: Sequence[Any], topic: str, partition: int, is_request: bool) -> Ingested:
         """One poll's records (``ConsumerRecord``) of one partition, read and joined in order."""
-        read = self.read_request if is_request else self.read_result
+        read_request, read_result = self.read_request, self.read_result
         add = self.add_request if is_request else self.add_result
         outputs: list[Output] = []
         offsets: list[int] = []
@@ -168,7 +172,7 @@ class JoinBuffer:
             offset = record.offset
             offsets.append(offset)
             try:
-                value = read(record.value)
+                value = read_request(record.value, record.key) if is_request else read_result(record.value)
             except DecodeError as exc:
                 bad.append((record, exc))
                 continue

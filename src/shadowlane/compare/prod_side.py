@@ -5,40 +5,35 @@ definitions) that no comparison reads. The join keeps only what a ``Comparison``
 event time, endpoint, tenant, pins, the prod answer / latency / status / model / token usage /
 cited ids, the gold label, and the prod tool calls as ``(name, canonical arguments)`` keys.
 
-:meth:`ProdSide.decode` reads that projection straight from the record's bytes: pydantic-core
-parses the JSON and validates only the fields the comparator reads, with the contract's
-constraints, and skips the rest (the messages and tool definitions are most of the record and
-of its decode time). The rest of the envelope is the shadow workers' to validate: they
-dead-letter a bad one, and the comparator then reports that request as ``shadow_timeout``. A
-record that fails the projection goes through the full contract decode, so its dead letter
-carries the same reason and detail as everywhere else.
+:meth:`ProdSide.decode_python` reads a record (its value and key) with the one check every
+consumer of the requests topic applies, :func:`~shadowlane.contracts.request_check.check_request`
+(the whole contract, ``req_hash`` recomputed, the key), and keeps the projection: a record the
+shadow workers dead-letter is dead-lettered here too, with the same reason.
 
-The native hot path (``shadowlane_native``, Rust, built from ``native/`` by ``make``) reads the
-same projection about 3× faster, into a record (:func:`read_request`) that keeps the fields as
-Rust values while the request waits in the join; :func:`as_side` makes them Python objects for
-the pairs the Python builder handles. It vouches only for records it is sure of and answers
-``None`` for anything else (a value pydantic would coerce, a repeated key, a float inside tool
-arguments, a broken record), which then takes the pydantic path above. Tests hold the two paths
-equal on generated and mutated records (``tests/unit/compare/test_prod_side_native.py``).
+The native hot path (``shadowlane_native``, Rust, built from ``native/`` by ``make``) applies the
+same checks straight to the bytes and keeps the projection as Rust values while the request
+waits in the join (:func:`read_request`); :func:`as_side` makes them Python objects for the pairs
+the Python builder handles. It vouches only for records it is sure of and answers ``None`` for
+anything else (a value pydantic would coerce, a repeated key, a float inside the request or tool
+arguments, a broken record), which then takes the Python check. Tests hold the two paths equal on
+generated and mutated records (``tests/unit/compare/test_prod_side_native.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, TypeAlias
 
 from shadowlane.compare.quality import tool_key
-from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.request_check import check_request
 
 if TYPE_CHECKING:
     from shadowlane_native import NativeProjection, NativeRequest
 
 
-def _native_reader() -> Callable[[bytes], NativeRequest | None] | None:
+def _native_reader() -> Callable[[bytes, bytes | None], NativeRequest | None] | None:
     try:
         from shadowlane_native import parse_request
     except ImportError:  # `make` always builds it; a bare `pip install .` does not
@@ -55,13 +50,14 @@ Request: TypeAlias = "ProdSide | NativeRequest"
 declines, or without it) the Python projection."""
 
 
-def read_request(data: bytes | None) -> Request:
-    """The join's record of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
+def read_request(data: bytes | None, key: bytes | None) -> Request:
+    """The join's record of a requests-topic record (value and key); :class:`DecodeError` as
+    :func:`~shadowlane.contracts.request_check.check_request` gives it."""
     if data is not None and NATIVE_REQUESTS is not None:
-        record = NATIVE_REQUESTS(data)
+        record = NATIVE_REQUESTS(data, key)
         if record is not None:
             return record
-    return ProdSide.decode_python(data)
+    return ProdSide.decode_python(data, key)
 
 
 def as_side(env: Request) -> ProdSide:
@@ -104,21 +100,15 @@ class ProdSide:
     candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
 
     @staticmethod
-    def decode(data: bytes | None) -> ProdSide:
-        """The projection of an encoded envelope; :class:`DecodeError` as ``decode`` gives it."""
-        return as_side(read_request(data))
+    def decode(data: bytes | None, key: bytes | None) -> ProdSide:
+        """The projection of a requests-topic record; :class:`DecodeError` as ``check_request``
+        gives it."""
+        return as_side(read_request(data, key))
 
     @classmethod
-    def decode_python(cls, data: bytes | None) -> ProdSide:
-        """:meth:`decode` through pydantic alone: the reference the native path is held to."""
-        try:
-            view = _EnvelopeView.model_validate_json(data) if data is not None else None
-        except ValidationError:
-            view = None
-        if view is None or view.schema_version != RequestEnvelope.SCHEMA_VERSION:
-            decode(data, RequestEnvelope)  # raises the contract's DecodeError
-            raise DecodeError("validation", "envelope projection rejected a record the contract accepts")
-        return cls.of(view)
+    def decode_python(cls, data: bytes | None, key: bytes | None) -> ProdSide:
+        """:meth:`decode` through ``check_request`` alone: the reference the native path is held to."""
+        return cls.of(check_request(data, key))
 
     @classmethod
     def from_native(cls, fields: NativeProjection) -> ProdSide:
@@ -139,7 +129,7 @@ class ProdSide:
         )
 
     @classmethod
-    def of(cls, env: RequestEnvelope | _EnvelopeView) -> ProdSide:
+    def of(cls, env: RequestEnvelope) -> ProdSide:
         usage = env.prod.usage
         return cls(
             req_id=env.req_id,
@@ -163,57 +153,3 @@ class ProdSide:
             buckets=env.buckets,
             candidate_served=env.exposure is not None and env.exposure.arm == "candidate",
         )
-
-
-# ---------------------------------------------------------------------- the projection's wire view
-# The fields ProdSide reads, with RequestEnvelope's constraints; everything else is skipped.
-class _View(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class _UsageView(_View):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class _ProdView(_View):
-    answer: str | None
-    status: int
-    latency_ms: float = Field(ge=0.0)
-    model: str | None = None
-    usage: _UsageView | None = None
-    cited_ids: tuple[str, ...] = ()
-
-
-class _RequestView(_View):
-    model: str | None = None
-
-
-class _ToolView(_View):
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-
-
-class _GoldView(_View):
-    answer: str | None = None
-    cited_ids: tuple[str, ...] = ()
-
-
-class _ExposureView(_View):
-    arm: Literal["baseline", "candidate"]
-
-
-class _EnvelopeView(_View):
-    schema_version: int
-    req_id: str = Field(min_length=1, max_length=256)
-    req_hash: str = Field(pattern=r"^[0-9a-f]{32}$")
-    ts_ms: int = Field(ge=0)
-    endpoint: str
-    tenant: str = "default"
-    request: _RequestView
-    prod: _ProdView
-    tool_io: tuple[_ToolView, ...] = ()
-    pins: dict[str, str] = Field(default_factory=dict)
-    gold: _GoldView | None = None
-    buckets: dict[str, str] = Field(default_factory=dict)
-    exposure: _ExposureView | None = None

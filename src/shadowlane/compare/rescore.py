@@ -98,7 +98,8 @@ class Rescorer:
                 ref = (tp.topic, tp.partition, record.offset)
                 try:
                     if tp.topic == self.requests_topic:
-                        out, _ = join.add_request(join.read_request(record.value), ref, record.timestamp)
+                        request = join.read_request(record.value, record.key)
+                        out, _ = join.add_request(request, ref, record.timestamp)
                     else:
                         out, _ = join.add_result(join.read_result(record.value), ref, record.timestamp)
                 except DecodeError:

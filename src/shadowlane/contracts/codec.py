@@ -7,7 +7,7 @@ Decoding never raises anything but :class:`DecodeError`, whose ``reason`` is one
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -34,6 +34,12 @@ def encode(model: WireModel) -> bytes:
 
 def decode(data: bytes | None, model: type[M]) -> M:
     """Parse and validate ``data`` as ``model``; raise :class:`DecodeError` with a reason."""
+    return validate_object(load_object(data, model), model)
+
+
+def load_object(data: bytes | None, model: type[M]) -> dict[str, Any]:
+    """``data`` parsed as the JSON object of a ``model`` record of the right schema version (not
+    validated yet); :class:`DecodeError` ``undecodable`` or ``schema_version`` otherwise."""
     if data is None:
         raise DecodeError("undecodable", "record has no value (tombstone)")
     try:
@@ -48,6 +54,11 @@ def decode(data: bytes | None, model: type[M]) -> M:
             "schema_version",
             f"{model.SCHEMA_NAME} v{model.SCHEMA_VERSION} expected, record says {version!r}",
         )
+    return obj
+
+
+def validate_object(obj: dict[str, Any], model: type[M]) -> M:
+    """A loaded record validated by its contract; :class:`DecodeError` ``validation`` otherwise."""
     try:
         return model.model_validate(obj)
     except ValidationError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.comparison import Comparison
-from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.request_check import check_request
 from shadowlane.contracts.shadow_result import ShadowResult
 from shadowlane.kafka.range_read import read_range
 from shadowlane.report.rows import AbRow, AnswerText, ShadowRow, ab_row, shadow_row
@@ -92,7 +92,7 @@ async def read_requests(
                 if flag is None and key is not None and key not in wanted:
                     continue  # only answer texts are asked for: skip the decode
                 try:
-                    env = decode(record.value, RequestEnvelope)
+                    env = check_request(record.value, record.key)
                 except DecodeError:
                     counts["request_undecodable"] += 1
                     continue

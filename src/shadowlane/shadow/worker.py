@@ -33,8 +33,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shadowlane.contracts.codec import DecodeError, decode, encode
+from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.contracts.request_check import check_request
 from shadowlane.contracts.shadow_result import ShadowResult
 from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks
 from shadowlane.kafka.lag import LagTracker
@@ -260,7 +261,7 @@ class ShadowWorker(CommittingWorker):
         assert producer is not None
         topics = self.settings.topics
         try:
-            envelope = decode(record.value, RequestEnvelope)
+            envelope = check_request(record.value, record.key)
         except DecodeError as exc:
             await self._dead_letter(record, exc.reason, exc.detail)
             self.tracker.done(tp, record.offset)

@@ -1,14 +1,18 @@
-"""The native envelope projection (``shadowlane_native``, Rust) against the pydantic one.
+"""The native envelope reader (``shadowlane_native``, Rust) against ``check_request``.
 
-The native reader may decline any record (``None``: the pydantic path then runs); when it
-accepts one, the projection must equal pydantic's in every value, type and key order. Hypothesis
-generates well-formed envelopes and breaks them at every field the projection reads: wrong
-types, nulls, missing fields, big and negative numbers, floats, escapes, control characters,
-repeated keys, arrays where objects belong.
+The native reader may decline any record (``None``: the Python check then runs); when it
+accepts one, the Python check must accept it too, and the projection must equal Python's in
+every value, type and key order. Hypothesis generates well-formed envelopes and breaks them at
+every field of the contract: wrong types, nulls, missing fields, unknown fields, big and negative
+numbers, floats, escapes, control characters, repeated keys, arrays where objects belong. After
+the changes the record's ``req_hash`` is recomputed by the recipe (unless a change is to the hash
+itself) and its key is that hash, so the contract's own bounds are what decides; the identity
+checks have tests of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +25,9 @@ from hypothesis import strategies as st
 from shadowlane.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.envelope import Exposure, GoldLabel
-from shadowlane.hashing import canonical_json
+from shadowlane.hashing import canonical_json, req_hash
 from tests.bench.payloads import envelope_of_size
-from tests.support.factories import envelope
+from tests.support.factories import envelope, make_envelope
 from tests.support.native_fuzz import (
     Change,
     Json,
@@ -32,10 +36,11 @@ from tests.support.native_fuzz import (
     has_float,
     ints_in,
     json_values,
+    set_path,
     values,
 )
 
-NativeReader = Callable[[bytes], Any]
+NativeReader = Callable[[bytes, bytes | None], Any]
 
 PATHS = (
     "schema_version",
@@ -68,6 +73,39 @@ PATHS = (
     "buckets",
     "exposure",
     "exposure.arm",
+    "exposure.epoch",
+    "exposure.bucket",
+    "exposure.flag",
+    "sampling",
+    "sampling.ratio",
+    "sampling.bucket",
+    "sampling.salt_id",
+    "sampling.sampled",
+    "trace_id",
+    "sanitized_fields",
+    "paraphrases",
+    "surprise",
+    "request.messages",
+    "request.messages.0",
+    "request.messages.0.role",
+    "request.messages.0.content",
+    "request.messages.1.name",
+    "request.messages.1.tool_calls",
+    "request.messages.1.surprise",
+    "request.tools",
+    "request.tools.0.type",
+    "request.tools.0.function",
+    "request.tools.0.function.parameters",
+    "request.params",
+    "request.params.temperature",
+    "request.surprise",
+    "prod.tool_calls",
+    "prod.error",
+    "prod.usage.total_tokens",
+    "prod.surprise",
+    "tool_io.0.output",
+    "tool_io.0.ok",
+    "gold.source",
 )
 
 
@@ -76,8 +114,8 @@ def _native() -> NativeReader:
     reader = NATIVE_REQUESTS
     assert reader is not None, "shadowlane_native is not installed: run `make` (it builds native/)"
 
-    def fields(data: bytes) -> Any:
-        record = reader(data)
+    def fields(data: bytes, key: bytes | None) -> Any:
+        record = reader(data, key)
         return None if record is None else record.fields()
 
     return fields
@@ -94,14 +132,51 @@ def _base(i: int) -> dict[str, Json]:
     obj: dict[str, Json] = orjson.loads(encode(env))
     obj["prod"]["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     obj["prod"]["cited_ids"] = ["doc-1", "doc-2"]
+    obj["request"]["params"] = {"temperature": 0.7, "max_tokens": 64}
+    obj["request"]["messages"][1]["tool_calls"] = [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ]
+    obj["trace_id"] = "t-1"
+    obj["paraphrases"] = ["one", "two"]
+    _signed(obj)
     return obj
 
 
-def _python(data: bytes) -> ProdSide | DecodeError:
+def _signed(obj: Json) -> Json:
+    """``obj`` with the ``req_hash`` the recipe gives its ``req_id`` and ``request`` (when it has
+    them in a form that can be hashed): what an honest producer writes."""
+    if isinstance(obj, dict) and isinstance(obj.get("req_id"), str) and "request" in obj:
+        with contextlib.suppress(TypeError):
+            obj["req_hash"] = req_hash(obj["req_id"], canonical_json(obj["request"]))
+    return obj
+
+
+def _record(obj: dict[str, Json], changes: list[Change], ascii_only: bool) -> tuple[bytes, bytes | None]:
+    """The record's value (``obj`` broken by ``changes``, then signed unless a change is to the
+    hash) and its key (the hash, as the hook keys records)."""
+    for path, value, delete in changes:
+        set_path(obj, path, value, delete)
+    if not any(path.startswith("req_hash") for path, _, _ in changes):
+        _signed(obj)
+    claimed = obj.get("req_hash")
+    key = claimed.encode() if isinstance(claimed, str) else None
+    return broken(obj, [], ascii_only), key
+
+
+def _python(data: bytes, key: bytes | None) -> ProdSide | DecodeError:
     try:
-        return ProdSide.decode_python(data)
+        return ProdSide.decode_python(data, key)
     except DecodeError as exc:
         return exc
+
+
+def _claimed(data: bytes) -> bytes | None:
+    """The ``req_hash`` a record claims, as the key an honest producer gives it."""
+    try:
+        claimed = orjson.loads(data).get("req_hash")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return claimed.encode() if isinstance(claimed, str) else None
 
 
 def _exact(side: ProdSide) -> list[tuple[str, Any, type]]:
@@ -130,16 +205,19 @@ def _exact(side: ProdSide) -> list[tuple[str, Any, type]]:
     return out
 
 
-def _check(data: bytes) -> bool:
-    """Asserts the two paths agree; True when the native one vouched for the record."""
-    fields = _native()(data)
-    reference = _python(data)
+def _check(data: bytes, key: bytes | None = b"") -> bool:
+    """Asserts the two paths agree; True when the native one vouched for the record. ``key``:
+    the record's key (by default the ``req_hash`` the record claims)."""
+    if key == b"":
+        key = _claimed(data)
+    fields = _native()(data, key)
+    reference = _python(data, key)
     if fields is None:
         return False
-    assert isinstance(reference, ProdSide), f"native accepted what pydantic rejects: {reference}"
+    assert isinstance(reference, ProdSide), f"native accepted what check_request rejects: {reference}"
     assert _exact(ProdSide.from_native(fields)) == _exact(reference)
-    assert ProdSide.decode(data) == reference
-    record = read_request(data)  # what the join holds: the native record, keyed as the Python one
+    assert ProdSide.decode(data, key) == reference
+    record = read_request(data, key)  # what the join holds: the native record, keyed as the Python one
     assert not isinstance(record, ProdSide)
     assert (record.req_hash, record.candidate_served) == (reference.req_hash, reference.candidate_served)
     return True
@@ -151,7 +229,7 @@ def _check(data: bytes) -> bool:
 def test_native_equals_pydantic_with_one_field_changed(
     path: str, value: Json, delete: bool, ascii_only: bool
 ) -> None:
-    _check(broken(_base(7), [(path, value, delete)], ascii_only))
+    _check(*_record(_base(7), [(path, value, delete)], ascii_only))
 
 
 @given(
@@ -161,7 +239,7 @@ def test_native_equals_pydantic_with_one_field_changed(
 )
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_native_equals_pydantic_on_broken_envelopes(i: int, changes: list[Change], ascii_only: bool) -> None:
-    _check(broken(_base(i), changes, ascii_only))
+    _check(*_record(_base(i), changes, ascii_only))
 
 
 @given(
@@ -176,11 +254,13 @@ def test_native_canonical_arguments_and_strings_equal_pythons(
     obj["tool_io"][0]["arguments"] = args
     obj["pins"] = {strings[0]: strings[1]}
     obj["prod"]["answer"] = strings[2]
-    data = json.dumps(obj, ensure_ascii=False).encode()
+    obj["request"]["params"] = {"args": args}  # the request's hash, floats included, is Rust's too
+    data = json.dumps(_signed(obj), ensure_ascii=False).encode()
     vouched = _check(data)
     if not has_float(args) and all(abs(v) < 2**63 for v in ints_in(args)):
         assert vouched  # floats and ints past 64 bits are the only arguments it leaves to Python
-        assert (obj["tool_io"][0]["name"], canonical_json(args).decode()) in ProdSide.decode(data).tool_keys
+        tool_keys = ProdSide.decode(data, _claimed(data)).tool_keys
+        assert (obj["tool_io"][0]["name"], canonical_json(args).decode()) in tool_keys
 
 
 @pytest.mark.parametrize("size", ["1k", "8k"])
@@ -188,7 +268,35 @@ def test_the_benchmark_and_factory_envelopes_take_the_native_path(size: str) -> 
     for i in range(20):
         assert _check(encode(envelope_of_size(i, size)))
         assert _check(encode(envelope(i)))
+        assert _check(encode(make_envelope(f"m{i}")))  # its request holds a float (temperature)
     assert _check(orjson.dumps(_base(3)))
+
+
+@given(floats=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_the_request_hash_is_recomputed_natively_with_any_float(floats: list[float]) -> None:
+    obj = _base(2)
+    obj["request"]["params"] = {f"p{i}": x for i, x in enumerate(floats)} | {"all": floats}
+    assert _check(orjson.dumps(_signed(obj)))
+
+
+def test_a_made_up_hash_or_a_wrong_key_is_declined_and_refused() -> None:
+    obj = _base(4)
+    data = orjson.dumps(obj)
+    key = obj["req_hash"].encode()
+    assert _check(data, key)
+    forged = orjson.dumps({**obj, "req_hash": "0" * 32})
+    tampered = orjson.dumps({**obj, "request": {**obj["request"], "model": "other"}})
+    for value, with_key, reason in [
+        (forged, b"0" * 32, "req_hash_mismatch"),
+        (tampered, key, "req_hash_mismatch"),
+        (data, None, "key_mismatch"),
+        (data, b"0" * 32, "key_mismatch"),
+    ]:
+        assert _native()(value, with_key) is None
+        refused = _python(value, with_key)
+        assert isinstance(refused, DecodeError)
+        assert refused.reason == reason
 
 
 @pytest.mark.parametrize(
@@ -205,6 +313,7 @@ def test_the_benchmark_and_factory_envelopes_take_the_native_path(size: str) -> 
         orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "usage": [1, 2]}}),
         # repeated keys: pydantic keeps the last one
         orjson.dumps(_base(1))[:-1] + b',"tenant":"t2","tenant":"t3"}',
+        orjson.dumps(_base(1)).replace(b'"role":"user"', b'"role":"user","role":"tool"'),
         orjson.dumps(_base(1))[:-1] + b',"pins":{"a":"1","a":"2"}}',
         # a lone surrogate escape
         orjson.dumps(_base(1)).replace(b'"/v1/chat/completions"', b'"\\ud800"'),
@@ -229,4 +338,4 @@ def test_the_prod_model_falls_back_to_the_request_model_as_in_python() -> None:
         obj = _base(1)
         obj["prod"]["model"] = prod_model
         obj["request"]["model"] = request_model
-        assert _check(orjson.dumps(obj))
+        assert _check(orjson.dumps(_signed(obj)))

@@ -26,7 +26,7 @@ from shadowlane.shadow.stability import (
 )
 from shadowlane.shadow.throttle import TokenBucket
 from shadowlane.shadow.worker import ShadowWorker
-from tests.support.factories import make_envelope
+from tests.support.factories import make_envelope, renamed
 
 SALT = "shadowlane-lambda-v1"
 
@@ -45,7 +45,7 @@ def conversation(paraphrases: tuple[str, ...] = ("reworded one", "reworded two")
         ChatMessage(role="tool", content="tool output", tool_call_id="t1"),
     )
     request = env.request.model_copy(update={"messages": messages, "params": {"temperature": 0.7}})
-    return env.model_copy(update={"request": request, "paraphrases": paraphrases})
+    return renamed(env.model_copy(update={"request": request, "paraphrases": paraphrases}), env.req_id)
 
 
 # --------------------------------------------------------------------------- selection

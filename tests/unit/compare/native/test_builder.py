@@ -37,9 +37,9 @@ def _joined(pair: Pair, native: bool) -> Joined:
     vouch for every generated record) or by Python alone."""
     env, res, peers = pair
     if not native:
-        return Joined(ProdSide.decode_python(encode(env)), res, [], dict(peers))
+        return Joined(ProdSide.decode_python(encode(env), env.req_hash.encode()), res, [], dict(peers))
     records = {name: read_result(encode(peer)) for name, peer in peers.items()}
-    side = read_request(encode(env))
+    side = read_request(encode(env), env.req_hash.encode())
     assert not isinstance(side, ProdSide)
     assert not any(isinstance(r, ShadowResult) for r in records.values())
     return Joined(side, records[res.candidate], [], records)

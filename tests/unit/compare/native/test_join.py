@@ -22,7 +22,7 @@ from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.codec import encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.envelope import Exposure
-from tests.support.factories import make_envelope, make_result
+from tests.support.factories import make_envelope, make_result, renamed
 from tests.support.plain_pairs import Pair, builders, exact, pairs
 
 pytestmark = pytest.mark.skipif(NATIVE_JOIN is None, reason="shadowlane_native is not built")
@@ -95,8 +95,8 @@ def test_the_native_join_gives_the_python_joins_outputs(
 class _Record:
     """The fields of an aiokafka ``ConsumerRecord`` that the comparator reads."""
 
-    def __init__(self, offset: int, value: bytes | None, timestamp: int) -> None:
-        self.offset, self.value, self.timestamp = offset, value, timestamp
+    def __init__(self, offset: int, value: bytes | None, timestamp: int, key: bytes | None = None) -> None:
+        self.offset, self.value, self.timestamp, self.key = offset, value, timestamp, key
 
 
 def _key(out: Output) -> tuple[Any, ...]:
@@ -125,8 +125,12 @@ def _expired(outputs: list[Output]) -> list[tuple[Any, ...]]:
 def test_ingest_reads_and_joins_a_poll_as_the_python_loop_does() -> None:
     envs = ENVS[:4]
     broken = encode(envs[3])[:-5]
-    requests = [_Record(i, encode(e), 100 + i) for i, e in enumerate(envs[:3])]
-    requests += [_Record(3, broken, 103), _Record(4, None, 104), _Record(5, encode(envs[0]), 105)]
+    requests = [_Record(i, encode(e), 100 + i, e.req_hash.encode()) for i, e in enumerate(envs[:3])]
+    requests += [
+        _Record(3, broken, 103),
+        _Record(4, None, 104),
+        _Record(5, encode(envs[0]), 105, envs[0].req_hash.encode()),
+    ]
     requests += [_Record(6, b'{"schema_version": 9}', 106), _Record(7, b"[1]", 107)]
     results = [_Record(10 + i, encode(make_result(e, c)), 200) for i, (e, c) in enumerate(
         [(envs[0], "a"), (envs[0], "b"), (envs[1], "a"), (envs[0], "a"), (envs[2], "zz"), (envs[3], "a")]
@@ -164,10 +168,12 @@ def _wire_pairs(generated: list[Pair]) -> tuple[list[_Record], list[_Record]]:
     requests: list[_Record] = []
     results: list[_Record] = []
     for i, (env, _res, peers) in enumerate(generated):
-        ids = {"req_id": f"p{i}", "req_hash": f"{i:032x}"}
-        requests.append(_Record(i, encode(env.model_copy(update=ids)), 100))
+        request = renamed(env, f"p{i}")
+        ids = {"req_id": request.req_id, "req_hash": request.req_hash}
+        key = request.req_hash.encode()
+        requests.append(_Record(i, encode(request), 100, key))
         for peer in peers.values():
-            results.append(_Record(len(results), encode(peer.model_copy(update=ids)), 100))
+            results.append(_Record(len(results), encode(peer.model_copy(update=ids)), 100, key))
     return requests, results
 
 
@@ -213,7 +219,7 @@ def test_plain_pairs_leave_the_native_join_built() -> None:
     """The benchmark's pairs: every one leaves the join as a Built, none as a Joined."""
     native_builder, _ = builders(embedder=False)
     envs = [make_envelope(f"b{i}") for i in range(5)]
-    requests = [_Record(i, encode(e), 100) for i, e in enumerate(envs)]
+    requests = [_Record(i, encode(e), 100, e.req_hash.encode()) for i, e in enumerate(envs)]
     results = [_Record(i, encode(make_result(e, "cand")), 100) for i, e in enumerate(envs)]
     join = NativeJoinBuffer(("cand",), WINDOW, plain=native_builder.plain.config)
     join.ingest(requests, "requests", 0, True)
@@ -227,7 +233,7 @@ def test_a_candidate_with_a_baseline_peer_leaves_joined_for_its_noise_floor() ->
     candidate's pair leaves as a Joined even when it is plain; the baseline's own is Built."""
     native_builder, python_builder = builders(True, baseline_candidate="baseline")
     env = make_envelope("floor")
-    requests = [_Record(0, encode(env), 100)]
+    requests = [_Record(0, encode(env), 100, env.req_hash.encode())]
     same = [make_result(env, c).model_copy(update={"answer": env.prod.answer}) for c in ("baseline", "cand")]
     results = [_Record(i, encode(res), 100) for i, res in enumerate(same)]
     join = NativeJoinBuffer(("baseline", "cand"), WINDOW, plain=native_builder.plain.config)
