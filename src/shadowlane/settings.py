@@ -78,6 +78,7 @@ class TopicSettings(_Frozen):
     alerts: str = "alerts"
     dlq: str = "dlq"
     control: str = "control"
+    control_log: str = "control-log"
     audit: str = "audit"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -116,6 +117,12 @@ class TopicSettings(_Frozen):
         return self.name(self.control)
 
     @property
+    def control_log_topic(self) -> str:
+        """Every signed control record ever published, append-only (never compacted, no time
+        retention): what compaction of the control topic can never take away."""
+        return self.name(self.control_log)
+
+    @property
     def audit_topic(self) -> str:
         return self.name(self.audit)
 
@@ -128,6 +135,7 @@ class TopicSettings(_Frozen):
             self.alerts_topic,
             self.dlq_topic,
             self.control_topic,
+            self.control_log_topic,
             self.audit_topic,
         ]
 

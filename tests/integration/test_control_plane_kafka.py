@@ -1,6 +1,8 @@
 """The live control plane on the real broker: a kill switch stops the hook and the shadow worker
 within 2 s of its produce acknowledgement; tampered and unsigned records are refused (the previous
-route config stays) and audited; shadow-on / shadow-off / kill from the CLI flip a running hook."""
+route config stays) and audited; shadow-on / shadow-off / kill from the CLI flip a running hook;
+after the broker compacted away every newest genuine record under a writer's replays, forgeries
+and garbage, fresh watchers still converge to the newest genuine state (the control log)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import SecretStr
 
 from shadowlane.cli import control_cmds
@@ -26,7 +30,7 @@ from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.rollout.audit import AuditLog
 from shadowlane.rollout.control_plane import ControlWatcher, MirrorGate
 from shadowlane.rollout.control_publisher import ControlPublisher
-from shadowlane.rollout.signing import sign
+from shadowlane.rollout.signing import ControlState, sign
 from shadowlane.settings import ControlSettings, Settings
 from shadowlane.shadow.candidates import CallableCandidate
 from shadowlane.shadow.worker import ShadowWorker
@@ -358,11 +362,11 @@ async def test_watcher_resumes_after_a_failure_without_reapplying(
         w = ControlWatcher(s, kafka_kwargs, observer="flaky")
         feed, calls = w.feed, []
 
-        def flaky(key: bytes | None, value: bytes | None) -> Any:
+        def flaky(key: bytes | None, value: bytes | None, topic: str = "") -> Any:
             calls.append(key)
             if len(calls) == 2:
                 raise ConnectionError("lost the broker mid-batch")
-            return feed(key, value)
+            return feed(key, value, topic)
 
         monkeypatch.setattr(w, "feed", flaky)
         await w.start()
@@ -375,3 +379,99 @@ async def test_watcher_resumes_after_a_failure_without_reapplying(
             await until(lambda: w.killed(FLAG), 2.0)
         finally:
             await w.stop()
+
+
+async def _compact_soon(kwargs: dict[str, Any], topic: str) -> None:
+    """Make the broker compact ``topic`` as soon as a segment rolls (tiny segments, any dirt)."""
+    admin = AIOKafkaAdminClient(**kwargs)
+    await admin.start()
+    try:
+        configs = {
+            "cleanup.policy": "compact",
+            "segment.ms": "200",
+            "min.cleanable.dirty.ratio": "0.001",
+            "min.compaction.lag.ms": "0",
+            "delete.retention.ms": "0",
+        }
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+    finally:
+        await admin.close()
+
+
+async def _values(kwargs: dict[str, Any], topic: str) -> set[bytes]:
+    """Every value on ``topic`` now (read from the start, no group)."""
+    return {
+        r.value for r in await read_topic(kwargs, topic, want=10_000, timeout_s=3.0) if r.value is not None
+    }
+
+
+@pytest.mark.timeout(150)
+async def test_fresh_watchers_converge_to_the_newest_genuine_state_after_compaction(
+    cp_settings: Settings, kafka_kwargs: dict[str, Any]
+) -> None:
+    # a writer to the control topic without the signing key replays older genuine records, forges
+    # and writes garbage under genuine keys, so that once compacted the topic holds none of the
+    # newest genuine records; processes that start after that still converge to them
+    s = cp_settings
+    control_topic = s.topics.control_topic
+    await _compact_soon(kafka_kwargs, control_topic)
+    async with operator(s, kafka_kwargs, audited=False) as (control, _view):
+        r1 = await control.publish("route_config", FLAG, route(0.5), who="it", why="v1")
+        r2 = await control.publish("route_config", FLAG, route(0.2), who="it", why="v2")
+        k1 = await control.publish("kill_switch", FLAG, KillSwitch(engaged=False), who="it", why="v1")
+        k2 = await control.publish("kill_switch", FLAG, KillSwitch(engaged=True), who="it", why="incident")
+    forged = _raw(r2, version=9, payload=route(1.0).model_dump(mode="json"))  # signature of v2 kept
+    unsigned = sign(
+        KillSwitch(engaged=False), kind="kill_switch", name=ALL_FLAGS, version=5, key_id="it", key=KEY,
+        signed_by="it", reason="x",
+    ).model_copy(update={"signature": ""})  # fmt: skip
+    last = [  # what the attacker leaves last under each genuine key
+        (r1.key.encode(), encode(r1)),  # an older genuine route config (ratio 0.5)
+        (k1.key.encode(), encode(k1)),  # an older genuine kill switch: disengaged
+    ]
+    attack = [forged, (k2.key.encode(), b"\x00garbage"), (b"kill_switch:*", encode(unsigned)), *last]
+    await produce(kafka_kwargs, control_topic, attack)
+    await asyncio.sleep(0.5)
+    await produce(kafka_kwargs, control_topic, last)  # a newer segment: the older one may be compacted
+    genuine = {encode(r2), encode(k2)}
+    deadline = time.monotonic() + 100
+    while genuine & await _values(kafka_kwargs, control_topic):
+        assert time.monotonic() < deadline, "the broker did not compact the control topic"
+        await asyncio.sleep(1.0)
+    # what the compacted topic alone says now: the attacker's state
+    alone = ControlState(s.control.signing_keys)
+    for record in await read_topic(kafka_kwargs, control_topic, want=10_000, timeout_s=3.0):
+        alone.apply_message(record.key, record.value)
+    alone_route = alone.route_config(FLAG)
+    assert alone_route is not None
+    assert alone_route.rules[0].shadow_ratio == 0.5
+    assert not alone.killed(FLAG)
+
+    async with watchers(s, kafka_kwargs, "fresh-1", "fresh-2") as fresh:
+        for w in fresh:
+            assert w.record("route_config", FLAG) == r2
+            assert w.record("kill_switch", FLAG) == k2
+            assert w.killed(FLAG)
+            assert w.in_force() == [k2, r2]
+            assert w.stats.mirrored >= 2  # the replays: the log's records, read again
+            assert w.state.rejections == {"unsigned": 1}
+        gate = MirrorGate(fresh[0], FLAG)
+        assert gate(EP, "t", 0.1) == "killed"
+        # a shadow worker that starts now honours the engaged kill switch: it replays nothing
+        await produce(
+            kafka_kwargs,
+            s.topics.requests_topic,
+            [(e.req_hash.encode(), encode(e)) for e in (envelope(i, tag="compacted") for i in range(3))],
+        )
+        worker = ShadowWorker(
+            s, CallableCandidate("cand", candidates.echo), kafka_kwargs, halt=lambda: fresh[1].killed(FLAG)
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.wait_for(worker.assigned.wait(), 30)
+            await until(lambda: worker.gauges()["paused_by_kill"] == 1.0, 10)
+            await asyncio.sleep(2.0)
+            assert worker.stats.replayed == 0
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)

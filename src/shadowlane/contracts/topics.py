@@ -91,6 +91,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         "tampered or replayed records are refused and the previous config stays",
     ),
     TopicSpec(
+        logical="control-log",
+        key="kind:name",
+        value=ControlRecord,
+        producers=("control publishers (every record they put on control, first here)",),
+        consumers=("every ControlState consumer, with the control topic",),
+        description="append-only history of every signed control record (never compacted, no "
+        "retention limit): a fresh process takes, per kind:name, the newest genuine record of "
+        "both topics, so nothing written to the compacted topic can hide or roll back a config",
+    ),
+    TopicSpec(
         logical="audit",
         key="name",
         value=AuditEvent,

@@ -3,7 +3,9 @@
 requests and shadow-results are created with the same partition count so the comparator's
 join is co-partitioned; an existing pair with different counts is reported as an error. The
 control topic is compacted (``cleanup.policy=compact``, no time retention): it holds the signed
-config in force per ``kind:name`` for as long as the deployment lives.
+config in force per ``kind:name`` for as long as the deployment lives. The control log is its
+append-only twin (``cleanup.policy=delete`` with no time or size limit): every signed record ever
+published stays, whatever is later written under the same key.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
     try:
         existing = set(await admin.list_topics())
         config = {"retention.ms": str(topics.retention_ms)}
-        compacted = {"cleanup.policy": "compact"}  # the control topic keeps the latest record per key
+        forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+        special = {
+            topics.control_topic: {"cleanup.policy": "compact"},  # the latest record per key
+            topics.control_log_topic: forever,
+        }
         new = [
             NewTopic(
-                name,
-                topics.partitions,
-                topics.replication_factor,
-                topic_configs=compacted if name == topics.control_topic else config,
+                name, topics.partitions, topics.replication_factor, topic_configs=special.get(name, config)
             )
             for name in topic_names(topics)
             if name not in existing

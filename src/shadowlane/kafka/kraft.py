@@ -50,6 +50,9 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
+# the log cleaner looks for compactable logs every second (default 15 s): compacted topics (control)
+# settle soon after a change
+log.cleaner.backoff.ms=1000
 """
 
 

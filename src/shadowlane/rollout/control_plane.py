@@ -1,11 +1,18 @@
 """The live control plane: follow the signed control topic, gate the hook, publish changes.
 
-:class:`ControlWatcher` reads the whole compacted control topic from the beginning without a
-consumer group (every process sees every record), then follows it. Records go through
-:class:`~shadowlane.rollout.signing.ControlState`: unsigned, tampered, unknown-key, replayed and
-invalid ones are refused and the config in force stays. Every outcome is counted and, given an
-audit sink, audited (:func:`~shadowlane.rollout.signing.audit_event`: deterministic ids, so the events
-of many observers dedupe); listeners hear every change. Fetch wait and poll are
+:class:`ControlWatcher` reads the whole compacted control topic and the append-only control log
+from the beginning without a consumer group (every process sees every record), then follows both.
+Records go through :class:`~shadowlane.rollout.signing.ControlState`: unsigned, tampered,
+unknown-key, replayed and invalid ones are refused and the config in force stays; per
+``kind:name`` the newest genuine record of the two topics is in force, whatever order they arrive
+in. So a fresh process converges to the newest genuine state even after compaction let a later
+forged, garbage or replayed record take a genuine one's place on the compacted topic: the log
+still holds it. At start the log is read first, then the topic. A record read from both topics
+counts once (``mirrored``); an older genuine record of the log is history, not a rejection
+(``history``). Every outcome
+is counted and, given an audit sink, audited (:func:`~shadowlane.rollout.signing.audit_event`:
+deterministic ids, so the events of many observers dedupe); listeners hear every change. Fetch
+wait and poll are
 ``control.poll_interval_s`` (≤ 0.5 s): a kill switch is in force everywhere well within 2 s.
 :class:`MirrorGate` is the hook's gate (dict lookups, no I/O).
 
@@ -78,6 +85,8 @@ class WatcherStats:
     """Counters of one watcher (``shadowlane_control_*_total``)."""
 
     records: int = 0
+    mirrored: int = 0
+    history: int = 0
     applied: int = 0
     rejected: int = 0
     listener_errors: int = 0
@@ -104,7 +113,7 @@ class ControlWatcher:
     ) -> None:
         if not settings.control.signing_keys:  # fail closed: no key, no way to know what is genuine
             raise ConfigError(NO_CONTROL_KEYS)
-        self._topic = settings.topics.control_topic
+        self._topics = (settings.topics.control_topic, settings.topics.control_log_topic)
         self._poll_s = settings.control.poll_interval_s
         self._kwargs = dict(client_kwargs)
         self.observer = observer or f"{socket.gethostname()}:{os.getpid()}"
@@ -115,6 +124,8 @@ class ControlWatcher:
         self.ready = asyncio.Event()
         self._listeners: list[Listener] = []
         self._in_force: set[tuple[ControlKind, str]] = set()
+        self._genuine_read: dict[tuple[bytes, bytes], str] = {}
+        """(key, value) of every genuine message read -> the topic it was first read from."""
         self._outcomes: dict[str, Applied | Rejected] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._pending: deque[AuditEvent] = deque()
@@ -149,9 +160,24 @@ class ControlWatcher:
         self._listeners.append(listener)
 
     # ------------------------------------------------------------------ applying records
-    def feed(self, key: bytes | None, value: bytes | None) -> Applied | Rejected:
-        """Apply one control-topic message: verify, count, notify, queue its audit event."""
-        outcome = self.state.apply_message(key, value)
+    def feed(self, key: bytes | None, value: bytes | None, topic: str = "") -> Applied | Rejected | None:
+        """Apply one message of the control topic or log (``topic``): verify, count, notify,
+        queue its audit event. None: a genuine record already read from the other topic, or an
+        older genuine record of the log (both change nothing and are no rejection)."""
+        if key is not None and value is not None:
+            first = self._genuine_read.get((key, value))
+            if first is not None and first != topic:
+                self.stats.mirrored += 1
+                return None
+        history = topic == self._topics[1]
+        outcome = self.state.apply_message(key, value, history=history)
+        if key is not None and value is not None:
+            genuine = isinstance(outcome, Applied) or outcome.reason in ("stale", "duplicate")
+            if genuine:
+                self._genuine_read.setdefault((key, value), topic)
+        if history and isinstance(outcome, Rejected) and outcome.reason in ("stale", "duplicate"):
+            self.stats.history += 1
+            return None
         self.stats.records += 1
         if outcome.record is not None:
             self._outcomes[outcome.record.key] = outcome
@@ -269,13 +295,23 @@ class ControlWatcher:
             if not self.ready.is_set():
                 ends = await consumer.end_offsets(partitions)
                 backlog = {tp: end for tp, end in ends.items() if end > self._positions.get(tp, 0)}
+            # at start the log's history first, then the compacted topic: a record the topic holds
+            # in a genuine one's place never takes effect, even for a moment
+            held = [tp for tp in partitions if tp.topic == self._topics[0]]
+            if any(tp.topic == self._topics[1] for tp in backlog):
+                consumer.pause(*held)
+            else:
+                held = []
             while True:
+                if held and not any(tp.topic == self._topics[1] for tp in backlog):
+                    consumer.resume(*held)
+                    held = []
                 if not backlog and not self.ready.is_set():
                     self.ready.set()
                 batches = await consumer.getmany(timeout_ms=wait_ms)
                 for tp, records in batches.items():
                     for record in records:
-                        self.feed(record.key, record.value)
+                        self.feed(record.key, record.value, tp.topic)
                         self._positions[tp] = record.offset + 1
                 for tp in list(backlog):
                     position = await consumer.position(tp)
@@ -287,14 +323,15 @@ class ControlWatcher:
             await consumer.stop()
 
     async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the control topic, waiting for the topic to exist."""
+        """Every partition of the control topic and log, waiting for both to exist."""
         warned = False
         while True:
-            ids = (await partition_ids(self._kwargs, [self._topic])).get(self._topic)
-            if ids:
-                return [TopicPartition(self._topic, p) for p in ids]
+            ids = await partition_ids(self._kwargs, list(self._topics))
+            if all(ids.get(topic) for topic in self._topics):
+                return [TopicPartition(topic, p) for topic in self._topics for p in ids[topic]]
             if not warned:
-                log.warning("control topic %s does not exist yet; waiting", self._topic)
+                missing = [topic for topic in self._topics if not ids.get(topic)]
+                log.warning("control topics %s do not exist yet; waiting", ", ".join(missing))
                 warned = True
             await asyncio.sleep(1.0)
 

@@ -1,4 +1,5 @@
-"""Publishing control changes: sign with the active key, produce keyed ``kind:name``, audit.
+"""Publishing control changes: sign with the active key, produce keyed ``kind:name`` to the control
+log and then the compacted control topic, audit.
 
 Versions: a new record of ``kind:name`` gets the version in force (or the last one this publisher
 produced, if higher) plus one. Versions stay the consecutive numbers the contract describes, no
@@ -38,6 +39,7 @@ class ControlPublisher:
     ) -> None:
         self._control = settings.control
         self._topic = settings.topics.control_topic
+        self._log_topic = settings.topics.control_log_topic
         self._producer = producer
         self._view = view
         self._audit = audit
@@ -71,7 +73,10 @@ class ControlPublisher:
             signed_by=who,
             reason=why,
         )
-        await self._producer.send_and_wait(self._topic, encode(record), key=record.key.encode())
+        value, record_key = encode(record), record.key.encode()
+        # the log first: once acknowledged there, no write to the compacted topic can hide it
+        await self._producer.send_and_wait(self._log_topic, value, key=record_key)
+        await self._producer.send_and_wait(self._topic, value, key=record_key)
         self._last[(kind, name)] = record
         if self._audit is not None:
             await self._audit.write(published_event(record, previous))

@@ -222,8 +222,10 @@ class ControlState:
         self._rejections: dict[str, int] = {}
         self.applied = 0
 
-    def apply(self, record: ControlRecord) -> Applied | Rejected:
-        """Put ``record`` in force if it is signed, newer and valid; otherwise keep the current one."""
+    def apply(self, record: ControlRecord, *, history: bool = False) -> Applied | Rejected:
+        """Put ``record`` in force if it is signed, newer and valid; otherwise keep the current one.
+        ``history``: the record comes from the control log, where older genuine records are
+        expected: one that is stale or a duplicate is returned, but not counted as a rejection."""
         slot = (record.kind, record.name)
         current = self._records.get(slot)
         try:
@@ -232,15 +234,16 @@ class ControlState:
             return self._reject(record, exc.reason, exc.detail, current)
         if current is not None and record.version <= current.version:
             if record.version == current.version and record.signature == current.signature:
-                return self._reject(
-                    record, "duplicate", f"{record.key} v{record.version} is already in force", current
+                reason: RejectReason = "duplicate"
+                detail = f"{record.key} v{record.version} is already in force"
+            else:
+                reason = "stale"
+                detail = (
+                    f"{record.key} v{record.version} is not newer than v{current.version} in force (replay?)"
                 )
-            return self._reject(
-                record,
-                "stale",
-                f"{record.key} v{record.version} is not newer than v{current.version} in force (replay?)",
-                current,
-            )
+            if history:
+                return Rejected(record, reason, detail, current)
+            return self._reject(record, reason, detail, current)
         try:
             config = parse_payload(record.kind, record.name, record.payload)
         except PayloadError as exc:
@@ -250,8 +253,11 @@ class ControlState:
         self.applied += 1
         return Applied(record, config, current)
 
-    def apply_message(self, key: bytes | None, value: bytes | None) -> Applied | Rejected:
-        """Decode one control-topic message and apply it; the key must be the record's ``kind:name``."""
+    def apply_message(
+        self, key: bytes | None, value: bytes | None, *, history: bool = False
+    ) -> Applied | Rejected:
+        """Decode one control-topic message and apply it (``history``: see :meth:`apply`); the key
+        must be the record's ``kind:name``."""
         if value is None:
             detail = f"tombstone for {key!r} ignored: configs are retired by signed records, not deleted"
             return self._reject(None, "tombstone", detail, None)
@@ -264,7 +270,7 @@ class ControlState:
         if key is not None and key != record.key.encode():
             current = self._records.get((record.kind, record.name))
             return self._reject(record, "key_mismatch", f"message key {key!r} is not {record.key!r}", current)
-        return self.apply(record)
+        return self.apply(record, history=history)
 
     def _reject(
         self, record: ControlRecord | None, reason: RejectReason, detail: str, current: ControlRecord | None

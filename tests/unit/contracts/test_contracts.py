@@ -107,6 +107,7 @@ def test_registry_keys_per_request_data_by_req_hash_and_co_partitions_the_join()
         "compare.summary": "candidate",
         "alerts": "candidate",
         "control": "kind:name",
+        "control-log": "kind:name",
         "audit": "name",
     }
     for topic in TOPICS:

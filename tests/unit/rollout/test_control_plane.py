@@ -276,9 +276,12 @@ async def test_control_publisher_signs_versions_and_audits() -> None:
     second = await pub.publish("route_config", FLAG, route(0.5), who="bob", why="ROLL-8")
     assert (first.version, second.version) == (1, 2)  # not yet seen by the watcher: still increasing
     assert verify(first, KEYS) == route(1.0).model_dump(mode="json")
-    assert [(t, k) for t, _, k in producer.sent] == [(s.topics.control_topic, b"route_config:grammar")] * 2
-    for _, value, key in producer.sent:
-        assert isinstance(w.feed(key, value), Applied)
+    # each record goes to the append-only log first, then to the compacted topic, under one key
+    topics = [s.topics.control_log_topic, s.topics.control_topic]
+    assert [(t, k) for t, _, k in producer.sent] == [(t, b"route_config:grammar") for t in topics] * 2
+    outcomes = [w.feed(key, value, topic) for topic, value, key in producer.sent]
+    assert [type(o).__name__ for o in outcomes] == ["Applied", "NoneType"] * 2  # the copy counts once
+    assert (w.stats.applied, w.stats.mirrored, w.stats.rejected) == (2, 2, 0)
     assert pub.next_version("route_config", FLAG) == 3
     assert pub.next_version("kill_switch", "*") == 1
     assert [(e.what, e.who, e.why, e.details["stage"]) for e in sink.events] == [
@@ -358,3 +361,36 @@ def test_a_record_without_a_signature_is_refused_as_unsigned_even_when_it_is_inc
     garbage = state.apply_message(b"kill_switch:*", b"not json")
     assert isinstance(garbage, Rejected)
     assert garbage.reason == "undecodable"
+
+
+def test_the_newest_genuine_record_of_either_topic_is_in_force_and_history_is_no_rejection() -> None:
+    topics = settings().topics
+    log, compacted = topics.control_log_topic, topics.control_topic
+    v1, v2 = signed(route(1.0)), signed(route(0.2), version=2)
+    w = watcher()
+    assert isinstance(w.feed(*message(v1), log), Applied)
+    assert isinstance(w.feed(*message(v2), log), Applied)
+    # the compacted topic's copies (or a writer's replays of them) change nothing, silently
+    assert w.feed(*message(v1), compacted) is None
+    assert w.feed(*message(v2), compacted) is None
+    assert w.feed(*message(v1), compacted) is None
+    # a forgery is refused wherever it comes from
+    forged = w.feed(*tampered(v2, rules=[{**v2.payload["rules"][0], "shadow_ratio": 1.0}]), compacted)
+    assert isinstance(forged, Rejected)
+    assert forged.reason == "bad_signature"
+    assert w.record("route_config", FLAG) == v2
+    assert (w.stats.applied, w.stats.mirrored, w.stats.history) == (2, 3, 0)
+    assert w.state.rejections == {"bad_signature": 1}
+
+    # the other order: the compacted topic's newest record first, the log's history after it
+    fresh = watcher()
+    assert isinstance(fresh.feed(*message(v2), compacted), Applied)
+    assert fresh.feed(*message(v1), log) is None  # history: older, genuine, no rejection
+    assert fresh.feed(*message(v2), log) is None  # the same record again
+    assert fresh.record("route_config", FLAG) == v2
+    assert (fresh.stats.applied, fresh.stats.history, fresh.stats.mirrored) == (1, 1, 1)
+    assert fresh.state.rejections == {}
+    # on the compacted topic an older genuine record it never read there is still a replay
+    replay = fresh.feed(*message(signed(route(0.5), version=1)), compacted)
+    assert isinstance(replay, Rejected)
+    assert replay.reason == "stale"
