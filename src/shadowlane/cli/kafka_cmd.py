@@ -1,17 +1,27 @@
-"""``shadowlane kafka install|start|stop|status``: the local single-node broker under the state folder.
+"""``shadowlane kafka install|start|stop|status|env|acls``: the local single-node broker under the
+state folder, and the least-privilege ACLs of any cluster.
 
 ``start`` prints just the bootstrap address (``host:port``) once the broker answers, so scripts can
-do ``export KAFKA_BOOTSTRAP_SERVERS=$(shadowlane kafka start)``; ``status`` prints JSON.
+do ``export KAFKA_BOOTSTRAP_SERVERS=$(shadowlane kafka start)``; ``status`` prints JSON. With
+``--secure`` they act on the secured local broker (SASL_SSL, SCRAM-SHA-512, its own CA, ACLs
+enforced); ``env --secure --principal NAME`` prints the settings that connect to it as ``NAME``.
+``acls`` prints the ACLs each component needs (:mod:`shadowlane.kafka.acls`); ``--apply`` creates
+the topics and grants them, on the configured cluster or (``--secure``) the local one.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import shlex
 import sys
+from typing import Any
 
-from shadowlane.errors import BrokerSetupError
+from shadowlane.errors import BrokerSetupError, ConfigError
+from shadowlane.kafka.acls import COMPONENTS, acl_entries
 from shadowlane.kafka.local import LocalKafka
+from shadowlane.kafka.secure import ADMIN
 from shadowlane.settings import Settings
 
 
@@ -24,18 +34,48 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     actions = parser.add_subparsers(dest="kafka_action", metavar="ACTION", required=True)
     actions.add_parser("install", help="fetch the broker jars with Maven (done by start when needed)")
-    start = actions.add_parser("start", help="start (or reuse) the broker and print its bootstrap address")
+    secure = argparse.ArgumentParser(add_help=False)
+    secure.add_argument(
+        "--secure",
+        action="store_true",
+        help="the secured local broker: SASL_SSL with SCRAM-SHA-512, a CA it generates, ACLs enforced",
+    )
+    start = actions.add_parser(
+        "start", parents=[secure], help="start (or reuse) the broker and print its bootstrap address"
+    )
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for it to answer")
-    stop = actions.add_parser("stop", help="stop the broker (data is kept)")
+    stop = actions.add_parser("stop", parents=[secure], help="stop the broker (data is kept)")
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
-    actions.add_parser("status", help="print the broker status as JSON")
+    actions.add_parser("status", parents=[secure], help="print the broker status as JSON")
+    env = actions.add_parser(
+        "env", help="print the shell exports that connect to the secured local broker as one principal"
+    )
+    env.add_argument("--secure", action="store_true", required=True, help="(required) the secured broker")
+    env.add_argument(
+        "--principal", default=ADMIN, choices=[ADMIN, *COMPONENTS], help="whose credentials (default: admin)"
+    )
+    acls = actions.add_parser(
+        "acls",
+        parents=[secure],
+        help="print the ACLs each component needs; --apply creates the topics and grants them",
+    )
+    acls.add_argument("--apply", action="store_true", help="create the topics and ACLs on the cluster")
+    acls.add_argument(
+        "--principal",
+        action="append",
+        default=[],
+        metavar="COMPONENT=NAME",
+        help=f"the principal name of a component ({', '.join(COMPONENTS)}; default: its own name)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Carry out ``args.kafka_action``; 0 on success, 1 when the broker could not be set up."""
-    local = LocalKafka.from_settings(settings)
+    local = LocalKafka.from_settings(settings, secure=bool(getattr(args, "secure", False)))
     action = str(args.kafka_action)
+    if action == "acls":
+        return _acls(args, settings, local)
     try:
         if action == "install":
             print(local.install())
@@ -44,14 +84,70 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print("note: bootstrap servers are configured, other commands will not use this broker",
                       file=sys.stderr)  # fmt: skip
             print(local.start(timeout_s=float(args.timeout)))
+            if local.secure:
+                print(f"secured: CA {local.secrets.ca}; users in {local.secrets.users_file}; "
+                      "`shadowlane kafka env --secure --principal NAME` prints a principal's settings",
+                      file=sys.stderr)  # fmt: skip
         elif action == "stop":
             stopped = local.stop(timeout_s=float(args.timeout))
             print("stopped" if stopped else "not running", file=sys.stderr)
         elif action == "status":
             print(json.dumps(local.status(), indent=2, sort_keys=True))
+        elif action == "env":
+            if not local.status()["running"]:
+                raise BrokerSetupError("the secured broker is not running: `shadowlane kafka start --secure`")
+            for name, value in local.client_env(str(args.principal)).items():
+                print(f"export {name}={shlex.quote(value)}")
         else:  # pragma: no cover - argparse rejects unknown actions
             raise ValueError(f"unknown kafka action {action!r}")
     except BrokerSetupError as exc:
         print(f"shadowlane kafka {action}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _acls(args: argparse.Namespace, settings: Settings, local: LocalKafka) -> int:
+    try:
+        principals = dict(item.split("=", 1) for item in args.principal)
+    except ValueError:
+        print("shadowlane kafka acls: --principal takes COMPONENT=NAME", file=sys.stderr)
+        return 2
+    unknown = sorted(set(principals) - set(COMPONENTS))
+    if unknown:
+        print(f"shadowlane kafka acls: unknown component {unknown[0]!r} (one of {', '.join(COMPONENTS)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    entries = acl_entries(settings, principals)
+    if not args.apply:
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        return 0
+    try:
+        kwargs = _admin_kwargs(settings, local)
+        asyncio.run(_apply(settings, kwargs, entries))
+    except (BrokerSetupError, ConfigError) as exc:
+        print(f"shadowlane kafka acls: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the broker refused (not authorized, unreachable)
+        print(f"shadowlane kafka acls: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"granted {len(entries)} ACLs to {len(COMPONENTS)} principals", file=sys.stderr)
+    return 0
+
+
+def _admin_kwargs(settings: Settings, local: LocalKafka) -> dict[str, Any]:
+    if local.secure:
+        status = local.status()
+        if not status["running"]:
+            raise BrokerSetupError("the secured broker is not running: `shadowlane kafka start --secure`")
+        return {"bootstrap_servers": status["bootstrap"], **local.client_security(ADMIN)}
+    from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+
+    return client_kwargs(settings, resolve_bootstrap(settings))
+
+
+async def _apply(settings: Settings, kwargs: dict[str, Any], entries: list[Any]) -> None:
+    from shadowlane.kafka.acls import apply_acls
+    from shadowlane.kafka.admin import ensure_topics
+
+    await ensure_topics(settings.topics, kwargs)
+    await apply_acls(kwargs, entries)

@@ -21,6 +21,7 @@ from shadowlane.errors import ShadowlaneError
 from shadowlane.settings import TopicSettings
 
 log = logging.getLogger(__name__)
+_NOT_AUTHORIZED = 29  # TOPIC_AUTHORIZATION_FAILED
 
 
 def topic_names(topics: TopicSettings) -> list[str]:
@@ -48,9 +49,17 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+                response = await admin.create_topics(new)
+                refused = [t[0] for t in getattr(response, "topic_errors", ()) if t[1] == _NOT_AUTHORIZED]
+                if refused:  # a least-privilege principal: an administrator creates the topics
+                    log.info(
+                        "not allowed to create %s (or to see them): left to an administrator "
+                        "(`shadowlane kafka acls --apply` creates them)",
+                        ", ".join(refused),
+                    )
         described = await admin.describe_topics([topics.requests_topic, topics.shadow_results_topic])
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        # a topic this principal may not describe has no partitions here: nothing to compare
+        counts = {d["topic"]: len(d["partitions"]) for d in described if d["partitions"]}
         if len(set(counts.values())) > 1:
             raise ShadowlaneError(f"requests and shadow-results must be co-partitioned, got {counts}")
     finally:

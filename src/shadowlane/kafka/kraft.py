@@ -31,10 +31,10 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id={node}
 controller.quorum.voters={node}@{host}:{cport}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}
-advertised.listeners=PLAINTEXT://{host}:{port}
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listeners={client}://{host}:{port},CONTROLLER://{host}:{cport}
+advertised.listeners={client}://{host}:{port}
+listener.security.protocol.map=CONTROLLER:{controller},{client}:{client}
+inter.broker.listener.name={client}
 controller.listener.names=CONTROLLER
 log.dirs={log_dir}
 num.partitions={partitions}
@@ -56,12 +56,19 @@ log.cleaner.backoff.ms=1000
 """
 
 
-def render_server_properties(*, port: int, controller_port: int, log_dir: Path, num_partitions: int) -> str:
-    """server.properties of a combined broker+controller listening on 127.0.0.1 only."""
+def render_server_properties(
+    *, port: int, controller_port: int, log_dir: Path, num_partitions: int, secure: str | None = None
+) -> str:
+    """server.properties of a combined broker+controller listening on 127.0.0.1 only; with
+    ``secure`` (:func:`shadowlane.kafka.secure.secure_properties`), clients connect with SASL_SSL
+    and the controller listener takes SASL."""
     log_dirs = str(log_dir).replace("\\", "\\\\")  # a backslash escapes in Java properties
-    return _SERVER_PROPERTIES.format(
-        node=NODE_ID, host=HOST, port=port, cport=controller_port, log_dir=log_dirs, partitions=num_partitions
-    )
+    client, controller = ("SASL_SSL", "SASL_PLAINTEXT") if secure else ("PLAINTEXT", "PLAINTEXT")
+    text = _SERVER_PROPERTIES.format(
+        node=NODE_ID, host=HOST, port=port, cport=controller_port, log_dir=log_dirs,
+        partitions=num_partitions, client=client, controller=controller,
+    )  # fmt: skip
+    return text + (secure or "")
 
 
 def read_listener_ports(server_properties: Path) -> tuple[int, int] | None:
@@ -77,17 +84,18 @@ def read_listener_ports(server_properties: Path) -> tuple[int, int] | None:
                 name, _, rest = item.partition("://")
                 with contextlib.suppress(ValueError):
                     ports[name.strip()] = int(rest.rpartition(":")[2])
-    if "PLAINTEXT" in ports and "CONTROLLER" in ports:
-        return ports["PLAINTEXT"], ports["CONTROLLER"]
+    client = ports.get("PLAINTEXT") or ports.get("SASL_SSL")
+    if client and "CONTROLLER" in ports:
+        return client, ports["CONTROLLER"]
     return None
 
 
-async def _describe(bootstrap: str, timeout_s: float) -> dict[str, Any] | None:
+async def _describe(bootstrap: str, timeout_s: float, security: dict[str, Any]) -> dict[str, Any] | None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     ms = int(timeout_s * 1000)
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="shadowlane-probe", request_timeout_ms=ms
+        bootstrap_servers=bootstrap, client_id="shadowlane-probe", request_timeout_ms=ms, **security
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
@@ -100,8 +108,9 @@ async def _describe(bootstrap: str, timeout_s: float) -> dict[str, Any] | None:
             await admin.close()
 
 
-def probe(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when the broker at ``bootstrap`` answers a metadata request and lists itself."""
+def probe(bootstrap: str, timeout_s: float = 5.0, security: dict[str, Any] | None = None) -> bool:
+    """True when the broker at ``bootstrap`` answers a metadata request and lists itself
+    (``security``: the client's SASL / TLS arguments, for a secured broker)."""
     host, _, port = bootstrap.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=min(timeout_s, 1.0)):
@@ -110,5 +119,5 @@ def probe(bootstrap: str, timeout_s: float = 5.0) -> bool:
         return False  # nothing listening yet: skip aiokafka (and its connection-error log lines)
     # On a fresh loop in a worker thread: works from async code too, and never touches the caller's loop.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kafka-probe") as pool:
-        info = pool.submit(asyncio.run, _describe(bootstrap, timeout_s)).result()
+        info = pool.submit(asyncio.run, _describe(bootstrap, timeout_s, security or {})).result()
     return bool(info and info.get("brokers"))

@@ -11,6 +11,9 @@ Layout under ``<state_dir>/kafka``::
 The quorum is static (``controller.quorum.voters``, kraft.version 0), so the voter endpoint comes
 from server.properties on every start and the listener ports may change between restarts of an
 already formatted data dir. The previous ports are reused when they are still free.
+
+``secure=True`` is another broker under ``<state_dir>/kafka-secure`` (both may run at once):
+SASL_SSL with SCRAM-SHA-512, its own CA, deny-by-default ACLs (:mod:`shadowlane.kafka.secure`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from shadowlane.kafka.procs import (
     pid_alive,
     process_group,
 )
+from shadowlane.kafka.secure import ADMIN, MECHANISM, Secrets, scram_format_args, secure_properties
 from shadowlane.settings import Settings
 
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -71,8 +75,10 @@ class LocalKafka:
         java: str | None = None,
         mvn: str | None = None,
         num_partitions: int = 6,
+        secure: bool = False,
     ) -> None:
-        self.kafka_dir = Path(state_dir).resolve() / "kafka"
+        self.secure = secure
+        self.kafka_dir = Path(state_dir).resolve() / ("kafka-secure" if secure else "kafka")
         self.pom = Path(pom).resolve()
         self.heap = heap
         self.num_partitions = num_partitions
@@ -85,10 +91,39 @@ class LocalKafka:
         self.server_properties = self.data_dir / "server.properties"
         self.record_path = self.kafka_dir / "broker.json"
         self.lock_path = self.kafka_dir / "kafka.lock"
+        self.secrets = Secrets(self.kafka_dir / "secrets")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalKafka:
-        return cls(settings.state_dir, settings.kafka_pom, num_partitions=settings.topics.partitions)
+    def from_settings(cls, settings: Settings, *, secure: bool = False) -> LocalKafka:
+        return cls(
+            settings.state_dir, settings.kafka_pom, num_partitions=settings.topics.partitions, secure=secure
+        )
+
+    def client_security(self, principal: str = ADMIN) -> dict[str, Any]:
+        """aiokafka's SASL / TLS arguments for ``principal`` on the secured broker ({} on the plain one)."""
+        if not self.secure:
+            return {}
+        from aiokafka.helpers import create_ssl_context
+
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": MECHANISM,
+            "sasl_plain_username": principal,
+            "sasl_plain_password": self.secrets.users()[principal],
+            "ssl_context": create_ssl_context(cafile=str(self.secrets.ca)),
+        }
+
+    def client_env(self, principal: str = ADMIN) -> dict[str, str]:
+        """The environment that points Shadowlane's settings at the secured broker as ``principal``."""
+        record = self._read_record() or {}
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": str(record.get("bootstrap", "")),
+            "SHADOWLANE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+            "SHADOWLANE_KAFKA__SASL_MECHANISM": MECHANISM,
+            "SHADOWLANE_KAFKA__SASL_USERNAME": principal,
+            "SHADOWLANE_KAFKA__SASL_PASSWORD": self.secrets.users()[principal],
+            "SHADOWLANE_KAFKA__SSL_CAFILE": str(self.secrets.ca),
+        }
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -134,7 +169,8 @@ class LocalKafka:
         live = record if record and is_our_broker(int(record["pid"]), self.data_dir) else {}
         return {
             "running": bool(live),
-            "ready": bool(live) and probe(str(live["bootstrap"]), 3.0),
+            "ready": bool(live) and probe(str(live["bootstrap"]), 3.0, self.client_security()),
+            "secure": self.secure,
             "pid": live.get("pid"),
             "bootstrap": live.get("bootstrap"),
             "controller_port": live.get("controller_port"),
@@ -225,6 +261,8 @@ class LocalKafka:
             return cid
         cid = new_cluster_id()
         cmd = [*self._jvm(STORAGE_TOOL), "format", f"--cluster-id={cid}", "-c", str(self.server_properties)]
+        if self.secure:  # the users' SCRAM credentials go into the metadata log from the start
+            cmd += scram_format_args(self.secrets.users())
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
         if proc.returncode != 0 or self._cluster_id() != cid:
             out = _tail(proc.stdout + proc.stderr)
@@ -236,8 +274,13 @@ class LocalKafka:
         port, controller_port = free_ports(2, previous)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         parts = self.num_partitions
+        secure = secure_properties(self.secrets, self.secrets.ensure()) if self.secure else None
         props = render_server_properties(
-            port=port, controller_port=controller_port, log_dir=self.log_dir, num_partitions=parts
+            port=port,
+            controller_port=controller_port,
+            log_dir=self.log_dir,
+            num_partitions=parts,
+            secure=secure,
         )
         self.server_properties.write_text(props)
         cluster_id = self._format()
@@ -272,7 +315,8 @@ class LocalKafka:
         while True:
             if not is_our_broker(pid, self.data_dir):
                 return False
-            if probe(str(record["bootstrap"]), min(5.0, max(1.0, deadline - time.monotonic()))):
+            wait_s = min(5.0, max(1.0, deadline - time.monotonic()))
+            if probe(str(record["bootstrap"]), wait_s, self.client_security()):
                 return True
             if time.monotonic() >= deadline:
                 return False
