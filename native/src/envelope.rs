@@ -321,9 +321,10 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
         && unit_interval(sampling.bucket)
         && env.sanitized_fields.unwrap_or(0) >= 0
         && env.paraphrases.as_ref().map_or(0, Vec::len) <= MAX_PARAPHRASES
-        && env.exposure.as_ref().map_or(true, |Obj(e)| {
-            e.epoch >= 0 && e.bucket.map_or(true, unit_interval)
-        });
+        && env
+            .exposure
+            .as_ref()
+            .is_none_or(|Obj(e)| e.epoch >= 0 && e.bucket.is_none_or(unit_interval));
     if !ok || recipe_hash(&env.req_id, &canonical_request(env.request)?) != env.req_hash {
         return None;
     }
@@ -361,7 +362,10 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
         status: prod.status,
         model,
         usage: prod.usage.map(|Obj(u)| {
-            (u.prompt_tokens.unwrap_or(0), u.completion_tokens.unwrap_or(0))
+            (
+                u.prompt_tokens.unwrap_or(0),
+                u.completion_tokens.unwrap_or(0),
+            )
         }),
         cited_ids: prod.cited_ids.unwrap_or_default(),
         tool_keys,

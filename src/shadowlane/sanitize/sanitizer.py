@@ -312,6 +312,11 @@ class Sanitizer:
             compiled = rules[index]
             rule = compiled.rule
             if rule.anchors:
+                # a match holds a hint in the window before its anchor, so the text holds one
+                if folded is None:
+                    folded = fold(text)
+                if not any(h in folded for h in rule.hints_any_case):
+                    continue
                 masked = apply_anchored(compiled, text, counter)
             else:
                 if rule.digits[0]:
