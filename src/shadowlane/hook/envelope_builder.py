@@ -8,7 +8,7 @@ Handler labels (gold answer, paraphrases, cited ids) are sanitized like every ot
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -151,15 +151,24 @@ def _check_items(messages: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class EnvelopeRecord:
-    """One built envelope: the validated contract object and the exact bytes that go on the topic."""
+    """One built envelope: the exact bytes that go on the topic, checked by the contract."""
 
-    envelope: RequestEnvelope
     value: bytes
+    req_hash: str
     sanitized_fields: int
 
     @property
-    def req_hash(self) -> str:
-        return self.envelope.req_hash
+    def envelope(self) -> RequestEnvelope:
+        """The contract object of :attr:`value` (parsed on demand: the sender needs only bytes)."""
+        return RequestEnvelope.model_validate_json(self.value, strict=True)
+
+
+def _native_check() -> Callable[[bytes, bytes | None], object] | None:
+    try:
+        from shadowlane_native import parse_request
+    except ImportError:
+        return None
+    return parse_request
 
 
 class EnvelopeBuilder:
@@ -168,10 +177,12 @@ class EnvelopeBuilder:
     def __init__(
         self, sanitizer: Sanitizer, *, ratio: float, salt_id: str, pins: Mapping[str, str] | None = None
     ) -> None:
+        """With the native sanitizer comes the native check of the bytes (see :meth:`record`)."""
         self._sanitizer = sanitizer
         self._ratio = ratio
         self._salt_id = salt_id
         self._pins = dict(pins or {})
+        self._native_check = _native_check() if sanitizer.native else None
 
     def _clean_calls(self, calls: Any) -> tuple[list[Any], int]:
         """Sanitize tool calls whose ``function.arguments`` is a JSON string: parse, clean, re-encode,
@@ -195,18 +206,26 @@ class EnvelopeBuilder:
         return self.record(raw).envelope
 
     def record(self, raw: RawMirror) -> EnvelopeRecord:
-        """The envelope for ``raw`` and its wire bytes: the one wire object this builder assembles,
-        validated once by the contract, then serialized as it is (no dump of the model)."""
+        """The wire bytes of the envelope for ``raw``: the one wire object this builder assembles,
+        serialized as it is (no model, no dump), then checked as consumers read them.
+
+        The check: the native requests reader when it runs (the comparator's, held to
+        ``check_request`` and to the contract's strict JSON mode by tests: the whole contract, the
+        recomputed ``req_hash``, the key), which vouches for a record in a few microseconds; any
+        record it does not vouch for, or without it, the contract itself in strict JSON mode."""
         wire, touched = self._assemble(raw)
         try:
             value = orjson.dumps(wire)
         except TypeError as exc:  # a value only Python can hold (a handler-supplied object)
             raise InvalidMessage("invalid_request", f"not JSON-serializable: {exc}") from None
-        try:  # the bytes that leave, read as every consumer reads them
-            envelope = RequestEnvelope.model_validate_json(value, strict=True)
-        except ValidationError as exc:
-            raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
-        return EnvelopeRecord(envelope, value, touched)
+        req_hash_: str = wire["req_hash"]
+        check = self._native_check
+        if check is None or check(value, req_hash_.encode()) is None:
+            try:  # the bytes that leave, read as every consumer reads them
+                RequestEnvelope.model_validate_json(value, strict=True)
+            except ValidationError as exc:
+                raise InvalidMessage("invalid_request", str(exc.errors()[:3])) from None
+        return EnvelopeRecord(value, req_hash_, touched)
 
     def _assemble(self, raw: RawMirror) -> tuple[dict[str, Any], int]:
         """The wire object of the envelope (plain JSON types) and how many values were sanitized."""

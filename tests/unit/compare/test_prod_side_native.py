@@ -1,8 +1,9 @@
 """The native envelope reader (``shadowlane_native``, Rust) against ``check_request``.
 
 The native reader may decline any record (``None``: the Python check then runs); when it
-accepts one, the Python check must accept it too, and the projection must equal Python's in
-every value, type and key order. Hypothesis generates well-formed envelopes and breaks them at
+accepts one, the Python check must accept it too, and so must the contract in strict JSON mode
+(the hook's envelope builder relies on that), and the projection must equal Python's in every
+value, type and key order. Hypothesis generates well-formed envelopes and breaks them at
 every field of the contract: wrong types, nulls, missing fields, unknown fields, big and negative
 numbers, floats, escapes, control characters, repeated keys, arrays where objects belong. After
 the changes the record's ``req_hash`` is recomputed by the recipe (unless a change is to the hash
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from shadowlane.compare.prod_side import NATIVE_REQUESTS, ProdSide, read_request
 from shadowlane.contracts.codec import DecodeError, encode
-from shadowlane.contracts.envelope import Exposure, GoldLabel
+from shadowlane.contracts.envelope import Exposure, GoldLabel, RequestEnvelope
 from shadowlane.hashing import canonical_json, req_hash
 from tests.bench.payloads import envelope_of_size
 from tests.support.factories import envelope, make_envelope
@@ -215,6 +216,8 @@ def _check(data: bytes, key: bytes | None = b"") -> bool:
     if fields is None:
         return False
     assert isinstance(reference, ProdSide), f"native accepted what check_request rejects: {reference}"
+    # the hook's builder relies on it too: what it vouches for, the contract's strict JSON mode takes
+    RequestEnvelope.model_validate_json(data, strict=True)
     assert _exact(ProdSide.from_native(fields)) == _exact(reference)
     assert ProdSide.decode(data, key) == reference
     record = read_request(data, key)  # what the join holds: the native record, keyed as the Python one

@@ -568,3 +568,35 @@ def test_a_value_consumers_would_read_differently_is_refused_not_sent() -> None:
     mirror = raw(orjson.dumps(REQUEST))._replace(labels=RequestLabels(exposure=exposure))
     with pytest.raises(InvalidMessage):
         builder().record(mirror)
+
+
+@pytest.mark.parametrize("path", ["python", "native"])
+def test_the_bytes_are_checked_by_the_contract_on_either_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shadowlane.native_path import native_available
+
+    if path == "native" and not native_available():
+        pytest.skip("the native engine is not built: `make native`")
+    b = EnvelopeBuilder(Sanitizer(path=path), ratio=1.0, salt_id="s")  # type: ignore[arg-type]
+    assert (b._native_check is not None) == (path == "native")
+    validated: list[bytes] = []
+    real = RequestEnvelope.model_validate_json
+
+    def counting(data: bytes, **kw: Any) -> RequestEnvelope:
+        validated.append(data)
+        return real(data, **kw)
+
+    monkeypatch.setattr(RequestEnvelope, "model_validate_json", counting)
+    plain = b.record(raw(REQUEST, completion("It is 'I went'.")))
+    # recorded tool arguments holding a float: the native check leaves them to the contract
+    floats = raw(REQUEST, completion("ok"), tool_calls=(RawToolCall("lookup", {"w": 0.5}, "x"),))
+    with_floats = b.record(floats)
+    if path == "native":
+        assert validated == [with_floats.value]  # the plain one was vouched for natively
+    else:
+        assert validated == [plain.value, with_floats.value]
+    assert plain.envelope.req_hash == plain.req_hash
+    # what the contract refuses is refused on both paths (a handler-set tenant too long, say)
+    with pytest.raises(InvalidMessage, match="invalid_request"):
+        b.record(raw(REQUEST, completion("x"))._replace(req_id="x" * 300))
