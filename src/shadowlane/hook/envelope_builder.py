@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from typing_extensions import TypeIs
 
 from shadowlane.contracts.chat import TokenUsage, ToolCall
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
 from shadowlane.hashing import canonical_json, req_hash, unit_hash
+from shadowlane.hook.bodies import as_object, is_mapping
 from shadowlane.hook.context import MAX_PARAPHRASES, RawMirror, RequestLabels
 from shadowlane.sanitize import Sanitizer
 
@@ -33,74 +33,11 @@ def _cited_ids(value: Any) -> list[str]:
         return []
     out: list[str] = []
     for item in value:
-        ident = item.get("id") if _is_mapping(item) else item
+        ident = item.get("id") if is_mapping(item) else item
         if isinstance(ident, int) and not isinstance(ident, bool):
             ident = str(ident)
         if isinstance(ident, str) and ident:
             out.append(ident)
-    return out
-
-
-def _is_mapping(value: object) -> TypeIs[Mapping[str, Any]]:
-    """``isinstance(value, Mapping)``, with the plain dict that parsed JSON gives checked first
-    (the ABC check costs ~0.5 µs, several times per envelope)."""
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def _as_obj(data: bytes | Mapping[str, Any] | None) -> Any:
-    if data is None or _is_mapping(data):
-        return data
-    if not data:
-        return None
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return _from_sse(data)
-
-
-def _from_sse(data: bytes) -> dict[str, Any] | None:
-    """Reassemble a streamed chat completion (``data: {...}`` chunks) into one message."""
-    content: list[str] = []
-    calls: dict[int, dict[str, Any]] = {}
-    usage: Any = None
-    model: Any = None
-    citations: Any = None
-    seen = False
-    for line in data.splitlines():
-        if not line.startswith(b"data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            continue
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            continue
-        seen = True
-        model = chunk.get("model", model)
-        usage = chunk.get("usage") or usage
-        citations = chunk.get("citations") or citations
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                content.append(delta["content"])
-            for tc in delta.get("tool_calls") or ():
-                slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                slot["id"] = tc.get("id") or slot["id"]
-                fn = tc.get("function") or {}
-                slot["name"] += fn.get("name") or ""
-                slot["arguments"] += fn.get("arguments") or ""
-    if not seen:
-        return None
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
-    if calls:
-        message["tool_calls"] = [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for _, c in sorted(calls.items())
-        ]
-    out: dict[str, Any] = {"model": model, "usage": usage, "choices": [{"message": message}]}
-    if citations is not None:
-        out["citations"] = citations
     return out
 
 
@@ -138,13 +75,13 @@ def tool_io_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[st
 
 def _check_items(messages: Any) -> None:
     """Raise ``InvalidMessage`` unless messages and their tool calls are JSON objects."""
-    if not isinstance(messages, list) or not all(_is_mapping(m) for m in messages):
+    if not isinstance(messages, list) or not all(is_mapping(m) for m in messages):
         raise InvalidMessage("invalid_request", "messages must be a list of objects")
     for msg in messages:
         calls = msg.get("tool_calls")
         if calls is not None and (
             not isinstance(calls, list)
-            or not all(_is_mapping(c) and _is_mapping(c.get("function", {})) for c in calls)
+            or not all(is_mapping(c) and is_mapping(c.get("function", {})) for c in calls)
         ):
             raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
 
@@ -229,8 +166,8 @@ class EnvelopeBuilder:
 
     def _assemble(self, raw: RawMirror) -> tuple[dict[str, Any], int]:
         """The wire object of the envelope (plain JSON types) and how many values were sanitized."""
-        body = _as_obj(raw.request)
-        if not _is_mapping(body) or not isinstance(body.get("messages"), list):
+        body = as_object(raw.request)
+        if not is_mapping(body) or not isinstance(body.get("messages"), list):
             raise InvalidMessage("invalid_request", "request body is not a chat-completions object")
         _check_items(body["messages"])
         # the sanitizer copies what it walks; a Mapping that is no dict is made one to be walked
@@ -350,25 +287,25 @@ class EnvelopeBuilder:
 
         The answer's tool calls and token usage are kept only when they fit the contract (else
         none / null): a provider's odd usage block must not cost the whole envelope."""
-        resp = _as_obj(raw.response)
+        resp = as_object(raw.response)
         answer: str | None = None
         calls: list[Any] = []
         usage: dict[str, int] | None = None
         model: str | None = None
         error: str | None = None
         touched = 0
-        if _is_mapping(resp):
+        if is_mapping(resp):
             choices = resp.get("choices") or []
-            if not isinstance(choices, list) or not all(_is_mapping(c) for c in choices):
+            if not isinstance(choices, list) or not all(is_mapping(c) for c in choices):
                 raise InvalidMessage("invalid_response", "choices must be a list of objects")
             message = (choices[0].get("message") or {}) if choices else {}
-            if not _is_mapping(message):
+            if not is_mapping(message):
                 raise InvalidMessage("invalid_response", "choices[0].message must be an object")
             content = message.get("content")
             if isinstance(content, str):
                 answer, touched = self._sanitizer.mask_text(content)
             raw_calls = message.get("tool_calls") or []
-            if isinstance(raw_calls, list) and all(_is_mapping(c) for c in raw_calls):
+            if isinstance(raw_calls, list) and all(is_mapping(c) for c in raw_calls):
                 cleaned, n = self._clean_calls(raw_calls)
                 calls, m = self._sanitizer.clean(cleaned)
                 touched += n + m
@@ -378,13 +315,13 @@ class EnvelopeBuilder:
             model = resp.get("model") if isinstance(resp.get("model"), str) else None
             err = resp.get("error")
             if err:
-                text = str(err.get("message") if _is_mapping(err) else err)[:500]
+                text = str(err.get("message") if is_mapping(err) else err)[:500]
                 error, n = self._sanitizer.mask_text(text)
                 touched += n
         elif raw.status >= 400:
             error = f"HTTP {raw.status}"
         if citations is None:
-            citations = _cited_ids(resp.get("citations")) if _is_mapping(resp) else []
+            citations = _cited_ids(resp.get("citations")) if is_mapping(resp) else []
         cited, n = self._texts(list(dict.fromkeys(citations)))
         touched += n
         outcome = {
@@ -415,7 +352,7 @@ _USAGE_KEYS = tuple(TokenUsage.model_fields)
 def _usage(value: Any) -> dict[str, int] | None:
     """The token counts of a response's ``usage`` (its other keys, such as the providers' token
     details, are not part of the contract), or None when there are none or they are no counts."""
-    if not _is_mapping(value) or not value:
+    if not is_mapping(value) or not value:
         return None
     try:
         counts = TokenUsage.model_validate({k: value[k] for k in _USAGE_KEYS if k in value})
