@@ -346,16 +346,20 @@ def _fits(contract: type[BaseModel], value: Any) -> bool:
     return True
 
 
-_USAGE_KEYS = tuple(TokenUsage.model_fields)
+_USAGE_DEFAULTS: dict[str, int] = {name: f.default for name, f in TokenUsage.model_fields.items()}
 
 
 def _usage(value: Any) -> dict[str, int] | None:
     """The token counts of a response's ``usage`` (its other keys, such as the providers' token
-    details, are not part of the contract), or None when there are none or they are no counts."""
+    details, are not part of the contract), or None when there are none or they are no counts.
+    Counts that are plain ints are taken as they are, with the contract's defaults for the
+    missing ones; anything else is left to the contract to accept or refuse."""
     if not is_mapping(value) or not value:
         return None
+    counts = {k: value[k] for k in _USAGE_DEFAULTS if k in value}
+    if all(type(n) is int for n in counts.values()):
+        return {**_USAGE_DEFAULTS, **counts}
     try:
-        counts = TokenUsage.model_validate({k: value[k] for k in _USAGE_KEYS if k in value})
+        return TokenUsage.model_validate(counts).model_dump()
     except ValidationError:
         return None
-    return counts.model_dump()

@@ -115,7 +115,9 @@ _ANY, _ALLOW = 1, 3
 
 async def apply_acls(client_kwargs: dict[str, Any], entries: list[AclEntry]) -> None:
     """Create ``entries`` on the cluster (idempotent: an existing ACL is left as it is); raises the
-    broker's error (e.g. ``ClusterAuthorizationFailedError`` for a principal that may not)."""
+    broker's error (e.g. ``ClusterAuthorizationFailedError`` for a principal that may not).
+    aiokafka has no ACL API of its own: this sends its CreateAcls request through the admin
+    client's request path."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import for_code
     from aiokafka.protocol.admin import CreateAclsRequest
@@ -142,7 +144,8 @@ async def describe_acls(client_kwargs: dict[str, Any]) -> list[dict[str, str]]:
     from aiokafka.errors import for_code
     from aiokafka.protocol.admin import DescribeAclsRequest
 
-    names = {v: k for k, v in _OPERATION.items()}
+    operations = {v: k for k, v in _OPERATION.items()}
+    patterns = {v: k for k, v in _PATTERN.items()}
     admin = AIOKafkaAdminClient(**client_kwargs)
     await admin.start()
     try:
@@ -156,8 +159,8 @@ async def describe_acls(client_kwargs: dict[str, Any]) -> list[dict[str, str]]:
                 for principal, _host, operation, permission in acls:
                     found.append({
                         "principal": principal, "resource_type": resource_type, "resource_name": name,
-                        "pattern": {v: k for k, v in _PATTERN.items()}.get(pattern, str(pattern)),
-                        "operation": names.get(operation, str(operation)),
+                        "pattern": patterns.get(pattern, str(pattern)),
+                        "operation": operations.get(operation, str(operation)),
                         "permission": "ALLOW" if permission == _ALLOW else "DENY",
                     })  # fmt: skip
         return sorted(found, key=lambda acl: tuple(acl.values()))

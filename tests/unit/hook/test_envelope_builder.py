@@ -559,6 +559,12 @@ def test_token_usage_keeps_the_counts_of_a_provider_usage_block() -> None:
     assert env.prod.usage.total_tokens == 9
     odd = {**completion("ok"), "usage": {"total_tokens": "many"}}
     assert builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(odd))).prod.usage is None
+    # missing counts take the contract's default; counts the contract reads as ints are kept
+    for given, kept in [({"prompt_tokens": 4}, (4, 0, 0)), ({"completion_tokens": "5"}, (0, 5, 0))]:
+        partial = {**completion("ok"), "usage": given}
+        got = builder().build(raw(orjson.dumps(REQUEST), orjson.dumps(partial))).prod.usage
+        assert got is not None
+        assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == kept
 
 
 def test_a_value_consumers_would_read_differently_is_refused_not_sent() -> None:
