@@ -311,28 +311,23 @@ class Sanitizer:
         for index in sorted(todo):
             compiled = rules[index]
             rule = compiled.rule
-            if rule.anchors:
-                # a match holds a hint in the window before its anchor, so the text holds one
+            if rule.digits[0]:
+                if rule.shapes and text.isascii():
+                    if shape is None:
+                        shape = text.encode().translate(SHAPE)
+                    if not any(pattern in shape for pattern in rule.shapes):
+                        continue
+                if not has_digit_run(text, *rule.digits):
+                    continue
+            elif rule.hints_any_case:  # every match holds one (for an anchored rule: in its window)
                 if folded is None:
                     folded = fold(text)
                 if not any(h in folded for h in rule.hints_any_case):
                     continue
+            # a rule with case-sensitive hints starts with them: its search is the hint check
+            if rule.anchors:
                 masked = apply_anchored(compiled, text, counter)
             else:
-                if rule.digits[0]:
-                    if rule.shapes and text.isascii():
-                        if shape is None:
-                            shape = text.encode().translate(SHAPE)
-                        if not any(pattern in shape for pattern in rule.shapes):
-                            continue
-                    if not has_digit_run(text, *rule.digits):
-                        continue
-                elif rule.hints_any_case:
-                    if folded is None:
-                        folded = fold(text)
-                    if not any(h in folded for h in rule.hints_any_case):
-                        continue
-                # a rule with case-sensitive hints starts with them: its search is the hint check
                 masked = apply(compiled, text, counter)
             if masked is not text:
                 text, folded, shape = masked, None, None
