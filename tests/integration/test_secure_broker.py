@@ -31,7 +31,6 @@ from shadowlane.settings import (
     CompareSettings,
     ControlSettings,
     HookSettings,
-    KafkaSettings,
     Settings,
     ShadowSettings,
     TopicSettings,
@@ -62,16 +61,17 @@ def secure_broker() -> Iterator[LocalKafka]:
 def _settings(local: LocalKafka, principal: str, run: str) -> Settings:
     """This test's settings, connecting as ``principal`` (what its `kafka env` prints)."""
     env = local.client_env(principal)
+    kafka = local.client_settings(principal)
+    assert {k: v for k, v in env.items() if k.startswith("SHADOWLANE_KAFKA__")} == {
+        f"SHADOWLANE_KAFKA__{name.upper()}": str(
+            value.get_secret_value() if name == "sasl_password" else value
+        )
+        for name, value in kafka.model_dump(exclude_defaults=True).items()
+    }
     return Settings(
         state_dir=local.kafka_dir.parent,
         bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-        kafka=KafkaSettings(
-            security_protocol="SASL_SSL",
-            sasl_mechanism="SCRAM-SHA-512",
-            sasl_username=principal,
-            sasl_password=SecretStr(env["SHADOWLANE_KAFKA__SASL_PASSWORD"]),
-            ssl_cafile=env["SHADOWLANE_KAFKA__SSL_CAFILE"],
-        ),
+        kafka=kafka,
         topics=TopicSettings(prefix=f"sec-{run}.", partitions=2),
         hook=HookSettings(linger_ms=1),
         shadow=ShadowSettings(

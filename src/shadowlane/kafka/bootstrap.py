@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 from shadowlane.errors import BrokerSetupError, ConfigError
-from shadowlane.settings import Settings
+from shadowlane.settings import KafkaSettings, Settings
 
 NO_BOOTSTRAP = (
     "no Kafka bootstrap servers configured (set KAFKA_BOOTSTRAP_SERVERS or "
@@ -57,12 +57,17 @@ def client_kwargs(settings: Settings, bootstrap: str) -> dict[str, Any]:
     This is the only place the SASL and key passwords leave their ``SecretStr``.
     """
     kafka = settings.kafka
-    kwargs: dict[str, Any] = {
+    return {
         "bootstrap_servers": bootstrap,
         "client_id": kafka.client_id,
-        "security_protocol": kafka.security_protocol,
         "request_timeout_ms": kafka.request_timeout_ms,
+        **security_kwargs(kafka),
     }
+
+
+def security_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
+    """The part of :func:`client_kwargs` that says how a client authenticates and encrypts."""
+    kwargs: dict[str, Any] = {"security_protocol": kafka.security_protocol}
     if kafka.sasl_mechanism:
         kwargs["sasl_mechanism"] = kafka.sasl_mechanism
         if kafka.sasl_username is not None:

@@ -32,7 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from shadowlane.errors import BrokerSetupError
+from shadowlane.kafka.bootstrap import security_kwargs
 from shadowlane.kafka.kraft import new_cluster_id, probe, read_listener_ports, render_server_properties
 from shadowlane.kafka.procs import (
     HOST,
@@ -44,7 +47,7 @@ from shadowlane.kafka.procs import (
     process_group,
 )
 from shadowlane.kafka.secure import ADMIN, MECHANISM, Secrets, scram_format_args, secure_properties
-from shadowlane.settings import Settings
+from shadowlane.settings import KafkaSettings, Settings
 
 STORAGE_TOOL = "kafka.tools.StorageTool"
 JVM_OPTS = ("-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError")
@@ -99,31 +102,28 @@ class LocalKafka:
             settings.state_dir, settings.kafka_pom, num_partitions=settings.topics.partitions, secure=secure
         )
 
+    def client_settings(self, principal: str = ADMIN) -> KafkaSettings:
+        """How ``principal`` connects to the secured broker: SASL_SSL, SCRAM, the generated CA."""
+        return KafkaSettings(
+            security_protocol="SASL_SSL",
+            sasl_mechanism=MECHANISM,
+            sasl_username=principal,
+            sasl_password=SecretStr(self.secrets.users()[principal]),
+            ssl_cafile=str(self.secrets.ca),
+        )
+
     def client_security(self, principal: str = ADMIN) -> dict[str, Any]:
         """aiokafka's SASL / TLS arguments for ``principal`` on the secured broker ({} on the plain one)."""
-        if not self.secure:
-            return {}
-        from aiokafka.helpers import create_ssl_context
-
-        return {
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": MECHANISM,
-            "sasl_plain_username": principal,
-            "sasl_plain_password": self.secrets.users()[principal],
-            "ssl_context": create_ssl_context(cafile=str(self.secrets.ca)),
-        }
+        return security_kwargs(self.client_settings(principal)) if self.secure else {}
 
     def client_env(self, principal: str = ADMIN) -> dict[str, str]:
         """The environment that points Shadowlane's settings at the secured broker as ``principal``."""
-        record = self._read_record() or {}
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": str(record.get("bootstrap", "")),
-            "SHADOWLANE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
-            "SHADOWLANE_KAFKA__SASL_MECHANISM": MECHANISM,
-            "SHADOWLANE_KAFKA__SASL_USERNAME": principal,
-            "SHADOWLANE_KAFKA__SASL_PASSWORD": self.secrets.users()[principal],
-            "SHADOWLANE_KAFKA__SSL_CAFILE": str(self.secrets.ca),
-        }
+        kafka = self.client_settings(principal)
+        env = {"KAFKA_BOOTSTRAP_SERVERS": str((self._read_record() or {}).get("bootstrap", ""))}
+        for name in ("security_protocol", "sasl_mechanism", "sasl_username", "ssl_cafile"):
+            env[f"SHADOWLANE_KAFKA__{name.upper()}"] = str(getattr(kafka, name))
+        env["SHADOWLANE_KAFKA__SASL_PASSWORD"] = self.secrets.users()[principal]
+        return env
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -21,12 +21,13 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from shadowlane.errors import BrokerSetupError
 from shadowlane.kafka.acls import COMPONENTS
 
 ADMIN = "admin"
-MECHANISM = "SCRAM-SHA-512"
+MECHANISM: Final = "SCRAM-SHA-512"
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,11 +171,11 @@ class ControlWatcher:
                 return None
         history = topic == self._topics[1]
         outcome = self.state.apply_message(key, value, history=history)
-        if key is not None and value is not None:
-            genuine = isinstance(outcome, Applied) or outcome.reason in ("stale", "duplicate")
-            if genuine:
-                self._genuine_read.setdefault((key, value), topic)
-        if history and isinstance(outcome, Rejected) and outcome.reason in ("stale", "duplicate"):
+        # verified, but not newer than what is in force
+        older = isinstance(outcome, Rejected) and outcome.reason in ("stale", "duplicate")
+        if key is not None and value is not None and (older or isinstance(outcome, Applied)):
+            self._genuine_read.setdefault((key, value), topic)
+        if history and older:
             self.stats.history += 1
             return None
         self.stats.records += 1
