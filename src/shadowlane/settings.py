@@ -182,6 +182,11 @@ class ShadowSettings(_Frozen):
     backoff_base_s: float = Field(default=0.2, ge=0.0)
     backoff_max_s: float = Field(default=5.0, ge=0.0)
     max_tool_rounds: int = Field(default=4, ge=0)
+    drain_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="at shutdown or revocation: how long replays and dead letters in flight may finish",
+    )
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
@@ -216,6 +221,11 @@ class CompareSettings(_Frozen):
     embed_batch: int = Field(default=16, ge=1)
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
+    drain_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="at shutdown or revocation: how long unacknowledged output and dead letters may finish",
+    )
     baseline_candidate: str | None = Field(
         default="baseline", description="the noise-floor shadow (prod model + pins); None disables"
     )

@@ -29,6 +29,10 @@ from shadowlane.shadow.worker import ShadowWorker
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_SLACK_S = 4.0
+"""How long past its drain timeout a stopping worker may take (commit, leave the group) before it
+is cancelled: the process is gone within drain timeout + 5 s."""
+
 
 def add_parsers(sub: Any) -> None:
     topics = sub.add_parser("topics", help="create the topics (idempotent)")
@@ -103,13 +107,15 @@ async def _serve(
     collector: StatsCollector,
     counters: Callable[[], Mapping[str, int]],
     *,
+    drain_timeout_s: float,
     host: str = "127.0.0.1",
 ) -> None:
-    """Run one worker until a signal: optional /metrics, the ``assigned`` and ``stopped`` lines."""
+    """Run one worker until a signal: optional /metrics, the ``assigned`` and ``stopped`` lines.
+    The worker is cancelled when its shutdown outlasts ``drain_timeout_s`` by ``SHUTDOWN_SLACK_S``."""
     metrics = None if metrics_port is None else serve_metrics([collector], port=metrics_port, host=host)
     announce = asyncio.create_task(_announce(assigned, group, metrics))
     try:
-        await run_until_signal(run, stop)
+        await run_until_signal(run, stop, grace_s=drain_timeout_s + SHUTDOWN_SLACK_S)
     finally:
         announce.cancel()
         if metrics:
@@ -201,6 +207,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
                     + ([watcher.collector()] if watcher is not None else []),
                 ),
                 worker.stats.as_dict,
+                drain_timeout_s=settings.shadow.drain_timeout_s,
                 host=args.metrics_host,
             )
         finally:
@@ -249,11 +256,13 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
                 gauges=lambda: {
                     "pending_pairs": comparator.join.pending,
                     "open_windows": comparator.windows.open_windows,
+                    "dlq_blocked_partitions": comparator.dlq_blocked_partitions,
                 },
                 labels={"group": group},
                 also=[comparator.lag.collector(group), *comparator.metrics.collectors()],
             ),
             counters,
+            drain_timeout_s=settings.compare.drain_timeout_s,
             host=args.metrics_host,
         )
 

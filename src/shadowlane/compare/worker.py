@@ -39,7 +39,7 @@ from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.kafka.batching import PartitionBatcher, partition_count
-from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks
+from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.settings import Settings
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNACKED_POLLS = 8
 SHIP_BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
+MAX_OUTPUT_BYTES = SHIP_BATCH_BYTES - 1024  # one record with its batch and record headers
 Outbox = dict[str, list[tuple[str, bytes]]]  # topic -> (key, value) records, in order
 
 
@@ -58,6 +59,8 @@ class CompareStats:
     consumed: int = 0
     emitted: int = 0
     dead_lettered: int = 0
+    dlq_failures: int = 0
+    too_large: int = 0
     commits: int = 0
     late: int = 0
     summaries: int = 0
@@ -97,6 +100,7 @@ class Comparator(CommittingWorker):
         self.metrics = CompareMetrics()
         self.lag = LagTracker()
         self.tracker = OffsetTracker()
+        self._init_letters()
         self.stats: CompareStats = CompareStats()
         self._last_ts: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
@@ -148,8 +152,10 @@ class Comparator(CommittingWorker):
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
-                await self._drain_acks()
-                await self._flush_windows()
+                deadline = time.monotonic() + self.c.drain_timeout_s
+                await self._drain_acks(self.c.drain_timeout_s)
+                await self._flush_windows(deadline - time.monotonic())
+                await self._drain_letters(deadline - time.monotonic())
                 await self._commit()
                 await self._consumer.stop()
         finally:
@@ -169,8 +175,7 @@ class Comparator(CommittingWorker):
             if records and tp in assigned:
                 outputs.extend(self._ingest(tp, records, bad))
         for tp, record, exc in bad:
-            await self._dead_letter(record, exc.reason, exc.detail)
-            self.tracker.done(tp, record.offset)
+            self._dead_letter(tp, record, exc.reason, exc.detail)
         watermark = await self._watermark(consumer)
         outputs.extend(self.join.expire(watermark))
         await self._emit(outputs, watermark)
@@ -247,8 +252,10 @@ class Comparator(CommittingWorker):
             return
         releases = [ref for out in outputs for ref in out.release]
         futures = await self._ship(outbox)
-        while len(self._acks) >= MAX_UNACKED_POLLS:
-            await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
+        while len(self._acks) >= MAX_UNACKED_POLLS and not self._stop.is_set():
+            stopping = asyncio.ensure_future(self._stop.wait())  # a stop is not held up by the broker
+            await asyncio.wait([*self._acks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
         acks = self._await_acks(futures, outbox, len(comparisons), releases, self._last_ack)
         task = asyncio.create_task(acks)
         self._last_ack = task
@@ -268,14 +275,14 @@ class Comparator(CommittingWorker):
                 log.warning("drift alert: %s", alert.message)
                 outbox.setdefault(t.alerts_topic, []).append((alert.candidate, encode(alert)))
 
-    async def _flush_windows(self) -> None:
+    async def _flush_windows(self, timeout_s: float) -> None:
         """On shutdown: ship what the open windows hold (partials; a later owner adds the rest)."""
         outbox: Outbox = {}
         self._window_records(self.windows.flush(self._owned()), outbox)
         if not outbox:
             return
         try:
-            await asyncio.wait_for(asyncio.gather(*await self._ship(outbox)), 10.0)
+            await asyncio.wait_for(asyncio.gather(*await self._ship(outbox)), max(timeout_s, 0.1))
         except Exception as exc:  # derived data: rescore rebuilds it from the compare topic
             log.warning("shipping %d window records at shutdown failed: %s", _count(outbox), exc)
 
@@ -287,9 +294,22 @@ class Comparator(CommittingWorker):
             if topic not in self._partition_counts:
                 self._partition_counts[topic] = await partition_count(producer, topic)
             batcher = PartitionBatcher(producer, topic, self._partition_counts[topic])
+            if any(len(value) > MAX_OUTPUT_BYTES for _key, value in records):
+                records = self._fitting(topic, records)
             shipped.extend(await batcher.add_many(records))
             shipped.extend(await batcher.flush())
         return [fut for fut, _count in shipped]
+
+    def _fitting(self, topic: str, records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """``records`` without those no batch can hold (counted ``too_large``, logged): a derived
+        record that big (kilobytes of pins or breakdown labels) could never be produced."""
+        fitting = [(key, value) for key, value in records if len(value) <= MAX_OUTPUT_BYTES]
+        dropped = len(records) - len(fitting)
+        self.stats.too_large += dropped
+        log.error(
+            "%d %s records over %d bytes not produced (counted too_large)", dropped, topic, MAX_OUTPUT_BYTES
+        )
+        return fitting
 
     async def _await_acks(
         self,
@@ -320,15 +340,19 @@ class Comparator(CommittingWorker):
         self.stats.emitted += comparisons
         self.tracker.done_refs(releases)
 
-    async def _drain_acks(self) -> None:
-        if self._acks:
-            await asyncio.gather(*self._acks, return_exceptions=True)
+    async def _drain_acks(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the polls' acknowledgements; a poll still unacknowledged
+        then is given up and its records stay uncommitted."""
+        if await wait_bounded(list(self._acks), timeout_s):
+            log.warning("output still unacknowledged after %.0fs; its records stay uncommitted", timeout_s)
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         self.assigned.set()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._drain_acks()
+        deadline = time.monotonic() + self.c.drain_timeout_s
+        await self._drain_acks(self.c.drain_timeout_s)
+        await self._drain_letters(deadline - time.monotonic(), revoked)
         await self._commit(revoked)
         dropped = self.join.drop_partitions((tp.topic, tp.partition) for tp in revoked)
         if dropped:

@@ -1,6 +1,15 @@
 """What every Shadowlane consumer loop shares: rebalance hooks, committing the done prefix, and
-dead-lettering that retries until the DLQ has the record (the offset is committed only after).
-:class:`CommittingWorker` bundles the last two for the shadow worker and the comparator."""
+dead-lettering that never holds up the loop. :class:`CommittingWorker` bundles the last two for
+the shadow worker and the comparator.
+
+A dead letter is sent by a task of its own; its record is marked done (so the offset can be
+committed) only once the DLQ acknowledged it. While the DLQ refuses it (broker trouble, a
+missing ACL), that task retries with backoff up to ``DLQ_RETRY_MAX_S`` and only the record's
+partition is paused: the worker's other partitions go on, ``dlq_failures`` counts every refusal
+and the ``dlq_blocked_partitions`` gauge says how many partitions wait (an alert rule watches
+it). A letter is never too large to send (:mod:`shadowlane.kafka.dlq`). At shutdown or on
+revocation, letters still unsent after the drain timeout are given up: their offsets stay
+uncommitted, so the partition's next owner reads the records again."""
 
 from __future__ import annotations
 
@@ -54,29 +63,34 @@ async def commit_done(
     return True
 
 
-async def dead_letter_until_sent(
-    producer: AIOKafkaProducer, topic: str, record: Any, *, reason: str, detail: str, worker: str
-) -> None:
-    """Put ``record`` on the DLQ, retrying every second while the broker refuses."""
-    while True:
-        try:
-            await send_dead_letter(producer, topic, record, reason=reason, detail=detail, worker=worker)
-            return
-        except Exception as exc:
-            log.warning("DLQ produce failed: %s; retrying", exc)
-            await asyncio.sleep(1.0)
+DLQ_RETRY_FIRST_S = 1.0
+DLQ_RETRY_MAX_S = 30.0
 
 
 class WorkerCounters(Protocol):
     dead_lettered: int
+    dlq_failures: int
     commits: int
+
+
+async def wait_bounded(tasks: Iterable[asyncio.Task[Any]], timeout_s: float) -> int:
+    """Wait up to ``timeout_s`` for ``tasks``, then cancel the rest; returns how many were cancelled."""
+    pending = [task for task in tasks if not task.done()]
+    if not pending:
+        return 0
+    _done, late = await asyncio.wait(pending, timeout=max(timeout_s, 0.0))
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.gather(*late, return_exceptions=True)
+    return len(late)
 
 
 class CommittingWorker:
     """Base of the consumer loops: dead-letter a record, commit the done prefix, count both.
 
     Subclasses set ``worker_id``, ``dlq_topic``, ``tracker``, ``stats`` and, once running,
-    ``_consumer`` / ``_producer``."""
+    ``_consumer`` / ``_producer``; they call :meth:`_init_letters` in ``__init__``."""
 
     worker_id: str
     dlq_topic: str
@@ -84,13 +98,92 @@ class CommittingWorker:
     stats: WorkerCounters
     _consumer: AIOKafkaConsumer | None
     _producer: AIOKafkaProducer | None
+    _letters: dict[asyncio.Task[None], TopicPartition]
+    _blocked: dict[TopicPartition, int]
 
-    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
-        assert self._producer is not None
-        await dead_letter_until_sent(
-            self._producer, self.dlq_topic, record, reason=reason, detail=detail, worker=self.worker_id
-        )
+    def _init_letters(self) -> None:
+        self._letters = {}
+        self._blocked = {}  # partition -> letters of it the DLQ is refusing right now
+
+    def _dead_letter(self, tp: TopicPartition, record: Any, reason: str, detail: str) -> None:
+        """Dead-letter ``record`` (of ``tp``) in the background; it is marked done once the DLQ has it."""
+        task = asyncio.create_task(self._deliver_letter(tp, record, reason, detail))
+        self._letters[task] = tp
+        task.add_done_callback(self._letter_done)
+
+    def _letter_done(self, task: asyncio.Task[None]) -> None:
+        self._letters.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("dead-letter task crashed", exc_info=task.exception())
+
+    async def _deliver_letter(self, tp: TopicPartition, record: Any, reason: str, detail: str) -> None:
+        producer = self._producer
+        assert producer is not None
+        delay = DLQ_RETRY_FIRST_S
+        blocking = False
+        try:
+            while True:
+                try:
+                    await send_dead_letter(
+                        producer, self.dlq_topic, record, reason=reason, detail=detail, worker=self.worker_id
+                    )
+                    break
+                except Exception as exc:  # the DLQ refuses: hold this partition only, and retry
+                    self.stats.dlq_failures += 1
+                    if not blocking:
+                        blocking = True
+                        self._block(tp)
+                    log.warning(
+                        "DLQ refused the letter of %s[%d]@%d (%s: %s); %s[%d] paused, retrying in %.0fs",
+                        record.topic, record.partition, record.offset, type(exc).__name__, exc,
+                        tp.topic, tp.partition, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, DLQ_RETRY_MAX_S)
+        finally:
+            if blocking:
+                self._unblock(tp)
+        self.tracker.done(tp, record.offset)
         self.stats.dead_lettered += 1
+
+    def _block(self, tp: TopicPartition) -> None:
+        self._blocked[tp] = self._blocked.get(tp, 0) + 1
+        consumer = self._consumer
+        if consumer is not None and tp in consumer.assignment():
+            consumer.pause(tp)
+
+    def _unblock(self, tp: TopicPartition) -> None:
+        left = self._blocked.get(tp, 0) - 1
+        if left > 0:
+            self._blocked[tp] = left
+            return
+        self._blocked.pop(tp, None)
+        consumer = self._consumer
+        if consumer is not None and tp in consumer.assignment() and self._may_resume(tp):
+            consumer.resume(tp)
+
+    def _may_resume(self, tp: TopicPartition) -> bool:
+        """Whether the subclass lets ``tp`` fetch again (say, no kill switch holds it)."""
+        return True
+
+    def resumable(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """``partitions`` without those a refused dead letter holds."""
+        return [tp for tp in partitions if tp not in self._blocked]
+
+    @property
+    def dlq_blocked_partitions(self) -> int:
+        return len(self._blocked)
+
+    async def _drain_letters(self, timeout_s: float, only: Iterable[TopicPartition] | None = None) -> None:
+        """Wait (bounded) for the letters of ``only`` (default: all); unsent ones are given up,
+        their records stay uncommitted."""
+        wanted = None if only is None else set(only)
+        tasks = [t for t, tp in self._letters.items() if wanted is None or tp in wanted]
+        given_up = await wait_bounded(tasks, timeout_s)
+        if given_up:
+            log.warning(
+                "%d dead letters unsent after %.0fs; their records stay uncommitted", given_up, timeout_s
+            )
 
     async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
         if await commit_done(self._consumer, self.tracker, only):

@@ -37,7 +37,8 @@ from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.contracts.request_check import check_request
 from shadowlane.contracts.shadow_result import ShadowResult
-from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks
+from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
+from shadowlane.kafka.dlq import SIZE_REFUSALS
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.metrics import Labelled
@@ -58,6 +59,7 @@ class ShadowStats:
     replayed: int = 0
     errors: int = 0
     dead_lettered: int = 0
+    dlq_failures: int = 0
     tools_stubbed: int = 0
     tools_blocked: int = 0
     paused: int = 0
@@ -106,6 +108,8 @@ class ShadowWorker(CommittingWorker):
         self.stats: ShadowStats = ShadowStats()
         self.bucket = TokenBucket(0.0)
         self.tracker = OffsetTracker()
+        self._init_letters()
+        self._full = False  # every slot taken: the loop paused the partitions
         self.lag = LagTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._slot_free = asyncio.Event()
@@ -140,6 +144,7 @@ class ShadowWorker(CommittingWorker):
             "in_flight": len(self._tasks),
             "rate_limit": self.bucket.rate,
             "paused_by_kill": float(self.paused_by_kill),
+            "dlq_blocked_partitions": self.dlq_blocked_partitions,
         }
 
     def labelled_counters(self) -> dict[str, Labelled]:
@@ -169,7 +174,7 @@ class ShadowWorker(CommittingWorker):
             try:
                 await self._loop()
             finally:
-                await self._drain(list(self._tasks))
+                await self._drain_all()
                 await self._commit()
                 await self._consumer.stop()
                 self.lag.attach(None)
@@ -181,7 +186,7 @@ class ShadowWorker(CommittingWorker):
         consumer = self._consumer
         assert consumer is not None
         last_commit = time.monotonic()
-        paused = False
+        paused = self._full = False
         while not self._stop.is_set():
             if time.monotonic() - last_commit >= 1.0:  # also while killed: finished replays commit
                 await self._commit()
@@ -197,7 +202,7 @@ class ShadowWorker(CommittingWorker):
             if free <= 0:
                 if not paused:
                     consumer.pause(*consumer.assignment())
-                    paused = True
+                    paused = self._full = True
                     self.stats.paused += 1
                 self._slot_free.clear()
                 with contextlib.suppress(TimeoutError):
@@ -207,8 +212,9 @@ class ShadowWorker(CommittingWorker):
                 await self._poll(consumer, 1, 0)
             else:
                 if paused:
-                    consumer.resume(*consumer.assignment())
-                    paused = False
+                    # a partition held by a refused dead letter stays paused until it is written
+                    consumer.resume(*self.resumable(consumer.assignment()))
+                    paused = self._full = False
                 await self._poll(consumer, free, 200)
 
     def _halted(self) -> bool:
@@ -263,8 +269,7 @@ class ShadowWorker(CommittingWorker):
         try:
             envelope = check_request(record.value, record.key)
         except DecodeError as exc:
-            await self._dead_letter(record, exc.reason, exc.detail)
-            self.tracker.done(tp, record.offset)
+            self._dead_letter(tp, record, exc.reason, exc.detail)
             return
         if envelope.exposure is not None and envelope.exposure.arm == "candidate":
             # an exposure record (the report's A/B data); replaying it would compare the candidate
@@ -278,8 +283,7 @@ class ShadowWorker(CommittingWorker):
             result = await self._replay(envelope)
         except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
             log.exception("replay of %s[%d]@%d failed", record.topic, record.partition, record.offset)
-            await self._dead_letter(record, "replay_failed", f"{type(exc).__name__}: {exc}")
-            self.tracker.done(tp, record.offset)
+            self._dead_letter(tp, record, "replay_failed", f"{type(exc).__name__}: {exc}")
             return
         self.stats.replayed += 1
         if result.status == "error":
@@ -299,6 +303,10 @@ class ShadowWorker(CommittingWorker):
                     topics.shadow_results_topic, encode(result), key=record.key, partition=record.partition
                 )
                 break
+            except SIZE_REFUSALS as exc:  # the same bytes can never fit: the request is dead-lettered
+                self.stats.produce_failed += 1
+                self._dead_letter(tp, record, "result_too_large", f"{type(exc).__name__}: {exc}")
+                return
             except Exception as exc:  # retriable: keep the offset uncommitted and retry
                 self.stats.produce_failed += 1
                 log.warning(
@@ -325,19 +333,22 @@ class ShadowWorker(CommittingWorker):
         self.stats.count_error(result)
         return result
 
-    async def _drain(self, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+    async def _drain_all(self, only: set[TopicPartition] | None = None) -> None:
+        """Let the replays and dead letters in flight (of ``only``, default all) finish within one
+        ``drain_timeout_s``; the rest are cancelled, their records stay uncommitted and are read
+        again by the partition's next owner."""
+        deadline = time.monotonic() + self.s.drain_timeout_s
+        tasks = [task for task, tp in self._tasks.items() if only is None or tp in only]
+        await wait_bounded(tasks, self.s.drain_timeout_s)
+        await self._drain_letters(deadline - time.monotonic(), only)
+
+    def _may_resume(self, tp: TopicPartition) -> bool:
+        return not self._full and not self._halted()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Finish (bounded) what is in flight for the revoked partitions, commit, forget them."""
         gone = set(revoked)
-        await self._drain([t for t, tp in self._tasks.items() if tp in gone])
+        await self._drain_all(gone)
         await self._commit(gone)
         self.tracker.forget(gone)
         self.lag.forget(gone)
