@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError
 
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.worker import Comparator
@@ -46,12 +47,28 @@ SIZES = (int(0.7 * MIB), int(0.9 * MIB), MIB, 2 * MIB)  # the last: the topic's 
 
 
 async def _alter(kwargs: dict[str, Any], configs: dict[str, dict[str, str]]) -> None:
+    """Set topic configs and wait until the broker reports them (the change is asynchronous)."""
     admin = AIOKafkaAdminClient(**kwargs)
     await admin.start()
     try:
-        await admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=c) for topic, c in configs.items()]
-        )
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, topic, configs=c) for topic, c in configs.items()
+        ]
+        await admin.alter_configs(resources)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            described = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in configs]
+            )
+            seen = {
+                resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+                for response in described
+                for resource in response.resources
+            }
+            if all(seen.get(t, {}).get(k) == v for t, c in configs.items() for k, v in c.items()):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # the partition leaders apply it from the same metadata update
     finally:
         await admin.close()
 
@@ -82,7 +99,15 @@ async def _send(kwargs: dict[str, Any], topic: str, records: list[tuple[bytes, b
     await producer.start()
     try:
         for key, value, partition in records:
-            await producer.send_and_wait(topic, value, key=key, partition=partition)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await producer.send_and_wait(topic, value, key=key, partition=partition)
+                    break
+                except MessageSizeTooLargeError:  # a raised max.message.bytes not applied yet
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
     finally:
         await producer.stop()
 

@@ -154,7 +154,7 @@ def _candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
         )
     module, _, attr = args.callable.partition(":")
     fn = getattr(importlib.import_module(module), attr)
-    return CallableCandidate(args.candidate, fn)
+    return CallableCandidate(args.candidate, fn, threads=settings.shadow.concurrency)
 
 
 def run_shadow(args: argparse.Namespace, settings: Settings) -> int:

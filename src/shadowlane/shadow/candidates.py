@@ -3,7 +3,9 @@
 - :class:`OpenAICandidate`: any OpenAI-compatible ``/v1/chat/completions`` server (vLLM, Ollama,
   LiteLLM, OpenAI). Every request carries the shadow marker header so the candidate side can
   segregate caches, logs and billing.
-- :class:`CallableCandidate`: a Python function (sync or async) taking the chat body.
+- :class:`CallableCandidate`: a Python function (sync or async) taking the chat body. A sync
+  function runs in a thread pool of ``threads`` workers (the worker passes its concurrency), so a
+  blocking candidate never stalls the event loop; an async one runs on the loop.
 
 Both run the call inside :func:`shadowlane.hook.context.replaying`, so a hook in the same process
 (a captured SDK client the function calls, a mirrored app served in process) does not mirror the
@@ -18,8 +20,11 @@ Failures are classified into :class:`CandidateError` with an ``error_class`` the
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -171,14 +176,26 @@ ChatFn = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 class CallableCandidate:
     """Wraps a Python function returning a chat-completions dict, a plain string, or an awaitable."""
 
-    def __init__(self, name: str, fn: ChatFn) -> None:
+    def __init__(self, name: str, fn: ChatFn, *, threads: int = 8) -> None:
         self.name = name
         self._fn = fn
+        self._threads = max(threads, 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._on_loop = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 (an object whose __call__ is async)
+        )
+
+    def _run_sync(self, body: dict[str, Any]) -> Awaitable[Any]:
+        """``fn(body)`` in the pool, with this context (the replay marker) carried into the thread."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=f"candidate-{self.name}")
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(self._pool, context.run, self._fn, body)
 
     async def chat(self, body: dict[str, Any]) -> CandidateReply:
         try:
             with replaying():
-                result = self._fn(body)
+                result = self._fn(body) if self._on_loop else await self._run_sync(body)
                 if inspect.isawaitable(result):
                     result = await result
         except CandidateError:
@@ -192,4 +209,6 @@ class CallableCandidate:
         return parse_reply(result)
 
     async def aclose(self) -> None:
-        return None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -6,6 +6,9 @@ continues, up to ``max_tool_rounds``. Retriable failures (429, 5xx, timeouts) ba
 exponentially with jitter, honouring ``Retry-After``; after the last attempt, or on a
 non-retriable failure, the result is an error ``ShadowResult``: a candidate never crashes a worker.
 
+Every call to the candidate, first attempt, retry or tool round alike, is admitted by ``admit``
+(the worker's rate cap) right before it is made: the cap is a promise about calls, not replays.
+
 The result names the model of the candidate's last reply (else the request's), the ids its last
 reply cites (a top-level ``citations`` list), and the configured pins; a baseline replayer
 (the prod model replayed as a noise floor) reports the envelope's prod pins under those.
@@ -17,7 +20,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from shadowlane.contracts.chat import TokenUsage
@@ -73,8 +76,10 @@ class Replayer:
         sleep: Any = asyncio.sleep,
         baseline: bool = False,
         validators: ValidatorCache | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.candidate = candidate
+        self._admit = admit
         self.settings = settings
         self.baseline = baseline
         self.validators = validators if validators is not None else ValidatorCache()
@@ -85,6 +90,8 @@ class Replayer:
         attempt = 0
         while True:
             attempt += 1
+            if self._admit is not None:
+                await self._admit()
             try:
                 async with asyncio.timeout(s.timeout_s):
                     reply = await self.candidate.chat(body)

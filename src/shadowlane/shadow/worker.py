@@ -1,7 +1,8 @@
 """The shadow worker: one consumer group per candidate, replaying envelopes at a hard rate cap.
 
-Flow per record: decode (bad bytes / wrong version → DLQ) → wait for a token of this member's
-share of the group cap → replay against the candidate (read-only tools) → produce the
+Flow per record: decode (bad bytes / wrong version → DLQ) → take a call slot → replay against
+the candidate (read-only tools), every call of it (attempt, retry, tool round) first taking a
+token of this member's share of the group cap → produce the
 ``ShadowResult`` and wait for the ack → mark the offset done. Offsets are committed only for
 the contiguous done prefix of each partition: periodically, on partition revoke (after the
 revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
@@ -10,9 +11,10 @@ Only the candidate call holds a concurrency slot: waiting for the result's ack d
 member's throughput is ``concurrency / candidate latency`` (up to its share of the cap).
 
 A λ-sampled request (see :mod:`shadowlane.shadow.stability`) is replayed a few more times after
-the main replay, concurrently; each extra replay takes its own token and call slot, so the rate
-cap counts every replay. The worker exposes its metrics through :meth:`ShadowWorker.counters`,
-:meth:`ShadowWorker.gauges`, :meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
+the main replay, concurrently; each extra replay takes its own call slot and its calls their
+tokens, so the rate cap counts every call the candidate receives. The worker exposes its metrics
+through :meth:`ShadowWorker.counters`, :meth:`ShadowWorker.gauges`,
+:meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
 
 Kill switch: ``halt`` (e.g. ``lambda: watcher.killed(flag)``, see
 :mod:`shadowlane.rollout.control_plane`) is checked on every loop turn (a turn waits ≤ 0.2 s). While it
@@ -98,15 +100,18 @@ class ShadowWorker(CommittingWorker):
         self.paused_by_kill = False
         self.s = settings.shadow
         self.candidate = candidate
+        self.bucket = TokenBucket(0.0)
         self.replayer = Replayer(
-            candidate, self.s, baseline=candidate.name == settings.compare.baseline_candidate
+            candidate,
+            self.s,
+            baseline=candidate.name == settings.compare.baseline_candidate,
+            admit=self._admit,  # every call takes a token: attempts, retries, tool rounds
         )
         self.group_id = f"{self.s.group_prefix}{candidate.name}"
         self.worker_id = self.group_id
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
         self.stats: ShadowStats = ShadowStats()
-        self.bucket = TokenBucket(0.0)
         self.tracker = OffsetTracker()
         self._init_letters()
         self._full = False  # every slot taken: the loop paused the partitions
@@ -319,9 +324,12 @@ class ShadowWorker(CommittingWorker):
                 await asyncio.sleep(1.0)
         self.tracker.done(tp, record.offset)
 
-    async def _replay(self, envelope: RequestEnvelope) -> ShadowResult:
-        """One replay under the rate cap and a call slot."""
+    async def _admit(self) -> None:
+        """One candidate call's token of this member's share of the rate cap."""
         await self.bucket.acquire()
+
+    async def _replay(self, envelope: RequestEnvelope) -> ShadowResult:
+        """One replay in a call slot; each of its candidate calls takes a token of the rate cap."""
         async with self._calls:
             return await self.replayer.replay(envelope)
 

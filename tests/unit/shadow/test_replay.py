@@ -586,3 +586,32 @@ async def test_baseline_results_carry_prod_pins_under_configured_ones() -> None:
     other = await Replayer(cand, settings(pins={}), baseline=False).replay(env)
     assert other.pins == {}
     assert result_pins(env, {"x": "1"}, baseline=False) == {"x": "1"}
+
+
+async def test_every_candidate_call_is_admitted_first_retries_and_tool_rounds_too() -> None:
+    """The rate cap counts calls: a replay of 2 tool rounds whose first call is retried twice
+    takes 4 tokens, each right before its call."""
+    log: list[str] = []
+
+    async def admit() -> None:
+        log.append("token")
+
+    calls = 0
+
+    def fn(body: dict[str, Any]) -> dict[str, Any] | str:
+        nonlocal calls
+        calls += 1
+        log.append("call")
+        if calls <= 2:
+            raise CandidateError("server_error", "HTTP 503")
+        if calls == 3:
+            call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+            return {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [call]}}]}
+        return "done"
+
+    replayer = Replayer(CallableCandidate("cand", fn), settings(), sleep=FakeSleep(), admit=admit)
+    result = await replayer.replay(ENV)
+    assert result.status == "ok"
+    assert result.answer == "done"
+    assert result.attempts == 4
+    assert log == ["token", "call"] * 4
