@@ -187,6 +187,11 @@ class ShadowSettings(_Frozen):
         gt=0.0,
         description="at shutdown or revocation: how long replays and dead letters in flight may finish",
     )
+    dedupe_ttl_s: float = Field(
+        default=600.0,
+        ge=0.0,
+        description="copies of a request (same req_hash) within this many seconds replay once; 0: off",
+    )
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
@@ -225,6 +230,11 @@ class CompareSettings(_Frozen):
         default=10.0,
         gt=0.0,
         description="at shutdown or revocation: how long unacknowledged output and dead letters may finish",
+    )
+    dedupe_ttl_s: float = Field(
+        default=600.0,
+        ge=0.0,
+        description="a partition's new owner learns the pairs emitted this many seconds back; 0: off",
     )
     baseline_candidate: str | None = Field(
         default="baseline", description="the noise-floor shadow (prod model + pins); None disables"

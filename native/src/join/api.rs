@@ -230,6 +230,20 @@ impl NativeJoin {
         Ok(out)
     }
 
+    /// Remember (req_hash, candidate) pairs whose outcome another member already emitted, so a
+    /// copy of the request read here is a duplicate (`JoinBuffer.mark_finished`).
+    fn mark_finished(&mut self, pairs: Vec<(String, String)>) {
+        for (req_hash, candidate) in pairs {
+            let known = self
+                .finished
+                .get(&req_hash)
+                .is_some_and(|done| done.contains(&candidate));
+            if !known {
+                self.finish(&req_hash, &candidate);
+            }
+        }
+    }
+
     /// Forget entries of revoked partitions (their new owner re-reads them). Returns the count.
     fn drop_partitions(
         &mut self,

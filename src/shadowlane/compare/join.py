@@ -315,6 +315,15 @@ class JoinBuffer:
                 outputs.append(self._expire_result(next(iter(self._results))))
         return outputs
 
+    def mark_finished(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember (``req_hash``, candidate) pairs whose outcome another member already emitted
+        (read from the compare topic by a partition's new owner): a copy of the request read here
+        is then a duplicate, not a new pair."""
+        for req_hash, candidate in pairs:
+            done = self._finished.get(req_hash)
+            if done is None or candidate not in _candidates(done):
+                self._finish(req_hash, candidate)
+
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> int:
         """Forget entries of revoked partitions (their new owner re-reads them). Returns count."""
         gone = set(partitions)

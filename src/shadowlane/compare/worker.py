@@ -28,6 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -38,8 +39,10 @@ from shadowlane.compare.native.join import join_buffer
 from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.hashing import partition_for
 from shadowlane.kafka.batching import PartitionBatcher, partition_count
 from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
+from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.settings import Settings
@@ -61,6 +64,7 @@ class CompareStats:
     dead_lettered: int = 0
     dlq_failures: int = 0
     too_large: int = 0
+    learned: int = 0  # pairs a newly owned partition's earlier owner emitted, read from the compare topic
     commits: int = 0
     late: int = 0
     summaries: int = 0
@@ -72,6 +76,18 @@ class CompareStats:
 
 def _count(outbox: Outbox) -> int:
     return sum(len(records) for records in outbox.values())
+
+
+def _emitted_pair(value: bytes | None) -> list[tuple[str, str]]:
+    """The (``req_hash``, candidate) of a comparison record (nothing for anything else)."""
+    try:
+        data: Any = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    req_hash, candidate = data.get("req_hash"), data.get("candidate")
+    return [(req_hash, candidate)] if isinstance(req_hash, str) and isinstance(candidate, str) else []
 
 
 def _now_ms() -> int:
@@ -100,7 +116,7 @@ class Comparator(CommittingWorker):
         self.metrics = CompareMetrics()
         self.lag = LagTracker()
         self.tracker = OffsetTracker()
-        self._init_letters()
+        self._init_consumer_state()
         self.stats: CompareStats = CompareStats()
         self._last_ts: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
@@ -152,6 +168,7 @@ class Comparator(CommittingWorker):
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
+                self._stop_learning()
                 deadline = time.monotonic() + self.c.drain_timeout_s
                 await self._drain_acks(self.c.drain_timeout_s)
                 await self._flush_windows(deadline - time.monotonic())
@@ -347,7 +364,34 @@ class Comparator(CommittingWorker):
             log.warning("output still unacknowledged after %.0fs; its records stay uncommitted", timeout_s)
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.assigned.set()
+        if not assigned or self.c.dedupe_ttl_s <= 0:
+            self.assigned.set()
+            return
+        self._learn_then_fetch(assigned, lambda: self._learn(assigned), self.assigned.set)
+
+    async def _learn(self, assigned: list[TopicPartition]) -> None:
+        """The pairs emitted on newly owned partitions within ``dedupe_ttl_s`` (by any member),
+        read from the compare topic into the join's finished pairs: a retried request's copy
+        then gets no second comparison."""
+        t = self.settings.topics
+        producer = self._producer
+        assert producer is not None
+        owned = {tp.partition for tp in assigned}
+        compare_count = await partition_count(producer, t.compare_topic)
+        request_count = await partition_count(producer, t.requests_topic)
+        # comparisons are keyed by req_hash like requests: the same partition numbers when the
+        # topics have as many partitions, else every partition, filtered
+        partitions = sorted(owned) if compare_count == request_count else list(range(compare_count))
+        since = _now_ms() - int(self.c.dedupe_ttl_s * 1000)
+        found = await read_since(self._kwargs, t.compare_topic, partitions, since, _emitted_pair)
+        pairs = [
+            pair
+            for entries in found.values()
+            for pair, _ts in entries
+            if partition_for(pair[0], request_count) in owned
+        ]
+        self.join.mark_finished(pairs)
+        self.stats.learned += len(pairs)
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         deadline = time.monotonic() + self.c.drain_timeout_s
@@ -359,5 +403,6 @@ class Comparator(CommittingWorker):
             log.info("revoked %d partitions; %d waiting records go to their new owner", len(revoked), dropped)
         self.tracker.forget(revoked)
         self.lag.forget(revoked)
+        self._stop_learning(revoked)
         for tp in revoked:
             self._last_ts.pop(tp, None)

@@ -90,7 +90,10 @@ class CommittingWorker:
     """Base of the consumer loops: dead-letter a record, commit the done prefix, count both.
 
     Subclasses set ``worker_id``, ``dlq_topic``, ``tracker``, ``stats`` and, once running,
-    ``_consumer`` / ``_producer``; they call :meth:`_init_letters` in ``__init__``."""
+    ``_consumer`` / ``_producer``; they call :meth:`_init_consumer_state` in ``__init__``.
+
+    It also holds newly assigned partitions while the worker learns what their previous owner
+    did (:meth:`_learn_then_fetch`): paused before their first fetch, resumed once learnt."""
 
     worker_id: str
     dlq_topic: str
@@ -100,10 +103,52 @@ class CommittingWorker:
     _producer: AIOKafkaProducer | None
     _letters: dict[asyncio.Task[None], TopicPartition]
     _blocked: dict[TopicPartition, int]
+    _learning: set[TopicPartition]
+    _learners: set[asyncio.Task[None]]
 
-    def _init_letters(self) -> None:
+    def _init_consumer_state(self) -> None:
         self._letters = {}
         self._blocked = {}  # partition -> letters of it the DLQ is refusing right now
+        self._learning = set()  # newly assigned, paused until what happened on them is learnt
+        self._learners = set()
+
+    def _learn_then_fetch(
+        self, partitions: list[TopicPartition], learn: Callable[[], Awaitable[None]], then: Callable[[], None]
+    ) -> None:
+        """Pause ``partitions`` (call it from the assignment callback, before their first fetch)
+        while ``learn()`` runs; then resume them and call ``then()``. A failing ``learn`` is
+        logged: the partitions fetch all the same."""
+        consumer = self._consumer
+        assert consumer is not None
+        consumer.pause(*partitions)
+        self._learning.update(partitions)
+        task = asyncio.create_task(self._learning_run(partitions, learn, then))
+        self._learners.add(task)
+        task.add_done_callback(self._learners.discard)
+
+    async def _learning_run(
+        self, partitions: list[TopicPartition], learn: Callable[[], Awaitable[None]], then: Callable[[], None]
+    ) -> None:
+        try:
+            await learn()
+        except Exception as exc:
+            log.warning("could not learn what the previous owner of %s did: %s", partitions, exc)
+        finally:
+            done = [tp for tp in partitions if tp in self._learning]
+            self._learning.difference_update(done)
+            consumer = self._consumer
+            if consumer is not None:
+                consumer.resume(*self.resumable(tp for tp in done if tp in consumer.assignment()))
+            then()
+
+    def _stop_learning(self, only: Iterable[TopicPartition] | None = None) -> None:
+        """Forget partitions still learning (revoked; all at shutdown, when the learners stop too)."""
+        if only is None:
+            for task in list(self._learners):
+                task.cancel()
+            self._learning.clear()
+        else:
+            self._learning.difference_update(only)
 
     def _dead_letter(self, tp: TopicPartition, record: Any, reason: str, detail: str) -> None:
         """Dead-letter ``record`` (of ``tp``) in the background; it is marked done once the DLQ has it."""
@@ -163,12 +208,13 @@ class CommittingWorker:
             consumer.resume(tp)
 
     def _may_resume(self, tp: TopicPartition) -> bool:
-        """Whether the subclass lets ``tp`` fetch again (say, no kill switch holds it)."""
-        return True
+        """Whether ``tp`` may fetch again: not while it is learning (subclasses add their holds,
+        say a kill switch)."""
+        return tp not in self._learning
 
     def resumable(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
-        """``partitions`` without those a refused dead letter holds."""
-        return [tp for tp in partitions if tp not in self._blocked]
+        """``partitions`` without those a refused dead letter holds (and those the subclass holds)."""
+        return [tp for tp in partitions if tp not in self._blocked and self._may_resume(tp)]
 
     @property
     def dlq_blocked_partitions(self) -> int:

@@ -41,11 +41,13 @@ from shadowlane.contracts.request_check import check_request
 from shadowlane.contracts.shadow_result import ShadowResult
 from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
 from shadowlane.kafka.dlq import SIZE_REFUSALS
+from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.metrics import Labelled
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import Candidate
+from shadowlane.shadow.dedupe import RecentReplays, replayed_by
 from shadowlane.shadow.replay import Replayer
 from shadowlane.shadow.stability import stability_samples
 from shadowlane.shadow.throttle import TokenBucket, partition_share
@@ -70,6 +72,8 @@ class ShadowStats:
     lambda_replays: int = 0
     kill_pauses: int = 0
     kill_held: int = 0
+    duplicates_skipped: int = 0  # copies of a request replayed within dedupe_ttl_s (a retry storm)
+    learned: int = 0  # recent replays of a newly owned partition, read from the results topic
     candidate_served: int = 0  # A/B or canary requests a candidate served itself: not replayed
     # error results (main and λ replays) by error_class; not part of ``as_dict``
     error_classes: dict[str, int] = field(default_factory=dict)
@@ -113,8 +117,9 @@ class ShadowWorker(CommittingWorker):
         self._kwargs = client_kwargs
         self.stats: ShadowStats = ShadowStats()
         self.tracker = OffsetTracker()
-        self._init_letters()
+        self._init_consumer_state()
         self._full = False  # every slot taken: the loop paused the partitions
+        self.recent = RecentReplays(int(self.s.dedupe_ttl_s * 1000))
         self.lag = LagTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._slot_free = asyncio.Event()
@@ -179,6 +184,7 @@ class ShadowWorker(CommittingWorker):
             try:
                 await self._loop()
             finally:
+                self._stop_learning()
                 await self._drain_all()
                 await self._commit()
                 await self._consumer.stop()
@@ -217,9 +223,11 @@ class ShadowWorker(CommittingWorker):
                 await self._poll(consumer, 1, 0)
             else:
                 if paused:
-                    # a partition held by a refused dead letter stays paused until it is written
+                    # a partition held by a refused dead letter, or still learning its recent
+                    # replays, stays paused until that is done
+                    self._full = False
                     consumer.resume(*self.resumable(consumer.assignment()))
-                    paused = self._full = False
+                    paused = False
                 await self._poll(consumer, free, 200)
 
     def _halted(self) -> bool:
@@ -280,6 +288,10 @@ class ShadowWorker(CommittingWorker):
             # an exposure record (the report's A/B data); replaying it would compare the candidate
             # with itself, so no shadow replays it and the comparator does not wait for one
             self.stats.candidate_served += 1
+            self.tracker.done(tp, record.offset)
+            return
+        if not self.recent.first(tp, envelope.req_hash, envelope.ts_ms):
+            self.stats.duplicates_skipped += 1  # a copy of a request replayed within the TTL
             self.tracker.done(tp, record.offset)
             return
         if self._halted() and not await self._held():
@@ -351,7 +363,7 @@ class ShadowWorker(CommittingWorker):
         await self._drain_letters(deadline - time.monotonic(), only)
 
     def _may_resume(self, tp: TopicPartition) -> bool:
-        return not self._full and not self._halted()
+        return super()._may_resume(tp) and not self._full and not self._halted()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Finish (bounded) what is in flight for the revoked partitions, commit, forget them."""
@@ -360,6 +372,8 @@ class ShadowWorker(CommittingWorker):
         await self._commit(gone)
         self.tracker.forget(gone)
         self.lag.forget(gone)
+        self.recent.forget(gone)
+        self._stop_learning(gone)
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
@@ -371,4 +385,23 @@ class ShadowWorker(CommittingWorker):
         if self._halted():
             consumer.pause(*assigned)
         log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
-        self.assigned.set()
+        fresh = [tp for tp in assigned if tp.topic == topic]
+        if fresh and self.recent.enabled:
+            self._learn_then_fetch(fresh, lambda: self._learn(fresh), self.assigned.set)
+        else:
+            self.assigned.set()
+
+    async def _learn(self, partitions: list[TopicPartition]) -> None:
+        """What this candidate replayed on newly owned partitions within the TTL (by any member),
+        read from the results topic: a retried request's copy is then not replayed again."""
+        since = time.time_ns() // 1_000_000 - self.recent.ttl_ms
+        found = await read_since(
+            self._kwargs,
+            self.settings.topics.shadow_results_topic,
+            [tp.partition for tp in partitions],
+            since,
+            replayed_by(self.candidate.name),
+        )
+        for tp in partitions:
+            if tp in self._learning:
+                self.stats.learned += self.recent.learn(tp, found.get(tp.partition, ()))

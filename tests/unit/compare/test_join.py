@@ -206,6 +206,22 @@ def test_duplicate_request_is_counted_and_released_immediately(make_join: JoinFa
     assert buf.pending == 0
 
 
+def test_pairs_marked_finished_elsewhere_make_copies_duplicates(make_join: JoinFactory) -> None:
+    """A partition's new owner marks the pairs its previous owner emitted: a copy of such a
+    request is a duplicate; a request still waiting for another candidate waits only for it."""
+    buf = make_join(["a", "b"], WINDOW)
+    both, half = make_envelope("both"), make_envelope("half")
+    buf.mark_finished([(both.req_hash, "a"), (both.req_hash, "b"), (half.req_hash, "a")])
+    buf.mark_finished([(both.req_hash, "a")])  # learning twice changes nothing
+    assert buf.add_request(both, req_ref(0), 100) == ([], True)
+    assert buf.stats.duplicate_requests == 1
+    outs, done = buf.add_request(half, req_ref(1), 100)
+    assert (outs, done) == ([], False)
+    outs, _ = buf.add_result(make_result(half, "b"), res_ref(0), 101)
+    assert [type(o) for o in outs] == [Joined]  # "a" was not waited for
+    assert buf.pending == 0
+
+
 def test_duplicate_results_are_counted_and_released_immediately(make_join: JoinFactory) -> None:
     buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")

@@ -111,6 +111,9 @@ class NativeJoinBuffer:
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> int:
         return self._join.drop_partitions(list(partitions))
 
+    def mark_finished(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._join.mark_finished(list(pairs))
+
 
 Join = JoinBuffer | NativeJoinBuffer
 
