@@ -26,6 +26,18 @@ def default_state_dir() -> Path:
     return base / "shadowlane"
 
 
+def _drain_timeout(what: str) -> float:
+    """The ``drain_timeout_s`` field of a worker's settings."""
+    return Field(
+        default=10.0, gt=0.0, description=f"seconds, at shutdown or revocation: how long {what} may finish"
+    )
+
+
+def _dedupe_ttl(what: str) -> float:
+    """The ``dedupe_ttl_s`` field of a worker's settings (retry storms, ``docs/delivery.md``)."""
+    return Field(default=600.0, ge=0.0, description=f"seconds; {what}; 0: off")
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,7 +93,12 @@ class TopicSettings(_Frozen):
     control_log: str = "control-log"
     audit: str = "audit"
     partitions: int = Field(default=6, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None, ge=1, description="copies of each partition; None: min(3, brokers in the cluster)"
+    )
+    min_insync_replicas: int = Field(
+        default=2, ge=1, description="acks=all waits for this many copies (capped at the replication factor)"
+    )
     retention_ms: int = 7 * 24 * 3600 * 1000
 
     def name(self, short: str) -> str:
@@ -182,16 +199,8 @@ class ShadowSettings(_Frozen):
     backoff_base_s: float = Field(default=0.2, ge=0.0)
     backoff_max_s: float = Field(default=5.0, ge=0.0)
     max_tool_rounds: int = Field(default=4, ge=0)
-    drain_timeout_s: float = Field(
-        default=10.0,
-        gt=0.0,
-        description="at shutdown or revocation: how long replays and dead letters in flight may finish",
-    )
-    dedupe_ttl_s: float = Field(
-        default=600.0,
-        ge=0.0,
-        description="copies of a request (same req_hash) within this many seconds replay once; 0: off",
-    )
+    drain_timeout_s: float = _drain_timeout("replays and dead letters in flight")
+    dedupe_ttl_s: float = _dedupe_ttl("copies of a request (same req_hash) within it replay once")
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
@@ -226,16 +235,8 @@ class CompareSettings(_Frozen):
     embed_batch: int = Field(default=16, ge=1)
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
-    drain_timeout_s: float = Field(
-        default=10.0,
-        gt=0.0,
-        description="at shutdown or revocation: how long unacknowledged output and dead letters may finish",
-    )
-    dedupe_ttl_s: float = Field(
-        default=600.0,
-        ge=0.0,
-        description="a partition's new owner learns the pairs emitted this many seconds back; 0: off",
-    )
+    drain_timeout_s: float = _drain_timeout("unacknowledged output and dead letters")
+    dedupe_ttl_s: float = _dedupe_ttl("a partition's new owner learns the pairs emitted within it")
     baseline_candidate: str | None = Field(
         default="baseline", description="the noise-floor shadow (prod model + pins); None disables"
     )

@@ -7,6 +7,8 @@ do ``export KAFKA_BOOTSTRAP_SERVERS=$(shadowlane kafka start)``; ``status`` prin
 enforced); ``env --secure --principal NAME`` prints the settings that connect to it as ``NAME``.
 ``acls`` prints the ACLs each component needs (:mod:`shadowlane.kafka.acls`); ``--apply`` creates
 the topics and grants them, on the configured cluster or (``--secure``) the local one.
+``start|stop|status --brokers N`` (N ≥ 2) act on a local N-broker cluster instead
+(:mod:`shadowlane.kafka.cluster`); ``start`` then prints the comma-separated bootstrap list.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.kafka.acls import COMPONENTS, acl_entries
+from shadowlane.kafka.cluster import LocalCluster
 from shadowlane.kafka.local import LocalKafka
 from shadowlane.kafka.secure import ADMIN
 from shadowlane.settings import Settings
@@ -40,13 +43,22 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="the secured local broker: SASL_SSL with SCRAM-SHA-512, a CA it generates, ACLs enforced",
     )
+    brokers = argparse.ArgumentParser(add_help=False)
+    brokers.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="1: the single broker (default); 2 or more: a local cluster of N brokers, "
+        "topics with min(3, N) replicas and 2 in sync",
+    )
     start = actions.add_parser(
-        "start", parents=[secure], help="start (or reuse) the broker and print its bootstrap address"
+        "start", parents=[secure, brokers], help="start (or reuse) the broker and print its bootstrap address"
     )
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for it to answer")
-    stop = actions.add_parser("stop", parents=[secure], help="stop the broker (data is kept)")
+    stop = actions.add_parser("stop", parents=[secure, brokers], help="stop the broker (data is kept)")
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
-    actions.add_parser("status", parents=[secure], help="print the broker status as JSON")
+    actions.add_parser("status", parents=[secure, brokers], help="print the broker status as JSON")
     env = actions.add_parser(
         "env", help="print the shell exports that connect to the secured local broker as one principal"
     )
@@ -74,6 +86,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Carry out ``args.kafka_action``; 0 on success, 1 when the broker could not be set up."""
     local = LocalKafka.from_settings(settings, secure=bool(getattr(args, "secure", False)))
     action = str(args.kafka_action)
+    if int(getattr(args, "brokers", 1)) != 1:
+        return _cluster(args, settings, action)
     if action == "acls":
         return _acls(args, settings, local)
     try:
@@ -100,6 +114,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"export {name}={shlex.quote(value)}")
         else:  # pragma: no cover - argparse rejects unknown actions
             raise ValueError(f"unknown kafka action {action!r}")
+    except BrokerSetupError as exc:
+        print(f"shadowlane kafka {action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cluster(args: argparse.Namespace, settings: Settings, action: str) -> int:
+    """``start|stop|status --brokers N``: the local N-broker cluster."""
+    if args.brokers < 2:
+        print(f"shadowlane kafka {action}: --brokers must be 1 or at least 2", file=sys.stderr)
+        return 2
+    if getattr(args, "secure", False):
+        print(f"shadowlane kafka {action}: --secure is a single broker; drop --brokers", file=sys.stderr)
+        return 2
+    cluster = LocalCluster.from_settings(settings, brokers=int(args.brokers))
+    try:
+        if action == "start":
+            print(cluster.start(timeout_s=max(float(args.timeout), 120.0)))
+        elif action == "stop":
+            stopped = cluster.stop(timeout_s=float(args.timeout))
+            print("stopped" if stopped else "not running", file=sys.stderr)
+        else:
+            print(json.dumps(cluster.status(), indent=2, sort_keys=True))
     except BrokerSetupError as exc:
         print(f"shadowlane kafka {action}: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,11 @@ control topic is compacted (``cleanup.policy=compact``, no time retention): it h
 config in force per ``kind:name`` for as long as the deployment lives. The control log is its
 append-only twin (``cleanup.policy=delete`` with no time or size limit): every signed record ever
 published stays, whatever is later written under the same key.
+
+Replication: ``topics.replication_factor`` copies of each partition, by default min(3, the brokers
+the cluster has), and ``min.insync.replicas`` = min(``topics.min_insync_replicas``, that): on a
+3-broker cluster one broker may fail without losing an acknowledged record or stopping an
+``acks=all`` producer; a single broker keeps one copy.
 """
 
 from __future__ import annotations
@@ -34,16 +39,16 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        config = {"retention.ms": str(topics.retention_ms)}
-        forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+        replicas = topics.replication_factor or min(3, len((await admin.describe_cluster())["brokers"]) or 1)
+        durable = {"min.insync.replicas": str(min(topics.min_insync_replicas, replicas))}
+        config = {"retention.ms": str(topics.retention_ms), **durable}
+        forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", **durable}
         special = {
-            topics.control_topic: {"cleanup.policy": "compact"},  # the latest record per key
+            topics.control_topic: {"cleanup.policy": "compact", **durable},  # the latest record per key
             topics.control_log_topic: forever,
         }
         new = [
-            NewTopic(
-                name, topics.partitions, topics.replication_factor, topic_configs=special.get(name, config)
-            )
+            NewTopic(name, topics.partitions, replicas, topic_configs=special.get(name, config))
             for name in topic_names(topics)
             if name not in existing
         ]

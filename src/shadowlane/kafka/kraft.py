@@ -1,6 +1,7 @@
-"""Single-node KRaft specifics: the cluster id, ``server.properties`` of a combined
-broker+controller on 127.0.0.1, reading back its listener ports, and the readiness probe
-(a TCP connect, then a real metadata request answered by the broker)."""
+"""KRaft specifics: the cluster id, ``server.properties`` of a combined broker+controller on
+127.0.0.1 (alone, or node ``node_id`` of a static quorum of ``voters``), reading back its
+listener ports, and the readiness probe (a TCP connect, then a real metadata request answered by
+the broker)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,28 @@ import concurrent.futures
 import contextlib
 import socket
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shadowlane.kafka.procs import HOST
 
 NODE_ID = 1
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of a local cluster (:class:`shadowlane.kafka.cluster.LocalCluster`): where it
+    lives, the jars it shares, its fixed ports and the quorum and cluster it belongs to."""
+
+    node_id: int
+    kafka_dir: Path
+    libs_dir: Path
+    port: int
+    controller_port: int
+    voters: str
+    brokers: int
+    cluster_id: str
 
 
 def new_cluster_id() -> str:
@@ -30,7 +47,7 @@ _SERVER_PROPERTIES = """\
 # Written by shadowlane (shadowlane/kafka/kraft.py) on every start; edits are overwritten.
 process.roles=broker,controller
 node.id={node}
-controller.quorum.voters={node}@{host}:{cport}
+controller.quorum.voters={voters}
 listeners={client}://{host}:{port},CONTROLLER://{host}:{cport}
 advertised.listeners={client}://{host}:{port}
 listener.security.protocol.map=CONTROLLER:{controller},{client}:{client}
@@ -38,14 +55,14 @@ inter.broker.listener.name={client}
 controller.listener.names=CONTROLLER
 log.dirs={log_dir}
 num.partitions={partitions}
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+offsets.topic.replication.factor={replicas}
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
@@ -56,17 +73,35 @@ log.cleaner.backoff.ms=1000
 """
 
 
+def cluster_replicas(brokers: int) -> tuple[int, int]:
+    """(replication factor, min in-sync replicas) of a cluster of ``brokers``: min(3, brokers)
+    copies, and 2 of them acknowledged (1 on a single broker)."""
+    replicas = min(3, max(brokers, 1))
+    return replicas, min(2, replicas)
+
+
 def render_server_properties(
-    *, port: int, controller_port: int, log_dir: Path, num_partitions: int, secure: str | None = None
+    *,
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    num_partitions: int,
+    secure: str | None = None,
+    node_id: int = NODE_ID,
+    voters: str | None = None,
+    brokers: int = 1,
 ) -> str:
     """server.properties of a combined broker+controller listening on 127.0.0.1 only; with
     ``secure`` (:func:`shadowlane.kafka.secure.secure_properties`), clients connect with SASL_SSL
-    and the controller listener takes SASL."""
+    and the controller listener takes SASL. In a cluster, ``voters`` is the static quorum
+    (``id@host:port,...``) and ``brokers`` sets the internal topics' replication."""
     log_dirs = str(log_dir).replace("\\", "\\\\")  # a backslash escapes in Java properties
     client, controller = ("SASL_SSL", "SASL_PLAINTEXT") if secure else ("PLAINTEXT", "PLAINTEXT")
+    replicas, min_isr = cluster_replicas(brokers)
     text = _SERVER_PROPERTIES.format(
-        node=NODE_ID, host=HOST, port=port, cport=controller_port, log_dir=log_dirs,
-        partitions=num_partitions, client=client, controller=controller,
+        node=node_id, voters=voters or f"{node_id}@{HOST}:{controller_port}", host=HOST, port=port,
+        cport=controller_port, log_dir=log_dirs, partitions=num_partitions, client=client,
+        controller=controller, replicas=replicas, min_isr=min_isr,
     )  # fmt: skip
     return text + (secure or "")
 

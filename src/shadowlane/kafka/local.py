@@ -36,7 +36,14 @@ from pydantic import SecretStr
 
 from shadowlane.errors import BrokerSetupError
 from shadowlane.kafka.bootstrap import security_kwargs
-from shadowlane.kafka.kraft import new_cluster_id, probe, read_listener_ports, render_server_properties
+from shadowlane.kafka.kraft import (
+    NODE_ID,
+    ClusterNode,
+    new_cluster_id,
+    probe,
+    read_listener_ports,
+    render_server_properties,
+)
 from shadowlane.kafka.procs import (
     HOST,
     KAFKA_MAIN,
@@ -79,15 +86,21 @@ class LocalKafka:
         mvn: str | None = None,
         num_partitions: int = 6,
         secure: bool = False,
+        node: ClusterNode | None = None,
     ) -> None:
         self.secure = secure
-        self.kafka_dir = Path(state_dir).resolve() / ("kafka-secure" if secure else "kafka")
+        self.node = node
+        if node is not None:  # one node of a LocalCluster: its own dir, the cluster's jars
+            self.kafka_dir = node.kafka_dir
+            self.libs_dir = node.libs_dir
+        else:
+            self.kafka_dir = Path(state_dir).resolve() / ("kafka-secure" if secure else "kafka")
+            self.libs_dir = self.kafka_dir / "libs"
         self.pom = Path(pom).resolve()
         self.heap = heap
         self.num_partitions = num_partitions
         self._java = java
         self._mvn = mvn
-        self.libs_dir = self.kafka_dir / "libs"
         self.data_dir = self.kafka_dir / "data"
         self.log_dir = self.data_dir / "kraft"
         self.logs_dir = self.data_dir / "logs"
@@ -150,6 +163,35 @@ class LocalKafka:
                 if "BindException" not in str(exc) and "Address already in use" not in str(exc):
                     raise
                 return self._launch(timeout_s, fresh_ports=True)  # lost a port race: once more
+
+    def spawn(self) -> str:
+        """Launch this node without waiting for it to answer (a cluster's nodes answer only once a
+        quorum of them runs); a node already running is left as it is. Returns its bootstrap."""
+        with self._locked():
+            record = self._read_record()
+            if record and is_our_broker(int(record["pid"]), self.data_dir):
+                return str(record["bootstrap"])
+            for pid in find_broker_pids(self.data_dir):
+                self._terminate(pid, 30.0)
+            self.record_path.unlink(missing_ok=True)
+            return str(self._launch(0.0, wait=False))
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Whether the running node answers a metadata request within ``timeout_s``."""
+        record = self._read_record()
+        return bool(record) and self._wait_ready(record or {}, timeout_s)
+
+    def kill(self) -> bool:
+        """SIGKILL the running broker (a crash, for fault tests); True when one was running."""
+        record = self._read_record()
+        if not record or not is_our_broker(int(record["pid"]), self.data_dir):
+            return False
+        pid = int(record["pid"])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker; True when one was running. Idempotent."""
@@ -259,7 +301,7 @@ class LocalKafka:
         cid = self._cluster_id()
         if cid:
             return cid
-        cid = new_cluster_id()
+        cid = self.node.cluster_id if self.node is not None else new_cluster_id()
         cmd = [*self._jvm(STORAGE_TOOL), "format", f"--cluster-id={cid}", "-c", str(self.server_properties)]
         if self.secure:  # the users' SCRAM credentials go into the metadata log from the start
             cmd += scram_format_args(self.secrets.users())
@@ -269,9 +311,13 @@ class LocalKafka:
             raise BrokerSetupError(f"formatting {self.log_dir} failed (exit {proc.returncode}):\n{out}")
         return cid
 
-    def _launch(self, timeout_s: float, *, fresh_ports: bool = False) -> str:
-        previous = () if fresh_ports else (read_listener_ports(self.server_properties) or ())
-        port, controller_port = free_ports(2, previous)
+    def _launch(self, timeout_s: float, *, fresh_ports: bool = False, wait: bool = True) -> str:
+        node = self.node
+        if node is not None:  # the cluster chose the ports: the quorum's voters name them
+            port, controller_port = node.port, node.controller_port
+        else:
+            previous = () if fresh_ports else (read_listener_ports(self.server_properties) or ())
+            port, controller_port = free_ports(2, previous)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         parts = self.num_partitions
         secure = secure_properties(self.secrets, self.secrets.ensure()) if self.secure else None
@@ -281,6 +327,9 @@ class LocalKafka:
             log_dir=self.log_dir,
             num_partitions=parts,
             secure=secure,
+            node_id=node.node_id if node is not None else NODE_ID,
+            voters=node.voters if node is not None else None,
+            brokers=node.brokers if node is not None else 1,
         )
         self.server_properties.write_text(props)
         cluster_id = self._format()
@@ -300,7 +349,7 @@ class LocalKafka:
             "version": self.version(), "started_at": time.time(),
         }  # fmt: skip
         self._write_record(record)
-        if self._wait_ready(record, timeout_s):
+        if not wait or self._wait_ready(record, timeout_s):
             return str(record["bootstrap"])
         died = not is_our_broker(pid, self.data_dir)
         self._terminate(pid, 15.0)

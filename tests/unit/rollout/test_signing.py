@@ -339,7 +339,9 @@ def test_control_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 async def test_ensure_topics_creates_the_control_topic_compacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and every topic with min(3, brokers) replicas and min(2, replicas) in sync, or as set."""
     created: list[Any] = []
+    cluster = {"brokers": 1}
 
     class FakeAdmin:
         def __init__(self, **kwargs: Any) -> None:
@@ -360,13 +362,23 @@ async def test_ensure_topics_creates_the_control_topic_compacted(monkeypatch: py
         async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
             return [{"topic": n, "partitions": [{}] * 6} for n in names]
 
+        async def describe_cluster(self) -> dict[str, Any]:
+            return {"brokers": [{"node_id": i} for i in range(cluster["brokers"])]}
+
     monkeypatch.setattr(admin, "AIOKafkaAdminClient", FakeAdmin)
     topics = TopicSettings()
-    await admin.ensure_topics(topics, {})
-    configs = {t.name: t.topic_configs for t in created}
-    assert configs[topics.control_topic] == {"cleanup.policy": "compact"}
-    assert (
-        configs[topics.audit_topic]
-        == configs[topics.requests_topic]
-        == {"retention.ms": str(topics.retention_ms)}
-    )
+    for brokers, replicas, in_sync in ((1, 1, "1"), (2, 2, "2"), (5, 3, "2")):
+        cluster["brokers"] = brokers
+        created.clear()
+        await admin.ensure_topics(topics, {})
+        configs = {t.name: t.topic_configs for t in created}
+        assert configs[topics.control_topic] == {"cleanup.policy": "compact", "min.insync.replicas": in_sync}
+        assert (
+            configs[topics.audit_topic]
+            == configs[topics.requests_topic]
+            == {"retention.ms": str(topics.retention_ms), "min.insync.replicas": in_sync}
+        )
+        assert {t.replication_factor for t in created} == {replicas}  # min(3, brokers)
+    created.clear()
+    await admin.ensure_topics(TopicSettings(replication_factor=2, min_insync_replicas=1), {})
+    assert {(t.replication_factor, t.topic_configs["min.insync.replicas"]) for t in created} == {(2, "1")}
