@@ -33,9 +33,9 @@ def _drain_timeout(what: str) -> float:
     )
 
 
-def _dedupe_ttl(what: str) -> float:
+def _dedupe_ttl(default: float, what: str) -> float:
     """The ``dedupe_ttl_s`` field of a worker's settings (retry storms, ``docs/delivery.md``)."""
-    return Field(default=600.0, ge=0.0, description=f"seconds; {what}; 0: off")
+    return Field(default=default, ge=0.0, description=f"seconds; {what}; 0: off")
 
 
 class _Frozen(BaseModel):
@@ -200,7 +200,7 @@ class ShadowSettings(_Frozen):
     backoff_max_s: float = Field(default=5.0, ge=0.0)
     max_tool_rounds: int = Field(default=4, ge=0)
     drain_timeout_s: float = _drain_timeout("replays and dead letters in flight")
-    dedupe_ttl_s: float = _dedupe_ttl("copies of a request (same req_hash) within it replay once")
+    dedupe_ttl_s: float = _dedupe_ttl(300.0, "copies of a request (same req_hash) within it replay once")
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
@@ -236,7 +236,8 @@ class CompareSettings(_Frozen):
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
     drain_timeout_s: float = _drain_timeout("unacknowledged output and dead letters")
-    dedupe_ttl_s: float = _dedupe_ttl("a partition's new owner learns the pairs emitted within it")
+    # the compare topic is read back this far on every rebalance: bounded like the join window
+    dedupe_ttl_s: float = _dedupe_ttl(120.0, "a partition's new owner learns the pairs emitted within it")
     baseline_candidate: str | None = Field(
         default="baseline", description="the noise-floor shadow (prod model + pins); None disables"
     )
