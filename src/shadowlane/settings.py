@@ -236,8 +236,11 @@ class CompareSettings(_Frozen):
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
     drain_timeout_s: float = _drain_timeout("unacknowledged output and dead letters")
-    # the compare topic is read back this far on every rebalance: bounded like the join window
-    dedupe_ttl_s: float = _dedupe_ttl(120.0, "a partition's new owner learns the pairs emitted within it")
+    # off by default: comparisons do not name the group that wrote them, so this is for a group
+    # that is the only writer of its compare topic (read back on every rebalance: keep it short)
+    dedupe_ttl_s: float = _dedupe_ttl(
+        0.0, "a partition's new owner learns the pairs emitted within it (only writer of the compare topic)"
+    )
     baseline_candidate: str | None = Field(
         default="baseline", description="the noise-floor shadow (prod model + pins); None disables"
     )

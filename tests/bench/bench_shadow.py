@@ -97,7 +97,9 @@ async def _worker_loop(settings: Settings, kwargs: dict[str, Any], n: int) -> fl
             )
         }
     )
-    worker = ShadowWorker(s, CallableCandidate("echo", _echo), kwargs)
+    # a candidate of its own per round: every round replays the same records, which a candidate's
+    # replays within dedupe_ttl_s would skip as copies (docs/delivery.md#retry-storms)
+    worker = ShadowWorker(s, CallableCandidate(f"echo-{uuid.uuid4().hex[:8]}", _echo), kwargs)
     task = asyncio.create_task(worker.run())
     try:
         await worker.assigned.wait()

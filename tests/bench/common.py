@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shadowlane.kafka.bootstrap import client_kwargs, configured_bootstrap
 from shadowlane.kafka.local import LocalKafka
-from shadowlane.settings import Settings, TopicSettings, load_settings
+from shadowlane.settings import ControlSettings, Settings, TopicSettings, load_settings
 
 
 @dataclass
@@ -87,10 +87,13 @@ async def alternate(
 
 
 def bench_settings(tag: str, partitions: int = 6) -> Settings:
-    """Settings with a fresh topic prefix so runs never read each other's data."""
+    """Settings with a fresh topic prefix so runs never read each other's data, and no control
+    plane (a worker without signing keys refuses to start with it; no benchmark follows a kill
+    switch)."""
     base = load_settings()
     prefix = f"bench-{tag}-{uuid.uuid4().hex[:8]}."
-    return base.model_copy(update={"topics": TopicSettings(prefix=prefix, partitions=partitions)})
+    topics = TopicSettings(prefix=prefix, partitions=partitions)
+    return base.model_copy(update={"topics": topics, "control": ControlSettings(enabled=False)})
 
 
 def kafka_kwargs(settings: Settings) -> dict[str, Any]:

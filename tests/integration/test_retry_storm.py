@@ -3,7 +3,8 @@
 200 requests each arrive 10 times (the same ``req_hash``, prod timestamps 0.1 s apart), as a prod
 client's retries would be mirrored. Five copies of each reach a shadow member and a comparator
 while they run; then both are replaced by new members of their groups, which learn what their
-predecessors did from the results and compare topics, and the other five copies arrive. The
+predecessors did from the results and compare topics (the comparator's read-back is set on, as
+for a group that is its compare topic's only writer), and the other five copies arrive. The
 candidate replays each request once, ≥ 99.9 % of the copies are counted ``duplicates_skipped``,
 and the compare topic holds one joined comparison per request.
 """
@@ -71,6 +72,10 @@ async def test_a_retry_storm_replays_and_compares_each_request_once(
     it_settings: Settings, kafka_kwargs: dict[str, Any]
 ) -> None:
     topics = it_settings.topics
+    # this comparator group is its compare topic's only writer: it may read the pairs back
+    it_settings = it_settings.model_copy(
+        update={"compare": it_settings.compare.model_copy(update={"dedupe_ttl_s": 120.0})}
+    )
     calls: list[str] = []
 
     def answer(body: dict[str, Any]) -> str:

@@ -63,6 +63,7 @@ async def commit_done(
     return True
 
 
+LEARN_TIMEOUT_S = 45.0
 DLQ_RETRY_FIRST_S = 1.0
 DLQ_RETRY_MAX_S = 30.0
 
@@ -130,7 +131,8 @@ class CommittingWorker:
         self, partitions: list[TopicPartition], learn: Callable[[], Awaitable[None]], then: Callable[[], None]
     ) -> None:
         try:
-            await learn()
+            async with asyncio.timeout(LEARN_TIMEOUT_S):  # a partition is never held longer than this
+                await learn()
         except Exception as exc:
             log.warning("could not learn what the previous owner of %s did: %s", partitions, exc)
         finally:
