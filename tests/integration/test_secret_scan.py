@@ -108,13 +108,23 @@ async def test_no_planted_secret_reaches_any_topic(
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
     raw: list[str] = []
+    where: list[str] = []  # the topic of each raw record (for the failure message)
     for topic in it_settings.topics.all_topics():
         records = await read_topic(kafka_kwargs, topic, want=10**9, timeout_s=4)
         for r in records:
             parts = [r.key or b"", r.value or b"", *(v or b"" for _, v in (r.headers or ()))]
             raw.append(b"\x00".join(parts).decode(errors="replace"))
+            where.append(topic)
     everything = "\n".join(raw)
     assert len(raw) >= 3 * len(texts)  # requests, shadow results and comparisons at least
-    assert [f"{p.kind}/{p.form}" for p in PLANTED if leaked_in_json(p.secret, everything)] == []
+    found = [p for p in PLANTED if leaked_in_json(p.secret, everything)]
+    # on failure, say where: the records that hold a piece of each leaked secret
+    detail = {
+        f"{p.kind}/{p.form}": [
+            (where[i], record[:300]) for i, record in enumerate(raw) if leaked_in_json(p.secret, record)
+        ][:3]
+        for p in found
+    }
+    assert [f"{p.kind}/{p.form}" for p in found] == [], detail
     altered = [t for t in HARMLESS if json_escaped(t) not in everything]
     assert len(altered) <= len(HARMLESS) // 100, altered
