@@ -12,7 +12,7 @@ NATIVE       := $(VENV)/.native-stamp
 NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/shadowlane_native.pyi \
                 $(shell find native/src -type f -name '*.rs')
 
-.PHONY: native setup kafka-install demo test lint unit integration bench bench-quick schemas kafka-start kafka-stop clean
+.PHONY: native setup kafka-install demo test lint unit integration chaos bench bench-quick schemas kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ unit: $(NATIVE)
 
 integration: setup
 	$(BIN)/python -m pytest tests/integration
+
+chaos: setup
+	$(BIN)/python -m tests.chaos
 
 bench: setup
 	$(BIN)/python -m tests.bench.run

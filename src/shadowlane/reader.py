@@ -64,6 +64,7 @@ def compare_reader(
         group_id=group_id,
         auto_offset_reset="earliest" if from_beginning else "latest",
         ack_policy=AckPolicy.ACK,
+        isolation_level="read_committed",  # what the comparator committed: each comparison once
         title="compare-reader",
         description="typed Comparison records, committed after the handler returns",
     )

@@ -38,6 +38,25 @@ def _dedupe_ttl(default: float, what: str) -> float:
     return Field(default=default, ge=0.0, description=f"seconds; {what}; 0: off")
 
 
+def _exactly_once(what: str) -> bool:
+    """The ``exactly_once`` field of a worker's settings (``docs/delivery.md``)."""
+    return Field(
+        default=True,
+        description=f"write {what} and the consumed offsets in one Kafka transaction per input "
+        "partition (read_committed readers see each once); false: at-least-once, a little cheaper",
+    )
+
+
+def _commit_interval() -> float:
+    """The ``commit_interval_s`` field of a worker's settings."""
+    return Field(
+        default=0.5,
+        gt=0.0,
+        le=30.0,
+        description="seconds between commits (with exactly_once: how long output waits to be visible)",
+    )
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -87,6 +106,7 @@ class TopicSettings(_Frozen):
     shadow_results: str = "shadow-results"
     compare: str = "compare"
     summary: str = "compare.summary"
+    compare_state: str = "compare.state"
     alerts: str = "alerts"
     dlq: str = "dlq"
     control: str = "control"
@@ -121,6 +141,11 @@ class TopicSettings(_Frozen):
         return self.name(self.summary)
 
     @property
+    def compare_state_topic(self) -> str:
+        """The comparator's window state per input partition (exactly-once), compacted."""
+        return self.name(self.compare_state)
+
+    @property
     def alerts_topic(self) -> str:
         return self.name(self.alerts)
 
@@ -149,6 +174,7 @@ class TopicSettings(_Frozen):
             self.shadow_results_topic,
             self.compare_topic,
             self.summary_topic,
+            self.compare_state_topic,
             self.alerts_topic,
             self.dlq_topic,
             self.control_topic,
@@ -201,6 +227,8 @@ class ShadowSettings(_Frozen):
     max_tool_rounds: int = Field(default=4, ge=0)
     drain_timeout_s: float = _drain_timeout("replays and dead letters in flight")
     dedupe_ttl_s: float = _dedupe_ttl(300.0, "copies of a request (same req_hash) within it replay once")
+    exactly_once: bool = _exactly_once("shadow results")
+    commit_interval_s: float = _commit_interval()
     readonly_tools: tuple[str, ...] = ()
     tool_stubs: dict[str, str] = Field(default_factory=dict)
     group_prefix: str = "shadowlane.shadow."
@@ -236,6 +264,8 @@ class CompareSettings(_Frozen):
     embed_api_key: SecretStr | None = None
     max_pending: int = Field(default=200_000, ge=1)
     drain_timeout_s: float = _drain_timeout("unacknowledged output and dead letters")
+    exactly_once: bool = _exactly_once("comparisons, window summaries, alerts and the window state")
+    commit_interval_s: float = _commit_interval()
     # off by default: comparisons do not name the group that wrote them, so this is for a group
     # that is the only writer of its compare topic (read back on every rebalance: keep it short)
     dedupe_ttl_s: float = _dedupe_ttl(

@@ -104,7 +104,16 @@ async def _raw(settings: Settings, kwargs: dict[str, Any], total_records: int, p
         await consumer.stop()
 
 
-async def _comparator(settings: Settings, kwargs: dict[str, Any], pairs: int) -> float:
+async def _comparator(
+    settings: Settings,
+    kwargs: dict[str, Any],
+    pairs: int,
+    *,
+    exactly_once: bool = True,
+    emitted: bool = False,
+) -> float:
+    """Pairs per second through a comparator: until ``pairs`` are joined, or (``emitted``) until
+    their comparisons are acknowledged (exactly-once: committed, visible to ``read_committed``)."""
     s = settings.model_copy(
         update={
             "compare": settings.compare.model_copy(
@@ -112,6 +121,7 @@ async def _comparator(settings: Settings, kwargs: dict[str, Any], pairs: int) ->
                     "group_id": f"bench-cmp-{uuid.uuid4().hex[:8]}",
                     "candidates": ("cand",),
                     "window_s": 3600.0,
+                    "exactly_once": exactly_once,
                 }
             )
         }
@@ -123,10 +133,35 @@ async def _comparator(settings: Settings, kwargs: dict[str, Any], pairs: int) ->
         started = time.perf_counter()
         while comparator.join.stats.joined < pairs:  # noqa: ASYNC110 (polls a plain counter)
             await asyncio.sleep(0.005)
+        while emitted and comparator.stats.emitted < pairs:  # noqa: ASYNC110 (polls a plain counter)
+            await asyncio.sleep(0.005)
         return pairs / (time.perf_counter() - started)
     finally:
         comparator.stop()
         await task
+
+
+async def _exactly_once_row(
+    settings: Settings, kwargs: dict[str, Any], pairs: int, rounds: int
+) -> BenchResult:
+    """The cost of exactly-once: comparisons acknowledged per second with it off, committed with it on."""
+
+    async def off() -> float:
+        return await _comparator(settings, kwargs, pairs, exactly_once=False, emitted=True)
+
+    async def on() -> float:
+        return await _comparator(settings, kwargs, pairs, exactly_once=True, emitted=True)
+
+    base, var, a, b = await alternate(off, on, rounds)
+    return at_least(
+        "compare.exactly_once",
+        "pairs/s",
+        ("at_least_once", base),
+        ("exactly_once", var),
+        0.70,
+        target="≥ 0.70× (the cost of transactions and window state)",
+        extra={"pairs": pairs, "samples": {"off": a, "on": b}},
+    )
 
 
 def state_bytes_per_waiting_pair(n: int = 5_000) -> float:
@@ -191,6 +226,8 @@ async def run(quick: bool) -> list[BenchResult]:
                 },
             )
         )
+        if distance == 0:
+            results.append(await _exactly_once_row(settings, kwargs, pairs, rounds))
         await delete_topics(
             kwargs,
             [

@@ -87,13 +87,24 @@ async def _raw_loop(kwargs: dict[str, Any], source: str, sink: str, n: int) -> f
         await producer.stop()
 
 
-async def _worker_loop(settings: Settings, kwargs: dict[str, Any], n: int) -> float:
+async def _worker_loop(
+    settings: Settings, kwargs: dict[str, Any], n: int, *, exactly_once: bool = True, committed: bool = False
+) -> float:
+    """Records per second through a shadow worker: until ``n`` are replayed, or (``committed``)
+    until their offsets are committed, i.e. their results are visible to ``read_committed`` readers
+    (with exactly-once, the results commit with the offsets)."""
     group = f"bench-{uuid.uuid4().hex[:8]}."
     s = settings.model_copy(
         update={
             "shadow": settings.shadow.model_copy(
                 # one candidate call per record, like the baseline: no λ replays
-                update={"group_prefix": group, "rate_cap": 1e9, "concurrency": 64, "lambda_ratio": 0.0}
+                update={
+                    "group_prefix": group,
+                    "rate_cap": 1e9,
+                    "concurrency": 64,
+                    "lambda_ratio": 0.0,
+                    "exactly_once": exactly_once,
+                }
             )
         }
     )
@@ -106,19 +117,57 @@ async def _worker_loop(settings: Settings, kwargs: dict[str, Any], n: int) -> fl
         started = time.perf_counter()
         while worker.stats.replayed < n:  # noqa: ASYNC110 (polls a plain counter; cheap at 10 ms)
             await asyncio.sleep(0.01)
+        while committed and _committed(worker) < n:  # noqa: ASYNC110 (polls a plain counter)
+            await asyncio.sleep(0.01)
         return n / (time.perf_counter() - started)
     finally:
         worker.stop()
         await task
 
 
-async def _throughput(quick: bool) -> BenchResult:
-    settings = bench_settings("shadow")
+async def _prefilled(tag: str, quick: bool) -> tuple[Settings, dict[str, Any], int]:
+    """Fresh topics whose requests topic holds the records every round replays."""
+    settings = bench_settings(tag)
     kwargs = kafka_kwargs(settings)
     await ensure_topics(settings.topics, kwargs)
     n = 2_000 if quick else 8_000
     envs = [envelope_of_size(i, "1k") for i in range(n)]
     await produce(kwargs, settings.topics.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
+    return settings, kwargs, n
+
+
+def _committed(worker: ShadowWorker) -> int:
+    """Records committed so far (offsets start at 0 on a fresh topic)."""
+    consumer = worker._consumer
+    owned = consumer.assignment() if consumer is not None else set()
+    return sum(worker.tracker.committed(tp) or 0 for tp in owned)
+
+
+async def _exactly_once(quick: bool) -> BenchResult:
+    """The cost of exactly-once: committed records/s with it off (baseline) and on."""
+    settings, kwargs, n = await _prefilled("shadow-eos", quick)
+
+    async def off() -> float:
+        return await _worker_loop(settings, kwargs, n, exactly_once=False, committed=True)
+
+    async def on() -> float:
+        return await _worker_loop(settings, kwargs, n, exactly_once=True, committed=True)
+
+    base, var, a, b = await alternate(off, on, 2 if quick else 3)
+    await delete_topics(kwargs, [settings.topics.requests_topic, settings.topics.shadow_results_topic])
+    return at_least(
+        "shadow.exactly_once",
+        "rec/s",
+        ("at_least_once", base),
+        ("exactly_once", var),
+        0.70,
+        target="≥ 0.70× (the cost of transactions, committed records)",
+        extra={"records": n, "samples": {"off": a, "on": b}},
+    )
+
+
+async def _throughput(quick: bool) -> BenchResult:
+    settings, kwargs, n = await _prefilled("shadow", quick)
     sink = settings.topics.name("raw-results")
     await create_topic(kwargs, sink, settings.topics.partitions)
 
@@ -186,7 +235,7 @@ async def _group_rate(members: int, cap: float, concurrency: int, seconds: float
 async def run(quick: bool) -> list[BenchResult]:
     tune_for_workers()  # as `shadowlane shadow` does
     tune_allocator()
-    results = [await _throughput(quick)]
+    results = [await _throughput(quick), await _exactly_once(quick)]
     cap, concurrency = 200.0, 4
     for members in (1,) if quick else (1, 2, 4):
         expected, achieved = await _group_rate(members, cap, concurrency, 4.0 if quick else 8.0)

@@ -232,7 +232,11 @@ async def test_a_refusing_dlq_pauses_only_its_partition(
     comparator = Comparator(settings, build_embedder(settings.compare), kafka_kwargs)
     task = asyncio.create_task(comparator.run())
     try:
-        compared = await read_topic(kafka_kwargs, topics.compare_topic, want=len(elsewhere), timeout_s=60)
+        # the blocked partition's records fetched before it paused are compared too: settle, so
+        # that reaching the count with some of those does not end the read early
+        compared = await read_topic(
+            kafka_kwargs, topics.compare_topic, want=len(elsewhere), timeout_s=60, settle_s=3.0
+        )
         assert {decode(r.value, Comparison).req_hash for r in compared} >= {e.req_hash for e in elsewhere}
         assert await wait_until(lambda: comparator.dlq_blocked_partitions == 1, timeout_s=10)
         assert comparator.stats.dlq_failures >= 1

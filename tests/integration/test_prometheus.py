@@ -30,10 +30,16 @@ SHADOW_SERIES = (
     "shadowlane_shadow_tools_stubbed_total",
     "shadowlane_shadow_tools_blocked_total",
     "shadowlane_shadow_lambda_replays_total",
+    "shadowlane_shadow_transactions_total",
+    "shadowlane_shadow_transactions_aborted_total",
+    "shadowlane_shadow_fenced_total",
     "shadowlane_consumer_lag",
 )
 COMPARE_SERIES = (
     "shadowlane_compare_joined_total",
+    "shadowlane_compare_transactions_total",
+    "shadowlane_compare_transactions_aborted_total",
+    "shadowlane_compare_restored_total",
     "shadowlane_compare_shadow_timeouts_total",
     "shadowlane_compare_late_total",
     "shadowlane_compare_dead_lettered_total",
@@ -117,6 +123,8 @@ async def test_worker_processes_expose_the_series(
     assert _value(shadow_text, "shadowlane_shadow_replayed_total", candidate="cand") == n
     assert _value(shadow_text, "shadowlane_shadow_tools_blocked_total") == n  # save_progress, every time
     assert _value(compare_text, "shadowlane_compare_joined_total") == n
+    # exactly-once is the default: the comparator only saw results the shadow worker had committed
+    assert _value(shadow_text, "shadowlane_shadow_transactions_total") >= 1
     assert (
         _value(compare_text, "shadowlane_compare_comparisons_total", candidate="cand", outcome="joined") == n
     )

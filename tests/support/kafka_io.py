@@ -31,8 +31,14 @@ async def read_topic(
     distinct_keys: bool = False,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read from the beginning until ``want`` records (or distinct keys), then ``settle_s`` more,
-    or until the timeout."""
-    consumer = AIOKafkaConsumer(topic, **kwargs, auto_offset_reset="earliest", enable_auto_commit=False)
+    or until the timeout; what a ``read_committed`` reader sees (aborted transactions left out)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **kwargs,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s

@@ -37,6 +37,8 @@ KNOWN_METRICS = frozenset(
         "shadowlane_compare_late_total",
         "shadowlane_compare_dead_lettered_total",
         "shadowlane_compare_dlq_blocked_partitions",
+        "shadowlane_compare_transactions_aborted_total",
+        "shadowlane_shadow_transactions_aborted_total",
         "shadowlane_compare_pending_pairs",
         "shadowlane_consumer_lag",
         "shadowlane_shadow_replayed_total",

@@ -108,13 +108,20 @@ def test_serve_metrics_exposes_a_histogram_made_without_a_registry() -> None:
 
 
 class FakeConsumer:
-    def __init__(self, highwater: dict[TopicPartition, int | None]) -> None:
+    def __init__(
+        self, highwater: dict[TopicPartition, int | None], stable: dict[TopicPartition, int] | None = None
+    ) -> None:
         self.marks = highwater
+        self.stable = stable or {}
 
     def highwater(self, partition: TopicPartition) -> int | None:
         if partition not in self.marks:
             raise AssertionError("Partition is not assigned")  # what aiokafka does
         return self.marks[partition]
+
+    def last_stable_offset(self, partition: TopicPartition) -> int | None:
+        self.highwater(partition)
+        return self.stable.get(partition)
 
 
 T0, T1, T2, U0 = (
@@ -140,6 +147,16 @@ def test_lag_is_highwater_minus_next_offset_skipping_unknowns() -> None:
     assert lag.lags() == {T0: 5, T1: 2, U0: 0}
     lag.forget([T0, T1])
     assert lag.lags() == {U0: 0}
+
+
+def test_a_transactional_partition_is_caught_up_at_its_last_stable_offset() -> None:
+    # records 0..8, then the commit marker at 9: the last record is 8, the end is 10
+    consumer = FakeConsumer({T0: 12}, {T0: 10})
+    lag = LagTracker(consumer)
+    lag.seen(T0, 8)
+    assert lag.lags() == {T0: 1}  # the marker: only the position tells it was read
+    lag.at(T0, 10)
+    assert lag.lags() == {T0: 0}  # offsets 10, 11 belong to a transaction still open
 
 
 def test_lag_is_never_negative() -> None:

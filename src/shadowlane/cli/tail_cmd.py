@@ -66,7 +66,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         consumer = AIOKafkaConsumer(
-            topic, **kwargs, auto_offset_reset="earliest" if args.from_beginning else "latest"
+            topic,
+            **kwargs,
+            auto_offset_reset="earliest" if args.from_beginning else "latest",
+            isolation_level="read_committed",  # what the exactly-once workers committed, nothing aborted
         )
         await consumer.start()
         count, last = 0, time.monotonic()

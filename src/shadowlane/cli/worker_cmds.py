@@ -242,7 +242,11 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         group = settings.compare.group_id
 
         def counters() -> dict[str, int]:
-            return {**comparator.stats.as_dict(), **asdict(comparator.join.stats)}
+            return {
+                **comparator.stats.as_dict(),
+                **asdict(comparator.join.stats),
+                **comparator.transaction_counters(),
+            }
 
         await _serve(
             comparator.run,

@@ -15,8 +15,12 @@ backlog therefore never expires pairs early, and an idle stream still times out.
 Windows: every comparison also goes into a tumbling window (event time = its request's time).
 A request can still be waiting up to the join window after its time, so windows advance on
 ``watermark − join window`` and close after their grace; each closed window is a
-``WindowSummary`` on the summary topic plus a ``DriftAlert`` per crossed threshold. Summaries are
-derived data: the compare topic is the source of truth, and ``shadowlane rescore`` rebuilds them.
+``WindowSummary`` on the summary topic plus a ``DriftAlert`` per crossed threshold. Windows are
+kept per input partition (:mod:`shadowlane.windows.partitioned`). Summaries are derived data: the
+compare topic is the source of truth, and ``shadowlane rescore`` rebuilds them.
+
+How the output leaves, at-least-once or in one transaction per input partition with that
+partition's state (exactly-once, the default): :mod:`shadowlane.compare.output`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
@@ -34,48 +37,33 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.embedder import Embedder
-from shadowlane.compare.join import Output, RecordRef
+from shadowlane.compare.join import Output
 from shadowlane.compare.native.join import join_buffer
+from shadowlane.compare.output import (
+    MAX_UNACKED_POLLS,
+    SHIP_BATCH_BYTES,
+    ComparatorOutput,
+    CompareStats,
+    Derived,
+    Outbox,
+)
+from shadowlane.compare.partition_state import ReReadFilter, UnpairedLedger, partitions_of
 from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.hashing import partition_for
-from shadowlane.kafka.batching import PartitionBatcher, partition_count
-from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
+from shadowlane.kafka.batching import partition_count
+from shadowlane.kafka.consumer_support import RebalanceHooks
 from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
+from shadowlane.kafka.transactions import OutRecord, PartitionTransactions
 from shadowlane.settings import Settings
-from shadowlane.windows.aggregate import WindowAggregator
 from shadowlane.windows.alerts import drift_alerts
+from shadowlane.windows.partitioned import PartitionedWindows
 
 log = logging.getLogger(__name__)
-
-MAX_UNACKED_POLLS = 8
-SHIP_BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
-MAX_OUTPUT_BYTES = SHIP_BATCH_BYTES - 1024  # one record with its batch and record headers
-Outbox = dict[str, list[tuple[str, bytes]]]  # topic -> (key, value) records, in order
-
-
-@dataclass(slots=True)
-class CompareStats:
-    consumed: int = 0
-    emitted: int = 0
-    dead_lettered: int = 0
-    dlq_failures: int = 0
-    too_large: int = 0
-    learned: int = 0  # pairs a newly owned partition's earlier owner emitted, read from the compare topic
-    commits: int = 0
-    late: int = 0
-    summaries: int = 0
-    alerts: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def _count(outbox: Outbox) -> int:
-    return sum(len(records) for records in outbox.values())
 
 
 def _emitted_pair(value: bytes | None) -> list[tuple[str, str]]:
@@ -94,7 +82,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Comparator(CommittingWorker):
+class Comparator(ComparatorOutput):
     def __init__(self, settings: Settings, embedder: Embedder | None, client_kwargs: dict[str, Any]) -> None:
         self.settings = settings
         self.c = settings.compare
@@ -110,13 +98,20 @@ class Comparator(CommittingWorker):
             native=self.builder.native,
         )
         self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
-        self.windows = WindowAggregator(
+        self.windows = PartitionedWindows(
             int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
         )
         self.metrics = CompareMetrics()
         self.lag = LagTracker()
         self.tracker = OffsetTracker()
-        self._init_consumer_state()
+        self._init_consumer_state(
+            PartitionTransactions(client_kwargs, self.c.group_id) if self.c.exactly_once else None
+        )
+        # exactly-once, per input partition: the pairs that left unpaired, the records a new owner
+        # reads again that were compared already, and what its next transaction writes
+        self.unpaired = UnpairedLedger(2 * int(self.c.window_s * 1000))
+        self.rereads = ReReadFilter()
+        self._staged: dict[int, list[OutRecord]] = {}
         self.stats: CompareStats = CompareStats()
         self._last_ts: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
@@ -148,6 +143,7 @@ class Comparator(CommittingWorker):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=2000,
+            isolation_level="read_committed",  # shadow results of aborted transactions never join
             # co-partitioning needs partition p of both topics on the same member: range, not
             # aiokafka's default round-robin
             partition_assignment_strategy=(RangePartitionAssignor,),
@@ -164,16 +160,22 @@ class Comparator(CommittingWorker):
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
                     await self.step(timeout_ms=200)
-                    if time.monotonic() - last_commit >= 1.0:
+                    if time.monotonic() - last_commit >= self.c.commit_interval_s:
                         await self._commit()
                         last_commit = time.monotonic()
             finally:
                 self._stop_learning()
                 deadline = time.monotonic() + self.c.drain_timeout_s
                 await self._drain_acks(self.c.drain_timeout_s)
-                await self._flush_windows(deadline - time.monotonic())
+                # what the open windows hold so far, as partials (a later owner adds the rest);
+                # with exactly-once in the last transaction, whose state then holds no window
+                if self._txn is None:
+                    await self._flush_windows(deadline - time.monotonic(), self._owned())
+                else:
+                    await self._stage([], [], [], self._window_records(self.windows.flush(self._owned())))
                 await self._drain_letters(deadline - time.monotonic())
                 await self._commit()
+                await self._close_transactions()
                 await self._consumer.stop()
         finally:
             await self._producer.stop()
@@ -211,9 +213,15 @@ class Comparator(CommittingWorker):
         self._last_ts[tp] = records[-1].timestamp
         self.lag.seen(tp, records[-1].offset)
         is_request = tp.topic == self.settings.topics.requests_topic
-        outputs, offsets, done, undecodable = self.join.ingest(records, tp.topic, tp.partition, is_request)
+        records, compared = self.rereads.keep(tp, records)  # read again after a take-over
+        outputs, offsets, done, undecodable = (
+            self.join.ingest(records, tp.topic, tp.partition, is_request) if records else ([], [], [], [])
+        )
         track = self.tracker.partition(tp)
-        track.add_many(offsets)  # every record is registered before any is marked done
+        # every record is registered (in offset order) before any is marked done
+        track.add_many(sorted([*offsets, *compared]) if compared else offsets)
+        for offset in compared:
+            track.done(offset)
         for offset in done:
             track.done(offset)
         bad.extend((tp, record, exc) for record, exc in undecodable)
@@ -226,7 +234,10 @@ class Comparator(CommittingWorker):
             high = consumer.highwater(tp)
             if high is None:
                 return -1  # nothing fetched yet for this partition: time stands still
-            if await consumer.position(tp) >= high:
+            position = await consumer.position(tp)
+            self.lag.at(tp, position)  # past transaction markers too: the lag a scrape reports
+            stable = consumer.last_stable_offset(tp)  # read_committed reads no further
+            if position >= (high if stable is None or stable < 0 else min(stable, high)):
                 continue  # caught up: this partition follows the wall clock
             last = self._last_ts.get(tp)
             if last is None:
@@ -254,20 +265,36 @@ class Comparator(CommittingWorker):
             else:
                 comparisons = self.builder.finish(prepared)
             wire = prepared.wire
+        encoded = [encode(c) if data is None else data for c, data in zip(comparisons, wire, strict=True)]
+        places = partitions_of(outputs, comparisons)
+        by_partition: dict[int, list[Comparison]] = {}
+        now = _now_ms()
+        for c, partition in zip(comparisons, places, strict=True):
+            by_partition.setdefault(partition, []).append(c)
+            if self._txn is not None:
+                self.unpaired.record(partition, c, now)
+        for partition, mine in by_partition.items():
+            self.stats.late += self.windows.add_many(partition, mine)
+        self.metrics.observe(comparisons)
+        derived = (
+            self._window_records(self.windows.advance(watermark - self.join.window_ms))
+            if watermark >= 0
+            else []
+        )
+        releases = [ref for out in outputs for ref in out.release]
+        if self._txn is not None:  # committed with the offsets by the partitions' next transactions
+            await self._stage(comparisons, encoded, places, derived)
+            self.tracker.done_refs(releases)
+            return
         outbox: Outbox = {}
         if comparisons:
             outbox[self.settings.topics.compare_topic] = [
-                (c.req_hash, encode(c) if data is None else data)
-                for c, data in zip(comparisons, wire, strict=True)
+                (c.req_hash, v) for c, v in zip(comparisons, encoded, strict=True)
             ]
-        self.stats.late += self.windows.add_many(comparisons)
-        self.metrics.observe(comparisons)
-        if watermark >= 0:
-            closed = self.windows.advance(watermark - self.join.window_ms, self._owned())
-            self._window_records(closed, outbox)
+        for _partition, topic, key, value in derived:
+            outbox.setdefault(topic, []).append((key, value))
         if not outbox:
             return
-        releases = [ref for out in outputs for ref in out.release]
         futures = await self._ship(outbox)
         while len(self._acks) >= MAX_UNACKED_POLLS and not self._stop.is_set():
             stopping = asyncio.ensure_future(self._stop.wait())  # a stop is not held up by the broker
@@ -279,95 +306,34 @@ class Comparator(CommittingWorker):
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
-    def _window_records(self, summaries: list[Any], outbox: Outbox) -> None:
-        """Each closed window's summary and alerts, added to ``outbox``."""
+    def _window_records(self, closed: list[tuple[int, WindowSummary]]) -> Derived:
+        """The closed windows' summaries, and the alerts judged on their merge per window and key
+        (with the lowest partition of the merged ones)."""
         t = self.settings.topics
-        for summary in summaries:
+        derived: Derived = []
+        for partition, summary in closed:
             self.stats.summaries += 1
             self.metrics.window(summary)
-            outbox.setdefault(t.summary_topic, []).append((summary.candidate, encode(summary)))
-            for alert in drift_alerts(summary, self.c):
+            derived.append((partition, t.summary_topic, summary.candidate, encode(summary)))
+        for partition, merged in PartitionedWindows.alertable(closed):
+            for alert in drift_alerts(merged, self.c):
                 self.stats.alerts += 1
                 self.metrics.alert(alert)
                 log.warning("drift alert: %s", alert.message)
-                outbox.setdefault(t.alerts_topic, []).append((alert.candidate, encode(alert)))
-
-    async def _flush_windows(self, timeout_s: float) -> None:
-        """On shutdown: ship what the open windows hold (partials; a later owner adds the rest)."""
-        outbox: Outbox = {}
-        self._window_records(self.windows.flush(self._owned()), outbox)
-        if not outbox:
-            return
-        try:
-            await asyncio.wait_for(asyncio.gather(*await self._ship(outbox)), max(timeout_s, 0.1))
-        except Exception as exc:  # derived data: rescore rebuilds it from the compare topic
-            log.warning("shipping %d window records at shutdown failed: %s", _count(outbox), exc)
-
-    async def _ship(self, outbox: Outbox) -> list[asyncio.Future[Any]]:
-        producer = self._producer
-        assert producer is not None
-        shipped = []
-        for topic, records in outbox.items():
-            if topic not in self._partition_counts:
-                self._partition_counts[topic] = await partition_count(producer, topic)
-            batcher = PartitionBatcher(producer, topic, self._partition_counts[topic])
-            if any(len(value) > MAX_OUTPUT_BYTES for _key, value in records):
-                records = self._fitting(topic, records)
-            shipped.extend(await batcher.add_many(records))
-            shipped.extend(await batcher.flush())
-        return [fut for fut, _count in shipped]
-
-    def _fitting(self, topic: str, records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """``records`` without those no batch can hold (counted ``too_large``, logged): a derived
-        record that big (kilobytes of pins or breakdown labels) could never be produced."""
-        fitting = [(key, value) for key, value in records if len(value) <= MAX_OUTPUT_BYTES]
-        dropped = len(records) - len(fitting)
-        self.stats.too_large += dropped
-        log.error(
-            "%d %s records over %d bytes not produced (counted too_large)", dropped, topic, MAX_OUTPUT_BYTES
-        )
-        return fitting
-
-    async def _await_acks(
-        self,
-        futures: list[asyncio.Future[Any]],
-        outbox: Outbox,
-        comparisons: int,
-        releases: list[RecordRef],
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        """Wait for this poll's acks, then for the previous poll's task, then release records.
-
-        Releasing in poll order matters: a request completed in this poll may depend on a
-        comparison shipped (and perhaps still being retried) by an earlier poll."""
-        while True:
-            try:
-                await asyncio.gather(*futures)
-                break
-            except Exception as exc:  # retriable: nothing is marked done until every ack is in
-                log.warning("producing %d records failed: %s; retrying", _count(outbox), exc)
-                await asyncio.sleep(1.0)
-                self._partition_counts.clear()
-                try:
-                    futures = await self._ship(outbox)
-                except Exception as again:
-                    log.warning("re-shipping records failed: %s", again)
-        if previous is not None:
-            await asyncio.wait([previous])
-        self.stats.emitted += comparisons
-        self.tracker.done_refs(releases)
-
-    async def _drain_acks(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for the polls' acknowledgements; a poll still unacknowledged
-        then is given up and its records stay uncommitted."""
-        if await wait_bounded(list(self._acks), timeout_s):
-            log.warning("output still unacknowledged after %.0fs; its records stay uncommitted", timeout_s)
+                derived.append((partition, t.alerts_topic, alert.candidate, encode(alert)))
+        return derived
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        if not assigned or self.c.dedupe_ttl_s <= 0:
+        if not assigned or (self.c.dedupe_ttl_s <= 0 and self._txn is None):
             self.assigned.set()
             return
-        self._learn_then_fetch(assigned, lambda: self._learn(assigned), self.assigned.set)
+        self._learn_then_fetch(assigned, lambda: self._take_over(assigned), self.assigned.set)
+
+    async def _take_over(self, assigned: list[TopicPartition]) -> None:
+        if self._txn is not None:
+            await self._restore_or_hold(assigned)
+        if self.c.dedupe_ttl_s > 0:
+            await self._learn(assigned)
 
     async def _learn(self, assigned: list[TopicPartition]) -> None:
         """The pairs emitted on newly owned partitions within ``dedupe_ttl_s`` (by any member),
@@ -395,9 +361,18 @@ class Comparator(CommittingWorker):
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         deadline = time.monotonic() + self.c.drain_timeout_s
+        numbers = {tp.partition for tp in revoked}
         await self._drain_acks(self.c.drain_timeout_s)
+        if self._txn is None:
+            await self._flush_windows(deadline - time.monotonic(), sorted(numbers))
         await self._drain_letters(deadline - time.monotonic(), revoked)
         await self._commit(revoked)
+        await self._close_transactions(revoked)
+        self.windows.drop(numbers)
+        self.unpaired.drop(numbers)
+        self.rereads.forget(revoked)
+        for partition in numbers:
+            self._staged.pop(partition, None)
         dropped = self.join.drop_partitions((tp.topic, tp.partition) for tp in revoked)
         if dropped:
             log.info("revoked %d partitions; %d waiting records go to their new owner", len(revoked), dropped)

@@ -16,6 +16,7 @@ from shadowlane.contracts.dead_letter import DeadLetter
 from shadowlane.contracts.drift_alert import DriftAlert
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.contracts.window_state import WindowState
 from shadowlane.contracts.window_summary import WindowSummary
 
 
@@ -64,6 +65,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         producers=("comparator",),
         consumers=("gates (`shadowlane gate`), dashboards, reports",),
         description="tumbling-window summaries per candidate / endpoint / tenant, mergeable partials",
+    ),
+    TopicSpec(
+        logical="compare.state",
+        key="<comparator group>/<input partition>",
+        value=WindowState,
+        producers=("comparator (exactly-once: in the transaction of each input partition)",),
+        consumers=("comparator (a partition's next owner)",),
+        description="compacted: per comparator group and input partition, the open windows and the "
+        "pairs emitted past the committed offsets, as of its last transaction",
     ),
     TopicSpec(
         logical="alerts",

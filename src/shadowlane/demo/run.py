@@ -154,7 +154,12 @@ async def _drive(url: str, opts: DemoOptions, *, n: int, offset: int = 0, tag: s
 async def _collect(
     settings: Settings, kwargs: dict[str, Any], want: int, deadline: float
 ) -> list[Comparison]:
-    consumer = AIOKafkaConsumer(settings.topics.compare_topic, **kwargs, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        settings.topics.compare_topic,
+        **kwargs,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     seen: dict[str, Comparison] = {}
     try:

@@ -26,10 +26,11 @@ Operation = Literal["READ", "WRITE"]
 class Grant:
     """One permission: ``operation`` on a topic (by its logical name) or on a group."""
 
-    resource: Literal["topic", "group"]
+    resource: Literal["topic", "group", "transactional_id"]
     name: str
     """Topic: the field of ``TopicSettings`` (``requests``, ``control_log``, ...). Group: ``shadow``
-    (every shadow group: the group prefix) or ``compare`` (the comparator's group)."""
+    (every shadow group: the group prefix) or ``compare`` (the comparator's group). Transactional
+    id: the same two names, for the ids of their exactly-once producers (``<group>.<partition>``)."""
     operation: Operation
 
 
@@ -42,6 +43,7 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         Grant("topic", "shadow_results", "WRITE"),
         Grant("topic", "dlq", "WRITE"),
         Grant("group", "shadow", "READ"),
+        Grant("transactional_id", "shadow", "WRITE"),
     ),
     "compare": (
         Grant("topic", "requests", "READ"),
@@ -50,7 +52,10 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         Grant("topic", "summary", "WRITE"),
         Grant("topic", "alerts", "WRITE"),
         Grant("topic", "dlq", "WRITE"),
+        Grant("topic", "compare_state", "READ"),  # a partition's new owner restores its windows
+        Grant("topic", "compare_state", "WRITE"),
         Grant("group", "compare", "READ"),
+        Grant("transactional_id", "compare", "WRITE"),
     ),
     "control": (
         Grant("topic", "control", "WRITE"),
@@ -69,7 +74,7 @@ class AclEntry:
     """One ACL as the broker holds it."""
 
     principal: str
-    resource_type: Literal["TOPIC", "GROUP"]
+    resource_type: Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID"]
     resource_name: str
     pattern: Literal["LITERAL", "PREFIXED"]
     operation: Operation
@@ -100,14 +105,18 @@ def acl_entries(settings: Settings, principals: dict[str, str] | None = None) ->
             if grant.resource == "topic":
                 name = topics.name(getattr(topics, grant.name))
                 out.append(AclEntry(principal, "TOPIC", name, "LITERAL", grant.operation))
-            else:
+            elif grant.resource == "group":
                 group, pattern = groups[grant.name]
                 out.append(AclEntry(principal, "GROUP", group, pattern, grant.operation))  # type: ignore[arg-type]
+            else:  # transactional ids are "<group>.<partition>": the group's name as a prefix
+                group, _pattern = groups[grant.name]
+                prefix = group if group.endswith(".") else f"{group}."
+                out.append(AclEntry(principal, "TRANSACTIONAL_ID", prefix, "PREFIXED", grant.operation))
     return out
 
 
 # the wire codes of the CreateAcls / DescribeAcls requests
-_RESOURCE = {"TOPIC": 2, "GROUP": 3}
+_RESOURCE = {"TOPIC": 2, "GROUP": 3, "TRANSACTIONAL_ID": 5}
 _PATTERN = {"LITERAL": 3, "PREFIXED": 4}
 _OPERATION = {"READ": 3, "WRITE": 4}
 _ANY, _ALLOW = 1, 3
@@ -139,7 +148,7 @@ async def apply_acls(client_kwargs: dict[str, Any], entries: list[AclEntry]) -> 
 
 
 async def describe_acls(client_kwargs: dict[str, Any]) -> list[dict[str, str]]:
-    """Every ALLOW/DENY ACL on topics and groups the cluster holds, sorted."""
+    """Every ALLOW/DENY ACL on topics, groups and transactional ids the cluster holds, sorted."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import for_code
     from aiokafka.protocol.admin import DescribeAclsRequest

@@ -45,6 +45,13 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
         forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", **durable}
         special = {
             topics.control_topic: {"cleanup.policy": "compact", **durable},  # the latest record per key
+            # the latest state per comparator group and partition; small segments so it compacts soon
+            topics.compare_state_topic: {
+                "cleanup.policy": "compact",
+                "segment.ms": "600000",
+                "min.cleanable.dirty.ratio": "0.1",
+                **durable,
+            },
             topics.control_log_topic: forever,
         }
         new = [

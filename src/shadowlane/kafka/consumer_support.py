@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from shadowlane.kafka.dlq import send_dead_letter
 from shadowlane.kafka.offsets import OffsetTracker
+from shadowlane.kafka.transactions import Fenced, OutRecord, PartitionTransactions
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ async def commit_done(
         return False
     tracker.mark_committed(offsets)
     return True
+
+
+def _nothing() -> None:
+    return None
 
 
 LEARN_TIMEOUT_S = 45.0
@@ -106,12 +111,17 @@ class CommittingWorker:
     _blocked: dict[TopicPartition, int]
     _learning: set[TopicPartition]
     _learners: set[asyncio.Task[None]]
+    _txn: PartitionTransactions | None
+    _lost: set[int]
 
-    def _init_consumer_state(self) -> None:
+    def _init_consumer_state(self, transactions: PartitionTransactions | None = None) -> None:
         self._letters = {}
         self._blocked = {}  # partition -> letters of it the DLQ is refusing right now
         self._learning = set()  # newly assigned, paused until what happened on them is learnt
         self._learners = set()
+        self._txn = transactions  # exactly-once: outputs and offsets commit in a transaction per partition
+        self._lost = set()  # partition numbers fenced by another member: paused until revoked
+        self._committing: dict[int, asyncio.Lock] = {}
 
     def _learn_then_fetch(
         self, partitions: list[TopicPartition], learn: Callable[[], Awaitable[None]], then: Callable[[], None]
@@ -210,13 +220,20 @@ class CommittingWorker:
             consumer.resume(tp)
 
     def _may_resume(self, tp: TopicPartition) -> bool:
-        """Whether ``tp`` may fetch again: not while it is learning (subclasses add their holds,
-        say a kill switch)."""
-        return tp not in self._learning
+        """Whether ``tp`` may fetch again: not while it is learning, nor once another member fenced
+        it (subclasses add their holds, say a kill switch)."""
+        return tp not in self._learning and tp.partition not in self._lost
 
     def resumable(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
         """``partitions`` without those a refused dead letter holds (and those the subclass holds)."""
         return [tp for tp in partitions if tp not in self._blocked and self._may_resume(tp)]
+
+    def transaction_counters(self) -> dict[str, int]:
+        """With exactly-once: transactions committed and aborted, and partitions lost to fencing."""
+        txn = self._txn
+        if txn is None:
+            return {}
+        return {"transactions": txn.commits, "transactions_aborted": txn.aborts, "fenced": txn.fenced}
 
     @property
     def dlq_blocked_partitions(self) -> int:
@@ -234,5 +251,87 @@ class CommittingWorker:
             )
 
     async def _commit(self, only: Iterable[TopicPartition] | None = None) -> None:
-        if await commit_done(self._consumer, self.tracker, only):
+        """Commit the done prefix of ``only`` (default: every owned partition): with exactly-once,
+        in one transaction per partition number, with what :meth:`_transaction_records` gives."""
+        if self._txn is None:
+            if await commit_done(self._consumer, self.tracker, only):
+                self.stats.commits += 1
+            return
+        consumer = self._consumer
+        owned = consumer.assignment() if consumer is not None else set()
+        wanted = set(owned) if only is None else set(owned) & set(only)
+        numbers = sorted({tp.partition for tp in wanted} - self._lost)
+        # each partition has its own producer: their transactions run side by side
+        await asyncio.gather(
+            *(self._commit_partition(p, [tp for tp in wanted if tp.partition == p]) for p in numbers)
+        )
+
+    async def _commit_partition(self, partition: int, tps: list[TopicPartition]) -> None:
+        """One transaction of ``partition``: its records and the done prefix of ``tps``. One at a
+        time per partition (the loop's periodic commit and a revocation's may overlap)."""
+        assert self._txn is not None
+        lock = self._committing.setdefault(partition, asyncio.Lock())
+        async with lock:
+            if not self._txn.owns(partition) or partition in self._lost:
+                return  # never reopened here: the assignment seen may be stale
+            offsets = self.tracker.committable(tps)
+            records, settle = self._transaction_records(partition, offsets)
+            if not records and not offsets:
+                return
+            try:
+                await self._txn.commit(partition, records, offsets)
+            except Fenced as exc:
+                self._fenced(partition, exc)
+                return
+            except Exception as exc:  # aborted: the records stay here for the next try
+                log.warning("transaction of partition %d aborted (will retry): %s", partition, exc)
+                return
+            settle()
+            self.tracker.mark_committed(offsets)
             self.stats.commits += 1
+
+    def _transaction_records(
+        self, partition: int, offsets: dict[TopicPartition, int]
+    ) -> tuple[list[OutRecord], Callable[[], None]]:
+        """What partition ``partition``'s next transaction writes next to ``offsets``, and what to
+        do once it committed (subclasses with exactly-once output override it)."""
+        return [], _nothing
+
+    def _fenced(self, partition: int, exc: Exception) -> None:
+        """Another member took partition ``partition`` over: stop reading it here until the group
+        revokes it (what this member did on it since its last commit is void)."""
+        log.warning("%s: lost partition %d to another member: %s", self.worker_id, partition, exc)
+        self._lost.add(partition)
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.pause(*(tp for tp in consumer.assignment() if tp.partition == partition))
+
+    async def _open_transactions(self, partitions: list[TopicPartition]) -> None:
+        """Exactly-once: take over the producers of newly owned ``partitions`` (fencing their
+        previous owner), then start each from its committed offset as of now: an offset the
+        previous owner committed while this member was joining is not skipped."""
+        consumer = self._consumer
+        if self._txn is None or consumer is None:
+            return
+        numbers = {tp.partition for tp in partitions}
+        self._lost.difference_update(numbers)
+        delay = 0.5
+        while True:  # bounded by the learning timeout; then the partitions stay paused (lost)
+            try:
+                await self._txn.open(numbers)
+                break
+            except asyncio.CancelledError:
+                self._lost.update(p for p in numbers if not self._txn.owns(p))
+                raise
+            except Exception as exc:
+                log.warning("opening the transactional producers of %s failed (%s); retrying", numbers, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            if committed is not None and tp in consumer.assignment():
+                consumer.seek(tp, committed)
+
+    async def _close_transactions(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        if self._txn is not None:
+            await self._txn.close(None if partitions is None else {tp.partition for tp in partitions})

@@ -37,7 +37,9 @@ async def read_since(
     found: dict[int, list[tuple[T, int]]] = {tp.partition: [] for tp in tps}
     if not tps:
         return found
-    consumer = AIOKafkaConsumer(**client_kwargs, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        **client_kwargs, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -56,10 +58,52 @@ async def read_since(
                 for record in records:
                     if record.offset < ends[tp]:
                         found[tp.partition].extend((item, record.timestamp) for item in pick(record.value))
-                if records and records[-1].offset + 1 >= ends[tp]:
+            for tp in list(pending):  # transaction markers take offsets: the position says when it is read
+                if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         if pending:
             log.warning("reading %s timed out (%.0fs, %d partitions left)", topic, timeout_s, len(pending))
     finally:
         await consumer.stop()
     return found
+
+
+async def read_latest(
+    client_kwargs: dict[str, Any],
+    topic: str,
+    partition: int,
+    key: bytes,
+    *,
+    timeout_s: float = READ_TIMEOUT_S,
+) -> bytes | None:
+    """The value of the newest committed record with ``key`` in one partition (None: there is
+    none), read backwards from the end in growing steps: on a compacted state topic the newest
+    record is almost always among the last few."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(
+        **client_kwargs, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        high = (await consumer.end_offsets([tp]))[tp]
+        step = 32
+        deadline = time.monotonic() + timeout_s
+        while high > first:
+            low = max(first, high - step)
+            consumer.seek(tp, low)
+            found: bytes | None = None
+            while await consumer.position(tp) < high:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic}[{partition}] took over {timeout_s:.0f}s")
+                batches = await consumer.getmany(tp, timeout_ms=500)
+                for record in batches.get(tp, ()):
+                    if record.offset < high and record.key == key:
+                        found = record.value
+            if found is not None:
+                return found
+            high, step = low, step * 4
+        return None
+    finally:
+        await consumer.stop()

@@ -1,10 +1,13 @@
-"""Consumer lag per partition, computed at scrape time: ``highwater - (last consumed + 1)``.
+"""Consumer lag per partition, computed at scrape time: ``end - next offset to read``.
 
-The poll loop calls :meth:`LagTracker.seen` with the last offset it consumed from a partition
-(a dict store, nothing else); a scrape asks the consumer for each partition's highwater mark
-(synchronous in aiokafka: the last one a fetch response reported) and skips partitions whose
-highwater is not known yet. Revoked partitions are forgotten. The same tracker serves the
-shadow workers and the comparator: :meth:`LagTracker.labelled_gauges` feeds a
+The poll loop calls :meth:`LagTracker.seen` with the last offset it consumed from a partition, or
+:meth:`LagTracker.at` with the consumer's position (a dict store, nothing else); a scrape asks the
+consumer for each partition's end (synchronous in aiokafka: what the last fetch response
+reported) and skips partitions whose end is not known yet. The end is the last stable offset
+when the broker reports one, else the highwater mark: a ``read_committed`` consumer can read no
+further, and on a topic written in transactions the commit markers take offsets no record has,
+so only the position (which moves past them) reaches it. Revoked partitions are forgotten. The
+same tracker serves the shadow workers and the comparator: :meth:`LagTracker.labelled_gauges` feeds a
 :class:`~shadowlane.metrics.StatsCollector`, and :meth:`LagTracker.collector` builds one exposing
 ``shadowlane_consumer_lag{group, topic, partition}``.
 """
@@ -30,9 +33,11 @@ class HighwaterSource(Protocol):
 
     def highwater(self, partition: Any) -> int | None: ...
 
+    def last_stable_offset(self, partition: Any) -> int | None: ...
+
 
 class LagTracker:
-    """Last consumed offset per partition; lag against the consumer's highwater marks on demand."""
+    """The next offset to read per partition; lag against the consumer's ends on demand."""
 
     def __init__(self, consumer: HighwaterSource | None = None) -> None:
         self._consumer = consumer
@@ -44,7 +49,11 @@ class LagTracker:
 
     def seen(self, tp: TopicPartition, offset: int) -> None:
         """Record that ``offset`` of ``tp`` was consumed (call with the last offset of a batch)."""
-        self._last[tp] = offset
+        self._last[tp] = offset + 1
+
+    def at(self, tp: TopicPartition, position: int) -> None:
+        """Record the consumer's position in ``tp`` (the next offset it will read)."""
+        self._last[tp] = position
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop revoked partitions: another member reports their lag now."""
@@ -57,14 +66,15 @@ class LagTracker:
         if consumer is None:
             return {}
         out: dict[TopicPartition, int] = {}
-        for tp, last in self._last.copy().items():  # copy: scrapes run on another thread
+        for tp, following in self._last.copy().items():  # copy: scrapes run on another thread
             try:
-                high = consumer.highwater(tp)
+                stable = consumer.last_stable_offset(tp)
+                end = consumer.highwater(tp) if stable is None or stable < 0 else stable
             except Exception:  # not assigned any more (aiokafka asserts), consumer stopping
                 continue
-            if high is None:
+            if end is None:
                 continue
-            out[tp] = max(0, int(high) - (last + 1))
+            out[tp] = max(0, int(end) - following)
         return out
 
     def labelled_gauges(self) -> dict[str, Labelled]:

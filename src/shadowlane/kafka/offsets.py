@@ -131,6 +131,21 @@ class OffsetTracker:
                 out[tp] = nxt
         return out
 
+    def position(self, tp: TopicPartition) -> tuple[int, list[int]] | None:
+        """(the offset after the last registered one, the registered offsets not done yet, in
+        order) of ``tp``; None when nothing of it is registered."""
+        part = self._parts.get(tp)
+        if part is None:
+            return None
+        if not part.pending:
+            return (part.next_commit, []) if part.next_commit is not None else None
+        waiting = [offset for offset, finished in part.pending.items() if not finished]
+        return next(reversed(part.pending)) + 1, waiting
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The last offset :meth:`mark_committed` recorded for ``tp`` (None: none yet)."""
+        return self._committed.get(tp)
+
     def mark_committed(self, offsets: dict[TopicPartition, int]) -> None:
         for tp, off in offsets.items():
             self._committed[tp] = max(off, self._committed.get(tp, -1))

@@ -30,7 +30,12 @@ async def read_range(
     partitions = [TopicPartition(topic, p) for topic in topics for p in ids.get(topic, ())]
     if not partitions:
         return
-    consumer = AIOKafkaConsumer(**client_kwargs, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        **client_kwargs,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)

@@ -2,10 +2,12 @@
 
 Flow per record: decode (bad bytes / wrong version → DLQ) → take a call slot → replay against
 the candidate (read-only tools), every call of it (attempt, retry, tool round) first taking a
-token of this member's share of the group cap → produce the
-``ShadowResult`` and wait for the ack → mark the offset done. Offsets are committed only for
-the contiguous done prefix of each partition: periodically, on partition revoke (after the
-revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
+token of this member's share of the group cap → the ``ShadowResult``. With exactly-once (the
+default) the result waits until its record is inside the partition's done prefix, then commits
+with that prefix in the partition's transaction (:mod:`shadowlane.kafka.transactions`); without
+it, the result is produced, and its offset done once acknowledged. Offsets are committed only for
+the contiguous done prefix of each partition: every ``commit_interval_s``, on partition revoke
+(after the revoked partitions' in-flight replays finish) and on shutdown. Concurrency is bounded; when
 every slot is taken the worker pauses its partitions instead of buffering more records.
 Only the candidate call holds a concurrency slot: waiting for the result's ack does not, so a
 member's throughput is ``concurrency / candidate latency`` (up to its share of the cap).
@@ -14,13 +16,8 @@ A λ-sampled request (see :mod:`shadowlane.shadow.stability`) is replayed a few 
 the main replay, concurrently; each extra replay takes its own call slot and its calls their
 tokens, so the rate cap counts every call the candidate receives. The worker exposes its metrics
 through :meth:`ShadowWorker.counters`, :meth:`ShadowWorker.gauges`,
-:meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker.
-
-Kill switch: ``halt`` (e.g. ``lambda: watcher.killed(flag)``, see
-:mod:`shadowlane.rollout.control_plane`) is checked on every loop turn (a turn waits ≤ 0.2 s). While it
-says True the worker pauses every assigned partition (gauge ``paused_by_kill``) and records already
-fetched wait before their candidate call; replays already calling the candidate finish. When it
-says False again the partitions resume where they stopped: nothing is skipped.
+:meth:`ShadowWorker.labelled_counters` and its :attr:`lag` tracker. The kill switch:
+:mod:`shadowlane.shadow.kill_switch`.
 """
 
 from __future__ import annotations
@@ -44,17 +41,18 @@ from shadowlane.kafka.dlq import SIZE_REFUSALS
 from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
+from shadowlane.kafka.transactions import MAX_RECORD_BYTES, OutRecord, PartitionTransactions
 from shadowlane.metrics import Labelled
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import Candidate
 from shadowlane.shadow.dedupe import RecentReplays, replayed_by
+from shadowlane.shadow.held_results import HeldResults
+from shadowlane.shadow.kill_switch import KillSwitchHold
 from shadowlane.shadow.replay import Replayer
 from shadowlane.shadow.stability import stability_samples
 from shadowlane.shadow.throttle import TokenBucket, partition_share
 
 log = logging.getLogger(__name__)
-
-HOLD_POLL_S = 0.1
 
 
 @dataclass(slots=True)
@@ -88,7 +86,7 @@ class ShadowStats:
             self.error_classes[key] = self.error_classes.get(key, 0) + 1
 
 
-class ShadowWorker(CommittingWorker):
+class ShadowWorker(KillSwitchHold, CommittingWorker):
     """Consumes the requests topic as group ``<group_prefix><candidate>``."""
 
     def __init__(
@@ -117,7 +115,10 @@ class ShadowWorker(CommittingWorker):
         self._kwargs = client_kwargs
         self.stats: ShadowStats = ShadowStats()
         self.tracker = OffsetTracker()
-        self._init_consumer_state()
+        self._init_consumer_state(
+            PartitionTransactions(client_kwargs, self.group_id) if self.s.exactly_once else None
+        )
+        self.held = HeldResults()  # exactly-once: results waiting for their offsets' commit
         self._full = False  # every slot taken: the loop paused the partitions
         self.recent = RecentReplays(int(self.s.dedupe_ttl_s * 1000))
         self.lag = LagTracker()
@@ -145,6 +146,7 @@ class ShadowWorker(CommittingWorker):
         """Plain counters plus the rate cap's: ``throttled`` and ``throttle_wait_seconds``."""
         return {
             **self.stats.as_dict(),
+            **self.transaction_counters(),
             "throttled": self.bucket.throttled,
             "throttle_wait_seconds": self.bucket.throttle_wait_s,
         }
@@ -187,6 +189,7 @@ class ShadowWorker(CommittingWorker):
                 self._stop_learning()
                 await self._drain_all()
                 await self._commit()
+                await self._close_transactions()
                 await self._consumer.stop()
                 self.lag.attach(None)
         finally:
@@ -199,7 +202,9 @@ class ShadowWorker(CommittingWorker):
         last_commit = time.monotonic()
         paused = self._full = False
         while not self._stop.is_set():
-            if time.monotonic() - last_commit >= 1.0:  # also while killed: finished replays commit
+            if (
+                time.monotonic() - last_commit >= self.s.commit_interval_s
+            ):  # also while killed: finished replays commit
                 await self._commit()
                 last_commit = time.monotonic()
             if self._halted():
@@ -229,32 +234,6 @@ class ShadowWorker(CommittingWorker):
                     consumer.resume(*self.resumable(consumer.assignment()))
                     paused = False
                 await self._poll(consumer, free, 200)
-
-    def _halted(self) -> bool:
-        return self.halt is not None and self.halt()
-
-    async def _hold(self, consumer: AIOKafkaConsumer) -> None:
-        """Kill switch engaged: keep every assigned partition paused, and keep polling (nothing
-        comes back) so the group does not evict this member."""
-        if not self.paused_by_kill:
-            self.paused_by_kill = True
-            self.stats.kill_pauses += 1
-            log.warning("%s: kill switch engaged, replay paused", self.group_id)
-        consumer.pause(*consumer.assignment())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
-        consumer.pause(*consumer.assignment())
-        await self._poll(consumer, 1, 0)
-
-    async def _held(self) -> bool:
-        """Wait while the kill switch is engaged; False when the worker stops meanwhile."""
-        self.stats.kill_held += 1
-        while self._halted():
-            if self._stop.is_set():
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), HOLD_POLL_S)
-        return True
 
     async def _poll(self, consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int) -> None:
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
@@ -314,6 +293,9 @@ class ShadowWorker(CommittingWorker):
                 self.stats.tools_blocked += 1
             elif call.disposition.startswith("stubbed"):
                 self.stats.tools_stubbed += 1
+        if self._txn is not None:
+            self._hold_result(tp, record, encode(result))
+            return
         while True:
             try:
                 await producer.send_and_wait(
@@ -335,6 +317,24 @@ class ShadowWorker(CommittingWorker):
                 )
                 await asyncio.sleep(1.0)
         self.tracker.done(tp, record.offset)
+
+    def _hold_result(self, tp: TopicPartition, record: Any, value: bytes) -> None:
+        """Exactly-once: keep the result for its partition's next transaction (one that can never
+        fit in a record is dead-lettered instead)."""
+        if len(value) + len(record.key or b"") > MAX_RECORD_BYTES:
+            self.stats.produce_failed += 1
+            self._dead_letter(tp, record, "result_too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
+            return
+        topic = self.settings.topics.shadow_results_topic
+        self.held.hold(tp, record.offset, (topic, record.key, value, record.partition))
+        self.tracker.done(tp, record.offset)
+
+    def _transaction_records(
+        self, partition: int, offsets: dict[TopicPartition, int]
+    ) -> tuple[list[OutRecord], Callable[[], None]]:
+        """The held results of the records inside the prefix being committed."""
+        tp = TopicPartition(self.settings.topics.requests_topic, partition)
+        return self.held.inside(tp, offsets.get(tp))
 
     async def _admit(self) -> None:
         """One candidate call's token of this member's share of the rate cap."""
@@ -370,6 +370,8 @@ class ShadowWorker(CommittingWorker):
         gone = set(revoked)
         await self._drain_all(gone)
         await self._commit(gone)
+        await self._close_transactions(gone)
+        self.held.forget(gone)
         self.tracker.forget(gone)
         self.lag.forget(gone)
         self.recent.forget(gone)
@@ -386,14 +388,18 @@ class ShadowWorker(CommittingWorker):
             consumer.pause(*assigned)
         log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
         fresh = [tp for tp in assigned if tp.topic == topic]
-        if fresh and self.recent.enabled:
+        if fresh and (self.recent.enabled or self._txn is not None):
             self._learn_then_fetch(fresh, lambda: self._learn(fresh), self.assigned.set)
         else:
             self.assigned.set()
 
     async def _learn(self, partitions: list[TopicPartition]) -> None:
-        """What this candidate replayed on newly owned partitions within the TTL (by any member),
-        read from the results topic: a retried request's copy is then not replayed again."""
+        """Before newly owned partitions fetch: with exactly-once, take over their transactional
+        producers; then read what this candidate replayed on them within the TTL (by any member)
+        from the results topic: a retried request's copy is then not replayed again."""
+        await self._open_transactions(partitions)
+        if not self.recent.enabled:
+            return
         since = time.time_ns() // 1_000_000 - self.recent.ttl_ms
         found = await read_since(
             self._kwargs,

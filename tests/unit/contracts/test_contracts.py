@@ -109,6 +109,7 @@ def test_registry_keys_per_request_data_by_req_hash_and_co_partitions_the_join()
         "control": "kind:name",
         "control-log": "kind:name",
         "audit": "name",
+        "compare.state": "<comparator group>/<input partition>",
     }
     for topic in TOPICS:
         if topic.logical in not_per_request:

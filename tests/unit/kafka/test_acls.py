@@ -37,6 +37,7 @@ def test_each_component_gets_exactly_its_share() -> None:
         ("TOPIC", "p.shadow-results", "LITERAL", "WRITE"),
         ("TOPIC", "p.dlq", "LITERAL", "WRITE"),
         ("GROUP", "p.shadow.", "PREFIXED", "READ"),
+        ("TRANSACTIONAL_ID", "p.shadow.", "PREFIXED", "WRITE"),  # "<group>.<partition>"
     }
     assert _grants("User:compare") == {
         ("TOPIC", "p.requests", "LITERAL", "READ"),
@@ -45,7 +46,10 @@ def test_each_component_gets_exactly_its_share() -> None:
         ("TOPIC", "p.compare.summary", "LITERAL", "WRITE"),
         ("TOPIC", "p.alerts", "LITERAL", "WRITE"),
         ("TOPIC", "p.dlq", "LITERAL", "WRITE"),
+        ("TOPIC", "p.compare.state", "LITERAL", "READ"),
+        ("TOPIC", "p.compare.state", "LITERAL", "WRITE"),
         ("GROUP", "p.compare", "LITERAL", "READ"),
+        ("TRANSACTIONAL_ID", "p.compare.", "PREFIXED", "WRITE"),
     }
     assert _grants("User:control") == {
         ("TOPIC", "p.control", "LITERAL", "WRITE"),

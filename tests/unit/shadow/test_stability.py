@@ -248,6 +248,7 @@ def make_worker(
         concurrency=concurrency,
         max_attempts=1,
         pins={"model_rev": "cfg"},
+        exactly_once=False,  # results go straight to the producer this test reads
     )
     settings = Settings(shadow=shadow, compare=CompareSettings(baseline_candidate="baseline"))
     worker = ShadowWorker(settings, CallableCandidate(name, fn), {})

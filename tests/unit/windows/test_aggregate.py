@@ -12,31 +12,7 @@ from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.windows import histograms as h
 from shadowlane.windows.accumulator import Accumulator
 from shadowlane.windows.aggregate import WindowAggregator
-
-
-def comparison(i: int, rng: random.Random, *, candidate: str = "b", outcome: str = "joined") -> Comparison:
-    joined = outcome == "joined"
-    delta_s = round(rng.random(), 4) if joined else None
-    floor = round(rng.random() * 0.5, 4) if joined and i % 4 else None
-    excess = None if delta_s is None or floor is None else round(delta_s - floor, 6)
-    return Comparison(
-        comparison_id=f"c{i}",
-        req_hash=f"{i:032x}",
-        candidate=candidate,
-        ts_ms=0,
-        endpoint="/v1/chat/completions",
-        tenant="t1",
-        complete=joined,
-        outcome=outcome,  # type: ignore[arg-type]
-        delta_s=delta_s,
-        delta_s_floor=floor,
-        delta_s_excess=excess,
-        exact_match=(i % 3 == 0) if joined else None,
-        prod_latency_ms=rng.lognormvariate(3.5, 0.5),
-        shadow_latency_ms=rng.lognormvariate(3.8, 0.6) if joined else None,
-        prod_status="200" if i % 50 else "500",
-        shadow_status=("ok" if i % 20 else "error:timeout") if joined else None,
-    )
+from tests.support.summaries import comparison
 
 
 def test_windows_close_on_event_time_and_summarise() -> None:
