@@ -31,3 +31,6 @@ async def test_sigkilled_members_leave_every_comparison_and_window_count_exactly
         assert figures.window_sum == figures.distinct == figures.requests, figures.line()
         assert figures.shadow_results == figures.requests, figures.line()  # none twice, none missing
         assert figures.shadow_duplicates == 0, figures.line()
+        # a killed member's uncommitted work is redone, nothing more: what it had fetched and not
+        # committed (≤ 2 × concurrency in flight, plus ~a commit interval's results) per kill
+        assert 0 <= figures.re_replays <= 200 * figures.shadow_kills, figures.line()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,22 @@ def grammar_b(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def echo(body: dict[str, Any]) -> str:
+    return "echo"
+
+
+CALLS_FILE_ENV = "SHADOWLANE_TEST_CALLS_FILE"
+
+
+def recorded_echo(body: dict[str, Any]) -> str:
+    """``echo`` that appends a line per call to the file named by ``$SHADOWLANE_TEST_CALLS_FILE``
+    (one O_APPEND write: calls from several processes and threads never interleave)."""
+    path = os.environ.get(CALLS_FILE_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"call\n")
+        finally:
+            os.close(fd)
     return "echo"
 
 

@@ -10,7 +10,9 @@ shadow-results topic the same way. The figures say what a consumer of the topics
 - ``lost``: requests without a comparison; ``duplicates``: comparisons beyond one per
   (request, candidate); ``disagreeing``: pairs whose copies disagree on the outcome;
 - ``window_sum``: comparisons counted by all summaries together (must equal ``distinct``);
-- ``shadow_duplicates``: shadow results beyond one per (request, candidate);
+- ``shadow_duplicates``: shadow results beyond one per (request, candidate); ``re_replays``:
+  candidate calls beyond one per request (what killed shadow members had in flight, replayed
+  again by the partitions' next owners);
 - ``recover_s``: from the last kill until every request had its shadow result and comparison;
   ``settled_s``: until the summaries added up too (a window closes a join window after its end).
 
@@ -40,9 +42,10 @@ from shadowlane.hashing import partition_for
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs
 from shadowlane.settings import CompareSettings, ControlSettings, Settings, ShadowSettings, TopicSettings
+from tests.support.candidates import CALLS_FILE_ENV
 from tests.support.factories import envelope
 
-SHADOW_ARGS = ("shadow", "--candidate", "cand", "--callable", "tests.support.candidates:echo")
+SHADOW_ARGS = ("shadow", "--candidate", "cand", "--callable", "tests.support.candidates:recorded_echo")
 COMPARE_ARGS = ("compare",)
 
 
@@ -62,6 +65,9 @@ class ChaosFigures:
     window_sum: int
     shadow_results: int
     shadow_duplicates: int
+    shadow_kills: int
+    candidate_calls: int  # every call the candidate received, killed members' included
+    re_replays: int  # calls beyond one per request: the work a crash made the group redo
     recover_s: float  # last kill -> every request has its shadow result and its comparison
     settled_s: float  # last kill -> the summaries add up (windows close a join window later)
     elapsed_s: float
@@ -140,18 +146,24 @@ class _Members:
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
         self.log_dir = log_dir
+        self.calls = log_dir / f"{settings.topics.prefix}candidate-calls"  # one per run
         self.running: list[tuple[str, WorkerProcess]] = []
         self.started = 0
+        self.killed: Counter[str] = Counter()
 
     async def add(self, kind: str) -> None:
         self.started += 1
         args = SHADOW_ARGS if kind == "shadow" else COMPARE_ARGS
         log_path = self.log_dir / f"{kind}-{self.started}.log"
-        self.running.append((kind, await WorkerProcess.start(self.settings, *args, log_path=log_path)))
+        env = {CALLS_FILE_ENV: str(self.calls)}
+        self.running.append(
+            (kind, await WorkerProcess.start(self.settings, *args, log_path=log_path, secrets=env))
+        )
 
     async def kill_one(self, rng: random.Random) -> str:
         kind, proc = self.running.pop(rng.randrange(len(self.running)))
         await proc.kill()
+        self.killed[kind] += 1
         return kind
 
     async def stop_all(self) -> None:
@@ -247,6 +259,8 @@ async def chaos_run(
         await publishing
         complete = False
         recover_s = deadline_s
+        c = settings.compare
+        closing_s = c.window_s + c.summary_window_s + c.summary_grace_s + 10.0
         while time.monotonic() - last_kill < deadline_s:
             _records, distinct, _dis, _joined, _n, window_sum = _figures(tail, settings)
             replayed = len(set(tail.records[t.shadow_results_topic]))
@@ -255,6 +269,8 @@ async def chaos_run(
             if recover_s < deadline_s and window_sum >= distinct:
                 complete = True
                 break
+            if recover_s < deadline_s and time.monotonic() - last_kill > recover_s + closing_s:
+                break  # every window has closed by now: the summaries will not add up any more
             await asyncio.sleep(0.5)
         settled_s = time.monotonic() - last_kill
         await asyncio.sleep(2.0)  # anything emitted twice would show up by now
@@ -262,6 +278,7 @@ async def chaos_run(
     finally:
         await tail.stop()
         await members.stop_all()
+    calls = len(members.calls.read_bytes().splitlines()) if members.calls.exists() else 0
     results = Counter(
         (r.req_hash, r.candidate)
         for r in (decode(v, ShadowResult) for v in tail.records[t.shadow_results_topic])
@@ -281,6 +298,9 @@ async def chaos_run(
         window_sum=window_sum,
         shadow_results=sum(results.values()),
         shadow_duplicates=sum(results.values()) - len(results),
+        shadow_kills=members.killed["shadow"],
+        candidate_calls=calls,
+        re_replays=calls - requests,
         recover_s=recover_s,
         settled_s=settled_s,
         elapsed_s=time.monotonic() - started,

@@ -161,7 +161,10 @@ class Comparator(ComparatorOutput):
                 while not self._stop.is_set():
                     await self.step(timeout_ms=200)
                     if time.monotonic() - last_commit >= self.c.commit_interval_s:
-                        await self._commit()
+                        if self._txn is not None:
+                            self._commit_soon()  # transactions: their round trips overlap polling
+                        else:
+                            await self._commit()
                         last_commit = time.monotonic()
             finally:
                 self._stop_learning()
@@ -174,7 +177,7 @@ class Comparator(ComparatorOutput):
                 else:
                     await self._stage([], [], [], self._window_records(self.windows.flush(self._owned())))
                 await self._drain_letters(deadline - time.monotonic())
-                await self._commit()
+                await self._commit_now()
                 await self._close_transactions()
                 await self._consumer.stop()
         finally:
@@ -366,7 +369,7 @@ class Comparator(ComparatorOutput):
         if self._txn is None:
             await self._flush_windows(deadline - time.monotonic(), sorted(numbers))
         await self._drain_letters(deadline - time.monotonic(), revoked)
-        await self._commit(revoked)
+        await self._commit_now(revoked)
         await self._close_transactions(revoked)
         self.windows.drop(numbers)
         self.unpaired.drop(numbers)

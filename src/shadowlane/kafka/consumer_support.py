@@ -68,6 +68,11 @@ def _nothing() -> None:
     return None
 
 
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("commit task crashed", exc_info=task.exception())
+
+
 LEARN_TIMEOUT_S = 45.0
 DLQ_RETRY_FIRST_S = 1.0
 DLQ_RETRY_MAX_S = 30.0
@@ -122,6 +127,7 @@ class CommittingWorker:
         self._txn = transactions  # exactly-once: outputs and offsets commit in a transaction per partition
         self._lost = set()  # partition numbers fenced by another member: paused until revoked
         self._committing: dict[int, asyncio.Lock] = {}
+        self._committer: asyncio.Task[None] | None = None
 
     def _learn_then_fetch(
         self, partitions: list[TopicPartition], learn: Callable[[], Awaitable[None]], then: Callable[[], None]
@@ -265,6 +271,20 @@ class CommittingWorker:
         await asyncio.gather(
             *(self._commit_partition(p, [tp for tp in wanted if tp.partition == p]) for p in numbers)
         )
+
+    def _commit_soon(self) -> None:
+        """Exactly-once: start the periodic commit as a task of its own (unless the last one still
+        runs), so polling goes on during the transactions' round trips; without it, nothing."""
+        if self._txn is not None and (self._committer is None or self._committer.done()):
+            self._committer = asyncio.create_task(self._commit())
+            self._committer.add_done_callback(_log_crash)
+
+    async def _commit_now(self, only: Iterable[TopicPartition] | None = None) -> None:
+        """Commit, after the periodic commit still running (if any) has finished."""
+        running = self._committer
+        if running is not None and not running.done():
+            await asyncio.wait([running])
+        await self._commit(only)
 
     async def _commit_partition(self, partition: int, tps: list[TopicPartition]) -> None:
         """One transaction of ``partition``: its records and the done prefix of ``tps``. One at a

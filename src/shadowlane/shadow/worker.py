@@ -188,7 +188,7 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
             finally:
                 self._stop_learning()
                 await self._drain_all()
-                await self._commit()
+                await self._commit_now()
                 await self._close_transactions()
                 await self._consumer.stop()
                 self.lag.attach(None)
@@ -202,10 +202,12 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         last_commit = time.monotonic()
         paused = self._full = False
         while not self._stop.is_set():
-            if (
-                time.monotonic() - last_commit >= self.s.commit_interval_s
-            ):  # also while killed: finished replays commit
-                await self._commit()
+            # also while killed: finished replays commit
+            if time.monotonic() - last_commit >= self.s.commit_interval_s:
+                if self._txn is not None:
+                    self._commit_soon()  # transactions: their round trips overlap polling
+                else:
+                    await self._commit()
                 last_commit = time.monotonic()
             if self._halted():
                 await self._hold(consumer)
@@ -369,7 +371,7 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         """Finish (bounded) what is in flight for the revoked partitions, commit, forget them."""
         gone = set(revoked)
         await self._drain_all(gone)
-        await self._commit(gone)
+        await self._commit_now(gone)
         await self._close_transactions(gone)
         self.held.forget(gone)
         self.tracker.forget(gone)
