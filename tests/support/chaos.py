@@ -45,6 +45,17 @@ from shadowlane.settings import CompareSettings, ControlSettings, Settings, Shad
 from tests.support.candidates import CALLS_FILE_ENV
 from tests.support.factories import envelope
 
+CONCURRENCY = 16  # per shadow member
+SHADOW_MEMBERS = 2
+
+
+def uncommitted_bound(rate: float) -> float:
+    """What one shadow member can have replayed but not committed when it is killed: its records
+    in flight (twice its concurrency) and about 2 s of its share of the traffic (a commit every
+    0.5 s, the one running when the next is due, and its round trips on a loaded machine)."""
+    return 2 * CONCURRENCY + 2.0 * rate / SHADOW_MEMBERS
+
+
 SHADOW_ARGS = ("shadow", "--candidate", "cand", "--callable", "tests.support.candidates:recorded_echo")
 COMPARE_ARGS = ("compare",)
 
@@ -88,7 +99,7 @@ def chaos_settings(bootstrap: str, *, exactly_once: bool) -> Settings:
             candidate="cand",
             group_prefix=f"chaos-{run}.shadow.",
             rate_cap=5000.0,
-            concurrency=16,
+            concurrency=CONCURRENCY,
             lambda_ratio=0.0,
             dedupe_ttl_s=0.0,  # exactly-once must hold on its own, without the retry-storm dedupe
             exactly_once=exactly_once,
@@ -241,7 +252,7 @@ async def chaos_run(
     started = time.monotonic()
     last_kill = started
     try:
-        for kind in ("shadow", "shadow", "compare", "compare"):
+        for kind in ["shadow"] * SHADOW_MEMBERS + ["compare", "compare"]:
             await members.add(kind)
         for _kind, proc in members.running:
             await proc.wait_event("assigned", timeout_s=120)
