@@ -71,24 +71,29 @@ async def test_tail_prints_records_as_json_lines(it_settings: Settings, kafka_kw
         kafka_kwargs, it_settings.topics.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs]
     )
     await produce(kafka_kwargs, it_settings.topics.requests_topic, [(None, b"\xffnot json")])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shadowlane.cli.main",
-        "tail",
-        "requests",
-        "--from-beginning",
-        "--max",
-        "4",
-        "--idle-exit",
-        "20",
-        env={**os.environ, **settings_env(it_settings)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    lines = [orjson.loads(line) for line in out.splitlines()]
+
+    async def tail(most: int) -> list[Any]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "shadowlane.cli.main",
+            "tail",
+            "requests",
+            "--from-beginning",
+            "--max",
+            str(most),
+            "--idle-exit",
+            "20",
+            env={**os.environ, **settings_env(it_settings)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        return [orjson.loads(line) for line in out.splitlines()]
+
+    assert len(await tail(1)) == 1  # --max stops inside a poll's batch of all four
+    lines = await tail(4)
     assert len(lines) == 4
     decoded = [line for line in lines if isinstance(line["value"], dict) and "req_hash" in line["value"]]
     assert {line["key"] for line in decoded} == {e.req_hash for e in envs}

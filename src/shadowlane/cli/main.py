@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadowlane import __version__
+from shadowlane.cli.times import RELATIVE_TIME
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.settings import load_settings
 
@@ -87,8 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def joined_negative_values(argv: list[str]) -> list[str]:
+    """``--from -15m`` as ``--from=-15m``: argparse takes a value that starts with ``-`` (and is
+    not a number) for an option, so the form the help shows would be refused. Only a relative
+    time (``-15m``, ``-2h``, ``-1.5d``, ``-30s``) right after a long option is joined."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and RELATIVE_TIME.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(joined_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -76,11 +76,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             while not args.max or count < args.max:
                 batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        sys.stdout.buffer.write(render(record) + b"\n")
-                        count += 1
-                        last = time.monotonic()
+                for record in (r for records in batches.values() for r in records):
+                    if args.max and count >= args.max:
+                        break  # a poll brings up to 500 records: --max counts each one
+                    sys.stdout.buffer.write(render(record) + b"\n")
+                    count += 1
+                    last = time.monotonic()
                 sys.stdout.flush()
                 if args.idle_exit and time.monotonic() - last > args.idle_exit:
                     break

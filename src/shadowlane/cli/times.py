@@ -7,7 +7,8 @@ import re
 import time
 from datetime import UTC, datetime
 
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+RELATIVE_TIME = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+"""A time relative to now: ``-15m``, ``-2h``, ``-1.5d``, ``-30s``."""
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -17,7 +18,7 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
     text = text.strip()
     if text == "now":
         return now
-    rel = _RELATIVE.match(text)
+    rel = RELATIVE_TIME.match(text)
     if rel:
         return now - int(float(rel.group(1)) * _UNIT_S[rel.group(2)] * 1000)
     if text.isdigit():
