@@ -29,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from shadowlane.cli.exit_codes import OPERATIONAL
 from shadowlane.contracts.control import ALL_FLAGS, ControlKind, ControlRecord, KillSwitch
 from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
 from shadowlane.errors import BrokerSetupError
@@ -287,7 +288,7 @@ def _run(
         bootstrap = resolve_bootstrap(settings)
     except BrokerSetupError as exc:
         print(f"shadowlane: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     try:
         lines = asyncio.run(core(client_kwargs(settings, bootstrap)))
     except ControlCommandError as exc:
@@ -328,7 +329,7 @@ def _fail_fast(settings: Settings) -> int | None:
         active_signing_key(settings.control)
     except SigningKeyError as exc:
         print(f"shadowlane: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     return None
 
 
@@ -396,7 +397,7 @@ def run_kill(args: argparse.Namespace, settings: Settings) -> int:
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.control.signing_keys:
         print(f"shadowlane: {NO_KEYS}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
 
     async def core(kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         await ensure_topics(settings.topics, kwargs)

@@ -8,8 +8,9 @@ no region), drops duplicate partials (same ``summary_id``), merges the rest into
 judges the flag's whole scope) and evaluates it (:func:`shadowlane.rollout.gates.evaluate`). It prints
 per gate the value, threshold, direction, statistic, interval, n and verdict (``--json``: one JSON
 object), writes a ``gate_decision`` audit event (``--no-audit`` to skip), and exits 0 PASS, 1 FAIL,
-2 INCONCLUSIVE — also 2, with a message, for a bad manifest, an unknown flag or no data. A PASS
-that cannot be audited exits 2: nothing graduates without a record.
+2 INCONCLUSIVE (no data in range is INCONCLUSIVE too), 3 for an operational error (a bad manifest,
+an unknown flag, no broker) and 64 for a bad command line. A PASS that cannot be audited exits 3:
+nothing graduates without a record.
 
 One run is one look. Alone it is a fixed-sample test at ``--alpha``; a pipeline that runs the gate
 every window passes ``--planned-samples`` (the stage's planned comparisons) and
@@ -33,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from shadowlane.cli.control_cmds import default_who
+from shadowlane.cli.exit_codes import OPERATIONAL
 from shadowlane.cli.times import parse_time
 from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.flag_manifest import FlagManifest
@@ -55,11 +57,14 @@ _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class GateInputError(Exception):
-    """A run that cannot be judged for a reason the operator fixes (exit 2)."""
+    """A run that cannot be judged for a reason the operator fixes (exit 3)."""
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser("gate", help="judge a flag's candidate on its window summaries (exit 0/1/2)")
+    cmd = sub.add_parser(
+        "gate",
+        help="judge a flag's candidate on its window summaries (exit 0/1/2/3)",
+    )
     cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
     cmd.add_argument("--flag", required=True, help="flag name in the manifest")
     cmd.add_argument("--candidate", help="candidate name (default: the flag's candidate, else its name)")
@@ -168,13 +173,6 @@ def render(decision: Decision, candidate: str, partials: int) -> str:
     return "\n".join(lines)
 
 
-def _time(text: str) -> int:
-    try:
-        return parse_time(text)
-    except SystemExit as exc:  # parse_time reports a bad time by exiting
-        raise GateInputError(str(exc)) from None
-
-
 # ---------------------------------------------------------------------- I/O
 async def _read(
     settings: Settings, kwargs: dict[str, Any], start_ms: int, end_ms: int
@@ -208,16 +206,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         spec = manifest.flags.get(args.flag)
         if spec is None:
             raise GateInputError(f"flag {args.flag!r} is not in {args.manifest}")
-        end = _time(args.end)
+        end = parse_time(args.end)
         window = args.window or int(spec.evaluation_window_s * 1000)
-        start = _time(args.start) if args.start else end - window
+        start = parse_time(args.start) if args.start else end - window
         if end <= start:
             raise GateInputError("the range is empty: --to must be after --from")
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         records = asyncio.run(_read(settings, kwargs, start, end))
     except (ManifestError, GateInputError, BrokerSetupError) as exc:
         print(f"shadowlane gate: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     name = args.candidate or manifest.candidate(args.flag)
     n = sum(s.count for s in select(records, name, spec.scope, start, end))
     look = fixed_look(args.alpha)
@@ -239,5 +237,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             asyncio.run(_audit(settings, kwargs, record))
         except Exception as exc:  # the decision stands, but nothing graduates unrecorded
             print(f"shadowlane gate: could not write the audit event: {exc}", file=sys.stderr)
-            code = 2 if code == 0 else code
+            code = OPERATIONAL if code == 0 else code
     return code

@@ -20,6 +20,7 @@ import shlex
 import sys
 from typing import Any
 
+from shadowlane.cli.exit_codes import OPERATIONAL, USAGE
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.kafka.acls import COMPONENTS, acl_entries
 from shadowlane.kafka.cluster import LocalCluster
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError(f"unknown kafka action {action!r}")
     except BrokerSetupError as exc:
         print(f"shadowlane kafka {action}: {exc}", file=sys.stderr)
-        return 1
+        return OPERATIONAL
     return 0
 
 
@@ -124,10 +125,10 @@ def _cluster(args: argparse.Namespace, settings: Settings, action: str) -> int:
     """``start|stop|status --brokers N``: the local N-broker cluster."""
     if args.brokers < 2:
         print(f"shadowlane kafka {action}: --brokers must be 1 or at least 2", file=sys.stderr)
-        return 2
+        return USAGE
     if getattr(args, "secure", False):
         print(f"shadowlane kafka {action}: --secure is a single broker; drop --brokers", file=sys.stderr)
-        return 2
+        return USAGE
     cluster = LocalCluster.from_settings(settings, brokers=int(args.brokers))
     try:
         if action == "start":
@@ -139,7 +140,7 @@ def _cluster(args: argparse.Namespace, settings: Settings, action: str) -> int:
             print(json.dumps(cluster.status(), indent=2, sort_keys=True))
     except BrokerSetupError as exc:
         print(f"shadowlane kafka {action}: {exc}", file=sys.stderr)
-        return 1
+        return OPERATIONAL
     return 0
 
 
@@ -148,12 +149,12 @@ def _acls(args: argparse.Namespace, settings: Settings, local: LocalKafka) -> in
         principals = dict(item.split("=", 1) for item in args.principal)
     except ValueError:
         print("shadowlane kafka acls: --principal takes COMPONENT=NAME", file=sys.stderr)
-        return 2
+        return USAGE
     unknown = sorted(set(principals) - set(COMPONENTS))
     if unknown:
         print(f"shadowlane kafka acls: unknown component {unknown[0]!r} (one of {', '.join(COMPONENTS)})",
               file=sys.stderr)  # fmt: skip
-        return 2
+        return USAGE
     entries = acl_entries(settings, principals)
     if not args.apply:
         print(json.dumps([e.as_dict() for e in entries], indent=2))
@@ -163,10 +164,10 @@ def _acls(args: argparse.Namespace, settings: Settings, local: LocalKafka) -> in
         asyncio.run(_apply(settings, kwargs, entries))
     except (BrokerSetupError, ConfigError) as exc:
         print(f"shadowlane kafka acls: {exc}", file=sys.stderr)
-        return 1
+        return OPERATIONAL
     except Exception as exc:  # the broker refused (not authorized, unreachable)
         print(f"shadowlane kafka acls: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return OPERATIONAL
     print(f"granted {len(entries)} ACLs to {len(COMPONENTS)} principals", file=sys.stderr)
     return 0
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadowlane import __version__
+from shadowlane.cli.exit_codes import OPERATIONAL, Parser
+from shadowlane.cli.failures import explain, quiet_unclosed_clients
 from shadowlane.cli.times import RELATIVE_TIME
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.settings import load_settings
 
-MISSING_EXTRA = 2
-"""Exit code of a command whose extra is not installed (as argparse's for a usage error)."""
+MISSING_EXTRA = OPERATIONAL
+"""Exit code of a command whose extra is not installed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +79,17 @@ def _missing_extra(message: str) -> Callable[[argparse.Namespace, object], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="shadowlane", description="Shadow traffic for LLM services, over Kafka."
+    parser = Parser(
+        prog="shadowlane",
+        description="Shadow traffic for LLM services, over Kafka.",
+        epilog="exit codes: 0 done / PASS, 1 FAIL or rolled back, 2 INCONCLUSIVE or stalled, "
+        "3 operational error, 64 usage",
     )
     parser.add_argument("--version", action="version", version=f"shadowlane {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="debug logging, and a traceback with every operational error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         _add_group(sub, group)
@@ -103,22 +111,33 @@ def joined_negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(joined_negative_values(sys.argv[1:] if argv is None else argv))
+    verbose = args.verbose or args.debug
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:
-        logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    if not verbose:
+        # a worker runs for days: aiokafka's errors are worth a line in its log; any other command
+        # ends in one line of its own (an explained failure, or its result)
+        worker = args.command in ("shadow", "compare")
+        logging.getLogger("aiokafka").setLevel(logging.ERROR if worker else logging.CRITICAL)
     settings = load_settings()
     try:
         code: int = args.handler(args, settings)
-    except ConfigError as exc:  # a setting that cannot work: a usage error
+    except ConfigError as exc:  # a setting that cannot work
         print(f"shadowlane {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     except BrokerSetupError as exc:  # no broker to talk to, or the local one failed to start
         print(f"shadowlane {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return OPERATIONAL
+    except Exception as exc:
+        line = None if args.debug else explain(exc)
+        if line is None:
+            raise  # a bug (or --debug): the traceback is what helps
+        print(f"shadowlane {args.command}: {line}", file=sys.stderr)
+        quiet_unclosed_clients()
+        return OPERATIONAL
     return code
 
 

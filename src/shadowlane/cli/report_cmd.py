@@ -22,6 +22,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from shadowlane.cli.exit_codes import OPERATIONAL, operational_error, usage_error
 from shadowlane.cli.times import parse_time
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
@@ -62,7 +63,7 @@ def load_route_config(path: Path) -> RouteConfig:
     try:
         return RouteConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise SystemExit(f"cannot use route config {path}: {exc}") from None
+        raise operational_error(f"shadowlane report: cannot use route config {path}: {exc}") from None
 
 
 def planned_weight(config: RouteConfig | None, explicit: float | None) -> float:
@@ -74,13 +75,13 @@ def planned_weight(config: RouteConfig | None, explicit: float | None) -> float:
     else:
         weights = sorted({r.candidate_weight for r in config.rules if r.strategy in ("ab", "canary")})
         if len(weights) != 1:
-            raise SystemExit(
-                f"route config {config.flag}: {len(weights)} distinct ab / canary weights {weights}; "
-                "pass --ab-weight"
+            raise usage_error(
+                f"shadowlane report: route config {config.flag}: {len(weights)} distinct ab / canary "
+                f"weights {weights}; pass --ab-weight"
             )
         weight = weights[0]
     if not 0.0 < weight < 1.0:
-        raise SystemExit(f"the planned candidate weight must be in (0, 1), got {weight}")
+        raise usage_error(f"shadowlane report: the planned candidate weight must be in (0, 1), got {weight}")
     return weight
 
 
@@ -180,14 +181,14 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
     """The command without its event loop (tests await it)."""
     start, end = parse_time(args.start), parse_time(args.end)
     if end <= start:
-        raise SystemExit("--to must be after --from")
+        raise usage_error("shadowlane report: --to must be after --from")
     c = settings.compare
     if args.grader:
         settings = settings.model_copy(update={"compare": c.model_copy(update={"grader": args.grader})})
     config = load_route_config(args.route_config) if args.route_config else None
     flag = args.flag or (config.flag if config else None)
     if config is not None and flag != config.flag:
-        raise SystemExit(f"--flag {flag} is not the route config's flag {config.flag}")
+        raise usage_error(f"shadowlane report: --flag {flag} is not the route config's flag {config.flag}")
     options = ReportOptions(
         alpha=args.alpha,
         allowed_regression=args.allowed_regression,
@@ -208,7 +209,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
     except GraderMixError as exc:
         print(f"shadowlane report: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     return 0
 
 

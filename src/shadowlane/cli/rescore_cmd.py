@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from shadowlane.cli.exit_codes import usage_error
 from shadowlane.cli.times import parse_time
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.rescore import live_comparisons, rescore, verify
@@ -41,7 +42,7 @@ def _write(path: Path, records: list[Any]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     start, end = parse_time(args.start), parse_time(args.end)
     if end <= start:
-        raise SystemExit("--to must be after --from")
+        raise usage_error("shadowlane rescore: --to must be after --from")
     updates = {
         k: v
         for k, v in {

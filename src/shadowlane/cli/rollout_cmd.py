@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from shadowlane.cli.control_cmds import default_who
+from shadowlane.cli.exit_codes import NO, OK, OPERATIONAL, UNDECIDED
 from shadowlane.contracts.flag_manifest import FlagSpec
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.window_summary import WindowSummary
@@ -39,7 +40,7 @@ from shadowlane.rollout.staging import StagedRollout, Step
 from shadowlane.rollout.summaries import KafkaSummarySource
 from shadowlane.settings import Settings
 
-EXIT = {"complete": 0, "rollback": 1, "stalled": 2}
+EXIT = {"complete": OK, "rollback": NO, "stalled": UNDECIDED}
 
 
 def add_parsers(sub: Any) -> None:
@@ -86,16 +87,16 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         manifest = load_manifest(args.manifest)
     except ManifestError as exc:
         print(f"shadowlane rollout: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     spec = manifest.flags.get(args.flag)
     if spec is None:
         print(f"shadowlane rollout: no flag {args.flag!r} in {args.manifest}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     try:
         active_signing_key(settings.control)
     except SigningKeyError as exc:
         print(f"shadowlane rollout: {exc}", file=sys.stderr)
-        return 2
+        return OPERATIONAL
     who = args.who or default_who()
     targets = Targets(
         baseline=spec.baseline or "baseline",
@@ -128,7 +129,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
         await watcher.stop()
         await producer.stop()
     _print(steps, as_json=args.json)
-    return EXIT.get(steps[-1].action, 2)
+    return EXIT.get(steps[-1].action, UNDECIDED)
 
 
 def _print(steps: list[Step], *, as_json: bool) -> None:

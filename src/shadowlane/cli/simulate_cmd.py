@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shadowlane.cli.exit_codes import usage_error
 from shadowlane.rollout import simulate
 from shadowlane.settings import Settings
 
@@ -35,7 +36,9 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.experiments < 1 or args.requests < args.looks or args.looks < 1:
-        raise SystemExit("need --experiments ≥ 1, --looks ≥ 1 and --requests ≥ --looks")
+        raise usage_error(
+            "shadowlane simulate-gates: need --experiments ≥ 1, --looks ≥ 1 and --requests ≥ --looks"
+        )
     variants = simulate.ALL_VARIANTS if args.compare else (simulate.DEFAULT_VARIANT,)
     report = simulate.run(
         experiments=args.experiments,

@@ -7,6 +7,8 @@ import re
 import time
 from datetime import UTC, datetime
 
+from shadowlane.cli.exit_codes import usage_error
+
 RELATIVE_TIME = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
 """A time relative to now: ``-15m``, ``-2h``, ``-1.5d``, ``-30s``."""
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -26,7 +28,9 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"cannot read time {text!r}: use now, -15m, epoch ms or ISO 8601") from None
+        raise usage_error(
+            f"shadowlane: cannot read time {text!r}: use now, -15m, epoch ms or ISO 8601"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shadowlane.cli.exit_codes import usage_error
 from shadowlane.cli.signals import run_until_signal
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
@@ -87,7 +88,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"{flag} expects NAME=VALUE, got {item!r}")
+            raise usage_error(f"shadowlane: {flag} expects NAME=VALUE, got {item!r}")
         out[key] = value
     return out
 

@@ -25,6 +25,6 @@ def test_env_needs_the_secured_broker_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SHADOWLANE_HOME", str(tmp_path))
-    assert main(["kafka", "env", "--secure", "--principal", "hook"]) == 1
+    assert main(["kafka", "env", "--secure", "--principal", "hook"]) == 3  # operational
     assert "shadowlane kafka start --secure" in capsys.readouterr().err
     assert not (tmp_path / "kafka").exists()  # the plain broker's folder is not touched

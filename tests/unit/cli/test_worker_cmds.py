@@ -23,7 +23,7 @@ def _no_keys_no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Non
 
 
 def test_without_a_signing_key_the_worker_refuses_to_start(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(ARGS) == 2
+    assert main(ARGS) == 3  # operational: bad configuration
     err = capsys.readouterr().err.strip()
     assert err == f"shadowlane shadow: {NO_CONTROL_KEYS}"
     assert "\n" not in err  # one line
@@ -33,7 +33,7 @@ def test_running_without_control_is_an_explicit_setting(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SHADOWLANE_CONTROL__ENABLED", "false")
-    assert main(ARGS) == 1  # gets past the control check, then stops: no broker is configured
+    assert main(ARGS) == 3  # gets past the control check, then stops: no broker is configured
     err = capsys.readouterr().err
     assert NO_CONTROL_KEYS not in err
     assert "no Kafka bootstrap servers configured" in err

@@ -76,7 +76,7 @@ def test_another_broker_count_is_refused(tmp_path: Path) -> None:
         (["kafka", "status", "--brokers", "3", "--secure"], "--secure is a single broker"),
     ],
 )
-def test_bad_broker_counts_exit_2_before_anything_starts(
+def test_bad_broker_counts_are_usage_errors_before_anything_starts(
     argv: list[str],
     message: str,
     tmp_path: Path,
@@ -84,7 +84,7 @@ def test_bad_broker_counts_exit_2_before_anything_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("SHADOWLANE_HOME", str(tmp_path))
-    assert main(argv) == 2
+    assert main(argv) == 64
     assert message in capsys.readouterr().err
     assert not (tmp_path / "kafka-cluster").exists()
 

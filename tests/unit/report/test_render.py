@@ -176,14 +176,16 @@ def test_route_config_gives_the_flag_and_weight(tmp_path: Path) -> None:
     assert report_cmd.planned_weight(config, None) == 0.25
     assert report_cmd.planned_weight(config, 0.4) == 0.4
     assert report_cmd.planned_weight(None, None) == 0.5
-    with pytest.raises(SystemExit, match=r"\(0, 1\)"):
+    with pytest.raises(SystemExit, match=r"\(0, 1\)") as usage:
         report_cmd.planned_weight(None, 1.0)
+    assert usage.value.code == 64
     path.write_text("flag: f\n")
-    with pytest.raises(SystemExit, match="cannot use route config"):
+    with pytest.raises(SystemExit, match="cannot use route config") as unusable:
         report_cmd.load_route_config(path)
+    assert unusable.value.code == 3
 
 
-async def test_mixed_graders_exit_2_with_the_versions(
+async def test_mixed_graders_exit_3_with_the_versions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def fake_collect(*_: Any, **__: Any) -> Collected:
@@ -192,7 +194,7 @@ async def test_mixed_graders_exit_2_with_the_versions(
     monkeypatch.setattr(report_cmd, "collect", fake_collect)
     monkeypatch.setattr(report_cmd, "resolve_bootstrap", lambda *_, **__: "localhost:1")
     code = await report_cmd.execute(_args(tmp_path / "out", "--candidate", "cand"), _settings())
-    assert code == 2
+    assert code == 3
     assert re.search(r"contains@1, contains@2", capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
 

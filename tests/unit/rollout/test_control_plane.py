@@ -326,13 +326,13 @@ def test_shadow_on_and_off_merge_rules_per_endpoint() -> None:
     "argv",
     [["shadow-on", "prod", "shadow"], ["shadow-off"], ["kill"], ["kill", "--release"], ["control", "show"]],
 )
-def test_commands_without_a_signing_key_exit_2_naming_the_setting(
+def test_commands_without_a_signing_key_exit_3_naming_the_setting(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     parser = argparse.ArgumentParser()
     control_cmds.add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    assert args.handler(args, settings(keys={})) == 2
+    assert args.handler(args, settings(keys={})) == 3
     assert "SHADOWLANE_CONTROL__SIGNING_KEYS" in capsys.readouterr().err
 
 

@@ -356,14 +356,14 @@ def test_command_table_shows_each_gate_with_its_interval(green: WindowSummary) -
     assert "verdict" in text
 
 
-def test_command_refuses_an_unknown_flag_and_a_bad_manifest_with_exit_2(tmp_path: Path) -> None:
+def test_command_refuses_an_unknown_flag_and_a_bad_manifest_with_exit_3(tmp_path: Path) -> None:
     with pytest.raises(gate_cmd.GateInputError, match="not in the manifest"):
         gate_cmd.decide(_manifest(), "nope", [], start_ms=0, end_ms=1)
     bad = tmp_path / "flags.yml"
     bad.write_text("flags:\n  f:\n    gates: {coverage_min: 3}\n")
     args = argparse.Namespace(manifest=bad, flag="f", start=None, end="now", window=None)
-    assert gate_cmd.run(args, load_settings()) == 2
+    assert gate_cmd.run(args, load_settings()) == 3
     good = tmp_path / "good.yml"
     good.write_text("flags:\n  f:\n    traffic: {baseline_weight: 1, canary_weight: 0}\n")
     args = argparse.Namespace(manifest=good, flag="nope", start=None, end="now", window=None)
-    assert gate_cmd.run(args, load_settings()) == 2
+    assert gate_cmd.run(args, load_settings()) == 3

@@ -41,7 +41,7 @@ def test_compare_cli_refuses_a_forced_path_that_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(native_path, "native_available", lambda: False)
-    assert main(["compare", "--native-path", "native"]) == 2
+    assert main(["compare", "--native-path", "native"]) == 3  # a setting that cannot work
     err = capsys.readouterr().err
     assert "shadowlane compare:" in err
     assert "shadowlane_native extension is not installed" in err
