@@ -331,7 +331,7 @@ async def test_cli_shadow_on_off_and_kill_flip_a_running_hook(
             assert await cli("kill", "--flag", FLAG, "--release", *who) == 0
             await until(lambda: view.record("kill_switch", FLAG) is not None and not view.killed(FLAG), 2.0)
             capsys.readouterr()
-            assert await cli("shadow-on", "grammar-a", "grammar-a", "--flag", FLAG, *who) == 2
+            assert await cli("shadow-on", "grammar-a", "grammar-a", "--flag", FLAG, *who) == 3
             assert "baseline itself" in capsys.readouterr().err  # refused before anything is produced
             assert await cli("control", "show") == 0
         finally:

@@ -50,9 +50,9 @@ NO_KEYS = (
 
 
 class ControlCommandError(Exception):
-    """A control command that cannot go on; ``code`` is the exit code (2: the user's to fix)."""
+    """A control command that cannot go on (exit :data:`~shadowlane.cli.exit_codes.OPERATIONAL`)."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = OPERATIONAL) -> None:
         super().__init__(message)
         self.code = code
 
@@ -156,7 +156,7 @@ async def publish_change(
     try:
         active_signing_key(settings.control)
     except SigningKeyError as exc:
-        raise ControlCommandError(str(exc), 2) from None
+        raise ControlCommandError(str(exc)) from None
     await ensure_topics(settings.topics, kwargs)
     watcher = ControlWatcher(settings, kwargs, observer=f"cli:{who}")
     await watcher.start()
@@ -167,14 +167,14 @@ async def publish_change(
         try:
             payload = build(watcher)
         except ValueError as exc:
-            raise ControlCommandError(f"invalid {kind} for {name!r}: {exc}", 2) from None
+            raise ControlCommandError(f"invalid {kind} for {name!r}: {exc}") from None
         await producer.start()
         audit = AuditLog(producer, settings.topics.audit_topic)
         publisher = ControlPublisher(settings, producer, watcher, audit=audit)
         try:
             record = await publisher.publish(kind, name, payload, who=who, why=why)
         except ValueError as exc:  # PayloadError, SigningKeyError
-            raise ControlCommandError(str(exc), 2) from None
+            raise ControlCommandError(str(exc)) from None
         deadline = time.monotonic() + confirm_timeout_s
         while time.monotonic() < deadline:
             outcome = watcher.outcome(kind, name)
@@ -247,7 +247,7 @@ async def kill(
 async def show(settings: Settings, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     """The verified records in force, then one summary line (rejections by reason, kill state)."""
     if not settings.control.signing_keys:
-        raise ControlCommandError(NO_KEYS, 2)
+        raise ControlCommandError(NO_KEYS)
     watcher = ControlWatcher(settings, kwargs, observer="cli:show")
     await watcher.start()
     try:
