@@ -184,7 +184,7 @@ class ComparatorOutput(CommittingWorker):
         """Exactly-once: queue a poll's records for their input partitions' next transactions."""
         t = self.settings.topics
         for topic in (t.compare_topic, t.summary_topic, t.alerts_topic, t.compare_state_topic):
-            await self._partitions_of(topic)
+            await self._partitions_of(topic)  # known since the take-over: returns without waiting
         counts = self._partition_counts
         compare_count = counts[t.compare_topic]
         staged = self._staged
@@ -282,6 +282,10 @@ class ComparatorOutput(CommittingWorker):
         owner), then their window state as of its last committed transaction."""
         await self._open_transactions(assigned)
         t = self.settings.topics
+        # the output topics' partition counts, now: staging a poll's records must not await (a
+        # commit running meanwhile would take windows that count comparisons it does not write)
+        for topic in (t.compare_topic, t.summary_topic, t.alerts_topic):
+            await self._partitions_of(topic)
         count = await self._partitions_of(t.compare_state_topic)
         for partition in sorted({tp.partition for tp in assigned if tp.topic == t.requests_topic}):
             raw = await read_latest(
