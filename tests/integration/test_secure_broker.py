@@ -125,7 +125,14 @@ async def test_every_component_runs_under_its_own_principal_and_no_further(
     monkeypatch.setenv("SHADOWLANE_SHADOW__GROUP_PREFIX", admin.shadow.group_prefix)
     monkeypatch.setenv("SHADOWLANE_COMPARE__GROUP_ID", admin.compare.group_id)
     assert await asyncio.to_thread(main, ["kafka", "acls", "--secure", "--apply"]) == 0
-    granted = [a for a in await describe_acls(_kwargs(admin)) if a["resource_name"].startswith(f"sec-{run}.")]
+    granted: list[dict[str, str]] = []
+    for _ in range(50):  # ACLs reach the brokers through the metadata log: read until they show
+        granted = [
+            a for a in await describe_acls(_kwargs(admin)) if a["resource_name"].startswith(f"sec-{run}.")
+        ]
+        if {a["principal"] for a in granted} == {f"User:{name}" for name in COMPONENTS}:
+            break
+        await asyncio.sleep(0.2)
     assert {a["principal"] for a in granted} == {f"User:{name}" for name in COMPONENTS}
     assert {(a["principal"], a["operation"]) for a in granted if a["principal"] == "User:hook"} == {
         ("User:hook", "WRITE")
