@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
-from shadowlane.cli.exit_codes import usage_error
+from shadowlane.cli.exit_codes import operational_error, usage_error
+from shadowlane.cli.help_format import add_command, setting_default
 from shadowlane.cli.signals import run_until_signal
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
 from shadowlane.compare.worker import Comparator
 from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
+from shadowlane.health import Health, StartupTimeout
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.malloc_tuning import tune_allocator
 from shadowlane.metrics import MetricsServer, StatsCollector, serve_metrics
 from shadowlane.rollout.control_plane import DEFAULT_FLAG, NO_CONTROL_KEYS, ControlWatcher
-from shadowlane.settings import Settings
+from shadowlane.settings import CompareSettings, Settings, ShadowSettings
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from shadowlane.shadow.worker import ShadowWorker
 
@@ -35,11 +39,44 @@ SHUTDOWN_SLACK_S = 4.0
 is cancelled: the process is gone within drain timeout + 5 s."""
 
 
+def _env(section: type[BaseModel], field: str) -> str:
+    """``SHADOWLANE_<SECTION>__<FIELD>``."""
+    return f"SHADOWLANE_{section.__name__.removesuffix('Settings').upper()}__{field.upper()}"
+
+
+def _default(section: type[BaseModel], field: str, unset: str = "none") -> str:
+    """``(default: $SHADOWLANE_<SECTION>__<FIELD>, else <the model's default, or unset>)``."""
+    env = _env(section, field)
+    default = section.model_fields[field].get_default(call_default_factory=True)
+    if isinstance(default, tuple):
+        default = ",".join(default)
+    return setting_default(env, default if default not in (None, "", {}) else unset)
+
+
 def add_parsers(sub: Any) -> None:
-    topics = sub.add_parser("topics", help="create the topics (idempotent)")
+    topics = add_command(
+        sub,
+        "topics",
+        summary="create the topics (idempotent) and print their names",
+        details="Creates what is missing with the configured partitions, replication and retention; "
+        "checks that requests and shadow-results are co-partitioned.",
+        examples=["shadowlane topics"],
+    )
     topics.set_defaults(handler=run_topics)
 
-    shadow = sub.add_parser("shadow", help="run a shadow worker (one consumer group per candidate)")
+    shadow = add_command(
+        sub,
+        "shadow",
+        summary="run a shadow worker: replay mirrored requests to one candidate, read-only",
+        details="One consumer group per candidate; members of a group share its partitions. Runs "
+        "until SIGTERM / Ctrl-C, then drains and commits. Prints one JSON line when it owns "
+        "partitions ({'event': 'assigned'}) and one with its counters when it stops.",
+        examples=[
+            "shadowlane shadow --candidate grammar-b --url http://127.0.0.1:8001/v1",
+            "shadowlane shadow --candidate b --url http://b:8000/v1 --rate-cap 20 --metrics-port 9101",
+            "shadowlane shadow --candidate local --callable mypkg.models:answer",
+        ],
+    )
     shadow.add_argument("--candidate", required=True, help="candidate name (also the consumer group suffix)")
     shadow.add_argument(
         "--flag",
@@ -49,35 +86,94 @@ def add_parsers(sub: Any) -> None:
     target = shadow.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="OpenAI-compatible base URL of the candidate")
     target.add_argument("--callable", help="module:function taking the chat body (Python candidate)")
-    shadow.add_argument("--model", help="override the request's model name")
-    shadow.add_argument("--rate-cap", type=float, help="replays per second for the whole group")
-    shadow.add_argument("--concurrency", type=int, help="in-flight replays per member")
-    shadow.add_argument("--timeout", type=float, help="seconds per candidate call")
-    shadow.add_argument("--readonly-tool", action="append", default=None, help="tool allowed (stubbed)")
     shadow.add_argument(
-        "--tool-stub", action="append", default=[], metavar="NAME=JSON", help="fallback tool output"
+        "--model",
+        help="model name sent to the candidate "
+        + _default(ShadowSettings, "candidate_model", "the request's"),
     )
     shadow.add_argument(
-        "--pin", action="append", default=[], metavar="KEY=VALUE", help="candidate version pin"
+        "--rate-cap",
+        type=float,
+        help="replays per second for the whole group " + _default(ShadowSettings, "rate_cap"),
+    )
+    shadow.add_argument(
+        "--concurrency",
+        type=int,
+        help="in-flight replays per member " + _default(ShadowSettings, "concurrency"),
+    )
+    shadow.add_argument(
+        "--timeout", type=float, help="seconds per candidate call " + _default(ShadowSettings, "timeout_s")
+    )
+    shadow.add_argument(
+        "--readonly-tool",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a tool the candidate may call (stubbed, never executed); repeatable "
+        + _default(ShadowSettings, "readonly_tools"),
+    )
+    shadow.add_argument(
+        "--tool-stub",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="the output a tool call gets when prod's is not recorded; repeatable "
+        + _default(ShadowSettings, "tool_stubs"),
+    )
+    shadow.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="candidate version pin (model_rev, prompt_ver, ...) stamped on its results; repeatable "
+        + _default(ShadowSettings, "pins"),
     )
     _metrics_flags(shadow)
     shadow.set_defaults(handler=run_shadow)
 
-    compare = sub.add_parser("compare", help="run the comparator")
-    compare.add_argument("--candidates", help="comma-separated candidates to expect per request")
-    compare.add_argument("--window", type=float, help="seconds to wait for the other side of a pair")
-    compare.add_argument("--embedder", choices=("minilm", "openai", "none"))
+    compare = add_command(
+        sub,
+        "compare",
+        summary="run the comparator: join prod and shadow answers, score them, write windows",
+        details="Reads requests and shadow-results, writes comparisons, window summaries and drift "
+        "alerts (exactly once). Runs until SIGTERM / Ctrl-C; prints JSON event lines like shadow.",
+        examples=[
+            "shadowlane compare",
+            "shadowlane compare --candidates grammar-b,baseline --metrics-port 9102",
+            "shadowlane compare --embedder none --native-path python",
+        ],
+    )
+    compare.add_argument(
+        "--candidates",
+        metavar="A,B",
+        help="comma-separated candidates to expect per request " + _default(CompareSettings, "candidates"),
+    )
+    compare.add_argument(
+        "--window",
+        type=float,
+        help="seconds to wait for the other side of a pair " + _default(CompareSettings, "window_s"),
+    )
+    compare.add_argument(
+        "--embedder",
+        choices=("minilm", "openai", "none"),
+        help="how ΔS embeds answers (none: no ΔS) " + _default(CompareSettings, "embedder"),
+    )
     compare.add_argument(
         "--native-path",
         choices=("auto", "native", "python"),
-        help="hot path: auto (native when shadowlane_native is installed; the default), native, python",
+        help="hot path: auto (native when shadowlane_native is installed), native, python "
+        + _default(CompareSettings, "native_path"),
     )
     _metrics_flags(compare)
     compare.set_defaults(handler=run_compare)
 
 
 def _metrics_flags(parser: Any) -> None:
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics (0: any free port)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics, /healthz and /readyz on this port (0: any free port; default: none)",
+    )
     parser.add_argument(
         "--metrics-host", default="127.0.0.1", help="address /metrics binds (0.0.0.0 in containers)"
     )
@@ -104,24 +200,51 @@ async def _serve(
     stop: Callable[[], None],
     assigned: asyncio.Event,
     group: str,
-    metrics_port: int | None,
+    metrics: MetricsServer | None,
     collector: StatsCollector,
     counters: Callable[[], Mapping[str, int]],
     *,
     drain_timeout_s: float,
-    host: str = "127.0.0.1",
 ) -> None:
-    """Run one worker until a signal: optional /metrics, the ``assigned`` and ``stopped`` lines.
-    The worker is cancelled when its shutdown outlasts ``drain_timeout_s`` by ``SHUTDOWN_SLACK_S``."""
-    metrics = None if metrics_port is None else serve_metrics([collector], port=metrics_port, host=host)
+    """Run one worker until a signal: its collector on ``metrics`` (when served), the ``assigned``
+    and ``stopped`` lines. The worker is cancelled when its shutdown outlasts ``drain_timeout_s``
+    by ``SHUTDOWN_SLACK_S``."""
+    if metrics is not None:
+        metrics.registry.register(collector)
     announce = asyncio.create_task(_announce(assigned, group, metrics))
     try:
         await run_until_signal(run, stop, grace_s=drain_timeout_s + SHUTDOWN_SLACK_S)
     finally:
         announce.cancel()
-        if metrics:
-            metrics.close()
     print(orjson.dumps({"event": "stopped", "group": group, **counters()}).decode())
+
+
+@contextlib.contextmanager
+def _endpoints(args: argparse.Namespace, health: Health) -> Iterator[MetricsServer | None]:
+    """With ``--metrics-port``: ``/healthz`` and ``/readyz`` from the start, while the broker may not
+    answer yet (readiness says so); ``/metrics`` once the worker exists (:func:`_serve`). However
+    the worker ends (a failure before it runs included), the port is released."""
+    health.start()
+    server = None
+    try:
+        if args.metrics_port is not None:
+            server = serve_metrics([], port=args.metrics_port, host=args.metrics_host, health=health)
+        yield server
+    finally:
+        if server is not None:
+            server.close()
+        health.close()
+
+
+def _run_worker(command: str, section: type[BaseModel], go: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """``asyncio.run(go())``; a broker still unusable after the startup timeout exits 3 with one
+    line naming the last cause (a pod's CrashLoopBackOff shows it)."""
+    try:
+        asyncio.run(go())
+    except StartupTimeout as exc:
+        hint = f"{_env(section, 'startup_timeout_s')} sets how long to retry (0: forever)"
+        raise operational_error(f"shadowlane {command}: {exc}; {hint}") from None
+    return 0
 
 
 async def _announce(assigned: asyncio.Event, group: str, metrics: MetricsServer | None) -> None:
@@ -143,7 +266,8 @@ def run_topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
+def build_candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
+    """The candidate ``--url`` (with ``--model``) or ``--callable`` names, as ``settings`` shape it."""
     s = settings.shadow
     if args.url:
         return OpenAICandidate(
@@ -158,26 +282,46 @@ def _candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
     return CallableCandidate(args.candidate, fn, threads=settings.shadow.concurrency)
 
 
-def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.control.enabled and not settings.control.signing_keys:
-        raise ConfigError(NO_CONTROL_KEYS)  # fail closed, before touching Kafka
+def shadow_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``settings`` with the ``shadow`` command line's overrides."""
     for stub in args.tool_stub:
         orjson.loads(stub.partition("=")[2] or "null")  # fail early on invalid JSON
-    settings = _with(
+    return _with(
         settings,
         "shadow",
         candidate=args.candidate,
         rate_cap=args.rate_cap,
         concurrency=args.concurrency,
         timeout_s=args.timeout,
+        candidate_model=args.model,
         readonly_tools=tuple(args.readonly_tool) if args.readonly_tool else None,
         tool_stubs={**settings.shadow.tool_stubs, **_pairs(args.tool_stub, "--tool-stub")} or None,
         pins={**settings.shadow.pins, **_pairs(args.pin, "--pin")} or None,
     )
 
+
+def kill_switch(watcher: ControlWatcher | None, flag: str) -> Callable[[], bool]:
+    """Whether the worker must pause now: ``flag`` (or ``*``) killed on the control topic."""
+    if watcher is None:
+        return lambda: False
+    return lambda: watcher.killed(flag)
+
+
+def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.control.enabled and not settings.control.signing_keys:
+        raise ConfigError(NO_CONTROL_KEYS)  # fail closed, before touching Kafka
+    settings = shadow_settings(args, settings)
+
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-        await ensure_topics(settings.topics, kwargs)
+        health = Health()
+        with _endpoints(args, health) as metrics:
+            await _work(kwargs, health, metrics)
+
+    async def _work(kwargs: dict[str, Any], health: Health, metrics: MetricsServer | None) -> None:
+        await health.first_contact(  # waits for the broker
+            lambda: ensure_topics(settings.topics, kwargs), give_up_after_s=settings.shadow.startup_timeout_s
+        )
         tune_for_workers()
         tune_allocator()
         # the kill switch: the control topic is followed live; while the flag (or "*") is killed
@@ -188,40 +332,44 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
             await watcher.start()
         else:
             log.warning("control disabled (SHADOWLANE_CONTROL__ENABLED=false): no kill switch is followed")
-        flag = args.flag
-        halt = (lambda: watcher.killed(flag)) if watcher is not None else (lambda: False)
-        worker = ShadowWorker(settings, _candidate(args, settings), kwargs, halt=halt)
+        worker = ShadowWorker(
+            settings,
+            build_candidate(args, settings),
+            kwargs,
+            halt=kill_switch(watcher, args.flag),
+            health=health,
+        )
         try:
             await _serve(
                 worker.run,
                 worker.stop,
                 worker.assigned,
                 worker.group_id,
-                args.metrics_port,
+                metrics,
                 StatsCollector(
                     "shadowlane_shadow",
                     worker.counters,
                     gauges=worker.gauges,
                     labels={"group": worker.group_id, "candidate": worker.candidate.name},
                     labelled_counters=worker.labelled_counters,
+                    known=worker.known_labels,
                     also=[worker.lag.collector(worker.group_id)]
                     + ([watcher.collector()] if watcher is not None else []),
                 ),
                 worker.stats.as_dict,
                 drain_timeout_s=settings.shadow.drain_timeout_s,
-                host=args.metrics_host,
             )
         finally:
             if watcher is not None:
                 await watcher.stop()
 
-    asyncio.run(go())
-    return 0
+    return _run_worker("shadow", ShadowSettings, go)
 
 
-def run_compare(args: argparse.Namespace, settings: Settings) -> int:
+def compare_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``settings`` with the ``compare`` command line's overrides."""
     candidates = tuple(c for c in (args.candidates or "").split(",") if c) or None
-    settings = _with(
+    return _with(
         settings,
         "compare",
         candidates=candidates,
@@ -229,12 +377,23 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         embedder=args.embedder,
         native_path=args.native_path,
     )
+
+
+def run_compare(args: argparse.Namespace, settings: Settings) -> int:
+    settings = compare_settings(args, settings)
     use_native(settings.compare.native_path)  # a forced path that is missing: exit 2 before Kafka
 
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-        await ensure_topics(settings.topics, kwargs)
-        comparator = Comparator(settings, build_embedder(settings.compare), kwargs)
+        health = Health()
+        with _endpoints(args, health) as metrics:
+            await _work(kwargs, health, metrics)
+
+    async def _work(kwargs: dict[str, Any], health: Health, metrics: MetricsServer | None) -> None:
+        await health.first_contact(  # waits for the broker
+            lambda: ensure_topics(settings.topics, kwargs), give_up_after_s=settings.compare.startup_timeout_s
+        )
+        comparator = Comparator(settings, build_embedder(settings.compare), kwargs, health=health)
         hot_path = "native" if comparator.builder.native else "python"  # the path that runs
         starting = {"event": "starting", "group": settings.compare.group_id, "hot_path": hot_path}
         print(orjson.dumps(starting).decode(), flush=True)
@@ -254,7 +413,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
             comparator.stop,
             comparator.assigned,
             group,
-            args.metrics_port,
+            metrics,
             StatsCollector(
                 "shadowlane_compare",
                 counters,
@@ -268,8 +427,6 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
             ),
             counters,
             drain_timeout_s=settings.compare.drain_timeout_s,
-            host=args.metrics_host,
         )
 
-    asyncio.run(go())
-    return 0
+    return _run_worker("compare", CompareSettings, go)

@@ -53,6 +53,7 @@ from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.hashing import partition_for
+from shadowlane.health import Health
 from shadowlane.kafka.batching import partition_count
 from shadowlane.kafka.consumer_support import RebalanceHooks
 from shadowlane.kafka.history import read_since
@@ -83,8 +84,16 @@ def _now_ms() -> int:
 
 
 class Comparator(ComparatorOutput):
-    def __init__(self, settings: Settings, embedder: Embedder | None, client_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None,
+        client_kwargs: dict[str, Any],
+        *,
+        health: Health | None = None,
+    ) -> None:
         self.settings = settings
+        self.health = health if health is not None else Health()  # what /healthz and /readyz answer
         self.c = settings.compare
         self.worker_id = self.c.group_id
         self.dlq_topic = settings.topics.dlq_topic
@@ -101,7 +110,7 @@ class Comparator(ComparatorOutput):
         self.windows = PartitionedWindows(
             int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
         )
-        self.metrics = CompareMetrics()
+        self.metrics = CompareMetrics(self.c.candidates, self.c.baseline_candidate)
         self.lag = LagTracker()
         self.tracker = OffsetTracker()
         self._init_consumer_state(
@@ -123,6 +132,7 @@ class Comparator(ComparatorOutput):
         self._partition_counts: dict[str, int] = {}
 
     def stop(self) -> None:
+        self.health.stopping()
         self._stop.set()
 
     async def run(self) -> None:
@@ -156,6 +166,7 @@ class Comparator(ComparatorOutput):
             )
             await self._consumer.start()
             self.lag.attach(self._consumer)
+            self.health.watch_broker(self._consumer, t.requests_topic)
             try:
                 last_commit = time.monotonic()
                 while not self._stop.is_set():
@@ -167,6 +178,7 @@ class Comparator(ComparatorOutput):
                             await self._commit()
                         last_commit = time.monotonic()
             finally:
+                self.health.unwatch_broker()
                 self._stop_learning()
                 deadline = time.monotonic() + self.c.drain_timeout_s
                 await self._drain_acks(self.c.drain_timeout_s)
@@ -261,6 +273,7 @@ class Comparator(ComparatorOutput):
         assert producer is not None
         comparisons: list[Comparison] = []
         wire: list[bytes | None] = []  # the native path's bytes of its comparisons
+        started_ns = time.time_ns()  # the start of the poll's shadowlane.compare spans
         if outputs:
             prepared = self.builder.prepare(outputs)
             if self.builder.needs_embedding(prepared):
@@ -269,6 +282,7 @@ class Comparator(ComparatorOutput):
                 comparisons = self.builder.finish(prepared)
             wire = prepared.wire
         encoded = [encode(c) if data is None else data for c, data in zip(comparisons, wire, strict=True)]
+        traces = self.builder.trace.headers(comparisons, started_ns)  # each record's trace context
         places = partitions_of(outputs, comparisons)
         by_partition: dict[int, list[Comparison]] = {}
         now = _now_ms()
@@ -286,13 +300,13 @@ class Comparator(ComparatorOutput):
         )
         releases = [ref for out in outputs for ref in out.release]
         if self._txn is not None:  # committed with the offsets by the partitions' next transactions
-            await self._stage(comparisons, encoded, places, derived)
+            await self._stage(comparisons, encoded, places, derived, traces)
             self.tracker.done_refs(releases)
             return
         outbox: Outbox = {}
         if comparisons:
             outbox[self.settings.topics.compare_topic] = [
-                (c.req_hash, v) for c, v in zip(comparisons, encoded, strict=True)
+                (c.req_hash, v, h) for c, v, h in zip(comparisons, encoded, traces, strict=True)
             ]
         for _partition, topic, key, value in derived:
             outbox.setdefault(topic, []).append((key, value))
@@ -316,9 +330,9 @@ class Comparator(ComparatorOutput):
         derived: Derived = []
         for partition, summary in closed:
             self.stats.summaries += 1
-            self.metrics.window(summary)
             derived.append((partition, t.summary_topic, summary.candidate, encode(summary)))
         for partition, merged in PartitionedWindows.alertable(closed):
+            self.metrics.window(merged)  # the gauges show what the alerts judge
             for alert in drift_alerts(merged, self.c):
                 self.stats.alerts += 1
                 self.metrics.alert(alert)
@@ -328,9 +342,14 @@ class Comparator(ComparatorOutput):
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned or (self.c.dedupe_ttl_s <= 0 and self._txn is None):
-            self.assigned.set()
+            self._took_over()
             return
-        self._learn_then_fetch(assigned, lambda: self._take_over(assigned), self.assigned.set)
+        self._learn_then_fetch(assigned, lambda: self._take_over(assigned), self._took_over)
+
+    def _took_over(self) -> None:
+        """The member now works its partitions (none: a standby): it is ready."""
+        self.assigned.set()
+        self.health.member(self.c.group_id, len(self._owned()))
 
     async def _take_over(self, assigned: list[TopicPartition]) -> None:
         if self._txn is not None:

@@ -134,7 +134,9 @@ class CommittingWorker:
     ) -> None:
         """Pause ``partitions`` (call it from the assignment callback, before their first fetch)
         while ``learn()`` runs; then resume them and call ``then()``. A failing ``learn`` is
-        logged: the partitions fetch all the same."""
+        logged: the partitions fetch all the same. A learner cancelled at shutdown
+        (:meth:`_stop_learning`) does not call ``then()``; one that outlives a revocation does, so
+        ``then()`` reads what the member owns when it runs, not when it was assigned."""
         consumer = self._consumer
         assert consumer is not None
         consumer.pause(*partitions)
@@ -157,7 +159,7 @@ class CommittingWorker:
             consumer = self._consumer
             if consumer is not None:
                 consumer.resume(*self.resumable(tp for tp in done if tp in consumer.assignment()))
-            then()
+        then()  # not when cancelled (stopping): the worker is not taking anything over then
 
     def _stop_learning(self, only: Iterable[TopicPartition] | None = None) -> None:
         """Forget partitions still learning (revoked; all at shutdown, when the learners stop too)."""

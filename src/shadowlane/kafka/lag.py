@@ -28,6 +28,16 @@ LAG_METRIC = "consumer_lag"
 LAG_LABELS = ("topic", "partition")
 
 
+def lag_behind(following: int, *, stable: int | None, high: int | None) -> int | None:
+    """The lag of a reader whose next offset is ``following``: the partition's end (the last stable
+    offset when the broker reports one, else the highwater mark) minus it, never negative; None
+    when no end is known. The workers' own lag and ``shadowlane lag`` both count with it."""
+    end = high if stable is None or stable < 0 else stable
+    if end is None:
+        return None
+    return max(0, int(end) - following)
+
+
 class HighwaterSource(Protocol):
     """What the tracker needs of a consumer (``AIOKafkaConsumer`` has it)."""
 
@@ -68,13 +78,13 @@ class LagTracker:
         out: dict[TopicPartition, int] = {}
         for tp, following in self._last.copy().items():  # copy: scrapes run on another thread
             try:
-                stable = consumer.last_stable_offset(tp)
-                end = consumer.highwater(tp) if stable is None or stable < 0 else stable
+                lag = lag_behind(
+                    following, stable=consumer.last_stable_offset(tp), high=consumer.highwater(tp)
+                )
             except Exception:  # not assigned any more (aiokafka asserts), consumer stopping
                 continue
-            if end is None:
-                continue
-            out[tp] = max(0, int(end) - following)
+            if lag is not None:
+                out[tp] = lag
         return out
 
     def labelled_gauges(self) -> dict[str, Labelled]:

@@ -28,21 +28,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, get_args
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.contracts.request_check import check_request
-from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.contracts.shadow_result import ErrorClass, ShadowResult
+from shadowlane.health import Health
 from shadowlane.kafka.consumer_support import CommittingWorker, RebalanceHooks, wait_bounded
 from shadowlane.kafka.dlq import SIZE_REFUSALS
 from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.kafka.transactions import MAX_RECORD_BYTES, OutRecord, PartitionTransactions
-from shadowlane.metrics import Labelled
+from shadowlane.metrics import Known, Labelled
 from shadowlane.settings import Settings
 from shadowlane.shadow.candidates import Candidate
 from shadowlane.shadow.dedupe import RecentReplays, replayed_by
@@ -51,6 +52,7 @@ from shadowlane.shadow.kill_switch import KillSwitchHold
 from shadowlane.shadow.replay import Replayer
 from shadowlane.shadow.stability import stability_samples
 from shadowlane.shadow.throttle import TokenBucket, partition_share
+from shadowlane.tracing import KafkaHeaders, TraceContext
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ class ShadowStats:
 class ShadowWorker(KillSwitchHold, CommittingWorker):
     """Consumes the requests topic as group ``<group_prefix><candidate>``."""
 
+    # every error class has a ``candidate_errors`` series (0) from the first scrape on
+    known_labels: ClassVar[Known] = {"candidate_errors": [get_args(ErrorClass)]}
+
     def __init__(
         self,
         settings: Settings,
@@ -96,9 +101,11 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         client_kwargs: dict[str, Any],
         *,
         halt: Callable[[], bool] | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.halt = halt
+        self.health = health if health is not None else Health()  # what /healthz and /readyz answer
         self.paused_by_kill = False
         self.s = settings.shadow
         self.candidate = candidate
@@ -139,6 +146,7 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         return list(self._tasks)
 
     def stop(self) -> None:
+        self.health.stopping()
         self._stop.set()
 
     # ------------------------------------------------------------------ metrics (scrape thread)
@@ -183,9 +191,11 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
                 [topics.requests_topic], listener=RebalanceHooks(self.on_revoked, self.on_assigned)
             )
             await self._consumer.start()
+            self.health.watch_broker(self._consumer, topics.requests_topic)
             try:
                 await self._loop()
             finally:
+                self.health.unwatch_broker()
                 self._stop_learning()
                 await self._drain_all()
                 await self._commit_now()
@@ -277,8 +287,9 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
             return
         if self._halted() and not await self._held():
             return  # stopping while killed: the offset stays uncommitted, the record is replayed later
+        trace = TraceContext.from_kafka(record.headers, envelope.trace_id)  # never raises
         try:
-            result = await self._replay(envelope)
+            result = await self._replay(envelope, trace)
         except Exception as exc:  # a bug or a result that breaks the contract: keep it, with the reason
             log.exception("replay of %s[%d]@%d failed", record.topic, record.partition, record.offset)
             self._dead_letter(tp, record, "replay_failed", f"{type(exc).__name__}: {exc}")
@@ -295,13 +306,18 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
                 self.stats.tools_blocked += 1
             elif call.disposition.startswith("stubbed"):
                 self.stats.tools_stubbed += 1
+        headers = TraceContext.of(result.traceparent, trace.tracestate).kafka_headers()
         if self._txn is not None:
-            self._hold_result(tp, record, encode(result))
+            self._hold_result(tp, record, encode(result), headers)
             return
         while True:
             try:
                 await producer.send_and_wait(
-                    topics.shadow_results_topic, encode(result), key=record.key, partition=record.partition
+                    topics.shadow_results_topic,
+                    encode(result),
+                    key=record.key,
+                    partition=record.partition,
+                    headers=headers,
                 )
                 break
             except SIZE_REFUSALS as exc:  # the same bytes can never fit: the request is dead-lettered
@@ -320,7 +336,9 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
                 await asyncio.sleep(1.0)
         self.tracker.done(tp, record.offset)
 
-    def _hold_result(self, tp: TopicPartition, record: Any, value: bytes) -> None:
+    def _hold_result(
+        self, tp: TopicPartition, record: Any, value: bytes, headers: KafkaHeaders | None = None
+    ) -> None:
         """Exactly-once: keep the result for its partition's next transaction (one that can never
         fit in a record is dead-lettered instead)."""
         if len(value) + len(record.key or b"") > MAX_RECORD_BYTES:
@@ -328,7 +346,7 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
             self._dead_letter(tp, record, "result_too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
             return
         topic = self.settings.topics.shadow_results_topic
-        self.held.hold(tp, record.offset, (topic, record.key, value, record.partition))
+        self.held.hold(tp, record.offset, (topic, record.key, value, record.partition, headers))
         self.tracker.done(tp, record.offset)
 
     def _transaction_records(
@@ -342,10 +360,10 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         """One candidate call's token of this member's share of the rate cap."""
         await self.bucket.acquire()
 
-    async def _replay(self, envelope: RequestEnvelope) -> ShadowResult:
+    async def _replay(self, envelope: RequestEnvelope, trace: TraceContext | None = None) -> ShadowResult:
         """One replay in a call slot; each of its candidate calls takes a token of the rate cap."""
         async with self._calls:
-            return await self.replayer.replay(envelope)
+            return await self.replayer.replay(envelope, trace)
 
     async def _lambda_replay(self, envelope: RequestEnvelope) -> ShadowResult:
         try:
@@ -383,7 +401,7 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         consumer = self._consumer
         assert consumer is not None
         topic = self.settings.topics.requests_topic
-        owned = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+        owned = self._owned_count()
         total = len(consumer.partitions_for_topic(topic) or ()) or self.settings.topics.partitions
         self.bucket.set_rate(partition_share(self.s.rate_cap, owned, total))
         if self._halted():
@@ -391,9 +409,19 @@ class ShadowWorker(KillSwitchHold, CommittingWorker):
         log.info("%s owns %d/%d partitions, rate %.2f/s", self.group_id, owned, total, self.bucket.rate)
         fresh = [tp for tp in assigned if tp.topic == topic]
         if fresh and (self.recent.enabled or self._txn is not None):
-            self._learn_then_fetch(fresh, lambda: self._learn(fresh), self.assigned.set)
+            self._learn_then_fetch(fresh, lambda: self._learn(fresh), self._took_over)
         else:
-            self.assigned.set()
+            self._took_over()
+
+    def _owned_count(self) -> int:
+        consumer = self._consumer
+        topic = self.settings.topics.requests_topic
+        return sum(1 for tp in consumer.assignment() if tp.topic == topic) if consumer else 0
+
+    def _took_over(self) -> None:
+        """The member now works the partitions it owns at this moment (none: a standby): it is ready."""
+        self.assigned.set()
+        self.health.member(self.group_id, self._owned_count())
 
     async def _learn(self, partitions: list[TopicPartition]) -> None:
         """Before newly owned partitions fetch: with exactly-once, take over their transactional
