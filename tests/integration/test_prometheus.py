@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from shadowlane.contracts.codec import encode
+from shadowlane.contracts.comparison import Outcome
+from shadowlane.contracts.shadow_result import ErrorClass
 from shadowlane.demo.procs import WorkerProcess
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.metrics import serve_metrics
@@ -42,6 +44,10 @@ COMPARE_SERIES = (
     "shadowlane_compare_restored_total",
     "shadowlane_compare_shadow_timeouts_total",
     "shadowlane_compare_late_total",
+    "shadowlane_compare_results_total",
+    "shadowlane_compare_late_results_total",
+    "shadowlane_compare_duplicate_results_total",
+    "shadowlane_compare_window_delta_s_samples",
     "shadowlane_compare_dead_lettered_total",
     "shadowlane_compare_delta_s_bucket",
     "shadowlane_compare_latency_seconds_bucket",
@@ -57,14 +63,19 @@ HOOK_SERIES = (
 )
 
 
-def _value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
+def _samples(text: str, name: str, **labels: str) -> list[float]:
+    """The samples of ``name`` whose labels include ``labels``."""
+    out = []
     for match in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE):
         found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
+            out.append(float(match.group(2)))
+    return out
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(_samples(text, name, **labels))
 
 
 async def _scrape(port: int) -> str:
@@ -99,6 +110,15 @@ async def test_worker_processes_expose_the_series(
     try:
         shadow_port = (await shadow.wait_event("assigned", timeout_s=90))["metrics_port"]
         compare_port = (await compare.wait_event("assigned", timeout_s=90))["metrics_port"]
+        # before any event: every labelled counter already has its series, at 0
+        fresh_shadow, fresh_compare = await _scrape(shadow_port), await _scrape(compare_port)
+        for cls in get_args(ErrorClass):
+            errors = "shadowlane_shadow_candidate_errors_total"
+            assert _samples(fresh_shadow, errors, candidate="cand", error_class=cls) == [0.0], cls
+        for outcome in get_args(Outcome):
+            comparisons = "shadowlane_compare_comparisons_total"
+            assert _samples(fresh_compare, comparisons, candidate="cand", outcome=outcome) == [0.0], outcome
+        assert _samples(fresh_compare, "shadowlane_compare_shadow_errors_total", candidate="cand") == [0.0]
         envs = [envelope(i, tag="prom") for i in range(n)]
         await produce(
             kafka_kwargs, settings.topics.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs]
@@ -137,6 +157,11 @@ async def test_worker_processes_expose_the_series(
         )
         assert count == n, arm
     assert _value(compare_text, "shadowlane_consumer_lag") == 0  # caught up
+    assert _value(compare_text, "shadowlane_compare_results_total") == n
+    assert _value(compare_text, "shadowlane_compare_late_results_total") == 0
+    assert _value(compare_text, "shadowlane_compare_duplicate_results_total") == 0
+    # the closed windows' samples, which the rules' 20-sample guard reads: every pair was in one
+    assert _value(compare_text, "shadowlane_compare_window_delta_s_samples", candidate="cand") >= 1
 
 
 async def test_hook_host_exposes_the_series(it_settings: Settings, kafka_kwargs: dict[str, Any]) -> None:

@@ -4,15 +4,22 @@ consumer lag."""
 from __future__ import annotations
 
 import urllib.request
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from pydantic import SecretStr
 
+from shadowlane.compare.prom import CompareMetrics
+from shadowlane.contracts.comparison import Outcome
+from shadowlane.contracts.drift_alert import AlertMetric
+from shadowlane.contracts.shadow_result import ErrorClass
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.metrics import StatsCollector, serve_metrics
-from shadowlane.settings import Settings, ShadowSettings
+from shadowlane.rollout.control_plane import ControlWatcher
+from shadowlane.rollout.signing import RejectReason
+from shadowlane.settings import CompareSettings, ControlSettings, Settings, ShadowSettings
 from shadowlane.shadow.candidates import CallableCandidate
 from shadowlane.shadow.worker import ShadowWorker
 
@@ -76,6 +83,80 @@ def test_labelled_values_must_match_their_label_names() -> None:
     )
     with pytest.raises(ValueError, match="group"):
         list(clash.collect())
+
+
+def test_known_label_values_are_exported_as_zero_until_counted() -> None:
+    counts: dict[tuple[str, ...], float] = {}
+    collector = StatsCollector(
+        "p",
+        lambda: {},
+        labels={"group": "g"},
+        labelled_counters=lambda: {"errors": (("arm", "kind"), dict(counts))},
+        known={"errors": [("a", "b"), ("x", "y")]},
+    )
+    fresh = sorted(sample_lines(exposition(collector), "p_errors_total"))
+    assert fresh == [
+        f'p_errors_total{{arm="{arm}",group="g",kind="{kind}"}} 0.0' for arm in "ab" for kind in "xy"
+    ]
+    counts[("a", "y")] = 3.0
+    counts[("c", "z")] = 1.0  # an unknown value still shows once counted
+    text = exposition(collector)
+    assert 'p_errors_total{arm="a",group="g",kind="y"} 3.0' in sample_lines(text, "p_errors_total")
+    assert 'p_errors_total{arm="c",group="g",kind="z"} 1.0' in sample_lines(text, "p_errors_total")
+    assert len(sample_lines(text, "p_errors_total")) == 5  # counted values are never doubled
+    wrong = StatsCollector(
+        "p", lambda: {}, labelled_counters=lambda: {"e": (("a",), {})}, known={"e": [("x",), ("y",)]}
+    )
+    with pytest.raises(ValueError, match="2 known label values for 1 label names"):
+        list(wrong.collect())
+
+
+def test_every_labelled_counter_family_has_its_zero_series_from_the_start() -> None:
+    """Fresh collectors, no event yet: the shadow worker's error classes, the control watcher's
+    rejection reasons and the comparator's per-candidate series are all there, at 0."""
+    settings = Settings(
+        shadow=ShadowSettings(candidate="cand"),
+        control=ControlSettings(signing_keys={"k1": SecretStr("k" * 32)}),
+    )
+    worker = ShadowWorker(settings, CallableCandidate("cand", lambda body: "x"), {})
+    shadow = exposition(
+        StatsCollector(
+            "shadowlane_shadow",
+            worker.counters,
+            labels={"group": worker.group_id, "candidate": "cand"},
+            labelled_counters=worker.labelled_counters,
+            known=worker.known_labels,
+        )
+    )
+    errors = sample_lines(shadow, "shadowlane_shadow_candidate_errors_total")
+    assert len(errors) == len(get_args(ErrorClass)) == 6
+    for cls in get_args(ErrorClass):
+        labels = f'candidate="cand",error_class="{cls}",group="{worker.group_id}"'
+        assert f"shadowlane_shadow_candidate_errors_total{{{labels}}} 0.0" in errors
+
+    watcher = ControlWatcher(settings, {}, observer="test")
+    rejected = sample_lines(exposition(watcher.collector()), "shadowlane_control_rejected_by_reason_total")
+    reasons = sorted(line.split('reason="')[1].split('"')[0] for line in rejected)
+    assert reasons == sorted(get_args(RejectReason))
+    assert all(line.endswith(" 0.0") for line in rejected)
+
+    compare = CompareSettings(candidates=("cand", "baseline"))
+    metrics = CompareMetrics(compare.candidates, compare.baseline_candidate)
+    text = exposition(*metrics.collectors())
+    comparisons = sample_lines(text, "shadowlane_compare_comparisons_total")
+    assert len(comparisons) == 2 * len(get_args(Outcome))
+    for outcome in get_args(Outcome):
+        for candidate, arm in (("cand", "shadow"), ("baseline", "baseline")):
+            labels = f'candidate="{candidate}",outcome="{outcome}",traffic_arm="{arm}"'
+            assert f"shadowlane_compare_comparisons_total{{{labels}}} 0.0" in comparisons
+    for name in ("shadow_errors", "lambda_flips"):
+        assert sorted(sample_lines(text, f"shadowlane_compare_{name}_total")) == [
+            f'shadowlane_compare_{name}_total{{candidate="baseline"}} 0.0',
+            f'shadowlane_compare_{name}_total{{candidate="cand"}} 0.0',
+        ]
+    alerts = sample_lines(text, "shadowlane_compare_drift_alerts_total")
+    assert len(alerts) == 2 * len(get_args(AlertMetric))
+    assert all(line.endswith(" 0.0") for line in alerts)
 
 
 def test_also_collectors_are_exposed_alongside() -> None:
@@ -197,6 +278,7 @@ def test_shadow_worker_metrics_as_run_shadow_wires_them() -> None:
         gauges=worker.gauges,
         labels={"group": worker.group_id, "candidate": "cand"},
         labelled_counters=worker.labelled_counters,
+        known=worker.known_labels,
         also=[worker.lag.collector(worker.group_id)],
     )
     text = exposition(collector)
@@ -210,6 +292,7 @@ def test_shadow_worker_metrics_as_run_shadow_wires_them() -> None:
         f"shadowlane_shadow_throttle_wait_seconds_total{{{both}}} 1.5",
         f'{errors}{{candidate="cand",error_class="timeout",group="{group}"}} 3.0',
         f'{errors}{{candidate="cand",error_class="exception",group="{group}"}} 1.0',
+        f'{errors}{{candidate="cand",error_class="rate_limited",group="{group}"}} 0.0',
         f"shadowlane_shadow_in_flight{{{both}}} 0.0",
         f'shadowlane_consumer_lag{{group="{group}",partition="0",topic="req"}} 5.0',
     ]

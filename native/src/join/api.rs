@@ -81,6 +81,7 @@ impl NativeJoin {
             requests: LinkedHashMap::new(),
             results: LinkedHashMap::new(),
             finished: LinkedHashMap::new(),
+            timed_out: LinkedHashMap::new(),
             finished_cap: max_pending.max(10_000),
             earliest: NEVER,
             stats: Stats::default(),
@@ -145,9 +146,22 @@ impl NativeJoin {
                     + strings_size(done)
             })
             .sum();
-        let tables =
-            (self.requests.capacity() + self.results.capacity() + self.finished.capacity()) * slot;
-        requests + results + finished + tables
+        let timed_out: usize = self
+            .timed_out
+            .keys()
+            .map(|(hash, candidate)| {
+                std::mem::size_of::<(String, String)>()
+                    + LINKS
+                    + hash.capacity()
+                    + candidate.capacity()
+            })
+            .sum();
+        let tables = (self.requests.capacity()
+            + self.results.capacity()
+            + self.finished.capacity()
+            + self.timed_out.capacity())
+            * slot;
+        requests + results + finished + timed_out + tables
     }
 
     /// The counters as `JoinStats`' fields.
@@ -163,6 +177,7 @@ impl NativeJoin {
             ("duplicate_requests", s.duplicate_requests),
             ("candidate_served", s.candidate_served),
             ("duplicate_results", s.duplicate_results),
+            ("late_results", s.late_results),
             ("ignored_candidates", s.ignored_candidates),
             ("evicted", s.evicted),
         ] {

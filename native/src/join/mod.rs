@@ -39,6 +39,7 @@ struct Stats {
     duplicate_requests: u64,
     candidate_served: u64,
     duplicate_results: u64,
+    late_results: u64,
     ignored_candidates: u64,
     evicted: u64,
 }
@@ -57,6 +58,9 @@ pub struct NativeJoin {
     /// req_hash -> the candidates whose outcome already left, oldest first, capped.
     finished: LinkedHashMap<String, Vec<String>>,
     finished_cap: usize,
+    /// The (req_hash, candidate) pairs that left as shadow_timeout, oldest first, capped like
+    /// `finished`: their result arriving after that is late, not a duplicate.
+    timed_out: LinkedHashMap<(String, String), ()>,
     /// A lower bound on every waiting deadline (exact after each scan).
     earliest: i64,
     stats: Stats,
@@ -184,6 +188,11 @@ impl NativeJoin {
             .finished
             .get(hash)
             .is_some_and(|done| done.iter().any(|c| c == candidate));
+        // the first copy is late; a redelivery of it is a duplicate
+        if left && self.timed_out.remove(&key).is_some() {
+            self.stats.late_results += 1;
+            return Ok(true);
+        }
         if left || self.results.contains_key(&key) {
             self.stats.duplicate_results += 1;
             return Ok(true);
@@ -292,6 +301,11 @@ impl NativeJoin {
         for candidate in missing {
             self.stats.shadow_timeouts += 1;
             self.finish(hash.to_str()?, &candidate);
+            self.timed_out
+                .insert((hash.to_str()?.to_owned(), candidate.clone()), ());
+            if self.timed_out.len() > self.finished_cap {
+                self.timed_out.pop_front();
+            }
             let args = (
                 intern!(py, "shadow_timeout"),
                 candidate,

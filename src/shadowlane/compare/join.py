@@ -19,6 +19,10 @@ A request's outputs leave together, once it has an outcome for every expected ca
 :class:`Joined` then sees the other candidates' results for the same request (``peers``), which
 is how a candidate's comparison learns the baseline's noise floor and λ. The records become
 *done* with the request's last output, so a restart never sees a half-finished request.
+
+A result that arrives after its request left without it (``shadow_timeout``) is counted
+``late_results``; a copy of a result that already joined, is waiting, or left as
+``request_missing`` is counted ``duplicate_results``. Both are done at once.
 """
 
 from __future__ import annotations
@@ -100,7 +104,8 @@ class JoinStats:
     requests_missing: int = 0
     duplicate_requests: int = 0
     candidate_served: int = 0  # exposure records of a rollout's candidate arm: nothing to join
-    duplicate_results: int = 0
+    duplicate_results: int = 0  # a copy of a result that already joined, waits or left unpaired
+    late_results: int = 0  # a result whose request already left without it (shadow_timeout)
     ignored_candidates: int = 0
     evicted: int = 0
 
@@ -142,6 +147,9 @@ class JoinBuffer:
         # re-read after it left (a redelivery) is a duplicate, not a new pair
         self._finished: OrderedDict[str, Finished] = OrderedDict()
         self._finished_cap = max(10_000, max_pending)
+        # the (req_hash, candidate) pairs that left as shadow_timeout, oldest first, capped like
+        # ``_finished``: their result arriving after that is late, not a duplicate
+        self._timed_out: OrderedDict[tuple[str, str], None] = OrderedDict()
         # a lower bound on every waiting deadline: ``expire`` scans nothing while the watermark
         # has not passed it (most polls), and resets it to the exact minimum when it scans
         self._earliest_deadline = _NEVER
@@ -226,7 +234,14 @@ class JoinBuffer:
             return [], True
         key = (res.req_hash, res.candidate)
         done = self._finished.get(res.req_hash)
-        if (done is not None and res.candidate in _candidates(done)) or key in self._results:
+        if done is not None and res.candidate in _candidates(done):
+            if key in self._timed_out:  # the first copy is late; a redelivery of it is a duplicate
+                del self._timed_out[key]
+                self.stats.late_results += 1
+            else:
+                self.stats.duplicate_results += 1
+            return [], True
+        if key in self._results:
             self.stats.duplicate_results += 1
             return [], True
         entry = self._requests.get(res.req_hash)
@@ -260,6 +275,9 @@ class JoinBuffer:
         for candidate in missing:
             self.stats.shadow_timeouts += 1
             self._finish(entry.envelope.req_hash, candidate)
+            self._timed_out[(entry.envelope.req_hash, candidate)] = None
+            if len(self._timed_out) > self._finished_cap:
+                self._timed_out.popitem(last=False)
             outputs.append(
                 Expired("shadow_timeout", candidate, entry.envelope.req_hash, entry.envelope, None, [])
             )

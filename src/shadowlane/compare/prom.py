@@ -4,6 +4,10 @@ Plain counters (consumed, joined, late, DLQ, ...) are read from the stats object
 by :class:`shadowlane.metrics.StatsCollector`; this module holds the series that need labels per
 candidate and ``traffic_arm`` (``prod`` / ``shadow`` / ``baseline``). The objects are created
 unregistered (``registry=None``) and handed to the process's own registry: no global state.
+Every labelled counter has a 0 series for each configured candidate (and its arm, every outcome
+and alert metric) from the start, so rates and alerts over them never see a missing series.
+The window gauges carry their sample sizes, the same ones the comparator's own alert guard
+(``alert_min_samples``) reads.
 A poll's comparisons are observed as a batch: values are grouped per label set and each group
 goes into a :class:`~shadowlane.prom_batch.BatchHistogram` at once, counters are incremented once
 per label set.
@@ -11,14 +15,14 @@ per label set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, get_args
 
 from prometheus_client import Counter, Gauge
 from prometheus_client.registry import Collector
 
-from shadowlane.contracts.comparison import Comparison
-from shadowlane.contracts.drift_alert import DriftAlert
+from shadowlane.contracts.comparison import Comparison, Outcome, traffic_arm_of
+from shadowlane.contracts.drift_alert import AlertMetric, DriftAlert
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.prom_batch import BatchHistogram
 
@@ -64,7 +68,10 @@ class _ArmBatch:
 
 
 class CompareMetrics:
-    def __init__(self) -> None:
+    """The comparator's labelled series; ``candidates`` (with the ``baseline`` noise floor among
+    them, if any) get their 0 series at once."""
+
+    def __init__(self, candidates: Iterable[str] = (), baseline: str | None = None) -> None:
         self.delta_s = BatchHistogram(
             f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"), DELTA_S_BUCKETS
         )
@@ -95,12 +102,36 @@ class CompareMetrics:
         self.window_flip_rate = Gauge(
             f"{P}_window_lambda_flip_rate", "λ flip rate of the last closed window", labels, registry=None
         )
+        self.window_delta_s_samples = Gauge(
+            f"{P}_window_delta_s_samples",
+            "ΔS values behind the last closed window's mean",
+            labels,
+            registry=None,
+        )
+        self.window_lambda_flip_samples = Gauge(
+            f"{P}_window_lambda_flip_samples",
+            "λ-paired requests behind the last closed window's flip rate",
+            labels,
+            registry=None,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
+        for candidate in candidates:
+            self._zero(candidate, traffic_arm_of(candidate, baseline))
+
+    def _zero(self, candidate: str, arm: str) -> None:
+        """Creates the candidate's counter series at 0."""
+        for outcome in get_args(Outcome):
+            self._child(self.comparisons, "n", candidate, arm, outcome)
+        self._child(self.shadow_errors, "err", candidate)
+        self._child(self.lambda_flips, "flip", candidate)
+        for metric in get_args(AlertMetric):
+            self.alerts.labels(candidate, metric)
 
     def collectors(self) -> list[Collector]:
         return [
             self.delta_s, self.delta_s_excess, self.latency, self.comparisons, self.shadow_errors,
             self.lambda_flips, self.alerts, self.window_delta_s_mean, self.window_flip_rate,
+            self.window_delta_s_samples, self.window_lambda_flip_samples,
         ]  # fmt: skip
 
     def _child(self, metric: Any, name: str, *labels: str) -> Any:
@@ -143,11 +174,15 @@ class CompareMetrics:
                 self._child(self.lambda_flips, "flip", cand).inc(flips[cand])
 
     def window(self, s: WindowSummary) -> None:
+        """A closed window (its partitions' partials merged, as the comparator judges alerts):
+        its mean ΔS and λ flip rate, each with the sample size behind it."""
         labels = (s.candidate, s.endpoint or "", s.tenant or "")
         if s.delta_s_mean is not None:
             self.window_delta_s_mean.labels(*labels).set(s.delta_s_mean)
+            self.window_delta_s_samples.labels(*labels).set(s.delta_s_count)
         if s.lambda_flip_rate is not None:
             self.window_flip_rate.labels(*labels).set(s.lambda_flip_rate)
+            self.window_lambda_flip_samples.labels(*labels).set(s.lambda_paired)
 
     def alert(self, a: DriftAlert) -> None:
         self.alerts.labels(a.candidate, a.metric).inc()

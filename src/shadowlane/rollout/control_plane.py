@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -46,6 +46,7 @@ from shadowlane.rollout.signing import (
     Applied,
     ControlState,
     Rejected,
+    RejectReason,
     audit_event,
 )
 from shadowlane.settings import Settings
@@ -356,6 +357,7 @@ class ControlWatcher:
             gauges=self.gauges,
             labels={"observer": self.observer, **labels},
             labelled_counters=self.labelled_counters,
+            known={"rejected_by_reason": [get_args(RejectReason)]},
         )
 
 

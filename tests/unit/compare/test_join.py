@@ -156,10 +156,47 @@ def test_request_without_any_result_expires_as_shadow_timeout(make_join: JoinFac
     out = outs[0]
     assert isinstance(out, Expired)
     assert (out.outcome, out.candidate, out.release) == ("shadow_timeout", "a", [req_ref(4)])
-    # a late result for it is a duplicate, released at once
+    # a result after that is late (not a duplicate), released at once
     late, done = buf.add_result(make_result(env, "a"), res_ref(1), 5_000)
     assert (late, done) == ([], True)
-    assert buf.stats.duplicate_results == 1
+    assert (buf.stats.late_results, buf.stats.duplicate_results) == (1, 0)
+    # a redelivered copy of that late result is a duplicate, not a second late one
+    assert buf.add_result(make_result(env, "a"), res_ref(2), 5_001) == ([], True)
+    assert (buf.stats.late_results, buf.stats.duplicate_results) == (1, 1)
+
+
+def test_late_and_duplicate_results_are_counted_apart(make_join: JoinFactory) -> None:
+    """Late: the request left without the candidate's result (shadow_timeout, also after an
+    eviction). Duplicate: a copy of a result that joined, waits, or left as request_missing."""
+    buf = make_join(["a", "b"], WINDOW)
+    env = make_envelope("r1")
+    buf.add_request(env, req_ref(0), 100)
+    buf.add_result(make_result(env, "a"), res_ref(0), 150)
+    outs = buf.expire(100 + WINDOW + 1)
+    assert sorted((type(o).__name__, getattr(o, "outcome", "")) for o in outs) == [
+        ("Expired", "shadow_timeout"),
+        ("Joined", ""),
+    ]
+    assert buf.add_result(make_result(env, "b"), res_ref(1), 2_000) == ([], True)  # b: late
+    assert buf.add_result(make_result(env, "a"), res_ref(2), 2_000) == ([], True)  # a: redelivered
+    assert (buf.stats.late_results, buf.stats.duplicate_results) == (1, 1)
+
+    orphan = make_envelope("orphan")
+    buf.add_result(make_result(orphan, "a"), res_ref(3), 3_000)
+    assert buf.add_result(make_result(orphan, "a"), res_ref(4), 3_001) == ([], True)  # still waiting
+    assert [o.outcome for o in buf.expire(3_000 + WINDOW + 1) if isinstance(o, Expired)] == [
+        "request_missing"
+    ]
+    assert buf.add_result(make_result(orphan, "a"), res_ref(5), 9_000) == ([], True)  # after it left
+    assert (buf.stats.late_results, buf.stats.duplicate_results) == (1, 3)
+
+    small = make_join(["a"], WINDOW, max_pending=1)
+    first, second = make_envelope("first"), make_envelope("second")
+    small.add_request(first, req_ref(0), 100)
+    small.add_request(second, req_ref(1), 100)  # evicts ``first`` as shadow_timeout
+    assert small.stats.evicted == 1
+    assert small.add_result(make_result(first, "a"), res_ref(0), 101) == ([], True)
+    assert (small.stats.late_results, small.stats.duplicate_results) == (1, 0)
 
 
 def test_orphan_result_expires_as_request_missing(make_join: JoinFactory) -> None:

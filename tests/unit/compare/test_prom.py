@@ -186,6 +186,9 @@ def test_window_gauges_and_alert_counter() -> None:
     labels = 'candidate="cand",endpoint="/v1/chat/completions",tenant="t1"'
     assert _value(text, f"{P}_window_delta_s_mean{{{labels}}}") == pytest.approx(0.6)
     assert _value(text, f"{P}_window_lambda_flip_rate{{{labels}}}") == pytest.approx(0.25)
+    # the samples behind each, which the Prometheus rules' 20-sample guard reads
+    assert _value(text, f"{P}_window_delta_s_samples{{{labels}}}") == 20
+    assert _value(text, f"{P}_window_lambda_flip_samples{{{labels}}}") == 20
     counts = {a.metric: 1 for a in alerts}
     counts[alerts[0].metric] += 1
     for metric, count in counts.items():
