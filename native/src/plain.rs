@@ -26,7 +26,7 @@ use crate::records::{NativeRequest, NativeResult};
 
 /// The fields `build_plain` sets per pair, in the order of its values; every other field of the
 /// record keeps the template's constant.
-const HOLES: [&str; 21] = [
+const HOLES: [&str; 22] = [
     "comparison_id",
     "req_hash",
     "req_id",
@@ -48,6 +48,7 @@ const HOLES: [&str; 21] = [
     "tool_agreement",
     "prod_pins",
     "candidate_pins",
+    "traceparent",
 ];
 
 /// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
@@ -418,6 +419,7 @@ pub fn build<'py>(
         opt_float((!e.tool_keys.is_empty()).then_some(0.0)),
         Val::Map(&e.pins),
         Val::Map(&r.pins.0),
+        r.traceparent.as_deref().map_or(Val::Null, Val::Str),
     ];
     let d = cfg.template.bind(py).copy()?;
     for (name, value) in cfg.names.iter().zip(&values) {

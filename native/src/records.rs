@@ -240,6 +240,7 @@ impl NativeResult {
         d.set_item(intern!(py, "model"), &r.model)?;
         d.set_item(intern!(py, "cited_ids"), PyTuple::new(py, &r.cited_ids)?)?;
         d.set_item(intern!(py, "stability"), PyTuple::new(py, samples)?)?;
+        d.set_item(intern!(py, "traceparent"), &r.traceparent)?;
         Ok(d)
     }
 }
@@ -259,6 +260,7 @@ impl NativeResult {
             + opt_size(&r.answer)
             + opt_size(&r.model)
             + strings_size(&r.cited_ids)
+            + opt_size(&r.traceparent)
             + r.stability
                 .iter()
                 .map(|Obj(s)| {

@@ -41,6 +41,7 @@ pub struct ShadowResult {
     pub cited_ids: Vec<String>,
     #[serde(default)]
     pub stability: Vec<Obj<Sample>>,
+    pub traceparent: Option<String>,
 }
 
 #[derive(Deserialize)]

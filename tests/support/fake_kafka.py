@@ -13,6 +13,7 @@ class Sent:
     value: bytes
     key: bytes | None
     partition: int | None = None
+    headers: Any = None
 
 
 @dataclass
@@ -21,16 +22,20 @@ class FakeBatch:
 
     max_bytes: int
     records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    headers: list[Any] = field(default_factory=list)  # each record's headers, in order
     size: int = 0
     closed: bool = False
 
-    def append(self, *, key: bytes | None, value: bytes, timestamp: int | None = None) -> object | None:
+    def append(
+        self, *, key: bytes | None, value: bytes, timestamp: int | None = None, headers: Any = None
+    ) -> object | None:
         if self.closed:
             raise RuntimeError("append to a closed batch")
         size = len(value) + len(key or b"")
         if self.records and self.size + size > self.max_bytes:
             return None
         self.records.append((key, value))
+        self.headers.append(headers)
         self.size += size
         return object()
 
@@ -75,9 +80,14 @@ class FakeProducer:
         self.flushed += 1
 
     async def send(
-        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Any = None,
     ) -> asyncio.Future[Any]:
-        self.sink.append(Sent(topic, value, key, partition))
+        self.sink.append(Sent(topic, value, key, partition, headers))
         return _resolved({"topic": topic, "offset": len(self.sink) - 1})
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -87,8 +97,8 @@ class FakeProducer:
         return FakeBatch(self.batch_bytes)
 
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        for key, value in batch.records:
-            self.sink.append(Sent(topic, value, key, partition))
+        for (key, value), headers in zip(batch.records, batch.headers, strict=True):
+            self.sink.append(Sent(topic, value, key, partition, headers))
         return _resolved({"topic": topic, "partition": partition})
 
 

@@ -26,11 +26,13 @@ from shadowlane.compare.native.builder import NATIVE_PLAIN, PlainPath
 from shadowlane.compare.pair_records import Gone, Pair, Records
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.compare.scores import Masked, Scores
-from shadowlane.contracts.comparison import Comparison
+from shadowlane.compare.trace_context import CompareTrace
+from shadowlane.contracts.comparison import Comparison, traffic_arm_of
 from shadowlane.contracts.shadow_result import ShadowResult
 from shadowlane.hashing import pair_id
 from shadowlane.sanitize import Sanitizer
 from shadowlane.settings import CompareSettings
+from shadowlane.tracing import Tracing
 
 normalise = q.normalise
 
@@ -87,6 +89,7 @@ class ComparisonBuilder:
         embedder: Embedder | None,
         settings: CompareSettings | None = None,
         sanitizer: Sanitizer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._embedder = embedder
         self._s = settings or CompareSettings()
@@ -97,6 +100,8 @@ class ComparisonBuilder:
         self._baseline = self._s.baseline_candidate
         self.native = use_native(self._s.native_path)
         """Whether this builder (and the join fed to it) runs the native hot path."""
+        self.trace = CompareTrace(tracing)
+        """The comparisons' ``shadowlane.compare`` spans and record headers."""
         self.plain = PlainPath(
             self._s,
             embedder is not None,
@@ -243,7 +248,7 @@ class ComparisonBuilder:
                 "req_hash": env.req_hash,
                 "req_id": env.req_id,
                 "candidate": res.candidate,
-                "traffic_arm": "baseline" if res.candidate == self._baseline else "shadow",
+                "traffic_arm": traffic_arm_of(res.candidate, self._baseline),
                 "ts_ms": env.ts_ms,
                 "endpoint": env.endpoint,
                 "tenant": env.tenant,
@@ -285,6 +290,7 @@ class ComparisonBuilder:
                 "tool_matched_prod": tools.matched_prod,
                 "prod_cost_usd": q.cost_usd(prod.model, prod.prompt_tokens, prod.completion_tokens, prices),
                 "shadow_cost_usd": shadow_cost,
+                "traceparent": res.traceparent,
             }
         )
 
@@ -296,7 +302,7 @@ class ComparisonBuilder:
             req_hash=item.req_hash,
             req_id=env.req_id if env else (res.req_id if res else None),
             candidate=item.candidate,
-            traffic_arm="baseline" if item.candidate == self._baseline else "shadow",
+            traffic_arm=traffic_arm_of(item.candidate, self._baseline),
             ts_ms=ts,
             endpoint=env.endpoint if env else None,
             tenant=env.tenant if env else None,
@@ -310,4 +316,5 @@ class ComparisonBuilder:
             shadow_error_class=res.error_class if res else None,
             prod_pins=env.pins if env else {},
             candidate_pins=res.pins if res else {},
+            traceparent=res.traceparent if res else None,
         )

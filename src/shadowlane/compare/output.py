@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.window_state import WindowState
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.hashing import partition_for
-from shadowlane.kafka.batching import PartitionBatcher, partition_count
+from shadowlane.kafka.batching import Headers, PartitionBatcher, Record, partition_count
 from shadowlane.kafka.consumer_support import CommittingWorker, wait_bounded
 from shadowlane.kafka.history import read_latest
 from shadowlane.kafka.offsets import OffsetTracker
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_UNACKED_POLLS = 8
 SHIP_BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
 MAX_OUTPUT_BYTES = SHIP_BATCH_BYTES - 1024  # one record with its batch and record headers
-Outbox = dict[str, list[tuple[str, bytes]]]  # topic -> (key, value) records, in order
+Outbox = dict[str, list[Record]]  # topic -> (key, value[, headers]) records, in order
 Derived = list[tuple[int, str, str, bytes]]  # (input partition, topic, key, value) of window records
 
 
@@ -121,16 +121,16 @@ class ComparatorOutput(CommittingWorker):
             if topic not in self._partition_counts:
                 self._partition_counts[topic] = await partition_count(producer, topic)
             batcher = PartitionBatcher(producer, topic, self._partition_counts[topic])
-            if any(len(value) > MAX_OUTPUT_BYTES for _key, value in records):
+            if any(len(record[1]) > MAX_OUTPUT_BYTES for record in records):
                 records = self._fitting(topic, records)
             shipped.extend(await batcher.add_many(records))
             shipped.extend(await batcher.flush())
         return [fut for fut, _count in shipped]
 
-    def _fitting(self, topic: str, records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    def _fitting(self, topic: str, records: list[Record]) -> list[Record]:
         """``records`` without those no batch can hold (counted ``too_large``, logged): a derived
         record that big (kilobytes of pins or breakdown labels) could never be produced."""
-        fitting = [(key, value) for key, value in records if len(value) <= MAX_OUTPUT_BYTES]
+        fitting = [record for record in records if len(record[1]) <= MAX_OUTPUT_BYTES]
         dropped = len(records) - len(fitting)
         self.stats.too_large += dropped
         log.error(
@@ -180,21 +180,24 @@ class ComparatorOutput(CommittingWorker):
         encoded: list[bytes],
         places: list[int],
         derived: Derived,
+        headers: Sequence[Headers | None] | None = None,
     ) -> None:
-        """Exactly-once: queue a poll's records for their input partitions' next transactions."""
+        """Exactly-once: queue a poll's records for their input partitions' next transactions
+        (``headers``: each comparison's record headers, the trace context)."""
         t = self.settings.topics
         for topic in (t.compare_topic, t.summary_topic, t.alerts_topic, t.compare_state_topic):
             await self._partitions_of(topic)  # known since the take-over: returns without waiting
         counts = self._partition_counts
         compare_count = counts[t.compare_topic]
         staged = self._staged
-        for c, value, partition in zip(comparisons, encoded, places, strict=True):
+        traced = headers if headers is not None else [None] * len(comparisons)
+        for c, value, partition, trace in zip(comparisons, encoded, places, traced, strict=True):
             if len(value) > MAX_OUTPUT_BYTES:
                 self._fitting(t.compare_topic, [(c.req_hash, value)])
                 continue
             key = c.req_hash
             staged.setdefault(partition, []).append(
-                (t.compare_topic, key.encode(), value, partition_for(key, compare_count))
+                (t.compare_topic, key.encode(), value, partition_for(key, compare_count), trace)
             )
         for partition, topic, key, value in derived:
             if len(value) > MAX_OUTPUT_BYTES:

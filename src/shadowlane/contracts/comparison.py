@@ -12,6 +12,12 @@ Outcome = Literal["joined", "shadow_timeout", "request_missing"]
 LambdaState = Literal["convergent", "divergent"]
 
 
+def traffic_arm_of(candidate: str, baseline: str | None) -> str:
+    """The ``traffic_arm`` of a candidate's comparisons: ``baseline`` for the noise floor (prod's
+    own model replayed through the shadow path), ``shadow`` for every other candidate."""
+    return "baseline" if candidate == baseline else "shadow"
+
+
 class Comparison(WireModel):
     """Prod vs candidate for one request. ``complete`` is False when one side never arrived."""
 
@@ -87,3 +93,7 @@ class Comparison(WireModel):
     tool_matched_prod: int = Field(default=0, ge=0, description="calls equal to a recorded prod call")
     prod_cost_usd: float | None = Field(default=None, ge=0.0)
     shadow_cost_usd: float | None = Field(default=None, ge=0.0)
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent of the shadow result, copied (None: not traced, or no result)",
+    )

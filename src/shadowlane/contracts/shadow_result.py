@@ -61,3 +61,8 @@ class ShadowResult(WireModel):
     stability: tuple[StabilitySample, ...] = Field(
         default=(), description="λ replays (empty when the request was not sampled for λ)"
     )
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent the replay sent on (its span, else a child of the request's); "
+        "also the record's traceparent header. None: the request was not traced",
+    )

@@ -4,10 +4,10 @@ Wrap the prod app: ``app = ShadowMirrorMiddleware(app, publisher)``. The handler
 the middleware copies the request body as it is received and the response as it is sent, and
 only after the last response byte went out does it hand the raw capture to
 ``ShadowPublisher.publish`` (an O(1) enqueue). Parsing, sanitizing and producing happen in the
-publisher's background task. Headers are never copied; only the request id, tenant and trace id
-are read from configured headers. What the handler records through ``shadowlane.hook.context`` (tool
-calls, pins, and the gold / paraphrase / citation labels)
-is handed over with the capture.
+publisher's background task. Headers are never copied; only the request id, tenant and trace
+context (``traceparent``, and ``tracestate`` as raw bytes) are read from configured headers.
+What the handler records through ``shadowlane.hook.context`` (tool calls, pins, and the gold /
+paraphrase / citation labels) is handed over with the capture.
 
 A replay is passed straight through and counted (``skipped_shadow``): a request carrying the
 shadow marker header, or one served inside ``replaying()`` (an in-process candidate app).
@@ -30,6 +30,7 @@ from shadowlane.hook.context import (
     open_context,
 )
 from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.tracing import TRACESTATE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,6 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _SHADOW = SHADOW_HEADER.encode()
+_TRACESTATE = TRACESTATE.encode()
 
 
 class ShadowMirrorMiddleware:
@@ -56,8 +58,9 @@ class ShadowMirrorMiddleware:
         self.app = app
         self.publisher = publisher
         self.paths = frozenset(paths)
-        # header name -> its slot in [req_id, tenant, trace_id, shadow marker]
+        # header name -> its slot in [req_id, tenant, trace_id, shadow marker, tracestate]
         self._slots = {
+            _TRACESTATE: 4,
             _SHADOW: 3,
             trace_header.lower().encode(): 2,
             tenant_header.lower().encode(): 1,
@@ -72,7 +75,7 @@ class ShadowMirrorMiddleware:
         # one frame for the whole decision: every call on the request path costs ~1-3 µs when
         # the request resumes with cold caches (measured in tests/bench/bench_hook_overhead.py)
         started = time.perf_counter()
-        found: list[bytes | None] = [None, None, None, None]
+        found: list[bytes | None] = [None, None, None, None, None]
         slot_of = self._slots.get
         for name, value in scope.get("headers") or ():
             slot = slot_of(name)
@@ -127,6 +130,7 @@ class _Capture(MirrorContext):
         "status",
         "tenant",
         "trace_id",
+        "tracestate",
     )
 
     def __init__(
@@ -148,6 +152,7 @@ class _Capture(MirrorContext):
         tenant, trace = headers[1], headers[2]
         self.tenant = tenant.decode("latin-1") if tenant else "default"
         self.trace_id = trace.decode("latin-1") if trace else None
+        self.tracestate = headers[4]  # raw: checked and decoded by the sender, off the request path
         self.req_chunks: list[bytes] = []
         self.resp_chunks: list[bytes] = []
         self.req_size = self.resp_size = 0
@@ -199,5 +204,6 @@ class _Capture(MirrorContext):
             self.tool_calls,
             self.pins,
             self.labels,
+            self.tracestate,
         )
         publisher.submit(raw, sampled=True)

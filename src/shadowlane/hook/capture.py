@@ -34,11 +34,12 @@ HeaderSources = Iterable[Mapping[str, Any] | None]
 
 @dataclass(frozen=True, slots=True)
 class HeaderNames:
-    """Which outgoing headers carry the request id, the tenant and the trace id (lower case)."""
+    """Which outgoing headers carry the request id, the tenant and the trace context (lower case)."""
 
     request_id: str = "x-request-id"
     tenant: str = "x-tenant-id"
     trace: str = "traceparent"
+    tracestate: str = "tracestate"
 
 
 DEFAULT_HEADERS = HeaderNames()
@@ -100,6 +101,7 @@ class ClientCall:
         "started",
         "tenant",
         "trace_id",
+        "tracestate",
     )
 
     def __init__(
@@ -112,9 +114,11 @@ class ClientCall:
         request: bytes,
         tenant: str,
         trace_id: str | None,
+        tracestate: str | None = None,
     ) -> None:
         self.publisher, self.endpoint, self.req_id, self.bucket = publisher, endpoint, req_id, bucket
         self.request, self.tenant, self.trace_id = request, tenant, trace_id
+        self.tracestate = tracestate
         self.ctx = current_context()
         self.started = time.perf_counter()
         self.done = False
@@ -137,6 +141,7 @@ class ClientCall:
                 latency_ms=latency_ms,
                 tenant=self.tenant,
                 trace_id=self.trace_id,
+                tracestate=self.tracestate,
                 tool_calls=ctx.tool_calls if ctx else (),
                 pins=ctx.pins if ctx else None,
                 bucket=self.bucket,
@@ -199,6 +204,7 @@ def begin_client_call(
             request=to_json(request()),
             tenant=header_value(sources, names.tenant) or tenant,
             trace_id=header_value(sources, names.trace),
+            tracestate=header_value(sources, names.tracestate),
         )
     except Exception:  # never fail the caller's call because of the capture
         publisher.count_unmirrored("dropped_invalid")

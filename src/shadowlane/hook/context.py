@@ -229,3 +229,4 @@ class RawMirror(NamedTuple):
     tool_calls: Sequence[RawToolCall] = ()
     pins: Mapping[str, str] = _NO_PINS
     labels: RequestLabels | None = None  # gold, paraphrases, citations set by the handler
+    tracestate: str | bytes | None = None  # W3C tracestate as received: Kafka headers only, never the body

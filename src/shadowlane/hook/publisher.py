@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # loaded at start(): importing the hook needs no pydantic, Ka
     from shadowlane.hook.sender import ProducerFactory, Sender, SenderCounts
     from shadowlane.metrics import StatsCollector
     from shadowlane.settings import HookSettings, Settings
+    from shadowlane.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,13 @@ class ShadowPublisher:
         producer_factory: ProducerFactory,
         pins: Mapping[str, str] | None = None,
         gate: MirrorGate | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        """``tracing``: the ``shadowlane.publish`` spans' provider (default: OpenTelemetry's global
+        one, see :mod:`shadowlane.tracing`)."""
         self._settings = settings
         self.gate = gate
+        self.tracing = tracing
         self._topic = topic
         self._factory = producer_factory
         self._pins = pins
@@ -176,12 +181,16 @@ class ShadowPublisher:
         pins: Mapping[str, str] | None = None,
         bucket: float | None = None,
         labels: RequestLabels | None = None,
+        tracestate: str | None = None,
     ) -> bool:
         """Queue one prod request for mirroring. Returns True when it was sampled and queued (from
         a thread other than the publisher's loop: when it was handed to that loop).
 
         ``bucket`` is the request's sampling bucket when the caller already took the sampling
         decision (see :meth:`should_sample`); the request is then not sampled again.
+        ``trace_id`` is the request's W3C ``traceparent`` (kept on the envelope) and ``tracestate``
+        its state; both travel on as the envelope record's headers, the state only there
+        (:mod:`shadowlane.tracing`).
         """
         raw = RawMirror(
             req_id or str(uuid.uuid4()),
@@ -197,6 +206,7 @@ class ShadowPublisher:
             tool_calls,
             pins or {},
             labels,
+            tracestate,
         )
         return self.submit(raw, sampled=bucket is not None)
 
@@ -315,7 +325,7 @@ class ShadowPublisher:
         self._sender = Sender(
             self._queue, builder, self._settings, topic=self._topic, producer_factory=self._factory,
             activity=self._activity, post=self._post, on_counts=self.stats.add,
-            on_connected=self.connected.set, on_exit=lambda: _resolve(stopped),
+            on_connected=self.connected.set, on_exit=lambda: _resolve(stopped), tracing=self.tracing,
         )  # fmt: skip
         self._sender.start()
 

@@ -7,6 +7,9 @@ to ``IDLE_POLL_MAX_S`` when there is none), builds up to ``batch_size`` envelope
 (sanitize, validate, encode) and appends them to per-partition record batches. Its computing is
 paced by :class:`~shadowlane.hook.pacing.Pacer`, so the prod thread gets the interpreter back
 within a chunk (~0.1 ms) and a backlog drains at a bounded duty cycle while the host serves.
+The envelope of a request that came with a valid W3C ``traceparent`` is built and handed over
+inside a ``shadowlane.publish`` span, and its record carries the trace context on in its headers
+(:mod:`shadowlane.tracing`); an untraced request costs nothing more.
 
 Accounting: every capture taken from the deque ends in exactly one counter. The sender never
 writes ``PublisherStats`` itself (the host side writes some of the same counters): it keeps
@@ -34,6 +37,7 @@ from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.hook.pacing import Pacer
 from shadowlane.kafka.batching import PartitionBatcher, RecordTooLarge, ShipFailed, Shipped, partition_count
 from shadowlane.settings import HookSettings
+from shadowlane.tracing import PUBLISH_SPAN, KafkaHeaders, TraceContext, Tracing
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -79,8 +83,10 @@ class Sender:
         on_connected: Callable[[], None],
         on_exit: Callable[[], None],
         pacer: Pacer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._queue, self._builder, self._settings = queue, builder, settings
+        self._tracing = tracing if tracing is not None else Tracing()
         self._topic, self._factory = topic, producer_factory
         self._post, self._on_counts = post, on_counts
         self._on_connected, self._on_exit = on_connected, on_exit
@@ -236,9 +242,13 @@ class Sender:
             for _ in range(min(len(self._queue), self._settings.batch_size)):
                 if self._aborting:
                     break
-                record = self._build(self._queue.popleft())
-                if record is not None:
-                    await self._add(*record)
+                raw = self._queue.popleft()
+                if raw.trace_id is not None:
+                    await self._add_traced(raw)
+                else:
+                    record = self._build(raw)
+                    if record is not None:
+                        await self._add(*record)
                 if pacer.due():
                     await asyncio.sleep(0)  # the producer's own tasks run between chunks
                     pacer.pause()
@@ -265,11 +275,22 @@ class Sender:
         self._counts.sanitized_fields += record.sanitized_fields
         return record.req_hash, record.value
 
-    async def _add(self, req_hash: str, value: bytes) -> None:
+    async def _add_traced(self, raw: RawMirror) -> None:
+        """Build and hand over the envelope of a request that came with a trace id, inside its
+        ``shadowlane.publish`` span (a span-less hop without an SDK, nothing for an invalid id)."""
+        incoming = TraceContext.of(raw.trace_id, raw.tracestate)
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": self._topic}
+        with self._tracing.hop(PUBLISH_SPAN, incoming, kind="producer", attributes=attributes) as hop:
+            record = self._build(raw)
+            if record is not None:
+                hop.set("shadowlane.req_hash", record[0])
+                await self._add(*record, hop.context.kafka_headers())
+
+    async def _add(self, req_hash: str, value: bytes, headers: KafkaHeaders | None = None) -> None:
         assert self._batcher is not None
         self._unshipped += 1  # from here on a failure below counts it
         try:
-            shipped = await self._batcher.add(req_hash, value)
+            shipped = await self._batcher.add(req_hash, value, headers)
         except RecordTooLarge as exc:
             self._unshipped -= 1
             self._counts.dropped_too_large += 1

@@ -4,14 +4,15 @@ aiokafka's ``send()`` costs ~25 µs per message in Python (partitioner, accumula
 appending to a ``BatchBuilder`` and shipping it with ``send_batch`` costs a fraction of that.
 :class:`PartitionBatcher` groups values by :func:`~shadowlane.hashing.partition_for` and ships a
 batch when it is full or on :meth:`flush`, returning each shipped batch's delivery future and
-record count so the caller can count acknowledgements. When shipping fails midway,
+record count so the caller can count acknowledgements. A record may carry headers (a third
+item: the trace context, :mod:`shadowlane.tracing`). When shipping fails midway,
 :class:`ShipFailed` still hands over what the same call had shipped, so nothing is counted twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shadowlane.hashing import partition_for
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
 Shipped = tuple["asyncio.Future[Any]", int]
+Headers = Sequence[tuple[str, bytes]]
+Record = tuple[str, bytes] | tuple[str, bytes, Headers | None]
+"""(req_hash, value) or (req_hash, value, headers): one record to append."""
 
 
 class RecordTooLarge(ValueError):
@@ -53,27 +57,29 @@ class PartitionBatcher:
         self._partitions = partitions
         self._open: dict[int, Any] = {}
 
-    async def add(self, req_hash: str, value: bytes) -> list[Shipped]:
+    async def add(self, req_hash: str, value: bytes, headers: Headers | None = None) -> list[Shipped]:
         """Append one record; returns the batch shipped to make room, if any."""
-        return await self.add_many(((req_hash, value),))
+        return await self.add_many(((req_hash, value, headers),))
 
-    async def add_many(self, records: Iterable[tuple[str, bytes]]) -> list[Shipped]:
+    async def add_many(self, records: Iterable[Record]) -> list[Shipped]:
         """Append records in order; returns the batches shipped to make room. Appending is
         synchronous, so a poll's records cost no coroutine each: only a full batch awaits."""
         shipped: list[Shipped] = []
         open_batches = self._open
         partitions = self._partitions
-        for req_hash, value in records:
+        for record in records:
+            req_hash, value = record[0], record[1]
+            headers = record[2] if len(record) > 2 else None
             partition = partition_for(req_hash, partitions)
             key = req_hash.encode()
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = self._producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is not None:
+            if append_record(batch, key, value, headers) is not None:
                 continue
             # the open batch is full: the record goes into a fresh one, which it must fit
             fresh = self._producer.create_batch()
-            if fresh.append(key=key, value=value, timestamp=None) is None:
+            if append_record(fresh, key, value, headers) is None:
                 raise RecordTooLarge(
                     f"record of {len(value)} bytes exceeds the producer's max_batch_size", shipped
                 )
@@ -103,6 +109,13 @@ class PartitionBatcher:
             return []
         fut = await self._producer.send_batch(batch, self._topic, partition=partition)
         return [(fut, count)]
+
+
+def append_record(batch: Any, key: bytes | None, value: bytes, headers: Headers | None) -> Any:
+    """``batch.append`` of one record (the headers passed only when there are any); None: full."""
+    if headers:
+        return batch.append(key=key, value=value, timestamp=None, headers=headers)
+    return batch.append(key=key, value=value, timestamp=None)
 
 
 async def partition_count(producer: AIOKafkaProducer, topic: str) -> int:

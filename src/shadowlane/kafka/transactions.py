@@ -27,10 +27,15 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
+from shadowlane.kafka.batching import Headers, append_record
+
 log = logging.getLogger(__name__)
 
-OutRecord = tuple[str, bytes | None, bytes, int | None]
-"""An output record: topic, key, value, partition (None: the producer's partitioner picks)."""
+OutRecord = (
+    tuple[str, bytes | None, bytes, int | None] | tuple[str, bytes | None, bytes, int | None, Headers | None]
+)
+"""An output record: topic, key, value, partition (None: the producer's partitioner picks) and,
+optionally, its headers (the trace context, :mod:`shadowlane.tracing`)."""
 
 BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
 MAX_RECORD_BYTES = 1_040_000
@@ -53,18 +58,21 @@ async def _write(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> No
     (a coroutine per batch, not per record); a record without a partition goes through ``send``."""
     batches: dict[tuple[str, int], Any] = {}
     sent: list[asyncio.Future[Any]] = []
-    for topic, key, value, target in records:
+    for record in records:
+        topic, key, value, target = record[0], record[1], record[2], record[3]
+        headers = record[4] if len(record) > 4 else None
         if target is None:
-            sent.append(await producer.send(topic, value, key=key))
+            extra = {"headers": headers} if headers else {}
+            sent.append(await producer.send(topic, value, key=key, **extra))
             continue
         batch = batches.get((topic, target))
         if batch is None:
             batch = batches[(topic, target)] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is not None:
+        if append_record(batch, key, value, headers) is not None:
             continue
         sent.append(await _ship(producer, batch, topic, target))
         batch = batches[(topic, target)] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
+        if append_record(batch, key, value, headers) is None:
             raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
     for (topic, target), batch in batches.items():
         sent.append(await _ship(producer, batch, topic, target))

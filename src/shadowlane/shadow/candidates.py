@@ -2,10 +2,12 @@
 
 - :class:`OpenAICandidate`: any OpenAI-compatible ``/v1/chat/completions`` server (vLLM, Ollama,
   LiteLLM, OpenAI). Every request carries the shadow marker header so the candidate side can
-  segregate caches, logs and billing.
+  segregate caches, logs and billing, and a traced replay's W3C ``traceparent`` / ``tracestate``
+  (:func:`shadowlane.tracing.http_headers`).
 - :class:`CallableCandidate`: a Python function (sync or async) taking the chat body. A sync
   function runs in a thread pool of ``threads`` workers (the worker passes its concurrency), so a
-  blocking candidate never stalls the event loop; an async one runs on the loop.
+  blocking candidate never stalls the event loop; an async one runs on the loop. Either can read
+  the replay's trace context with :func:`shadowlane.tracing.current`.
 
 Both run the call inside :func:`shadowlane.hook.context.replaying`, so a hook in the same process
 (a captured SDK client the function calls, a mirrored app served in process) does not mirror the
@@ -34,6 +36,7 @@ from pydantic import SecretStr
 
 from shadowlane.hook.context import SHADOW_HEADER as SHADOW_HEADER  # re-exported: the worker's side
 from shadowlane.hook.context import replaying
+from shadowlane.tracing import http_headers
 
 RETRIABLE = frozenset({"rate_limited", "server_error", "timeout"})
 
@@ -140,7 +143,9 @@ class OpenAICandidate:
             body = {**body, "model": self._model}
         try:
             with replaying():
-                resp = await self._client.post("/v1/chat/completions", content=orjson.dumps(body))
+                resp = await self._client.post(
+                    "/v1/chat/completions", content=orjson.dumps(body), headers=http_headers() or None
+                )
         except httpx.TimeoutException as exc:
             raise CandidateError("timeout", f"candidate timed out: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:

@@ -12,6 +12,10 @@ Every call to the candidate, first attempt, retry or tool round alike, is admitt
 The result names the model of the candidate's last reply (else the request's), the ids its last
 reply cites (a top-level ``citations`` list), and the configured pins; a baseline replayer
 (the prod model replayed as a noise floor) reports the envelope's prod pins under those.
+
+A traced request (a valid W3C ``traceparent`` in its record's headers, else on the envelope) is
+replayed inside a ``shadowlane.replay`` span; every candidate call carries the replay's
+``traceparent``, and so does the result (:mod:`shadowlane.tracing`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from shadowlane.settings import ShadowSettings
 from shadowlane.shadow.candidates import Candidate, CandidateError, CandidateReply
 from shadowlane.shadow.tool_schema import ValidatorCache
 from shadowlane.shadow.tools import ReadOnlyToolbox, offered_schemas
+from shadowlane.tracing import REPLAY_SPAN, TraceContext, Tracing
 
 
 def replay_body(envelope: RequestEnvelope) -> dict[str, Any]:
@@ -77,8 +82,10 @@ class Replayer:
         baseline: bool = False,
         validators: ValidatorCache | None = None,
         admit: Callable[[], Awaitable[None]] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.candidate = candidate
+        self.tracing = tracing if tracing is not None else Tracing()
         self._admit = admit
         self.settings = settings
         self.baseline = baseline
@@ -108,7 +115,18 @@ class Replayer:
                 delay = max(delay, min(err.retry_after_s, s.backoff_max_s))
             await self._sleep(delay)
 
-    async def replay(self, envelope: RequestEnvelope) -> ShadowResult:
+    async def replay(self, envelope: RequestEnvelope, trace: TraceContext | None = None) -> ShadowResult:
+        """The candidate's replay of ``envelope``. ``trace`` is the context the request arrived
+        with (its record's headers; by default the envelope's ``trace_id``)."""
+        incoming = trace if trace is not None else TraceContext.of(envelope.trace_id)
+        attributes = {"shadowlane.candidate": self.candidate.name, "shadowlane.req_hash": envelope.req_hash}
+        with self.tracing.hop(REPLAY_SPAN, incoming, kind="client", attributes=attributes) as hop:
+            result = await self._replay(envelope, hop.traceparent)
+            hop.set("shadowlane.status", result.status)
+            hop.set("shadowlane.error_class", result.error_class)
+        return result
+
+    async def _replay(self, envelope: RequestEnvelope, traceparent: str | None) -> ShadowResult:
         s = self.settings
         toolbox = ReadOnlyToolbox(
             envelope.tool_io,
@@ -142,6 +160,7 @@ class Replayer:
                 usage=TokenUsage(**usage) if usage else None,
                 model=(last.model if last is not None and last.model else None) or request_model,
                 cited_ids=last.cited_ids if last is not None else (),
+                traceparent=traceparent,
                 **fields,
             )
 

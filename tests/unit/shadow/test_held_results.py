@@ -18,7 +18,7 @@ def test_only_results_inside_the_prefix_leave_and_only_once_settled() -> None:
     for offset in (7, 5, 9, 6):  # replays finish in any order
         held.hold(TP, offset, _result(offset))
     records, settle = held.inside(TP, 8)
-    assert [value for _t, _k, value, _p in records] == [b"r5", b"r6", b"r7"]
+    assert [record[2] for record in records] == [b"r5", b"r6", b"r7"]  # the values
     assert len(held) == 4  # an aborted transaction leaves them here for the next try
     settle()
     assert len(held) == 1

@@ -201,6 +201,7 @@ class Record:
     offset: int
     key: bytes
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeProducer:
@@ -208,7 +209,12 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, bytes | None, int | None]] = []
 
     async def send_and_wait(
-        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: object = None,
     ) -> None:
         self.sent.append((topic, value, key, partition))
 
