@@ -55,7 +55,7 @@ def kafka_bootstrap() -> Iterator[str]:
     was_running = bool(local.status()["running"])
     bootstrap = local.start(timeout_s=180)
     yield bootstrap
-    if not was_running and os.environ.get("SHADOWLANE_KEEP_BROKER") != "1":
+    if not was_running and os.environ.get("SHADOWLANE_TEST_KEEP_BROKER") != "1":
         local.stop()
 
 

@@ -2,7 +2,8 @@
 
 ``flags.grammar_b.gates.delta_s.p95_max: must be ≤ 1 (got 3)``; an unknown field names the allowed
 ones and the closest match. Flag manifests (:mod:`shadowlane.rollout.manifest`) and signed control
-payloads (:mod:`shadowlane.rollout.signing`) report their problems through :func:`validation_problems`.
+payloads (:mod:`shadowlane.rollout.signing`) report their problems through :func:`validation_problems`,
+the settings (:mod:`shadowlane.settings_sources`) through :func:`problem_line`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pydantic_core import ErrorDetails
 
 def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One ``path: problem`` line per pydantic error of a ``root`` document."""
-    problems = []
-    for err in exc.errors():
-        loc = err["loc"]
-        if loc and loc[-1] == "[key]":  # a mapping key failed its constraints: name the key
-            problems.append(f"{_path(loc[:-1])}: the name {_problem(err, root)}")
-        else:
-            problems.append(f"{_path(loc)}: {_problem(err, root)}")
-    return problems
+    return [problem_line(err, root) for err in exc.errors()]
+
+
+def problem_line(err: ErrorDetails, root: type[BaseModel]) -> str:
+    """The ``path: problem`` line of one pydantic error of a ``root`` document."""
+    loc = err["loc"]
+    if loc and loc[-1] == "[key]":  # a mapping key failed its constraints: name the key
+        return f"{_path(loc[:-1])}: the name {_problem(err, root)}"
+    return f"{_path(loc)}: {_problem(err, root)}"
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
