@@ -10,16 +10,14 @@ took the same version) is reported, not assumed applied.
 requests to SHADOW) first in the flag's route config; ``shadow-off`` puts an ``off`` rule there.
 Rules of the flag that the new rule's scope covers are dropped (they could never match again);
 other rules stay. ``kill`` engages (``--release``: releases) the kill switch of a flag, ``*`` for
-every flag. Exit codes: 0 done, 1 published but not in force / broker trouble, 2 a clear error
-(no signing key, an invalid config).
+every flag. Exit codes: 0 in force; 3 not in force, refused, or not published (no signing key, an
+invalid config, broker trouble); 64 a wrong command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -30,14 +28,15 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from shadowlane.cli.exit_codes import OPERATIONAL
+from shadowlane.cli.help_format import add_command
 from shadowlane.contracts.control import ALL_FLAGS, ControlKind, ControlRecord, KillSwitch
-from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
 from shadowlane.errors import BrokerSetupError
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from shadowlane.rollout.audit import AuditLog
+from shadowlane.rollout.audit import AuditLog, default_who
 from shadowlane.rollout.control_plane import DEFAULT_FLAG, ControlWatcher
 from shadowlane.rollout.control_publisher import ControlPublisher
+from shadowlane.rollout.route_changes import shadow_off_config, shadow_on_config
 from shadowlane.rollout.signing import Applied, SigningKeyError, active_signing_key
 from shadowlane.settings import Settings
 
@@ -57,40 +56,98 @@ class ControlCommandError(Exception):
         self.code = code
 
 
+SIGNED = (
+    "Signed with the active key (SHADOWLANE_CONTROL__SIGNING_KEYS), audited (who, why), and "
+    "confirmed: the command returns once it reads its own record back in force."
+)
+CONTROL_EXIT = (
+    "0 in force, 3 not in force or could not be published (no signing key, broker trouble), 64 usage"
+)
+
+
 def add_parsers(sub: Any) -> None:
-    on = sub.add_parser("shadow-on", help="mirror an endpoint's traffic to a shadow target (signed)")
+    on = add_command(
+        sub,
+        "shadow-on",
+        summary="mirror an endpoint's traffic to a shadow target (signed, audited)",
+        details="Puts a shadow rule for one endpoint first in the flag's route config: PROD keeps "
+        "serving, --ratio of its requests are mirrored to SHADOW. " + SIGNED,
+        examples=[
+            "shadowlane shadow-on grammar-a grammar-b --why 'INC-42 canary prep'",
+            "shadowlane shadow-on grammar-a grammar-b --ratio 0.1 --endpoint /v1/chat/completions",
+        ],
+        exit_codes=CONTROL_EXIT,
+    )
     on.add_argument("prod", help="the target that keeps serving (baseline)")
     on.add_argument("shadow", help="the target requests are mirrored to (candidate)")
     on.add_argument("--ratio", type=_ratio, default=1.0, help="share of requests mirrored, in [0, 1]")
     _common(on)
     on.set_defaults(handler=run_shadow_on)
 
-    off = sub.add_parser("shadow-off", help="stop mirroring an endpoint (signed)")
-    off.add_argument("--prod", help="baseline target, when the flag has no route config yet (default prod)")
+    off = add_command(
+        sub,
+        "shadow-off",
+        summary="stop mirroring an endpoint (signed, audited)",
+        details="Puts an off rule for the endpoint first in the flag's route config. " + SIGNED,
+        examples=["shadowlane shadow-off --why 'shadow done'", "shadowlane shadow-off --flag grammar_b"],
+        exit_codes=CONTROL_EXIT,
+    )
+    off.add_argument(
+        "--prod",
+        help="baseline target when the flag has no route config yet (default: the config's, else prod)",
+    )
     _common(off)
     off.set_defaults(handler=run_shadow_off)
 
-    kill = sub.add_parser("kill", help="engage (or --release) a kill switch: everywhere within 2 s")
-    kill.add_argument("--flag", default=ALL_FLAGS, help="flag (or endpoint) to kill; '*' (default) for all")
+    kill = add_command(
+        sub,
+        "kill",
+        summary="engage (or --release) a kill switch: every hook and worker stops within 2 s",
+        details="A killed flag mirrors nothing and its shadow workers pause; '*' kills every flag. " + SIGNED,
+        examples=[
+            "shadowlane kill --why 'INC-7 candidate melting down'",
+            "shadowlane kill --flag grammar_b",
+            "shadowlane kill --flag grammar_b --release --why 'fixed'",
+        ],
+        exit_codes=CONTROL_EXIT,
+    )
+    kill.add_argument("--flag", default=ALL_FLAGS, help="flag (or endpoint) to kill; '*' for all")
     kill.add_argument("--release", action="store_true", help="release the kill switch instead")
     _who_why(kill)
     kill.set_defaults(handler=run_kill)
 
-    control = sub.add_parser("control", help="inspect the control plane")
-    control_sub = control.add_subparsers(dest="control_command", required=True)
-    show = control_sub.add_parser("show", help="print the verified configs in force, as JSON lines")
+    control = add_command(
+        sub,
+        "control",
+        summary="inspect the control plane",
+        examples=["shadowlane control show"],
+    )
+    control_sub = control.add_subparsers(dest="control_command", metavar="ACTION", required=True)
+    show = add_command(
+        control_sub,
+        "show",
+        summary="print the verified configs in force as JSON lines, then a summary line",
+        details="Reads the control topic and verifies every record; the last line counts the "
+        "applied and rejected records and says whether '*' is killed.",
+        examples=["shadowlane control show"],
+        exit_codes="0 read, 3 no signing key or the topic could not be read",
+    )
     show.set_defaults(handler=run_show)
 
 
 def _common(parser: Any) -> None:
     parser.add_argument("--endpoint", help="endpoint path (default: the hook's first endpoint path)")
-    parser.add_argument("--flag", default=DEFAULT_FLAG, help=f"route config flag (default {DEFAULT_FLAG})")
+    parser.add_argument("--flag", default=DEFAULT_FLAG, help="route config flag")
     _who_why(parser)
 
 
 def _who_why(parser: Any) -> None:
-    parser.add_argument("--who", help="who makes the change (default: user@host)")
-    parser.add_argument("--why", help="why: ticket, incident, experiment (recorded in the audit)")
+    parser.add_argument("--who", help="who makes the change, for the audit (default: user@host)")
+    parser.add_argument(
+        "--why",
+        help="why: ticket, incident, experiment, for the audit "
+        "(default: 'shadowlane COMMAND (no reason given)')",
+    )
 
 
 def _ratio(text: str) -> float:
@@ -98,43 +155,6 @@ def _ratio(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"--ratio must be within [0, 1], got {value}")
     return value
-
-
-def default_who() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-# ---------------------------------------------------------------------- route configs (pure)
-def merge_rule(current: RouteConfig | None, *, flag: str, baseline: str, rule: RouteRule) -> RouteConfig:
-    """``current`` with ``rule`` first; rules it covers are dropped, the flag's settings kept."""
-    if current is None:
-        return RouteConfig(flag=flag, epoch=0, salt=flag, baseline=baseline, rules=(rule,))
-    kept = [r for r in current.rules if not rule.scope.covers(r.scope)]
-    data = current.model_dump(mode="json")
-    data["rules"] = [r.model_dump(mode="json") for r in (rule, *kept)]
-    return RouteConfig.model_validate(data)  # validated again: the merged rules must hold together
-
-
-def shadow_on_config(
-    current: RouteConfig | None, *, flag: str, endpoint: str, prod: str, shadow: str, ratio: float
-) -> RouteConfig:
-    rule = RouteRule(
-        scope=RouteScope(endpoints=(endpoint,)),
-        strategy="shadow",
-        baseline=prod,
-        candidate=shadow,
-        shadow_ratio=ratio,
-    )
-    return merge_rule(current, flag=flag, baseline=prod, rule=rule)
-
-
-def shadow_off_config(current: RouteConfig | None, *, flag: str, endpoint: str, prod: str) -> RouteConfig:
-    rule = RouteRule(scope=RouteScope(endpoints=(endpoint,)), strategy="off")
-    return merge_rule(current, flag=flag, baseline=prod, rule=rule)
 
 
 # ---------------------------------------------------------------------- async cores

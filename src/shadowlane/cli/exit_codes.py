@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from shadowlane.cli.help_format import HelpFormatter
 
 OK = 0
 NO = 1
@@ -30,7 +32,12 @@ USAGE = 64
 
 class Parser(argparse.ArgumentParser):
     """argparse, with a usage error exiting :data:`USAGE` rather than 2 (which is ``gate``'s
-    INCONCLUSIVE). Subcommand parsers inherit the class."""
+    INCONCLUSIVE), and ``--help`` laid out by :class:`~shadowlane.cli.help_format.HelpFormatter`.
+    Subcommand parsers inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)

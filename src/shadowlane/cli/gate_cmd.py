@@ -33,18 +33,19 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from shadowlane.cli.control_cmds import default_who
 from shadowlane.cli.exit_codes import OPERATIONAL
-from shadowlane.cli.times import parse_time
+from shadowlane.cli.help_format import add_command
+from shadowlane.cli.times import add_time_range, parse_time
+from shadowlane.contracts.audit import AuditEvent
 from shadowlane.contracts.codec import DecodeError, decode
-from shadowlane.contracts.flag_manifest import FlagManifest
+from shadowlane.contracts.flag_manifest import FlagManifest, FlagSpec
 from shadowlane.contracts.route_config import RouteScope, is_wildcard
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.errors import BrokerSetupError
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.kafka.range_read import read_range
-from shadowlane.rollout.audit import AuditLog, event
+from shadowlane.rollout.audit import AuditLog, default_who, event
 from shadowlane.rollout.gates import Decision, FailRule, evaluate
 from shadowlane.rollout.looks import LookAlpha, fixed_look, look_alpha_for
 from shadowlane.rollout.manifest import ManifestError, load_manifest
@@ -61,25 +62,57 @@ class GateInputError(Exception):
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser(
+    cmd = add_command(
+        sub,
         "gate",
-        help="judge a flag's candidate on its window summaries (exit 0/1/2/3)",
+        summary="judge a flag's candidate on its window summaries: PASS, FAIL or INCONCLUSIVE",
+        details="Merges the candidate's compare.summary partials in the flag's scope over the range "
+        "(--window ending at --to, by default the flag's evaluation window), evaluates every gate "
+        "and abort of the manifest, prints one row per gate, and writes a gate_decision audit "
+        "event. One run is one look; a pipeline that gates every window passes --planned-samples "
+        "and --previous-samples so alpha spending pays for the peeking.",
+        examples=[
+            "shadowlane gate --manifest deploy/flags/feature_flags.yml --flag grammar_b",
+            "shadowlane gate --manifest flags.yml --flag grammar_b --from -2h --to -1h --json",
+            "shadowlane gate --manifest flags.yml --flag grammar_b --planned-samples 5000 "
+            "--previous-samples 1200",
+        ],
+        exit_codes="0 PASS, 1 FAIL, 2 INCONCLUSIVE (also: no data in range), 3 operational (a bad "
+        "manifest, an unknown flag, no broker, a PASS that could not be audited), 64 usage",
     )
     cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
     cmd.add_argument("--flag", required=True, help="flag name in the manifest")
     cmd.add_argument("--candidate", help="candidate name (default: the flag's candidate, else its name)")
-    cmd.add_argument("--from", dest="start", help="range start: now, -15m, epoch ms or ISO 8601")
-    cmd.add_argument("--to", dest="end", default="now", help="range end, exclusive (default now)")
-    cmd.add_argument("--window", type=_duration_ms, help="range length ending at --to (default: the flag's)")
-    cmd.add_argument("--alpha", type=float, default=0.05, help="one-sided false-FAIL level (default 0.05)")
-    cmd.add_argument("--planned-samples", type=int, help="the stage's planned comparisons: spend alpha")
-    cmd.add_argument("--previous-samples", type=int, default=0, help="n at the previous look of the stage")
-    cmd.add_argument("--fail-rule", choices=("worse_than_reference", "ci_beyond_threshold"),
-                     default="worse_than_reference")  # fmt: skip
+    add_time_range(cmd, start_default="--window before --to")
+    cmd.add_argument(
+        "--window",
+        type=_duration_ms,
+        metavar="DURATION",
+        help="range length ending at --to: 600, 600s, 10m, 1h (default: the flag's evaluation_window_s)",
+    )
+    cmd.add_argument("--alpha", type=float, default=0.05, help="one-sided false-FAIL level")
+    cmd.add_argument(
+        "--planned-samples",
+        type=int,
+        metavar="N",
+        help="the stage's planned comparisons: spend alpha over its looks "
+        "(default: none, a fixed-sample test at --alpha)",
+    )
+    cmd.add_argument(
+        "--previous-samples", type=int, default=0, metavar="N", help="n at the previous look of the stage"
+    )
+    cmd.add_argument(
+        "--fail-rule",
+        choices=("worse_than_reference", "ci_beyond_threshold"),
+        default="worse_than_reference",
+        help="worse_than_reference: FAIL when the estimate is past the threshold and significantly "
+        "worse than prod (or the noise floor); ci_beyond_threshold: only when the whole interval is "
+        "past it",
+    )
     cmd.add_argument("--bonferroni", action="store_true", help="FAIL tests at alpha / gates (family-wise)")
-    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     cmd.add_argument("--no-audit", action="store_true", help="do not write the gate_decision audit event")
-    cmd.add_argument("--who", help="who asks (default: user@host), for the audit")
+    cmd.add_argument("--who", help="who asks, for the audit (default: user@host)")
     cmd.set_defaults(handler=run)
 
 
@@ -200,22 +233,23 @@ async def _audit(settings: Settings, kwargs: dict[str, Any], record: Any) -> Non
         await producer.stop()
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        manifest = load_manifest(args.manifest)
-        spec = manifest.flags.get(args.flag)
-        if spec is None:
-            raise GateInputError(f"flag {args.flag!r} is not in {args.manifest}")
-        end = parse_time(args.end)
-        window = args.window or int(spec.evaluation_window_s * 1000)
-        start = parse_time(args.start) if args.start else end - window
-        if end <= start:
-            raise GateInputError("the range is empty: --to must be after --from")
-        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-        records = asyncio.run(_read(settings, kwargs, start, end))
-    except (ManifestError, GateInputError, BrokerSetupError) as exc:
-        print(f"shadowlane gate: {exc}", file=sys.stderr)
-        return OPERATIONAL
+def gate_range(args: argparse.Namespace, spec: FlagSpec, *, now_ms: int | None = None) -> tuple[int, int]:
+    """``[from, to)`` in epoch ms: ``--from`` / ``--to``, else ``--window`` (or the flag's
+    evaluation window) ending at ``--to``."""
+    end = parse_time(args.end, now_ms=now_ms)
+    window = args.window or int(spec.evaluation_window_s * 1000)
+    start = parse_time(args.start, now_ms=now_ms) if args.start else end - window
+    if end <= start:
+        raise GateInputError("the range is empty: --to must be after --from")
+    return start, end
+
+
+def judge(
+    args: argparse.Namespace, manifest: FlagManifest, records: Sequence[WindowSummary], start: int, end: int
+) -> tuple[Decision, dict[str, Any]]:
+    """The decision on ``records`` as the command line asks for it (candidate, alpha and its
+    spending, FAIL rule, multiplicity), and its details (what ``--json`` prints and the audit keeps)."""
+    spec = manifest.flags[args.flag]
     name = args.candidate or manifest.candidate(args.flag)
     n = sum(s.count for s in select(records, name, spec.scope, start, end))
     look = fixed_look(args.alpha)
@@ -225,14 +259,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                            candidate=args.candidate, look=look, fail_rule=args.fail_rule,
                                            bonferroni=args.bonferroni)  # fmt: skip
     details = {"candidate": candidate, "range_ms": [start, end], "partials": partials, **decision.as_dict()}
+    return decision, details
+
+
+def audit_record(args: argparse.Namespace, decision: Decision, details: dict[str, Any]) -> AuditEvent | None:
+    """The ``gate_decision`` audit event (None with ``--no-audit``)."""
+    if args.no_audit:
+        return None
+    why = f"{decision.verdict}: {decision.reason}"
+    return event("gate_decision", who=args.who or default_who(), why=why, name=args.flag, details=details)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        manifest = load_manifest(args.manifest)
+        spec = manifest.flags.get(args.flag)
+        if spec is None:
+            raise GateInputError(f"flag {args.flag!r} is not in {args.manifest}")
+        start, end = gate_range(args, spec)
+        kwargs = client_kwargs(settings, resolve_bootstrap(settings))
+        records = asyncio.run(_read(settings, kwargs, start, end))
+    except (ManifestError, GateInputError, BrokerSetupError) as exc:
+        print(f"shadowlane gate: {exc}", file=sys.stderr)
+        return OPERATIONAL
+    decision, details = judge(args, manifest, records, start, end)
+    candidate, partials = details["candidate"], details["partials"]
     print(orjson.dumps(details).decode() if args.json else render(decision, candidate, partials))
     if partials == 0:
         print(f"shadowlane gate: no window summaries of {candidate} in range: INCONCLUSIVE", file=sys.stderr)
     code = decision.exit_code
-    if not args.no_audit:
-        why = f"{decision.verdict}: {decision.reason}"
-        who = args.who or default_who()
-        record = event("gate_decision", who=who, why=why, name=args.flag, details=details)
+    record = audit_record(args, decision, details)
+    if record is not None:
         try:
             asyncio.run(_audit(settings, kwargs, record))
         except Exception as exc:  # the decision stands, but nothing graduates unrecorded

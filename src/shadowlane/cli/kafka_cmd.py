@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from shadowlane.cli.exit_codes import OPERATIONAL, USAGE
+from shadowlane.cli.help_format import add_command
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.kafka.acls import COMPONENTS, acl_entries
 from shadowlane.kafka.cluster import LocalCluster
@@ -31,13 +32,26 @@ from shadowlane.settings import Settings
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``kafka`` subcommand; its handler is :func:`run`."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "kafka",
-        help="manage the local single-node Kafka broker",
-        description="Install, start, stop or inspect the local KRaft broker (127.0.0.1, no Docker).",
+        summary="manage the local Kafka broker (KRaft on 127.0.0.1, no Docker) and print ACLs",
+        details="The broker lives under $SHADOWLANE_HOME/kafka; its jars come from Maven Central. "
+        "--secure acts on the secured broker (SASL_SSL, SCRAM-SHA-512, its own CA, ACLs enforced), "
+        "--brokers N on a local cluster of N brokers.",
+        examples=[
+            "shadowlane kafka start",
+            "export KAFKA_BOOTSTRAP_SERVERS=$(shadowlane kafka start)",
+            "shadowlane kafka status",
+        ],
     )
     actions = parser.add_subparsers(dest="kafka_action", metavar="ACTION", required=True)
-    actions.add_parser("install", help="fetch the broker jars with Maven (done by start when needed)")
+    add_command(
+        actions,
+        "install",
+        summary="fetch the broker jars with Maven (start does it when needed)",
+        examples=["shadowlane kafka install"],
+    )
     secure = argparse.ArgumentParser(add_help=False)
     secure.add_argument(
         "--secure",
@@ -53,32 +67,65 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         help="1: the single broker (default); 2 or more: a local cluster of N brokers, "
         "topics with min(3, N) replicas and 2 in sync",
     )
-    start = actions.add_parser(
-        "start", parents=[secure, brokers], help="start (or reuse) the broker and print its bootstrap address"
+    start = add_command(
+        actions,
+        "start",
+        parents=[secure, brokers],
+        summary="start (or reuse) the broker and print its bootstrap address",
+        details="Prints host:port (a comma-separated list with --brokers) once the broker answers, "
+        "and nothing else on stdout, so scripts can capture it.",
+        examples=[
+            "shadowlane kafka start",
+            "shadowlane kafka start --secure",
+            "shadowlane kafka start --brokers 3 --timeout 180",
+        ],
     )
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for it to answer")
-    stop = actions.add_parser("stop", parents=[secure, brokers], help="stop the broker (data is kept)")
-    stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
-    actions.add_parser("status", parents=[secure, brokers], help="print the broker status as JSON")
-    env = actions.add_parser(
-        "env", help="print the shell exports that connect to the secured local broker as one principal"
+    stop = add_command(
+        actions,
+        "stop",
+        parents=[secure, brokers],
+        summary="stop the broker (its data is kept)",
+        examples=["shadowlane kafka stop", "shadowlane kafka stop --secure --timeout 10"],
+    )
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds after SIGTERM before SIGKILL")
+    add_command(
+        actions,
+        "status",
+        parents=[secure, brokers],
+        summary="print the broker's status as JSON (running, ready, pid, bootstrap, dirs, version)",
+        examples=["shadowlane kafka status", "shadowlane kafka status --brokers 3"],
+    )
+    env = add_command(
+        actions,
+        "env",
+        summary="print the shell exports that connect to the secured local broker as one principal",
+        examples=["eval $(shadowlane kafka env --secure --principal shadow)"],
     )
     env.add_argument("--secure", action="store_true", required=True, help="(required) the secured broker")
-    env.add_argument(
-        "--principal", default=ADMIN, choices=[ADMIN, *COMPONENTS], help="whose credentials (default: admin)"
-    )
-    acls = actions.add_parser(
+    env.add_argument("--principal", default=ADMIN, choices=[ADMIN, *COMPONENTS], help="whose credentials")
+    acls = add_command(
+        actions,
         "acls",
         parents=[secure],
-        help="print the ACLs each component needs; --apply creates the topics and grants them",
+        summary="print the ACLs each component needs; --apply creates the topics and grants them",
+        details="Without --apply nothing is changed: the ACLs are printed as JSON. --apply acts on "
+        "the configured cluster, or with --secure on the secured local broker.",
+        examples=[
+            "shadowlane kafka acls --principal shadow=svc-shadow",
+            "shadowlane kafka acls --secure --apply",
+        ],
     )
-    acls.add_argument("--apply", action="store_true", help="create the topics and ACLs on the cluster")
+    acls.add_argument(
+        "--apply", action="store_true", help="create the topics and grant the ACLs on the cluster"
+    )
     acls.add_argument(
         "--principal",
         action="append",
         default=[],
         metavar="COMPONENT=NAME",
-        help=f"the principal name of a component ({', '.join(COMPONENTS)}; default: its own name)",
+        help=f"the principal name of a component ({', '.join(COMPONENTS)}; default: its own name; "
+        "repeatable)",
     )
     parser.set_defaults(handler=run)
 

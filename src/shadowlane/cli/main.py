@@ -19,6 +19,7 @@ from typing import Any
 from shadowlane import __version__
 from shadowlane.cli.exit_codes import OPERATIONAL, Parser
 from shadowlane.cli.failures import explain, quiet_unclosed_clients
+from shadowlane.cli.help_format import examples_epilog, wrap
 from shadowlane.cli.times import RELATIVE_TIME
 from shadowlane.errors import BrokerSetupError, ConfigError
 from shadowlane.settings import load_settings
@@ -42,6 +43,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     CommandGroup("worker_cmds", ("topics", "shadow", "compare"), "workers"),
     CommandGroup("demo_cmd", ("demo",), "demo"),
     CommandGroup("tail_cmd", ("tail",), None),
+    CommandGroup("lag_cmd", ("lag",), None),
     CommandGroup("watch_cmd", ("watch",), "workers"),
     CommandGroup("rescore_cmd", ("rescore",), "workers"),
     CommandGroup("report_cmd", ("report",), "rollout"),
@@ -81,14 +83,28 @@ def _missing_extra(message: str) -> Callable[[argparse.Namespace, object], int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="shadowlane",
-        description="Shadow traffic for LLM services, over Kafka.",
-        epilog="exit codes: 0 done / PASS, 1 FAIL or rolled back, 2 INCONCLUSIVE or stalled, "
-        "3 operational error, 64 usage",
+        description=wrap(
+            "Shadow traffic for LLM services, over Kafka.\n\nSettings come from --config FILE and the "
+            "environment (SHADOWLANE_*, KAFKA_BOOTSTRAP_SERVERS); `shadowlane COMMAND --help` explains a "
+            "command, its defaults and its exit codes."
+        ),
+        epilog=examples_epilog(
+            ["shadowlane kafka start", "shadowlane demo", "shadowlane watch --duration 60"],
+            exit_codes="0 done / PASS, 1 FAIL or rolled back, 2 INCONCLUSIVE or stalled, "
+            "3 operational error, 64 usage",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"shadowlane {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
         "--debug", action="store_true", help="debug logging, and a traceback with every operational error"
+    )
+    parser.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help="read settings from this YAML or TOML file (also $SHADOWLANE_CONFIG); the environment "
+        "overrides it, a command's flags override both",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
@@ -122,7 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         # ends in one line of its own (an explained failure, or its result)
         worker = args.command in ("shadow", "compare")
         logging.getLogger("aiokafka").setLevel(logging.ERROR if worker else logging.CRITICAL)
-    settings = load_settings()
+    try:
+        settings = load_settings(config_file=args.config_file)
+    except ConfigError as exc:  # a name that is not a setting, a value that does not validate
+        if args.debug:
+            raise
+        for problem in str(exc).splitlines():
+            print(f"shadowlane {args.command}: {problem}", file=sys.stderr)
+        return OPERATIONAL
     try:
         code: int = args.handler(args, settings)
     except ConfigError as exc:  # a setting that cannot work

@@ -3,8 +3,9 @@
 Writes ``report.md``, a self-contained ``report.html`` (inline SVG plots) and ``manifest.json``
 (range, topics, candidate, flag, pins seen per arm, the config that shaped the numbers, seeds and
 salts, grader name and version, counts, generation time and Shadowlane version) for the shadow
-comparisons of ``--candidate`` and the A/B exposures of ``--flag`` in ``[from, to)``. Exits 2
-when the range mixes grader versions (see :mod:`shadowlane.report.analysis`).
+comparisons of ``--candidate`` and the A/B exposures of ``--flag`` in ``[from, to)``, then a short
+summary (``--json``: one JSON object). Exits 3 when the range mixes grader versions (see
+:mod:`shadowlane.report.analysis`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,39 +24,76 @@ import yaml
 from pydantic import ValidationError
 
 from shadowlane.cli.exit_codes import OPERATIONAL, operational_error, usage_error
-from shadowlane.cli.times import parse_time
+from shadowlane.cli.help_format import add_command
+from shadowlane.cli.progress import Progress
+from shadowlane.cli.times import add_time_range, parse_time
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.report.analysis import build_report, example_hashes
-from shadowlane.report.collect import Collected, collect
+from shadowlane.report.collect import Collected, OnRecords, collect
 from shadowlane.report.model import GraderMixError, Report, ReportInput, ReportOptions
 from shadowlane.report.render_html import render_html
 from shadowlane.report.render_md import iso, render_markdown
 from shadowlane.report.rows import SettingsGrader
 from shadowlane.settings import Settings
+from shadowlane.stats.proportions import ProportionCI
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser(
-        "report", help="shadow + A/B report: accuracy, latency, SRM, promote / hold / retrain"
+    cmd = add_command(
+        sub,
+        "report",
+        summary="write the promote / hold / retrain report: accuracy, latency, errors, SRM",
+        details="Reads the shadow comparisons of --candidate (against prod and the noise floor) and "
+        "the A/B / canary exposures of --flag in [--from, --to) and writes report.md, a "
+        "self-contained report.html and manifest.json (what the numbers came from) to --out.",
+        examples=[
+            "shadowlane report --from -24h --out report/",
+            "shadowlane report --from -7d --to now --out report/ --flag grammar_b --json",
+            "shadowlane report --from -1d --out r/ --no-shadow --route-config route.yml",
+        ],
+        exit_codes="0 written, 3 operational (no broker, a bad route config, records mixing grader "
+        "versions), 64 usage",
     )
-    cmd.add_argument("--from", dest="start", required=True, help="now, -15m, epoch ms or ISO 8601")
-    cmd.add_argument("--to", dest="end", default="now", help="end of the range (exclusive)")
+    add_time_range(cmd)
     cmd.add_argument(
-        "--out", type=Path, required=True, help="directory for report.md, report.html, manifest.json"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory for report.md, report.html, manifest.json",
     )
     cmd.add_argument("--candidate", help="shadow candidate (default: the comparator's first candidate)")
     cmd.add_argument("--noise-floor", help="the noise-floor candidate (default: compare.baseline_candidate)")
-    cmd.add_argument("--no-shadow", action="store_true", help="leave the compare topic out")
-    cmd.add_argument("--flag", help="rollout flag whose A/B / canary exposures to compare")
-    cmd.add_argument("--ab-weight", type=float, help="planned candidate share for SRM (default 0.5)")
-    cmd.add_argument("--route-config", type=Path, help="RouteConfig (JSON / YAML) giving the flag and weight")
-    cmd.add_argument("--grader", choices=("contains", "exact", "delta_s"), help="default: compare.grader")
-    cmd.add_argument("--allowed-regression", type=float, default=0.02, help="accuracy δ (default 0.02)")
-    cmd.add_argument("--latency-budget", type=float, default=0.15, help="p95 uplift budget (default 0.15)")
-    cmd.add_argument("--min-samples", type=int, default=30, help="graded requests per arm for a verdict")
-    cmd.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmd.add_argument("--no-shadow", action="store_true", help="leave the compare topic out (A/B only)")
+    cmd.add_argument(
+        "--flag",
+        help="rollout flag whose A/B / canary exposures to compare (default: the route config's, else none)",
+    )
+    cmd.add_argument(
+        "--ab-weight",
+        type=float,
+        help="planned candidate share for the SRM test (default: the route config's, else 0.5)",
+    )
+    cmd.add_argument(
+        "--route-config",
+        type=Path,
+        metavar="FILE",
+        help="RouteConfig (JSON / YAML) giving the flag and weight (default: none)",
+    )
+    cmd.add_argument(
+        "--grader",
+        choices=("contains", "exact", "delta_s"),
+        help="how answers are graded solved (default: compare.grader)",
+    )
+    cmd.add_argument("--allowed-regression", type=float, default=0.02, help="accuracy drop tolerated (δ)")
+    cmd.add_argument("--latency-budget", type=float, default=0.15, help="p95 latency uplift tolerated")
+    cmd.add_argument(
+        "--min-samples", type=int, default=30, metavar="N", help="graded requests per arm for a verdict"
+    )
+    cmd.add_argument("--alpha", type=float, default=0.05, help="significance level")
     cmd.add_argument("--no-answers", action="store_true", help="do not look up answer texts for examples")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     cmd.set_defaults(handler=run)
 
 
@@ -177,9 +215,24 @@ def write_report(out: Path, report: Report, manifest: dict[str, Any]) -> None:
     )
 
 
-async def execute(args: argparse.Namespace, settings: Settings) -> int:
-    """The command without its event loop (tests await it)."""
-    start, end = parse_time(args.start), parse_time(args.end)
+@dataclass(frozen=True, slots=True)
+class ReportPlan:
+    """What a ``report`` command line asks for, resolved against the settings (no I/O but the
+    route config file)."""
+
+    settings: Settings
+    start: int
+    end: int
+    candidate: str | None
+    noise_floor: str | None
+    flag: str | None
+    options: ReportOptions
+    route_config: RouteConfig | None
+    answers: bool
+
+
+def plan(args: argparse.Namespace, settings: Settings, *, now_ms: int | None = None) -> ReportPlan:
+    start, end = parse_time(args.start, now_ms=now_ms), parse_time(args.end, now_ms=now_ms)
     if end <= start:
         raise usage_error("shadowlane report: --to must be after --from")
     c = settings.compare
@@ -200,17 +253,77 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
     candidate = (
         None if args.no_shadow else args.candidate or next((x for x in c.candidates if x != floor), None)
     )
+    return ReportPlan(settings, start, end, candidate, floor, flag, options, config, not args.no_answers)
 
-    kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-    try:
-        await generate(
-            settings, kwargs, start, end, out=args.out, candidate=candidate, noise_floor=floor, flag=flag,
-            options=options, answers=not args.no_answers, route_config=config,
-        )  # fmt: skip
-    except GraderMixError as exc:
-        print(f"shadowlane report: {exc}", file=sys.stderr)
-        return OPERATIONAL
+
+async def execute(args: argparse.Namespace, settings: Settings) -> int:
+    """The command without its event loop (tests await it)."""
+    p = plan(args, settings)
+    kwargs = client_kwargs(p.settings, resolve_bootstrap(p.settings))
+    with Progress.for_command(as_json=args.json) as progress:
+        try:
+            report, manifest = await generate(
+                p.settings, kwargs, p.start, p.end, out=args.out, candidate=p.candidate,
+                noise_floor=p.noise_floor, flag=p.flag, options=p.options, answers=p.answers,
+                route_config=p.route_config, on_records=_reading(progress),
+            )  # fmt: skip
+        except GraderMixError as exc:
+            progress.close()
+            print(f"shadowlane report: {exc}", file=sys.stderr)
+            return OPERATIONAL
+    if args.json:
+        print(orjson.dumps({"out": str(args.out), "decision": report.recommendation.decision,
+                            **manifest["counts"]}).decode())  # fmt: skip
+    else:
+        print(render_summary(report, args.out, manifest["counts"]))
     return 0
+
+
+def _reading(progress: Progress) -> OnRecords:
+    """Progress for collect(): one line per topic, counting its records."""
+    current = {"topic": ""}
+
+    def on_records(topic: str, n: int) -> None:
+        if topic != current["topic"]:
+            current["topic"] = topic
+            progress.step(f"reading {topic}", unit="records")
+        progress.advance(n)
+
+    return on_records
+
+
+def _pct(ci: ProportionCI | None) -> str:
+    return "–" if ci is None else f"{ci.estimate:.1%}"
+
+
+def render_summary(report: Report, out: Path, counts: dict[str, int]) -> str:
+    """The human summary: the decision and why, the headline figures, where the files are."""
+    who = report.candidate or "no shadow candidate"
+    flag = f", flag {report.flag}" if report.flag else ""
+    lines = [
+        f"{report.recommendation.decision.upper()}: {who}{flag}, {iso(report.from_ms)} → {iso(report.to_ms)}",
+        *(f"  - {reason}" for reason in report.recommendation.reasons),
+    ]
+    s = report.shadow
+    if s is not None:
+        acc, test = s.accuracy, s.accuracy.test
+        diff = "" if test is None else f" (diff {test.diff:+.1%}, p = {test.p_value:.3g})"
+        lines.append(
+            f"shadow: {s.comparisons:,} comparisons, {s.joined:,} joined; solved prod "
+            f"{_pct(acc.baseline)} → {s.candidate} {_pct(acc.candidate)}{diff}"
+        )
+    ab = report.ab
+    if ab is not None:
+        served = ", ".join(f"{arm} {n:,}" for arm, n in sorted(ab.counts.items()))
+        srm = "MISMATCH" if ab.srm.mismatch else "ok"
+        lines.append(
+            f"A/B {ab.flag}: {served} requests; solved {_pct(ab.accuracy.baseline)} → "
+            f"{_pct(ab.accuracy.candidate)}; sample ratio {srm} (p = {ab.srm.p_value:.3g})"
+        )
+    if s is None and ab is None:
+        lines.append(f"no data in range ({counts.get('compare_records', 0):,} compare records read)")
+    lines.append(f"written: {out / 'report.html'} (also report.md, manifest.json)")
+    return "\n".join(lines)
 
 
 async def generate(
@@ -226,9 +339,10 @@ async def generate(
     options: ReportOptions,
     answers: bool = True,
     route_config: RouteConfig | None = None,
-) -> Report:
-    """Collect, analyse and write ``out``/report.md, report.html and manifest.json; prints a one-line
-    JSON summary. Raises :class:`GraderMixError` when the records mix grader versions."""
+    on_records: OnRecords | None = None,
+) -> tuple[Report, dict[str, Any]]:
+    """Collect, analyse and write ``out``/report.md, report.html and manifest.json; returns the
+    report and its manifest. Raises :class:`GraderMixError` when the records mix grader versions."""
 
     def examples(rows: Any) -> set[str]:
         return example_hashes(ReportInput(start, end, candidate, noise_floor, flag, shadow=rows), options)
@@ -242,6 +356,7 @@ async def generate(
         noise_floor=noise_floor,
         flag=flag,
         example_hashes=examples if answers else None,
+        on_records=on_records,
     )
     data = ReportInput(
         start, end, candidate, noise_floor, flag, shadow=got.shadow, ab=got.ab, answers=got.answers
@@ -251,9 +366,7 @@ async def generate(
         report, settings, topics=got.topics, counts=got.counts, route_config=route_config
     )
     write_report(out, report, manifest)
-    summary = {"out": str(out), "decision": report.recommendation.decision, **manifest["counts"]}
-    print(orjson.dumps(summary).decode())
-    return report
+    return report, manifest
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,28 +10,60 @@ from typing import Any
 import orjson
 
 from shadowlane.cli.exit_codes import usage_error
-from shadowlane.cli.times import parse_time
+from shadowlane.cli.help_format import add_command
+from shadowlane.cli.progress import Progress
+from shadowlane.cli.times import add_time_range, parse_time
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.rescore import live_comparisons, rescore, verify
 from shadowlane.contracts.codec import encode
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
+from shadowlane.report.render_md import iso
 from shadowlane.settings import Settings
+
+FILES = ("comparisons.jsonl", "summaries.jsonl", "alerts.jsonl")
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser(
-        "rescore", help="recompute comparisons and windows from retained records (no model calls)"
+    cmd = add_command(
+        sub,
+        "rescore",
+        summary="recompute comparisons and windows from retained records (no model calls)",
+        details="Reads requests and shadow-results in [--from, --to) from Kafka retention and runs "
+        "the comparator's join and scoring again with the current config; nothing is written to "
+        "Kafka. --verify compares the result byte for byte with the compare topic (after a config "
+        "change: shows what it changed).",
+        examples=[
+            "shadowlane rescore --from -1h",
+            "shadowlane rescore --from -2h --to -1h --verify",
+            "shadowlane rescore --from 2025-01-01T00:00 --to 2025-01-02T00:00 --embedder none "
+            "--out rescored/ --json",
+        ],
+        exit_codes="0 done (and identical with --verify), 1 --verify found a difference, "
+        "3 operational (no broker, a missing topic), 64 usage",
     )
-    cmd.add_argument("--from", dest="start", required=True, help="now, -15m, epoch ms or ISO 8601")
-    cmd.add_argument("--to", dest="end", default="now", help="end of the range (exclusive)")
-    cmd.add_argument("--candidates", help="comma-separated candidates (default: the comparator's config)")
-    cmd.add_argument("--embedder", choices=("minilm", "openai", "none"))
-    cmd.add_argument("--out", type=Path, help="write comparisons/summaries/alerts .jsonl files here")
+    add_time_range(cmd)
+    cmd.add_argument(
+        "--candidates",
+        metavar="A,B",
+        help="comma-separated candidates (default: the comparator's, $SHADOWLANE_COMPARE__CANDIDATES)",
+    )
+    cmd.add_argument(
+        "--embedder",
+        choices=("minilm", "openai", "none"),
+        help="how ΔS embeds answers (default: the comparator's, $SHADOWLANE_COMPARE__EMBEDDER)",
+    )
+    cmd.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write comparisons.jsonl, summaries.jsonl and alerts.jsonl here (default: write nothing)",
+    )
     cmd.add_argument(
         "--verify",
         action="store_true",
         help="compare byte for byte with the compare topic; exit 1 on any change",
     )
+    cmd.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     cmd.set_defaults(handler=run)
 
 
@@ -39,10 +71,8 @@ def _write(path: Path, records: list[Any]) -> None:
     path.write_bytes(b"".join(encode(r) + b"\n" for r in records))
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    start, end = parse_time(args.start), parse_time(args.end)
-    if end <= start:
-        raise usage_error("shadowlane rescore: --to must be after --from")
+def rescore_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``settings`` with the command line's candidates and embedder."""
     updates = {
         k: v
         for k, v in {
@@ -51,11 +81,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         }.items()
         if v is not None
     }
-    settings = settings.model_copy(update={"compare": settings.compare.model_copy(update=updates)})
+    return settings.model_copy(update={"compare": settings.compare.model_copy(update=updates)})
 
-    async def go() -> int:
+
+def render(summary: dict[str, Any]) -> str:
+    """The human summary of a rescore (``--json`` prints ``summary`` itself)."""
+    lines = [
+        f"rescored {iso(summary['from_ms'])} → {iso(summary['to_ms'])}",
+        f"  records read      {summary['records']:,} ({summary['undecodable']:,} undecodable)",
+        f"  comparisons       {summary['comparisons']:,}",
+        f"  window summaries  {summary['summaries']:,}",
+        f"  drift alerts      {summary['alerts']:,}",
+    ]
+    if summary.get("out"):
+        lines.append(f"  written to        {summary['out']}/ ({', '.join(FILES)})")
+    check = summary.get("verify")
+    if check is not None:
+        same = check["different"] == check["missing_live"] == check["missing_rescored"] == 0
+        lines.append(
+            f"verify: {check['checked']:,} checked, {check['identical']:,} identical, "
+            f"{check['different']:,} different, {check['missing_live']:,} missing from the compare topic, "
+            f"{check['missing_rescored']:,} not rescored: {'IDENTICAL' if same else 'DIFFERENT'}"
+        )
+        if check["examples"]:
+            lines.append(f"  e.g. {', '.join(check['examples'])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = parse_time(args.start), parse_time(args.end)
+    if end <= start:
+        raise usage_error("shadowlane rescore: --to must be after --from")
+    settings = rescore_settings(args, settings)
+
+    async def go(progress: Progress) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-        result = await rescore(settings, kwargs, build_embedder(settings.compare), start, end)
+        progress.step("reading requests and shadow results", unit="records")
+        result = await rescore(
+            settings, kwargs, build_embedder(settings.compare), start, end, on_records=progress.advance
+        )
         summary: dict[str, Any] = {
             "from_ms": start,
             "to_ms": end,
@@ -67,15 +131,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         }
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            _write(args.out / "comparisons.jsonl", result.comparisons)
-            _write(args.out / "summaries.jsonl", result.summaries)
-            _write(args.out / "alerts.jsonl", result.alerts)
+            outputs: tuple[list[Any], ...] = (result.comparisons, result.summaries, result.alerts)
+            for name, records in zip(FILES, outputs, strict=True):
+                _write(args.out / name, records)
+            summary["out"] = str(args.out)
         code = 0
         if args.verify:
+            progress.step("reading the compare topic")
             report = verify(result.comparisons, await live_comparisons(settings, kwargs, start, end))
             summary["verify"] = report.as_dict()
             code = 0 if report.ok else 1
-        print(orjson.dumps(summary).decode())
+        progress.close()
+        print(orjson.dumps(summary).decode() if args.json else render(summary))
         return code
 
-    return asyncio.run(go())
+    with Progress.for_command(as_json=args.json) as progress:
+        return asyncio.run(go(progress))

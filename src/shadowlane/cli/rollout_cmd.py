@@ -7,7 +7,7 @@ stop or a FAIL rolls back to the baseline at once, INCONCLUSIVE holds (and after
 holds the rollout stops where it is). Peeking at every window is paid for with alpha spending:
 each look gets the O'Brien-Fleming-type Lan-DeMets increment of α over the stage's planned
 samples (``--planned-samples``, default 5 × ``min_samples``). Every decision and step goes to the
-audit topic. Exit code: 0 completed, 1 rolled back, 2 stalled or a usage error.
+audit topic. Exit code: 0 completed, 1 rolled back, 2 stalled, 3 operational, 64 usage.
 """
 
 from __future__ import annotations
@@ -15,23 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from shadowlane.cli.control_cmds import default_who
 from shadowlane.cli.exit_codes import NO, OK, OPERATIONAL, UNDECIDED
-from shadowlane.contracts.flag_manifest import FlagSpec
+from shadowlane.cli.help_format import add_command
+from shadowlane.cli.progress import Progress
+from shadowlane.contracts.flag_manifest import FlagManifest, FlagSpec
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from shadowlane.rollout.audit import AuditLog
+from shadowlane.rollout.audit import AuditLog, default_who
 from shadowlane.rollout.control_plane import ControlWatcher
 from shadowlane.rollout.control_publisher import ControlPublisher
-from shadowlane.rollout.driver import Evaluate, Targets, drive
+from shadowlane.rollout.driver import Evaluate, RouteSink, SummarySource, Targets, drive
 from shadowlane.rollout.gates import Decision, evaluate
 from shadowlane.rollout.looks import look_alpha_for
 from shadowlane.rollout.manifest import ManifestError, load_manifest
@@ -44,16 +47,47 @@ EXIT = {"complete": OK, "rollback": NO, "stalled": UNDECIDED}
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser("rollout", help="drive a staged rollout (shadow → 5 → 25 → 50 → 100 %%), gated")
-    cmd.add_argument("--manifest", type=Path, required=True, help="flag manifest (YAML or JSON)")
+    cmd = add_command(
+        sub,
+        "rollout",
+        summary="drive a flag through its stages (shadow → 5 → 25 → 50 → 100 %), gated every window",
+        details="Each stage's signed route config goes on the control topic, the stage is held for "
+        "its evaluation window and the gates judge what it served: PASS graduates, FAIL or a hard "
+        "abort rolls back to the baseline at once, INCONCLUSIVE holds (after --max-looks holds the "
+        "rollout stalls where it is). Every decision and step is audited. Needs the signing key "
+        "(SHADOWLANE_CONTROL__SIGNING_KEYS).",
+        examples=[
+            "shadowlane rollout --manifest deploy/flags/feature_flags.yml --flag grammar_b",
+            "shadowlane rollout --manifest flags.yml --flag grammar_b --window-s 300 --max-looks 6 --json",
+        ],
+        exit_codes="0 complete at 100 %, 1 rolled back, 2 stalled, 3 operational (a bad manifest, "
+        "an unknown flag, no signing key, no broker), 64 usage",
+    )
+    cmd.add_argument(
+        "--manifest", type=Path, required=True, metavar="FILE", help="flag manifest (YAML or JSON)"
+    )
     cmd.add_argument("--flag", required=True, help="the flag to roll out")
-    cmd.add_argument("--window-s", type=float, help="evaluation window (default: the flag's)")
-    cmd.add_argument("--max-looks", type=int, default=12, help="holds per stage before it stalls")
-    cmd.add_argument("--planned-samples", type=int, help="samples a stage plans for (alpha spending)")
-    cmd.add_argument("--epoch", type=int, default=1, help="the router's epoch (a new one reshuffles)")
+    cmd.add_argument(
+        "--window-s",
+        type=float,
+        metavar="S",
+        help="evaluation window (default: the flag's evaluation_window_s)",
+    )
+    cmd.add_argument(
+        "--max-looks", type=int, default=12, metavar="N", help="holds per stage before it stalls"
+    )
+    cmd.add_argument(
+        "--planned-samples",
+        type=int,
+        metavar="N",
+        help="samples a stage plans for, over which alpha is spent (default: 5 × the flag's min_samples)",
+    )
+    cmd.add_argument("--epoch", type=int, default=1, help="the router's epoch (a new one reshuffles users)")
     cmd.add_argument("--salt", help="the router's salt (default: the flag name)")
-    cmd.add_argument("--who", help="who runs the rollout (default: user@host)")
-    cmd.add_argument("--json", action="store_true", help="one JSON line per step")
+    cmd.add_argument("--who", help="who runs the rollout, for the audit (default: user@host)")
+    cmd.add_argument(
+        "--json", action="store_true", help="print one JSON object at the end instead of the steps"
+    )
     cmd.set_defaults(handler=run)
 
 
@@ -82,6 +116,94 @@ def spending_evaluator(flag: str, planned_samples: int) -> Evaluate:
     return judge
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutPlan:
+    """What a ``rollout`` command line asks for: the staged rollout, who serves what, the window,
+    the samples each stage plans for (alpha spending) and who runs it."""
+
+    rollout: StagedRollout
+    targets: Targets
+    window_s: float
+    planned_samples: int
+    who: str
+
+
+def plan(args: argparse.Namespace, manifest: FlagManifest) -> RolloutPlan:
+    spec = manifest.flags[args.flag]
+    targets = Targets(
+        baseline=spec.baseline or "baseline",
+        candidate=manifest.candidate(args.flag),
+        epoch=args.epoch,
+        salt=args.salt or args.flag,
+    )
+    return RolloutPlan(
+        rollout=StagedRollout(args.flag, spec, max_looks=args.max_looks),
+        targets=targets,
+        window_s=args.window_s or spec.evaluation_window_s,
+        planned_samples=args.planned_samples or 5 * spec.min_samples,
+        who=args.who or default_who(),
+    )
+
+
+async def run_plan(
+    p: RolloutPlan,
+    *,
+    sink: RouteSink,
+    source: SummarySource,
+    audit: AuditLog | None,
+    progress: Progress,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+) -> list[Step]:
+    """Drive the planned rollout to its end; the steps."""
+    evaluate = spending_evaluator(p.rollout.flag, p.planned_samples)
+    return await drive(
+        p.rollout,
+        targets=p.targets,
+        sink=sink,
+        source=source,
+        evaluate=noted(evaluate, p.rollout, progress),
+        audit=audit,
+        window_s=p.window_s,
+        who=p.who,
+        sleep=sleep or windowed_sleep(p.rollout, progress),
+    )
+
+
+def windowed_sleep(rollout: StagedRollout, progress: Progress) -> Callable[[float], Awaitable[None]]:
+    """The driver's wait for a window, counting its seconds down on the progress line."""
+
+    async def sleep(seconds: float) -> None:
+        stage = f"stage {rollout.stage + 1}/{len(rollout.spec.stages)} ({_weight(rollout.weight)})"
+        progress.step(
+            f"{rollout.flag}: {stage}, look {rollout.looks + 1}: window", total=round(seconds), unit="s"
+        )
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            await asyncio.sleep(min(1.0, left))
+            progress.advance(min(1.0, left))
+
+    return sleep
+
+
+def _weight(weight: float) -> str:
+    return "shadow" if weight == 0.0 else f"{weight:.0%}"
+
+
+def noted(evaluate: Evaluate, rollout: StagedRollout, progress: Progress) -> Evaluate:
+    """``evaluate``, with each look's verdict shown above the progress line."""
+
+    def judge(spec: FlagSpec, summary: WindowSummary | None, look: int) -> Decision:
+        decision = evaluate(spec, summary, look)
+        n = summary.count if summary is not None else 0
+        progress.note(
+            f"{rollout.flag}: stage {_weight(rollout.weight)}, look {look}: {decision.verdict} (n = {n})"
+        )
+        return cast(Decision, decision)
+
+    return judge
+
+
 async def execute(args: argparse.Namespace, settings: Settings) -> int:
     try:
         manifest = load_manifest(args.manifest)
@@ -97,49 +219,64 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
     except SigningKeyError as exc:
         print(f"shadowlane rollout: {exc}", file=sys.stderr)
         return OPERATIONAL
-    who = args.who or default_who()
-    targets = Targets(
-        baseline=spec.baseline or "baseline",
-        candidate=manifest.candidate(args.flag),
-        epoch=args.epoch,
-        salt=args.salt or args.flag,
-    )
+    planned = plan(args, manifest)
     kwargs = client_kwargs(settings, resolve_bootstrap(settings))
     await ensure_topics(settings.topics, kwargs)
     producer = AIOKafkaProducer(**kwargs, acks="all")
     await producer.start()
     watcher = ControlWatcher(settings, kwargs, observer=f"rollout:{args.flag}")
-    try:
-        await watcher.start()
-        await watcher.wait_ready(30.0)
-        audit = AuditLog(producer, settings.topics.audit_topic)
-        steps = await drive(
-            StagedRollout(args.flag, spec, max_looks=args.max_looks),
-            targets=targets,
-            sink=ControlSink(ControlPublisher(settings, producer, watcher, audit=audit)),
-            source=KafkaSummarySource(
-                kwargs, settings.topics.summary_topic, grace_ms=int(settings.compare.summary_grace_s * 1000)
-            ),
-            evaluate=spending_evaluator(args.flag, args.planned_samples or 5 * spec.min_samples),
-            audit=audit,
-            window_s=args.window_s or spec.evaluation_window_s,
-            who=who,
-        )
-    finally:
-        await watcher.stop()
-        await producer.stop()
-    _print(steps, as_json=args.json)
+    with Progress.for_command(as_json=args.json) as progress:
+        try:
+            progress.step("reading the control topic")
+            await watcher.start()
+            await watcher.wait_ready(30.0)
+            audit = AuditLog(producer, settings.topics.audit_topic)
+            grace_ms = int(settings.compare.summary_grace_s * 1000)
+            steps = await run_plan(
+                planned,
+                sink=ControlSink(ControlPublisher(settings, producer, watcher, audit=audit)),
+                source=KafkaSummarySource(kwargs, settings.topics.summary_topic, grace_ms=grace_ms),
+                audit=audit,
+                progress=progress,
+            )
+        finally:
+            await watcher.stop()
+            await producer.stop()
+    print(output(args, steps))
     return EXIT.get(steps[-1].action, UNDECIDED)
 
 
-def _print(steps: list[Step], *, as_json: bool) -> None:
+def output(args: argparse.Namespace, steps: list[Step]) -> str:
+    """What the command prints at the end: one JSON object with ``--json``, else the summary."""
+    return orjson.dumps(as_json(args.flag, steps)).decode() if args.json else render(args.flag, steps)
+
+
+def as_json(flag: str, steps: list[Step]) -> dict[str, Any]:
+    """The ``--json`` object: the outcome, then every step."""
+    rows = [
+        {"action": s.action, "stage": s.stage, "weight": s.weight, "look": s.look, "verdict": s.verdict,
+         "reason": s.reason}
+        for s in steps
+    ]  # fmt: skip
+    return {"flag": flag, "outcome": steps[-1].action, "weight": steps[-1].weight, "steps": rows}
+
+
+def render(flag: str, steps: list[Step]) -> str:
+    """The human summary: one line per step, then the outcome."""
+    lines = [f"{'step':<9} {'traffic':>7}  {'look':<4} {'verdict':<13} reason"]
     for step in steps:
-        if as_json:
-            row = {"action": step.action, "stage": step.stage, "weight": step.weight, "look": step.look}
-            print(orjson.dumps({**row, "verdict": step.verdict, "reason": step.reason}).decode())
-        else:
-            verdict = step.verdict or ""
-            print(f"{step.action:<9} {step.weight:>6.0%}  look {step.look:<3} {verdict:<13} {step.reason}")
+        verdict = step.verdict or ""
+        lines.append(
+            f"{step.action:<9} {_weight(step.weight):>7}  {step.look:<4} {verdict:<13} {step.reason}"
+        )
+    last = steps[-1]
+    outcome = {
+        "complete": "complete: the candidate serves 100 %",
+        "rollback": f"ROLLED BACK at {_weight(last.weight)}: the baseline serves everything",
+        "stalled": f"STALLED at {_weight(last.weight)}: no decision; the stage's config stays in force",
+    }.get(last.action, last.action)
+    lines.append(f"rollout {flag}: {outcome}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

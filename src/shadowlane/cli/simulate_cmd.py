@@ -16,21 +16,44 @@ from typing import Any
 import orjson
 
 from shadowlane.cli.exit_codes import usage_error
+from shadowlane.cli.help_format import add_command
+from shadowlane.cli.progress import Progress
 from shadowlane.rollout import simulate
+from shadowlane.rollout.synthetic import scenarios
 from shadowlane.settings import Settings
 
 
 def add_parsers(sub: Any) -> None:
-    cmd = sub.add_parser("simulate-gates", help="gate decision quality: power and false alarms, simulated")
-    cmd.add_argument("--experiments", type=int, default=300, help="seeded experiments per scenario")
-    cmd.add_argument("--requests", type=int, default=2_000, help="requests per experiment")
-    cmd.add_argument("--looks", type=int, default=5, help="evenly spaced looks (alpha spent over them)")
-    cmd.add_argument("--seed", type=int, default=5)
-    cmd.add_argument("--compare", action="store_true", help="also run the other FAIL rules / multiplicity")
+    cmd = add_command(
+        sub,
+        "simulate-gates",
+        summary="measure the gates' decision quality (power, false alarms) on simulated experiments",
+        details="Seeded synthetic experiments per scenario (four regressions and an A/A), judged by "
+        "the default gates with alpha spending over --looks looks. Prints the FAIL rate of each "
+        "scenario with its 95 % interval and whether it meets its target (FAIL ≥ 0.95 for a "
+        "regression, ≤ 0.05 for the A/A). No broker, no model.",
+        examples=[
+            "shadowlane simulate-gates",
+            "shadowlane simulate-gates --experiments 50 --requests 1000 --looks 3",
+            "shadowlane simulate-gates --compare --exact --json",
+        ],
+        exit_codes="0 every target met, 1 a target missed, 64 usage",
+    )
+    cmd.add_argument(
+        "--experiments", type=int, default=300, metavar="N", help="seeded experiments per scenario"
+    )
+    cmd.add_argument("--requests", type=int, default=2_000, metavar="N", help="requests per experiment")
+    cmd.add_argument(
+        "--looks", type=int, default=5, metavar="N", help="evenly spaced looks (alpha spent over them)"
+    )
+    cmd.add_argument("--seed", type=int, default=5, help="random seed (the same seed gives the same table)")
+    cmd.add_argument(
+        "--compare", action="store_true", help="also run the other FAIL rules and multiplicity corrections"
+    )
     cmd.add_argument(
         "--exact", action="store_true", help="exact group-sequential levels, not the union bound"
     )
-    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     cmd.set_defaults(handler=run)
 
 
@@ -40,14 +63,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "shadowlane simulate-gates: need --experiments ≥ 1, --looks ≥ 1 and --requests ≥ --looks"
         )
     variants = simulate.ALL_VARIANTS if args.compare else (simulate.DEFAULT_VARIANT,)
-    report = simulate.run(
-        experiments=args.experiments,
-        requests=args.requests,
-        looks=args.looks,
-        seed=args.seed,
-        variants=variants,
-        exact=args.exact,
-    )
-    print(orjson.dumps(report.as_dict()).decode() if args.json else simulate.markdown(report))
+    with Progress.for_command(as_json=args.json) as progress:
+        progress.step(
+            f"simulating {len(scenarios())} scenarios",
+            total=len(scenarios()) * args.experiments,
+            unit="experiments",
+        )
+        report = simulate.run(
+            experiments=args.experiments,
+            requests=args.requests,
+            looks=args.looks,
+            seed=args.seed,
+            variants=variants,
+            exact=args.exact,
+            on_experiment=progress.advance,
+        )
     chosen = [r for r in report.rows if r.variant == simulate.DEFAULT_VARIANT]
+    if args.json:
+        print(orjson.dumps(report.as_dict()).decode())
+    else:
+        missed = [r.scenario.name for r in chosen if not r.met]
+        verdict = f"missed: {', '.join(missed)}" if missed else "all met"
+        print(f"{simulate.markdown(report)}\n\ntargets (default variant): {len(chosen) - len(missed)} "
+              f"of {len(chosen)} met; {verdict}")  # fmt: skip
     return 0 if all(r.met for r in chosen) else 1

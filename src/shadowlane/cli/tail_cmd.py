@@ -13,19 +13,41 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from shadowlane.cli.help_format import add_command
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.settings import Settings
 
 
 def add_parsers(sub: Any) -> None:
-    tail = sub.add_parser("tail", help="print a topic's records as JSON lines")
+    tail = add_command(
+        sub,
+        "tail",
+        summary="print a topic's records as JSON lines (no consumer group, committed records only)",
+        details="Each line: topic, partition, offset, timestamp, key and the value (JSON, or "
+        "{'_b64': ...} when it is not JSON). Ctrl-C stops it.",
+        examples=[
+            "shadowlane tail compare",
+            "shadowlane tail requests --from-beginning --max 10",
+            "shadowlane tail dlq --from-beginning --idle-exit 5",
+        ],
+    )
     tail.add_argument(
         "topic",
         help="full name, or a logical one (requests, shadow-results, compare, compare.summary, alerts, dlq)",
     )
-    tail.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
-    tail.add_argument("--max", type=int, default=0, help="stop after N records (0: no limit)")
-    tail.add_argument("--idle-exit", type=float, default=0.0, help="stop after S seconds without records")
+    tail.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start at the earliest offset (default: new records only)",
+    )
+    tail.add_argument("--max", type=int, default=0, metavar="N", help="stop after N records (0: no limit)")
+    tail.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="stop after S seconds without records (0: never)",
+    )
     tail.set_defaults(handler=run)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from shadowlane.cli.exit_codes import usage_error
 
@@ -34,3 +35,19 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def add_time_range(cmd: Any, *, start_default: str | None = None) -> None:
+    """``--from`` (``args.start``) and ``--to`` (``args.end``, default now, exclusive) on ``cmd``:
+    a range of record times. ``start_default`` describes what a missing ``--from`` means; without
+    it ``--from`` is required."""
+    required = start_default is None
+    cmd.add_argument(
+        "--from",
+        dest="start",
+        required=required,
+        metavar="TIME",
+        help="range start: now, -15m, epoch ms or ISO 8601"
+        + ("" if required else f" (default: {start_default})"),
+    )
+    cmd.add_argument("--to", dest="end", default="now", metavar="TIME", help="range end, exclusive")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
+from shadowlane.cli.help_format import add_command
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.kafka.bootstrap import resolve_bootstrap
 from shadowlane.reader import compare_reader
@@ -18,10 +20,19 @@ from shadowlane.settings import Settings
 
 
 def add_parsers(sub: Any) -> None:
-    watch = sub.add_parser("watch", help="print a rolling per-candidate summary of the compare topic")
+    watch = add_command(
+        sub,
+        "watch",
+        summary="print a rolling per-candidate summary of the compare topic",
+        details="Every --every seconds, one line per candidate: comparisons, unmatched, exact "
+        "matches, median ΔS, shadow errors and blocked writes, counted since it started.",
+        examples=["shadowlane watch", "shadowlane watch --every 10 --duration 60"],
+    )
     watch.add_argument("--group", default="shadowlane.watch", help="consumer group of this reader")
-    watch.add_argument("--every", type=float, default=5.0, help="seconds between summaries")
-    watch.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: until Ctrl-C)")
+    watch.add_argument("--every", type=float, default=5.0, metavar="S", help="seconds between summaries")
+    watch.add_argument(
+        "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: until Ctrl-C)"
+    )
     watch.set_defaults(handler=run)
 
 
@@ -59,7 +70,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tallies[comparison.candidate].add(comparison)
 
     async def go() -> None:
-        broker = compare_reader(settings, resolve_bootstrap(settings), handle, group_id=args.group)
+        # FastStream's own logger prints every message on stdout: this one goes where the CLI's
+        # logging goes (stderr, warnings and up unless --verbose), so stdout holds the summaries only
+        reader_log = logging.getLogger("shadowlane.watch.reader")
+        broker = compare_reader(
+            settings, resolve_bootstrap(settings), handle, group_id=args.group, logger=reader_log
+        )
         await broker.start()
         started = time.monotonic()
         try:

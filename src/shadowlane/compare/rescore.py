@@ -11,7 +11,7 @@ after a config change, shows what it changed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,14 +131,23 @@ class Rescorer:
 
 
 async def rescore(
-    settings: Settings, client_kwargs: dict[str, Any], embedder: Embedder | None, from_ms: int, to_ms: int
+    settings: Settings,
+    client_kwargs: dict[str, Any],
+    embedder: Embedder | None,
+    from_ms: int,
+    to_ms: int,
+    *,
+    on_records: Callable[[int], None] | None = None,
 ) -> RescoreResult:
+    """Rescore ``[from, to)``; ``on_records(n)`` is called with each batch's record count (progress)."""
     t = settings.topics
     margin = int(settings.compare.window_s * 1000)
     rescorer = Rescorer(settings, embedder, from_ms, to_ms)
     topics = [t.requests_topic, t.shadow_results_topic]
     async for batches in read_range(client_kwargs, topics, from_ms - margin, to_ms + margin):
         rescorer.feed(batches)
+        if on_records is not None:
+            on_records(sum(len(records) for records in batches.values()))
     return rescorer.finish()
 
 

@@ -4,7 +4,8 @@ Local broker (started if needed) → a prod grammar-tutor service on real HTTP w
 middleware → requests topic → two shadow groups: candidate B, and ``baseline`` (prod's model A
 again, the noise floor), both with read-only tools and λ replays for a share of requests →
 shadow-results → comparator → compare and summary topics, which the demo reads back to print
-its summary. Each run uses its own topic prefix so runs never mix.
+its summary. Each run uses its own topic prefix so runs never mix. A :class:`Progress` follows the
+phases (broker, topics, workers, traffic, comparisons, report) on a terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
 from typing import Any
@@ -21,6 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hdrh.histogram import HdrHistogram
 
+from shadowlane.cli.progress import Progress
 from shadowlane.cli.report_cmd import generate
 from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.comparison import Comparison
@@ -31,6 +34,7 @@ from shadowlane.demo.procs import WorkerProcess
 from shadowlane.demo.prod_service import Gradebook, prod_app
 from shadowlane.demo.serve import serve
 from shadowlane.demo.window_report import window_report
+from shadowlane.errors import ShadowlaneError
 from shadowlane.hook.asgi import ShadowMirrorMiddleware
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.kafka.admin import ensure_topics
@@ -47,6 +51,10 @@ PRICES = {
     "grammar-a": ModelPrice(input_per_mtok=0.50, output_per_mtok=1.50),
     "grammar-b": ModelPrice(input_per_mtok=0.80, output_per_mtok=2.40),
 }
+
+
+class DemoError(ShadowlaneError):
+    """The demo could not run: a worker that did not start, or ``timeout_s`` reached."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,29 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
-async def _drive(url: str, opts: DemoOptions, *, n: int, offset: int = 0, tag: str = "demo") -> list[float]:
+def candidate_model(opts: DemoOptions) -> ModelBehaviour:
+    """Model B, the candidate: knows the conjugation table, slower, fails ``candidate_error_rate``."""
+    return ModelBehaviour(
+        "grammar-b",
+        skill=1.0,
+        latency_ms=opts.candidate_latency_ms,
+        error_rate=opts.candidate_error_rate,
+        seed=7,
+        variability=opts.candidate_variability,
+        unstable=opts.candidate_unstable,
+    )
+
+
+async def drive(
+    url: str,
+    opts: DemoOptions,
+    *,
+    n: int,
+    offset: int = 0,
+    tag: str = "demo",
+    on_answer: Callable[[], None] | None = None,
+) -> list[float]:
+    """Send ``n`` eval requests to the prod service, ``opts.concurrency`` at a time; their latencies."""
     items = eval_set(offset + n)[offset:]
     sem = asyncio.Semaphore(opts.concurrency)
     latencies: list[float] = []
@@ -142,6 +172,8 @@ async def _drive(url: str, opts: DemoOptions, *, n: int, offset: int = 0, tag: s
                 },
             )
             latencies.append((time.perf_counter() - started) * 1000)
+            if on_answer is not None:
+                on_answer()
             if resp.status_code >= 500 and tag == "demo":
                 resp.raise_for_status()  # phase 1: model A serves and never fails
             # in the A/B phase model B's injected errors reach users: the report counts them
@@ -152,7 +184,11 @@ async def _drive(url: str, opts: DemoOptions, *, n: int, offset: int = 0, tag: s
 
 
 async def _collect(
-    settings: Settings, kwargs: dict[str, Any], want: int, deadline: float
+    settings: Settings,
+    kwargs: dict[str, Any],
+    want: int,
+    deadline: float,
+    on_new: Callable[[int], None] | None = None,
 ) -> list[Comparison]:
     consumer = AIOKafkaConsumer(
         settings.topics.compare_topic,
@@ -165,36 +201,36 @@ async def _collect(
     try:
         while len(seen) < want and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
+            before = len(seen)
             for records in batches.values():
                 for record in records:
                     with contextlib.suppress(DecodeError):
                         c = decode(record.value, Comparison)
                         seen[c.comparison_id] = c
+            if on_new is not None and len(seen) > before:
+                on_new(len(seen) - before)
     finally:
         await consumer.stop()
     return list(seen.values())
 
 
-async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
+async def run_demo(base: Settings, opts: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the lab end to end; the summary (``shadowlane demo --json`` prints it)."""
+    show = progress if progress is not None else Progress.silent()
     settings, secret_env = with_demo_key(demo_settings(base, opts))
     # the demo is one of the two commands that may start the local broker (`kafka start` the other)
     bootstrap = configured_bootstrap(settings)
+    local_broker = bootstrap is None
     if bootstrap is None:
+        show.step("starting the local Kafka broker (the first run fetches its jars)")
         bootstrap = await asyncio.to_thread(LocalKafka.from_settings(settings).start)
     kwargs = client_kwargs(settings, bootstrap)
+    show.step(f"creating the topics {settings.topics.prefix}*")
     await ensure_topics(settings.topics, kwargs)
     model_a = ModelBehaviour(
         "grammar-a", skill=0.4, latency_ms=opts.prod_latency_ms, variability=opts.prod_variability
     )
-    model_b = ModelBehaviour(
-        "grammar-b",
-        skill=1.0,
-        latency_ms=opts.candidate_latency_ms,
-        error_rate=opts.candidate_error_rate,
-        seed=7,
-        variability=opts.candidate_variability,
-        unstable=opts.candidate_unstable,
-    )
+    model_b = candidate_model(opts)
     gradebook = Gradebook()
     servers = [await serve(model_app(model_a)), await serve(model_app(model_b))]
     lab = LabControl(settings, kwargs)
@@ -231,15 +267,29 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
     worker_stats: dict[str, Any] = {}
     compare_stats: dict[str, Any] = {}
     try:
+        show.step("starting two shadow workers and the comparator")
         ready = (
             worker.wait_event("assigned"),
             baseline.wait_event("assigned"),
             comparator.wait_event("assigned"),
             publisher.connected.wait(),
         )
-        await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*ready), opts.timeout_s)
+        except TimeoutError:
+            raise DemoError(
+                f"the shadow workers and the comparator did not get their partitions within "
+                f"{opts.timeout_s:g} s (--timeout); their logs: {logs}/demo-*.log"
+            ) from None
+        except RuntimeError as exc:  # a worker process that exited before it got partitions
+            raise DemoError(
+                f"{exc} (a shadow worker or the comparator); their logs: {logs}/demo-*.log"
+            ) from None
         await lab.enter("shadow")  # phase 1: model A serves, every request mirrored to B
-        user_latencies = await _drive(servers[2].url, opts, n=opts.requests)
+        show.step(
+            "shadow phase: model A serves, B and the baseline replay", total=opts.requests, unit="requests"
+        )
+        user_latencies = await drive(servers[2].url, opts, n=opts.requests, on_answer=show.advance)
         if opts.ab_requests:
             ab_config = await lab.enter("ab")  # phase 2: half the requests served by B (sticky by request id)
             # the router is a pure function: which arm served each request is known ahead
@@ -247,13 +297,17 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
             candidate_served = sum(
                 assign(rid, ab_config, endpoint=ENDPOINT).arm == "candidate" for rid in ids
             )
-            user_latencies += await _drive(
-                servers[2].url, opts, n=opts.ab_requests, offset=opts.requests, tag="lab-ab"
-            )
+            show.step("A/B phase: half the users get model B", total=opts.ab_requests, unit="requests")
+            user_latencies += await drive(
+                servers[2].url, opts, n=opts.ab_requests, offset=opts.requests, tag="lab-ab",
+                on_answer=show.advance,
+            )  # fmt: skip
         await publisher.stop(drain_timeout_s=30)
         published = publisher.stats.published
         want = (published - candidate_served) * len(settings.compare.candidates)
-        comparisons = await _collect(settings, kwargs, want, started + opts.timeout_s)
+        show.step("waiting for the comparisons", total=want, unit="comparisons")
+        comparisons = await _collect(settings, kwargs, want, started + opts.timeout_s, on_new=show.advance)
+        show.step("stopping the workers (they flush their open windows)")
     finally:
         with contextlib.suppress(Exception):
             worker_stats = await worker.terminate()
@@ -267,9 +321,11 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         await lab.stop()
         for server in reversed(servers):
             await server.stop()
+    show.step("reading the window summaries")
     windows = await window_report(settings, kwargs)
     report_dir = settings.state_dir / "demo-report"
-    report = await generate(
+    show.step("writing the report")
+    report, _ = await generate(
         settings, kwargs, lab_start, time.time_ns() // 1_000_000 + 1, out=report_dir,
         candidate="grammar-b", noise_floor="baseline", flag=FLAG, options=ReportOptions(ab_weight=0.5),
         route_config=lab.route(),
@@ -312,5 +368,8 @@ async def run_demo(base: Settings, opts: DemoOptions) -> dict[str, Any]:
         "route_skipped": publisher.stats.route_skipped,
         "lab": lab_summary(report, report_dir),
         "topics_prefix": settings.topics.prefix,
+        "bootstrap": bootstrap,
+        "local_broker": local_broker,
+        "logs": str(logs),
         "elapsed_s": round(time.monotonic() - started, 2),
     }

@@ -1,4 +1,5 @@
-"""The demo's window digest: every summary partial merged per candidate, plus the drift alerts."""
+"""The demo's window digest: every summary partial merged per candidate, plus the drift alerts, and
+the headline of a candidate's digest that the demo's summary prints."""
 
 from __future__ import annotations
 
@@ -81,3 +82,27 @@ async def window_report(settings: Settings, kwargs: dict[str, Any]) -> dict[str,
             {"candidate": a.candidate, "metric": a.metric, "value": round(a.value, 4)} for a in alerts
         ],
     }
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} ms"
+
+
+def _num(value: float | None, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def headline(d: dict[str, Any]) -> tuple[str, str]:
+    """A candidate's digest in two short lines: its drift from prod and above the noise floor;
+    its solved rate, errors and p95 latency against prod's."""
+    solved, latency = d["solved_rate"], d["latency_ms"]
+    drift = (
+        f"ΔS median {_num(d['delta_s_median'])} (noise floor {_num(d['noise_floor_median'])}, "
+        f"p95 above it {_num(d['delta_s_adjusted_p95'])})"
+    )
+    outcome = (
+        f"solved {_num(solved['shadow'], '.1%')} vs prod {_num(solved['prod'], '.1%')} · errors "
+        f"{_num(d['shadow_error_rate'], '.1%')} · p95 {_ms(latency['shadow'].get('p95_ms'))} vs prod "
+        f"{_ms(latency['prod'].get('p95_ms'))}"
+    )
+    return drift, outcome

@@ -11,12 +11,18 @@ Replication: ``topics.replication_factor`` copies of each partition, by default 
 the cluster has), and ``min.insync.replicas`` = min(``topics.min_insync_replicas``, that): on a
 3-broker cluster one broker may fail without losing an acknowledged record or stopping an
 ``acks=all`` producer; a single broker keeps one copy.
+
+Topics it creates are waited for until every partition has a leader (at most
+``LEADER_WAIT_S``): a client that uses them at once would otherwise meet transient
+``NotLeaderForPartition`` / ``LEADER_NOT_AVAILABLE`` errors, which aiokafka logs at ERROR.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,6 +33,7 @@ from shadowlane.settings import TopicSettings
 
 log = logging.getLogger(__name__)
 _NOT_AUTHORIZED = 29  # TOPIC_AUTHORIZATION_FAILED
+LEADER_WAIT_S = 10.0
 
 
 def topic_names(topics: TopicSettings) -> list[str]:
@@ -36,8 +43,8 @@ def topic_names(topics: TopicSettings) -> list[str]:
 async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) -> None:
     """Create missing topics; verify requests and shadow-results are co-partitioned."""
     admin = AIOKafkaAdminClient(**client_kwargs)
-    await admin.start()
     try:
+        await admin.start()  # inside: an admin that failed to start is closed too (retried at startup)
         existing = set(await admin.list_topics())
         replicas = topics.replication_factor or min(3, len((await admin.describe_cluster())["brokers"]) or 1)
         durable = {"min.insync.replicas": str(min(topics.min_insync_replicas, replicas))}
@@ -69,6 +76,7 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
                         "(`shadowlane kafka acls --apply` creates them)",
                         ", ".join(refused),
                     )
+                await _await_leaders(admin, [t.name for t in new if t.name not in refused])
         described = await admin.describe_topics([topics.requests_topic, topics.shadow_results_topic])
         # a topic this principal may not describe has no partitions here: nothing to compare
         counts = {d["topic"]: len(d["partitions"]) for d in described if d["partitions"]}
@@ -76,6 +84,22 @@ async def ensure_topics(topics: TopicSettings, client_kwargs: dict[str, Any]) ->
             raise ShadowlaneError(f"requests and shadow-results must be co-partitioned, got {counts}")
     finally:
         await admin.close()
+
+
+async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Until every partition of ``names`` has a leader, or ``LEADER_WAIT_S`` has passed."""
+    deadline = time.monotonic() + LEADER_WAIT_S
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names) if names else []
+        led = [
+            d.get("error_code") == _NOT_AUTHORIZED  # not ours to see: nothing to wait for
+            or (bool(d["partitions"]) and all(p.get("leader", 0) >= 0 for p in d["partitions"]))
+            for d in described
+        ]  # a leader of -1: none elected yet
+        if all(led):
+            return
+        await asyncio.sleep(0.1)
+    log.info("topics created, but not every partition had a leader after %.0f s", LEADER_WAIT_S)
 
 
 async def partition_ids(client_kwargs: dict[str, Any], topics: list[str]) -> dict[str, list[int]]:

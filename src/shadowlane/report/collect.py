@@ -29,6 +29,9 @@ from shadowlane.settings import Settings
 
 REQUEST_MARGIN_MS = 60_000
 
+OnRecords = Callable[[str, int], None]
+"""Progress: called with a topic and how many of its records a batch brought."""
+
 
 @dataclass
 class Collected:
@@ -43,14 +46,25 @@ def compare_margin_ms(settings: Settings) -> int:
     return int(settings.compare.window_s * 1000) * 2 + 60_000
 
 
+def _tell(on_records: OnRecords | None, topic: str, batches: dict[Any, list[Any]]) -> None:
+    if on_records is not None:
+        on_records(topic, sum(len(records) for records in batches.values()))
+
+
 async def read_comparisons(
-    settings: Settings, kwargs: dict[str, Any], from_ms: int, to_ms: int, candidates: Collection[str]
+    settings: Settings,
+    kwargs: dict[str, Any],
+    from_ms: int,
+    to_ms: int,
+    candidates: Collection[str],
+    on_records: OnRecords | None = None,
 ) -> tuple[list[ShadowRow], dict[str, int]]:
     """Rows of the given candidates' comparisons with event time in ``[from, to)``."""
     kept: dict[str, Comparison] = {}
     counts = {"compare_records": 0, "compare_undecodable": 0, "compare_duplicates": 0}
     topic = settings.topics.compare_topic
     async for batches in read_range(kwargs, [topic], from_ms, to_ms + compare_margin_ms(settings)):
+        _tell(on_records, topic, batches)
         for records in batches.values():
             for record in records:
                 counts["compare_records"] += 1
@@ -77,6 +91,7 @@ async def read_requests(
     to_ms: int,
     flag: str | None,
     wanted: Collection[str],
+    on_records: OnRecords | None = None,
 ) -> tuple[list[AbRow], dict[str, AnswerText], dict[str, int]]:
     """A/B rows of ``flag`` and (prod answer, gold) of the ``wanted`` request hashes."""
     rows: dict[str, AbRow] = {}
@@ -85,6 +100,7 @@ async def read_requests(
     topic = settings.topics.requests_topic
     seen: set[str] = set()
     async for batches in read_range(kwargs, [topic], from_ms, to_ms + REQUEST_MARGIN_MS):
+        _tell(on_records, topic, batches)
         for records in batches.values():
             for record in records:
                 counts["request_records"] += 1
@@ -119,12 +135,14 @@ async def read_shadow_answers(
     to_ms: int,
     candidate: str,
     wanted: Collection[str],
+    on_records: OnRecords | None = None,
 ) -> dict[str, str]:
     """The candidate's answers to the ``wanted`` request hashes."""
     out: dict[str, str] = {}
     topic = settings.topics.shadow_results_topic
     end = to_ms + compare_margin_ms(settings)
     async for batches in read_range(kwargs, [topic], from_ms, end):
+        _tell(on_records, topic, batches)
         for records in batches.values():
             for record in records:
                 key = record.key.decode(errors="replace") if record.key else None
@@ -149,23 +167,28 @@ async def collect(
     noise_floor: str | None,
     flag: str | None,
     example_hashes: Callable[[Sequence[ShadowRow]], Collection[str]] | None = None,
+    on_records: OnRecords | None = None,
 ) -> Collected:
     """Everything a report reads. ``example_hashes(shadow_rows) -> set[str]`` picks the requests
-    whose answer texts to look up (None: no texts)."""
+    whose answer texts to look up (None: no texts); ``on_records`` follows the reading."""
     out = Collected()
     t = settings.topics
     if candidate is not None:
         names = {candidate} | ({noise_floor} if noise_floor else set())
-        out.shadow, counts = await read_comparisons(settings, kwargs, from_ms, to_ms, names)
+        out.shadow, counts = await read_comparisons(settings, kwargs, from_ms, to_ms, names, on_records)
         out.counts.update(counts)
         out.topics.append(t.compare_topic)
     wanted: set[str] = set(example_hashes(out.shadow)) if example_hashes is not None and out.shadow else set()
     if flag is not None or wanted:
-        out.ab, texts, counts = await read_requests(settings, kwargs, from_ms, to_ms, flag, wanted)
+        out.ab, texts, counts = await read_requests(
+            settings, kwargs, from_ms, to_ms, flag, wanted, on_records
+        )
         out.counts.update(counts)
         out.topics.append(t.requests_topic)
         if wanted and candidate is not None:
-            shadow = await read_shadow_answers(settings, kwargs, from_ms, to_ms, candidate, wanted)
+            shadow = await read_shadow_answers(
+                settings, kwargs, from_ms, to_ms, candidate, wanted, on_records
+            )
             out.topics.append(t.shadow_results_topic)
             for h in wanted:
                 text = texts.get(h, AnswerText())

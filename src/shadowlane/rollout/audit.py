@@ -9,6 +9,8 @@ not config outcomes (those come from :func:`shadowlane.rollout.signing.audit_eve
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 import uuid
 from typing import Any
@@ -45,3 +47,12 @@ class AuditLog:
         await self._producer.send_and_wait(self._topic, encode(record), key=record.name.encode())
         self.written += 1
         return record
+
+
+def default_who() -> str:
+    """Who asks, for the audit when ``--who`` is not given: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"

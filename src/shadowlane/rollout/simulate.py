@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,8 +113,10 @@ def run(
     chosen: Sequence[Scenario] | None = None,
     spec: FlagSpec | None = None,
     population: Population | None = None,
+    on_experiment: Callable[[], None] | None = None,
 ) -> Report:
-    """Run every scenario ``experiments`` times (seeded), judged by each verdict variant."""
+    """Run every scenario ``experiments`` times (seeded), judged by each verdict variant.
+    ``on_experiment`` is called after each experiment (progress)."""
     started = time.monotonic()
     spec, pop = spec or default_spec(), population or Population()
     looks_n = tuple(requests * (k + 1) // looks for k in range(looks))
@@ -122,7 +124,7 @@ def run(
     rows = []
     for i, scenario in enumerate(chosen or scenarios()):
         data = generate(scenario, pop, np.random.default_rng([seed, i]), experiments, requests)
-        outcomes = _outcomes(spec, data, experiments, looks_n, schedule, variants)
+        outcomes = _outcomes(spec, data, experiments, looks_n, schedule, variants, on_experiment)
         for variant, verdicts in zip(variants, outcomes, strict=True):
             count = Counter(v for v, _, _ in verdicts)
             fails = [(n, why) for v, n, why in verdicts if v == "FAIL"]
@@ -143,6 +145,7 @@ def _outcomes(
     looks_n: Sequence[int],
     schedule: Sequence[LookAlpha],
     variants: Sequence[Variant],
+    on_experiment: Callable[[], None] | None = None,
 ) -> list[list[tuple[str, int, str]]]:
     """Per variant and experiment: (verdict, requests when decided, what failed). Stops at PASS/FAIL."""
     out: list[list[tuple[str, int, str]]] = [[] for _ in variants]
@@ -160,6 +163,8 @@ def _outcomes(
                 break
         for j in pending:
             out[j].append(("INCONCLUSIVE", looks_n[-1], ""))
+        if on_experiment is not None:
+            on_experiment()
     return out
 
 

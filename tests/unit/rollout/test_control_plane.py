@@ -21,6 +21,7 @@ from shadowlane.contracts.route_config import RouteConfig, RouteRule, RouteScope
 from shadowlane.errors import ConfigError
 from shadowlane.hashing import unit_hash
 from shadowlane.hook.publisher import ShadowPublisher
+from shadowlane.rollout import route_changes
 from shadowlane.rollout.control_plane import ControlWatcher, MirrorGate
 from shadowlane.rollout.control_publisher import ControlPublisher
 from shadowlane.rollout.router import assign
@@ -309,17 +310,17 @@ def test_watcher_metrics_are_exposed() -> None:
 
 
 def test_shadow_on_and_off_merge_rules_per_endpoint() -> None:
-    on = control_cmds.shadow_on_config(None, flag=FLAG, endpoint=EP, prod="a", shadow="b", ratio=0.25)
+    on = route_changes.shadow_on_config(None, flag=FLAG, endpoint=EP, prod="a", shadow="b", ratio=0.25)
     assert on.baseline == "a"
     assert [(r.scope.endpoints, r.strategy, r.shadow_ratio) for r in on.rules] == [((EP,), "shadow", 0.25)]
-    other = control_cmds.shadow_on_config(on, flag=FLAG, endpoint="/v2", prod="a", shadow="c", ratio=1.0)
+    other = route_changes.shadow_on_config(on, flag=FLAG, endpoint="/v2", prod="a", shadow="c", ratio=1.0)
     assert [(r.scope.endpoints, r.candidate) for r in other.rules] == [(("/v2",), "c"), ((EP,), "b")]
-    off = control_cmds.shadow_off_config(other, flag=FLAG, endpoint=EP, prod="a")
+    off = route_changes.shadow_off_config(other, flag=FLAG, endpoint=EP, prod="a")
     assert [(r.scope.endpoints, r.strategy) for r in off.rules] == [((EP,), "off"), (("/v2",), "shadow")]
-    everything = control_cmds.shadow_off_config(off, flag=FLAG, endpoint="*", prod="a")
+    everything = route_changes.shadow_off_config(off, flag=FLAG, endpoint="*", prod="a")
     assert [(r.scope.endpoints, r.strategy) for r in everything.rules] == [(("*",), "off")]
     with pytest.raises(ValidationError, match="baseline itself"):
-        control_cmds.shadow_on_config(None, flag=FLAG, endpoint=EP, prod="a", shadow="a", ratio=1.0)
+        route_changes.shadow_on_config(None, flag=FLAG, endpoint=EP, prod="a", shadow="a", ratio=1.0)
 
 
 @pytest.mark.parametrize(
