@@ -24,6 +24,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shadowlane.errors import ConfigError
+from shadowlane.settings_names import env_name
 from shadowlane.settings_sections import (
     CompareSettings,
     ControlSettings,
@@ -162,6 +163,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
                 continue
             if (section, name) == ("control", "signing_keys"):  # secrets: children read them from the env
                 continue
-            key = f"SHADOWLANE_{section.upper()}__{name.upper()}"
-            env[key] = value if isinstance(value, str) else orjson.dumps(value).decode()
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            env[env_name(Settings, (section, name))] = text
     return env

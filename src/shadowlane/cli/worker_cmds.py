@@ -4,44 +4,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
-from shadowlane.cli.exit_codes import operational_error, usage_error
+from shadowlane.cli.exit_codes import usage_error
 from shadowlane.cli.help_format import add_command, setting_default
-from shadowlane.cli.signals import run_until_signal
+from shadowlane.cli.worker_runtime import endpoints, run_worker, serve
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
 from shadowlane.compare.worker import Comparator
 from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
-from shadowlane.health import Health, StartupTimeout
+from shadowlane.health import Health
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.malloc_tuning import tune_allocator
-from shadowlane.metrics import MetricsServer, StatsCollector, serve_metrics
+from shadowlane.metrics import MetricsServer, StatsCollector
 from shadowlane.rollout.control_plane import DEFAULT_FLAG, NO_CONTROL_KEYS, ControlWatcher
 from shadowlane.settings import CompareSettings, Settings, ShadowSettings
+from shadowlane.settings_names import env_name
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
 from shadowlane.shadow.worker import ShadowWorker
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_SLACK_S = 4.0
-"""How long past its drain timeout a stopping worker may take (commit, leave the group) before it
-is cancelled: the process is gone within drain timeout + 5 s."""
-
 
 def _env(section: type[BaseModel], field: str) -> str:
-    """``SHADOWLANE_<SECTION>__<FIELD>``."""
-    return f"SHADOWLANE_{section.__name__.removesuffix('Settings').upper()}__{field.upper()}"
+    """``SHADOWLANE_<SECTION>__<FIELD>`` of a field of ``ShadowSettings`` or ``CompareSettings``."""
+    return env_name(Settings, (section.__name__.removesuffix("Settings").lower(), field))
 
 
 def _default(section: type[BaseModel], field: str, unset: str = "none") -> str:
@@ -195,67 +191,6 @@ def _with(settings: Settings, section: str, **values: Any) -> Settings:
     return settings.model_copy(update={section: part})
 
 
-async def _serve(
-    run: Callable[[], Awaitable[None]],
-    stop: Callable[[], None],
-    assigned: asyncio.Event,
-    group: str,
-    metrics: MetricsServer | None,
-    collector: StatsCollector,
-    counters: Callable[[], Mapping[str, int]],
-    *,
-    drain_timeout_s: float,
-) -> None:
-    """Run one worker until a signal: its collector on ``metrics`` (when served), the ``assigned``
-    and ``stopped`` lines. The worker is cancelled when its shutdown outlasts ``drain_timeout_s``
-    by ``SHUTDOWN_SLACK_S``."""
-    if metrics is not None:
-        metrics.registry.register(collector)
-    announce = asyncio.create_task(_announce(assigned, group, metrics))
-    try:
-        await run_until_signal(run, stop, grace_s=drain_timeout_s + SHUTDOWN_SLACK_S)
-    finally:
-        announce.cancel()
-    print(orjson.dumps({"event": "stopped", "group": group, **counters()}).decode())
-
-
-@contextlib.contextmanager
-def _endpoints(args: argparse.Namespace, health: Health) -> Iterator[MetricsServer | None]:
-    """With ``--metrics-port``: ``/healthz`` and ``/readyz`` from the start, while the broker may not
-    answer yet (readiness says so); ``/metrics`` once the worker exists (:func:`_serve`). However
-    the worker ends (a failure before it runs included), the port is released."""
-    health.start()
-    server = None
-    try:
-        if args.metrics_port is not None:
-            server = serve_metrics([], port=args.metrics_port, host=args.metrics_host, health=health)
-        yield server
-    finally:
-        if server is not None:
-            server.close()
-        health.close()
-
-
-def _run_worker(command: str, section: type[BaseModel], go: Callable[[], Coroutine[Any, Any, None]]) -> int:
-    """``asyncio.run(go())``; a broker still unusable after the startup timeout exits 3 with one
-    line naming the last cause (a pod's CrashLoopBackOff shows it)."""
-    try:
-        asyncio.run(go())
-    except StartupTimeout as exc:
-        hint = f"{_env(section, 'startup_timeout_s')} sets how long to retry (0: forever)"
-        raise operational_error(f"shadowlane {command}: {exc}; {hint}") from None
-    return 0
-
-
-async def _announce(assigned: asyncio.Event, group: str, metrics: MetricsServer | None) -> None:
-    """Print one line when the member first gets partitions (scripts and tests wait for it)."""
-    await assigned.wait()
-    event: dict[str, Any] = {"event": "assigned", "group": group}
-    if metrics is not None:
-        event["metrics_port"] = metrics.port
-    print(orjson.dumps(event).decode(), flush=True)
-
-
 def run_topics(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         await ensure_topics(settings.topics, client_kwargs(settings, resolve_bootstrap(settings)))
@@ -315,7 +250,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         health = Health()
-        with _endpoints(args, health) as metrics:
+        with endpoints(args, health) as metrics:
             await _work(kwargs, health, metrics)
 
     async def _work(kwargs: dict[str, Any], health: Health, metrics: MetricsServer | None) -> None:
@@ -340,7 +275,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
             health=health,
         )
         try:
-            await _serve(
+            await serve(
                 worker.run,
                 worker.stop,
                 worker.assigned,
@@ -363,7 +298,7 @@ def run_shadow(args: argparse.Namespace, settings: Settings) -> int:
             if watcher is not None:
                 await watcher.stop()
 
-    return _run_worker("shadow", ShadowSettings, go)
+    return run_worker("shadow", _env(ShadowSettings, "startup_timeout_s"), go)
 
 
 def compare_settings(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -386,7 +321,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         health = Health()
-        with _endpoints(args, health) as metrics:
+        with endpoints(args, health) as metrics:
             await _work(kwargs, health, metrics)
 
     async def _work(kwargs: dict[str, Any], health: Health, metrics: MetricsServer | None) -> None:
@@ -408,7 +343,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
                 **comparator.transaction_counters(),
             }
 
-        await _serve(
+        await serve(
             comparator.run,
             comparator.stop,
             comparator.assigned,
@@ -429,4 +364,4 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
             drain_timeout_s=settings.compare.drain_timeout_s,
         )
 
-    return _run_worker("compare", CompareSettings, go)
+    return run_worker("compare", _env(CompareSettings, "startup_timeout_s"), go)

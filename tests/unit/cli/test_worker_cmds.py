@@ -17,7 +17,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from shadowlane.cli import worker_cmds
+from shadowlane.cli import worker_cmds, worker_runtime
 from shadowlane.cli.main import build_parser, main
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.contracts.codec import encode
@@ -173,10 +173,10 @@ def test_flag_names_the_kill_switch_the_worker_obeys() -> None:
 
 @pytest.mark.parametrize("command", [ARGS, ["compare"]])
 async def test_metrics_port_and_host_choose_where_the_endpoints_listen(command: list[str]) -> None:
-    with worker_cmds._endpoints(_parse(*command), Health()) as none:
+    with worker_runtime.endpoints(_parse(*command), Health()) as none:
         assert none is None  # no --metrics-port: none
     args = _parse(*command, "--metrics-port", "0", "--metrics-host", "127.0.0.2")
-    with worker_cmds._endpoints(args, Health()) as server:
+    with worker_runtime.endpoints(args, Health()) as server:
         assert server is not None
         async with httpx.AsyncClient(timeout=5) as client:
             answer = await client.get(f"http://127.0.0.2:{server.port}/healthz")
