@@ -5,8 +5,9 @@ this package (``data/minilm-tokenizer.json``, origin in ``data/NOTICE``). Both a
 and checked when :class:`MiniLMEmbedder` is constructed, so a swapped or corrupted file fails loudly
 at start-up instead of silently producing different ΔS values.
 
-Pipeline per batch: tokenize (truncate at 256 tokens, pad to the longest text of the batch) → run
-the encoder → mean-pool ``last_hidden_state`` over the attention mask → L2-normalise.
+Pipeline per batch: tokenize (truncate at ``max_tokens``, 256 by default, the model's own limit; pad
+to the longest text of the batch) → run the encoder → mean-pool ``last_hidden_state`` over the
+attention mask → L2-normalise.
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ def _checked_bytes(data: bytes, where: str, expected: str | None) -> bytes:
     return data
 
 
-def _load_tokenizer(path: Path | None, expected_sha256: str | None) -> Tokenizer:
-    """The pinned tokenizer, truncating at :data:`MAX_TOKENS` and not padding (``embed`` pads)."""
+def _load_tokenizer(
+    path: Path | None, expected_sha256: str | None, max_tokens: int = MAX_TOKENS
+) -> Tokenizer:
+    """The pinned tokenizer, truncating at ``max_tokens`` and not padding (``embed`` pads)."""
     if path is None:
         resource = resources.files(__package__ or "shadowlane.compare").joinpath(_TOKENIZER_RESOURCE)
         where, data = str(resource), resource.read_bytes()
@@ -73,7 +76,7 @@ def _load_tokenizer(path: Path | None, expected_sha256: str | None) -> Tokenizer
     # The upstream file pins truncation and (fixed) padding to 128; replace both.
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.enable_truncation(max_length=max_tokens)
     return tokenizer
 
 
@@ -84,6 +87,11 @@ class MiniLMEmbedder:
     from several threads. ``intra_op_threads`` / ``inter_op_threads`` = 0 leave the choice to
     onnxruntime (one thread per physical core). ``model_path`` / ``tokenizer_path`` override the
     packaged files; the sha256 pins still apply unless the matching ``*_sha256`` is set to ``None``.
+
+    ``max_tokens`` (2 to :data:`MAX_TOKENS`, counting ``[CLS]`` and ``[SEP]``) truncates earlier
+    than the model's own limit: faster on long answers, at a cost in quality measured by
+    :mod:`shadowlane.compare.calibration`. Any other value than the default is part of ``name``,
+    because it changes ΔS.
     """
 
     name: str
@@ -98,15 +106,19 @@ class MiniLMEmbedder:
         model_sha256: str | None = MODEL_SHA256,
         tokenizer_path: Path | None = None,
         tokenizer_sha256: str | None = TOKENIZER_SHA256,
+        max_tokens: int = MAX_TOKENS,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 2 <= max_tokens <= MAX_TOKENS:
+            raise ValueError(f"max_tokens must be between 2 and {MAX_TOKENS}, got {max_tokens}")
         if intra_op_threads < 0 or inter_op_threads < 0:
             raise ValueError("thread counts must be >= 0 (0 = onnxruntime default)")
-        self.name = "all-MiniLM-L6-v2-onnx-int8"
+        self.name = "all-MiniLM-L6-v2-onnx-int8" + ("" if max_tokens == MAX_TOKENS else f"-max{max_tokens}")
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self.model_path = model_path or default_model_path()
-        self._tokenizer = _load_tokenizer(tokenizer_path, tokenizer_sha256)
+        self._tokenizer = _load_tokenizer(tokenizer_path, tokenizer_sha256, max_tokens)
         pad_id = self._tokenizer.token_to_id("[PAD]")
         self._pad_id = 0 if pad_id is None else pad_id
 
