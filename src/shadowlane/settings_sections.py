@@ -297,7 +297,9 @@ class CompareSettings(_Frozen):
         default=120.0, gt=0.0, description="seconds a request waits for its results before it is judged"
     )
     embedder: str = Field(
-        default="minilm", description="ΔS embeddings: minilm (local), openai (embed_url), none (no ΔS)"
+        default="minilm",
+        description="ΔS embeddings: minilm (local), static (opt-in: distilled from minilm, faster, "
+        "less faithful), openai (embed_url), none (no ΔS)",
     )
     native_path: NativePath = Field(
         default="auto",
@@ -307,6 +309,14 @@ class CompareSettings(_Frozen):
     embed_model: str = Field(default="text-embedding-3-small", description="model for embedder openai")
     embed_batch: int = Field(default=16, ge=1, description="texts per embedding call")
     embed_api_key: SecretStr | None = Field(default=None, description="bearer token for embed_url")
+    embed_cache_entries: int = Field(
+        default=50_000,
+        ge=0,
+        description="distinct texts whose embeddings are kept (LRU by text and model); 0 = no cache",
+    )
+    embed_cache_mb: int = Field(
+        default=128, ge=1, description="MiB of cached embedding vectors (float32 × dimensions each)"
+    )
     max_pending: int = Field(
         default=200_000,
         ge=1,

@@ -49,7 +49,7 @@ def add_parsers(sub: Any) -> None:
     )
     cmd.add_argument(
         "--embedder",
-        choices=("minilm", "openai", "none"),
+        choices=("minilm", "static", "openai", "none"),
         help="how ΔS embeds answers (default: the comparator's, $SHADOWLANE_COMPARE__EMBEDDER)",
     )
     cmd.add_argument(
@@ -118,7 +118,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         progress.step("reading requests and shadow results", unit="records")
         result = await rescore(
-            settings, kwargs, build_embedder(settings.compare), start, end, on_records=progress.advance
+            settings,
+            kwargs,
+            build_embedder(settings.compare, state_dir=settings.state_dir),
+            start,
+            end,
+            on_records=progress.advance,
         )
         summary: dict[str, Any] = {
             "from_ms": start,

@@ -151,7 +151,7 @@ def add_parsers(sub: Any) -> None:
     )
     compare.add_argument(
         "--embedder",
-        choices=("minilm", "openai", "none"),
+        choices=("minilm", "static", "openai", "none"),
         help="how ΔS embeds answers (none: no ΔS) " + _default(CompareSettings, "embedder"),
     )
     compare.add_argument(
@@ -328,7 +328,9 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         await health.first_contact(  # waits for the broker
             lambda: ensure_topics(settings.topics, kwargs), give_up_after_s=settings.compare.startup_timeout_s
         )
-        comparator = Comparator(settings, build_embedder(settings.compare), kwargs, health=health)
+        comparator = Comparator(
+            settings, build_embedder(settings.compare, state_dir=settings.state_dir), kwargs, health=health
+        )
         hot_path = "native" if comparator.builder.native else "python"  # the path that runs
         starting = {"event": "starting", "group": settings.compare.group_id, "hot_path": hot_path}
         print(orjson.dumps(starting).decode(), flush=True)

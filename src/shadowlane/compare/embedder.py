@@ -8,19 +8,25 @@ clipped). Embeddings are computed in batches behind :class:`Embedder`; two imple
   all-MiniLM-L6-v2 int8 ONNX on the CPU, no network, 384 dimensions.
 - :class:`~shadowlane.compare.embed_openai.OpenAIEmbeddings` (``embedder="openai"``): any
   OpenAI-compatible ``/v1/embeddings`` endpoint at ``embed_url``.
+- :class:`~shadowlane.compare.embed_static.StaticEmbedder` (``embedder="static"``, opt-in): a token
+  table distilled from the same MiniLM, far faster and less faithful (docs/embedders.md).
 
-``embedder="none"`` disables ΔS: :func:`build_embedder` returns ``None``.
+``embedder="none"`` disables ΔS: :func:`build_embedder` returns ``None``. Otherwise, with
+``embed_cache_entries`` > 0 (the default), the embedder is wrapped in a
+:class:`~shadowlane.compare.embed_cache.CachingEmbedder`: each distinct text is embedded once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import SecretStr
 
+from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embed_onnx import (
     MODEL_SHA256,
     TOKENIZER_SHA256,
@@ -32,22 +38,25 @@ from shadowlane.compare.embed_openai import (
     EmbeddingServiceUnavailable,
     OpenAIEmbeddings,
 )
+from shadowlane.compare.embed_static import StaticEmbedder
 from shadowlane.settings import CompareSettings
 
 __all__ = [
     "MODEL_SHA256",
     "TOKENIZER_SHA256",
+    "CachingEmbedder",
     "Embedder",
     "EmbeddingServiceError",
     "EmbeddingServiceUnavailable",
     "MiniLMEmbedder",
     "ModelIntegrityError",
     "OpenAIEmbeddings",
+    "StaticEmbedder",
     "build_embedder",
     "delta_s",
 ]
 
-EMBEDDER_CHOICES = ("minilm", "openai", "none")
+EMBEDDER_CHOICES = ("minilm", "static", "openai", "none")
 
 
 class Embedder(Protocol):
@@ -78,17 +87,35 @@ def delta_s(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return drift
 
 
-def build_embedder(settings: CompareSettings, *, api_key: SecretStr | None = None) -> Embedder | None:
-    """The embedder ``settings.embedder`` names, or ``None`` for ``"none"`` (ΔS disabled).
+def build_embedder(
+    settings: CompareSettings, *, api_key: SecretStr | None = None, state_dir: Path | None = None
+) -> Embedder | None:
+    """The embedder ``settings.embedder`` names, or ``None`` for ``"none"`` (ΔS disabled); behind
+    the embedding cache unless ``embed_cache_entries`` is 0.
 
     ``api_key`` is only used by ``"openai"``. Loading ``"minilm"`` verifies the model and tokenizer
-    hashes and builds the onnxruntime session, so call this once per process.
+    hashes and builds the onnxruntime session, so call this once per process. ``"static"`` keeps
+    its distilled table under ``state_dir / "embedders"`` (the settings' ``state_dir``); without
+    ``state_dir`` it distils the table in memory on every call (about 16 s).
     """
+    embedder = _bare_embedder(settings, api_key, state_dir)
+    if embedder is None or settings.embed_cache_entries == 0:
+        return embedder
+    return CachingEmbedder(
+        embedder, max_entries=settings.embed_cache_entries, max_bytes=settings.embed_cache_mb * 2**20
+    )
+
+
+def _bare_embedder(
+    settings: CompareSettings, api_key: SecretStr | None, state_dir: Path | None
+) -> Embedder | None:
     kind = settings.embedder.strip().lower()
     if kind == "none":
         return None
     if kind == "minilm":
         return MiniLMEmbedder(batch_size=settings.embed_batch)
+    if kind == "static":
+        return StaticEmbedder(None if state_dir is None else state_dir / "embedders")
     if kind == "openai":
         if not settings.embed_url:
             raise ValueError('compare.embedder="openai" needs compare.embed_url')

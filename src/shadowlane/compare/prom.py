@@ -7,7 +7,8 @@ unregistered (``registry=None``) and handed to the process's own registry: no gl
 Every labelled counter has a 0 series for each configured candidate (and its arm, every outcome
 and alert metric) from the start, so rates and alerts over them never see a missing series.
 The window gauges carry their sample sizes, the same ones the comparator's own alert guard
-(``alert_min_samples``) reads.
+(``alert_min_samples``) reads. ``also`` adds collectors of the comparator's parts (the embedding
+cache's counters, :meth:`~shadowlane.compare.embed_cache.CachingEmbedder.collector`).
 A poll's comparisons are observed as a batch: values are grouped per label set and each group
 goes into a :class:`~shadowlane.prom_batch.BatchHistogram` at once, counters are incremented once
 per label set.
@@ -71,7 +72,10 @@ class CompareMetrics:
     """The comparator's labelled series; ``candidates`` (with the ``baseline`` noise floor among
     them, if any) get their 0 series at once."""
 
-    def __init__(self, candidates: Iterable[str] = (), baseline: str | None = None) -> None:
+    def __init__(
+        self, candidates: Iterable[str] = (), baseline: str | None = None, *, also: Iterable[Collector] = ()
+    ) -> None:
+        self._also = tuple(also)  # further collectors of the comparator (the embedding cache's)
         self.delta_s = BatchHistogram(
             f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"), DELTA_S_BUCKETS
         )
@@ -131,7 +135,7 @@ class CompareMetrics:
         return [
             self.delta_s, self.delta_s_excess, self.latency, self.comparisons, self.shadow_errors,
             self.lambda_flips, self.alerts, self.window_delta_s_mean, self.window_flip_rate,
-            self.window_delta_s_samples, self.window_lambda_flip_samples,
+            self.window_delta_s_samples, self.window_lambda_flip_samples, *self._also,
         ]  # fmt: skip
 
     def _child(self, metric: Any, name: str, *labels: str) -> Any:

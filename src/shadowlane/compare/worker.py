@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Output
 from shadowlane.compare.native.join import join_buffer
@@ -110,7 +111,9 @@ class Comparator(ComparatorOutput):
         self.windows = PartitionedWindows(
             int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
         )
-        self.metrics = CompareMetrics(self.c.candidates, self.c.baseline_candidate)
+        cache = embedder if isinstance(embedder, CachingEmbedder) else None  # its counters are ours too
+        also = [cache.collector("shadowlane_compare", {"group": self.c.group_id})] if cache else []
+        self.metrics = CompareMetrics(self.c.candidates, self.c.baseline_candidate, also=also)
         self.lag = LagTracker()
         self.tracker = OffsetTracker()
         self._init_consumer_state(

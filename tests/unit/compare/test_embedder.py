@@ -184,11 +184,13 @@ def test_delta_s_geometry() -> None:
 
 def test_build_embedder_choices() -> None:
     assert build_embedder(CompareSettings(embedder="none")) is None
-    local = build_embedder(CompareSettings(embedder="minilm", embed_batch=16))
+    local = build_embedder(CompareSettings(embedder="minilm", embed_batch=16, embed_cache_entries=0))
     assert isinstance(local, MiniLMEmbedder)
     assert local.batch_size == 16
     remote = build_embedder(
-        CompareSettings(embedder="openai", embed_url="http://127.0.0.1:9", embed_model="m")
+        CompareSettings(
+            embedder="openai", embed_url="http://127.0.0.1:9", embed_model="m", embed_cache_entries=0
+        )
     )
     assert isinstance(remote, OpenAIEmbeddings)
     assert remote.url == "http://127.0.0.1:9/v1/embeddings"
