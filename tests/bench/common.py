@@ -57,16 +57,18 @@ def at_least(
     min_ratio: float,
     extra: dict[str, Any] | None = None,
     target: str | None = None,
+    digits: int | None = None,
 ) -> BenchResult:
-    """A higher-is-better result whose target is ``variant / baseline >= min_ratio``."""
+    """A higher-is-better result whose target is ``variant / baseline >= min_ratio``; the two rates
+    are shown to ``digits`` decimals (None: whole numbers)."""
     ratio = variant[1] / baseline[1]
     return BenchResult(
         name=name,
         unit=unit,
         baseline_name=baseline[0],
-        baseline=round(baseline[1]),
+        baseline=round(baseline[1], digits),
         variant_name=variant[0],
-        variant=round(variant[1]),
+        variant=round(variant[1], digits),
         ratio=ratio,
         target=target or f"≥ {min_ratio:.2f}×",
         passed=ratio >= min_ratio,

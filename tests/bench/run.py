@@ -29,7 +29,9 @@ MODULES = {
     "sanitizer": "tests.bench.bench_sanitizer",
     "shadow": "tests.bench.bench_shadow",
     "compare": "tests.bench.bench_compare",
+    "compare_delta_s": "tests.bench.bench_compare_delta_s",
     "embedder": "tests.bench.bench_embedder",
+    "embedder_quality": "tests.bench.bench_embedder_quality",
     "gates": "tests.bench.bench_gates",
 }
 
