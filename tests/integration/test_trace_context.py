@@ -24,6 +24,7 @@ from shadowlane.contracts.codec import decode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.contracts.shadow_result import ShadowResult
+from shadowlane.demo.asgi_util import read_body, send_json
 from shadowlane.demo.serve import serve
 from shadowlane.hook.asgi import ShadowMirrorMiddleware
 from shadowlane.hook.publisher import ShadowPublisher
@@ -35,7 +36,7 @@ from tests.support.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
 
-ANSWER = b'{"model":"m","choices":[{"message":{"role":"assistant","content":"Answer."}}]}'
+ANSWER = {"model": "m", "choices": [{"message": {"role": "assistant", "content": "Answer."}}]}
 STATE = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
 TRACES = {  # request id -> the traceparent prod received (None: none, or one that is not W3C)
     "traced-1": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -67,12 +68,8 @@ def settings(it_settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 
 async def _answer(receive: Any, send: Any) -> None:
-    while (await receive()).get("more_body"):
-        pass
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": ANSWER})
+    await read_body(receive)
+    await send_json(send, 200, ANSWER)
 
 
 def _candidate(seen: dict[str, Headers]) -> Any:
@@ -82,23 +79,10 @@ def _candidate(seen: dict[str, Headers]) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        question = orjson.loads(body)["messages"][-1]["content"]
+        question = orjson.loads(await read_body(receive))["messages"][-1]["content"]
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         seen[question] = {k: v for k, v in headers.items() if k in ("traceparent", "tracestate")}
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": ANSWER})
+        await send_json(send, 200, ANSWER)
 
     return app
 

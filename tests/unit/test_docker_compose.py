@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from shadowlane import health_probe
+from tests.support.operator_tools import operator_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -122,9 +123,9 @@ def test_the_lag_exporter_runs_from_the_same_image() -> None:
 def compose_cli() -> list[str] | None:
     """``docker-compose`` (built into .venv/bin by ``make tools``, or on PATH), else the Docker CLI's
     compose plugin, else None."""
-    for candidate in (ROOT / ".venv/bin/docker-compose", shutil.which("docker-compose")):
-        if candidate and os.access(candidate, os.X_OK):
-            return [str(candidate)]
+    standalone = operator_tool("docker-compose")
+    if standalone is not None:
+        return [standalone]
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
         return [docker, "compose"]

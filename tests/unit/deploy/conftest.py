@@ -14,19 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.operator_tools import operator_tool
+
 ROOT = Path(__file__).resolve().parents[3]
 KUBE_SCHEMAS_SCRIPT = ROOT / "deploy/tools/kube_schemas.py"
 
 
-def tool(name: str) -> str | None:
-    """The operator tool ``name``: ``.venv/bin`` first (``make tools``), then ``PATH``."""
-    local = ROOT / ".venv/bin" / name
-    return str(local) if local.is_file() else shutil.which(name)
-
-
 @pytest.fixture(scope="session")
 def helm() -> str:
-    path = tool("helm")
+    path = operator_tool("helm")
     if path is None:
         pytest.skip("helm is not installed (`make tools` builds it into .venv/bin)")
     return path
@@ -34,7 +30,7 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def kubeconform() -> str:
-    path = tool("kubeconform")
+    path = operator_tool("kubeconform")
     if path is None:
         pytest.skip("kubeconform is not installed (`make tools` builds it into .venv/bin)")
     return path

@@ -11,7 +11,6 @@ and the rules load from a checkout, and the rule unit tests pass.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from shadowlane.settings import CompareSettings
+from tests.support.operator_tools import operator_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 PROM_DIR = ROOT / "deploy/prometheus"
@@ -49,11 +49,6 @@ def _alerts() -> list[dict[str, Any]]:
 
 def _seconds(duration: str) -> int:
     return int(duration[:-1]) * _UNITS[duration[-1]]
-
-
-def _promtool() -> str | None:
-    local = ROOT / ".venv/bin/promtool"
-    return str(local) if local.is_file() else shutil.which("promtool")
 
 
 def _rule_test_cases() -> list[tuple[Path, str, bool]]:
@@ -132,7 +127,7 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_test() -> None:
     ids=["check-config", "check-rules", "test-rules"],
 )
 def test_promtool_accepts_the_shipped_files(args: tuple[str, ...]) -> None:
-    promtool = _promtool()
+    promtool = operator_tool("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (`make tools` builds it into .venv/bin)")
     # from another directory: no path may depend on where promtool runs
