@@ -4,8 +4,9 @@ model2vec's recipe, applied here to the model the project already pins (all-Mini
 Apache-2.0, see ``data/NOTICE``), so no new weights are downloaded:
 
 1. **Distil** (:func:`distil_table`): every vocabulary id ``t`` of the pinned tokenizer goes through
-   the MiniLM session as the 3-token input ``[CLS] t [SEP]``; the 3 positions of
-   ``last_hidden_state`` are mean-pooled → a ``(vocab, 384)`` table (about 16 s on 2 cores).
+   the MiniLM encoder (:meth:`~shadowlane.compare.embed_onnx.MiniLMEmbedder.token_states`) as the
+   3-token input ``[CLS] t [SEP]``; the 3 positions of ``last_hidden_state`` are mean-pooled → a
+   ``(vocab, 384)`` table (about 16 s on 2 cores, on the device the MiniLM was built for).
 2. **Reduce**: centre on the mean of the ordinary-token rows (ids ≥ :data:`FIRST_ORDINARY_ID`, i.e.
    not ``[unused]``/special/single-character entries) and project onto their principal components
    3 to 258 (the top :data:`DROPPED_COMPONENTS` are dropped, as model2vec does) → ``(vocab, 256)``.
@@ -44,11 +45,11 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from shadowlane.compare.embed_onnx import (
-    MAX_TOKENS,
     MODEL_SHA256,
     TOKENIZER_SHA256,
+    EncoderInputs,
     MiniLMEmbedder,
-    _load_tokenizer,
+    load_tokenizer,
 )
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,6 @@ DISTIL_BATCH: Final = 512
 FloatTable = npt.NDArray[np.float32]
 
 
-def _pinned_tokenizer() -> Tokenizer:
-    """The pinned MiniLM tokenizer (sha256 checked), without truncation or padding."""
-    tokenizer = _load_tokenizer(None, TOKENIZER_SHA256, MAX_TOKENS)
-    tokenizer.no_truncation()
-    return tokenizer
-
-
 def _special_id(tokenizer: Tokenizer, token: str) -> int:
     token_id = tokenizer.token_to_id(token)
     if token_id is None:
@@ -86,21 +80,15 @@ def _special_id(tokenizer: Tokenizer, token: str) -> int:
 def token_vectors(minilm: MiniLMEmbedder, *, batch_size: int = DISTIL_BATCH) -> FloatTable:
     """Step 1: ``(vocab, minilm.dim)``, row ``t`` the mean of MiniLM's ``last_hidden_state`` over
     the input ``[CLS] t [SEP]`` (attention mask ones, token types zeros)."""
-    tokenizer = minilm._tokenizer
+    tokenizer = minilm.tokenizer
     vocab = tokenizer.get_vocab_size()
     cls, sep = _special_id(tokenizer, "[CLS]"), _special_id(tokenizer, "[SEP]")
     out = np.empty((vocab, minilm.dim), dtype=np.float32)
     for start in range(0, vocab, batch_size):
         ids = np.arange(start, min(start + batch_size, vocab), dtype=np.int64)
         inputs = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], axis=1)
-        available = {
-            "input_ids": inputs,
-            "attention_mask": np.ones_like(inputs),
-            "token_type_ids": np.zeros_like(inputs),
-        }
-        feeds = {name: available[name] for name in minilm.input_names}
-        hidden = np.asarray(minilm._session.run([minilm._output], feeds)[0], dtype=np.float32)
-        out[start : start + ids.size] = hidden.mean(axis=1)
+        batch = EncoderInputs(inputs, np.ones_like(inputs), np.zeros_like(inputs))
+        out[start : start + ids.size] = minilm.token_states(batch).hidden.mean(axis=1)
     return out
 
 
@@ -229,9 +217,9 @@ class StaticEmbedder:
 
     ``cache_dir`` (the comparator passes ``<state_dir>/embedders``) keeps the table between runs;
     ``None`` distils it in memory on every construction. ``minilm`` builds the session the table is
-    distilled from, only when no usable cached table exists. ``built`` says whether this
-    construction distilled the table. :meth:`embed` reads only immutable arrays and the tokenizer,
-    so it is safe to call from several threads.
+    distilled from (on its ``device``), only when no usable cached table exists. ``built`` says
+    whether this construction distilled the table. :meth:`embed` reads only immutable arrays and
+    the tokenizer, so it is safe to call from several threads.
     """
 
     name: str
@@ -241,7 +229,7 @@ class StaticEmbedder:
     ) -> None:
         self.name = RECIPE
         self.dim: int = DIMS
-        self._tokenizer = _pinned_tokenizer()
+        self._tokenizer = load_tokenizer(max_tokens=None)  # pinned (sha256 checked); never truncates
         vocab = self._tokenizer.get_vocab_size()
         self.path = None if cache_dir is None else table_path(cache_dir)
         table = None if self.path is None else load_table(self.path, vocab)

@@ -5,7 +5,8 @@ values near 1 mean unrelated answers (the raw value can exceed 1 when the cosine
 clipped). Embeddings are computed in batches behind :class:`Embedder`; two implementations exist:
 
 - :class:`~shadowlane.compare.embed_onnx.MiniLMEmbedder` (default, ``embedder="minilm"``): local
-  all-MiniLM-L6-v2 int8 ONNX on the CPU, no network, 384 dimensions.
+  all-MiniLM-L6-v2 int8 ONNX, no network, 384 dimensions; on the CPU, or a GPU per
+  ``embed_device``.
 - :class:`~shadowlane.compare.embed_openai.OpenAIEmbeddings` (``embedder="openai"``): any
   OpenAI-compatible ``/v1/embeddings`` endpoint at ``embed_url``.
 - :class:`~shadowlane.compare.embed_static.StaticEmbedder` (``embedder="static"``, opt-in): a token
@@ -19,6 +20,7 @@ clipped). Embeddings are computed in batches behind :class:`Embedder`; two imple
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -94,9 +96,11 @@ def build_embedder(
     the embedding cache unless ``embed_cache_entries`` is 0.
 
     ``api_key`` is only used by ``"openai"``. Loading ``"minilm"`` verifies the model and tokenizer
-    hashes and builds the onnxruntime session, so call this once per process. ``"static"`` keeps
-    its distilled table under ``state_dir / "embedders"`` (the settings' ``state_dir``); without
-    ``state_dir`` it distils the table in memory on every call (about 16 s).
+    hashes and builds the onnxruntime session on ``embed_device``, so call this once per process.
+    ``"static"`` keeps its distilled table under ``state_dir / "embedders"`` (the settings'
+    ``state_dir``); without ``state_dir`` it distils the table in memory on every call (about 16 s,
+    with a MiniLM on ``embed_device``). ``embed_device="cuda"`` without a usable CUDA provider is a
+    :class:`~shadowlane.errors.ConfigError`.
     """
     embedder = _bare_embedder(settings, api_key, state_dir)
     if embedder is None or settings.embed_cache_entries == 0:
@@ -113,9 +117,12 @@ def _bare_embedder(
     if kind == "none":
         return None
     if kind == "minilm":
-        return MiniLMEmbedder(batch_size=settings.embed_batch)
+        return MiniLMEmbedder(batch_size=settings.embed_batch, device=settings.embed_device)
     if kind == "static":
-        return StaticEmbedder(None if state_dir is None else state_dir / "embedders")
+        return StaticEmbedder(
+            None if state_dir is None else state_dir / "embedders",
+            minilm=partial(MiniLMEmbedder, device=settings.embed_device),
+        )
     if kind == "openai":
         if not settings.embed_url:
             raise ValueError('compare.embedder="openai" needs compare.embed_url')

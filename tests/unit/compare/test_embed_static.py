@@ -4,6 +4,7 @@ against MiniLM on the project's calibration set."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -252,3 +253,28 @@ def test_static_separates_what_minilm_separates(
     assert separation_auc(paraphrase, static_ds[groups == "contradiction"]) >= MIN_CONTRADICTION_AUC
     # On its own scale: unrelated answers sit far below MiniLM's ~0.94, hence its own thresholds.
     assert float(np.median(static_ds[groups == "unrelated"])) < 0.45
+
+
+def test_static_uses_only_the_public_names_of_embed_onnx() -> None:
+    import shadowlane.compare.embed_onnx as embed_onnx
+    import shadowlane.compare.embed_static as embed_static
+
+    tree = ast.parse(Path(embed_static.__file__).read_text("utf-8"))
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "shadowlane.compare.embed_onnx"
+        for alias in node.names
+    ]
+    assert imported
+    assert all(hasattr(embed_onnx, name) for name in imported)
+    assert [name for name in imported if name.startswith("_")] == []
+    # nor a private member of anything but itself (minilm._session, embed_onnx._load_tokenizer, ...)
+    foreign = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert foreign == []

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 import pytest
 from pydantic import SecretStr
 
@@ -33,7 +34,7 @@ from shadowlane.compare.embedder import (
     build_embedder,
     delta_s,
 )
-from shadowlane.errors import RetriableError
+from shadowlane.errors import ConfigError, RetriableError
 from shadowlane.settings import CompareSettings
 
 PARAPHRASES = [
@@ -199,6 +200,20 @@ def test_build_embedder_choices() -> None:
         build_embedder(CompareSettings(embedder="openai"))
     with pytest.raises(ValueError, match="unknown"):
         build_embedder(CompareSettings(embedder="word2vec"))
+
+
+def test_build_embedder_passes_the_device(tmp_path: Path) -> None:
+    on_cpu = build_embedder(CompareSettings(embed_device="cpu", embed_cache_entries=0))
+    assert isinstance(on_cpu, MiniLMEmbedder)
+    assert (on_cpu.device, on_cpu.providers) == ("cpu", ("CPUExecutionProvider",))
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return  # the refusals below need an onnxruntime without CUDA (this machine's)
+    with pytest.raises(ConfigError, match="install onnxruntime-gpu"):
+        build_embedder(CompareSettings(embed_device="cuda"))
+    # static distils its table (no table cached under this state_dir) with a MiniLM on that device
+    with pytest.raises(ConfigError, match="install onnxruntime-gpu"):
+        build_embedder(CompareSettings(embedder="static", embed_device="cuda"), state_dir=tmp_path)
+    assert not list((tmp_path / "embedders").glob("*.npy"))
 
 
 # --- the OpenAI-compatible adapter -----------------------------------------------------------------
