@@ -51,10 +51,15 @@ const HOLES: [&str; 22] = [
     "traceparent",
 ];
 
+/// The field naming the builder's embedder: a constant of every record one config builds, which
+/// `PlainConfig::new` writes into its copy of the template.
+const EMBEDDER_FIELD: &str = "delta_s_embedder";
+
 /// What the builder's settings say about plain pairs; built once per `ComparisonBuilder`.
 #[pyclass(frozen, module = "shadowlane_native")]
 pub struct PlainConfig {
     baseline: Option<String>,
+    /// Whether the builder has an embedder (its name is the template's `EMBEDDER_FIELD`).
     embedder: bool,
     /// The citation pattern's first literal: a text without it cites nothing. `None`: every
     /// non-empty prod answer would need the regex, so no pair with one is plain.
@@ -65,7 +70,8 @@ pub struct PlainConfig {
     guard: MaskGuard,
     /// Every field of a plain pair's record in the contract's order, holding its constant value
     /// (or `None` for those each pair sets): copied per pair, which keeps the order. Python
-    /// builds it from the contract (`shadowlane/compare/native/builder.py`).
+    /// builds it from the contract (`shadowlane/compare/native/builder.py`); the config sets the
+    /// embedder's name in its own copy.
     template: Py<PyDict>,
     /// `HOLES`' names as Python strings (the dict's keys).
     names: Vec<Py<PyString>>,
@@ -80,25 +86,27 @@ impl PlainConfig {
     fn new(
         py: Python<'_>,
         baseline: Option<String>,
-        embedder: bool,
+        embedder: Option<String>,
         citation_guard: Option<char>,
         priced: Vec<String>,
-        template: Py<PyDict>,
+        template: Bound<'_, PyDict>,
         mask_guard: GuardSpec,
     ) -> PyResult<Self> {
         let guard = MaskGuard::new(mask_guard)?;
-        let fields = template.bind(py);
-        for name in HOLES {
-            if !fields.contains(name)? {
+        for name in HOLES.iter().chain([&EMBEDDER_FIELD]) {
+            if !template.contains(name)? {
                 // a new key would land at the end of the record, out of the contract's order
                 return Err(PyValueError::new_err(format!(
                     "template has no field {name:?}"
                 )));
             }
         }
+        // the caller's dict stays as it is: the name goes into this config's copy
+        let fields = template.copy()?;
+        fields.set_item(EMBEDDER_FIELD, embedder.as_deref())?;
         Ok(Self {
             baseline,
-            embedder,
+            embedder: embedder.is_some(),
             guard,
             citation_guard,
             priced,
@@ -106,8 +114,8 @@ impl PlainConfig {
                 .iter()
                 .map(|n| PyString::intern(py, n).unbind())
                 .collect(),
-            skeleton: Skeleton::new(fields, &HOLES),
-            template,
+            skeleton: Skeleton::new(&fields, &HOLES),
+            template: fields.unbind(),
         })
     }
 }

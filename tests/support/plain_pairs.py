@@ -133,7 +133,7 @@ def builders(embedder: bool, **overrides: Any) -> tuple[ComparisonBuilder, Compa
     s = CompareSettings(candidates=("cand", "baseline"), **overrides)
     native = ComparisonBuilder(BagOfWords() if embedder else None, s)
     python = ComparisonBuilder(BagOfWords() if embedder else None, s)
-    python.plain = PlainPath(s, embedder, None, python._sanitizer, native=None)
+    python.plain = PlainPath(s, python.embedder_name, None, python._sanitizer, native=None)
     return native, python
 
 

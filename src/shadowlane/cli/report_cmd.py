@@ -29,7 +29,7 @@ from shadowlane.cli.progress import Progress
 from shadowlane.cli.times import add_time_range, parse_time
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from shadowlane.report.analysis import build_report, example_hashes
+from shadowlane.report.analysis import build_report, embedder_mix, example_hashes
 from shadowlane.report.collect import Collected, OnRecords, collect
 from shadowlane.report.model import GraderMixError, Report, ReportInput, ReportOptions
 from shadowlane.report.render_html import render_html
@@ -312,6 +312,9 @@ def render_summary(report: Report, out: Path, counts: dict[str, int]) -> str:
             f"shadow: {s.comparisons:,} comparisons, {s.joined:,} joined; solved prod "
             f"{_pct(acc.baseline)} → {s.candidate} {_pct(acc.candidate)}{diff}"
         )
+        mix = embedder_mix(s.delta_s)
+        if mix is not None:
+            lines.append(f"shadow: {mix}")
     ab = report.ab
     if ab is not None:
         served = ", ".join(f"{arm} {n:,}" for arm, n in sorted(ab.counts.items()))

@@ -30,8 +30,9 @@ def add_parsers(sub: Any) -> None:
         summary="recompute comparisons and windows from retained records (no model calls)",
         details="Reads requests and shadow-results in [--from, --to) from Kafka retention and runs "
         "the comparator's join and scoring again with the current config; nothing is written to "
-        "Kafka. --verify compares the result byte for byte with the compare topic (after a config "
-        "change: shows what it changed).",
+        "Kafka. Each comparison names the embedder of its ΔS (delta_s_embedder): --embedder puts "
+        "a range on one embedder. --verify compares the result byte for byte with the compare topic "
+        "(after a config change: shows what it changed).",
         examples=[
             "shadowlane rescore --from -1h",
             "shadowlane rescore --from -2h --to -1h --verify",
@@ -90,6 +91,7 @@ def render(summary: dict[str, Any]) -> str:
         f"rescored {iso(summary['from_ms'])} → {iso(summary['to_ms'])}",
         f"  records read      {summary['records']:,} ({summary['undecodable']:,} undecodable)",
         f"  comparisons       {summary['comparisons']:,}",
+        *([f"  ΔS embedder       {summary['embedder'] or 'none (ΔS off)'}"] if "embedder" in summary else []),
         f"  window summaries  {summary['summaries']:,}",
         f"  drift alerts      {summary['alerts']:,}",
     ]
@@ -117,20 +119,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def go(progress: Progress) -> int:
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
         progress.step("reading requests and shadow results", unit="records")
-        result = await rescore(
-            settings,
-            kwargs,
-            build_embedder(settings.compare, state_dir=settings.state_dir),
-            start,
-            end,
-            on_records=progress.advance,
-        )
+        embedder = build_embedder(settings.compare, state_dir=settings.state_dir)
+        result = await rescore(settings, kwargs, embedder, start, end, on_records=progress.advance)
         summary: dict[str, Any] = {
             "from_ms": start,
             "to_ms": end,
             "records": result.records,
             "undecodable": result.undecodable,
             "comparisons": len(result.comparisons),
+            "embedder": embedder.name if embedder is not None else None,
             "summaries": len(result.summaries),
             "alerts": len(result.alerts),
         }

@@ -6,6 +6,8 @@ difference. Every ΔS a poll needs (prod vs candidate, prod vs baseline, gold vs
 pairwise λ replays) is embedded in one batch; texts equal after normalisation score 0 without
 touching the embedder. Embeddings are batch-invariant (tested), and ``ts_ms`` is event time, so a
 comparison is a pure function of its records and the metric config: ``rescore`` reproduces it.
+Every joined comparison names the builder's embedder (``delta_s_embedder``, also where ΔS is 0
+without embedding): ΔS values of different embedders are not comparable.
 
 Plain pairs (nothing to grade, replay, score, price or mask) are built by the native path
 (:mod:`shadowlane.compare.native.builder`), which a differential test holds equal to the code below; the
@@ -92,6 +94,8 @@ class ComparisonBuilder:
         tracing: Tracing | None = None,
     ) -> None:
         self._embedder = embedder
+        self.embedder_name = embedder.name if embedder is not None else None
+        """``Comparison.delta_s_embedder`` of every joined comparison this builder builds."""
         self._s = settings or CompareSettings()
         self._sanitizer = sanitizer or Sanitizer(path=self._s.native_path, path_setting="compare.native_path")
         self._citations = re.compile(self._s.citation_pattern)
@@ -104,7 +108,7 @@ class ComparisonBuilder:
         """The comparisons' ``shadowlane.compare`` spans and record headers."""
         self.plain = PlainPath(
             self._s,
-            embedder is not None,
+            self.embedder_name,
             self._citation_guard,
             self._sanitizer,
             NATIVE_PLAIN if self.native else None,
@@ -291,6 +295,7 @@ class ComparisonBuilder:
                 "prod_cost_usd": q.cost_usd(prod.model, prod.prompt_tokens, prod.completion_tokens, prices),
                 "shadow_cost_usd": shadow_cost,
                 "traceparent": res.traceparent,
+                "delta_s_embedder": self.embedder_name,
             }
         )
 

@@ -97,3 +97,10 @@ class Comparison(WireModel):
         default=None,
         description="W3C traceparent of the shadow result, copied (None: not traced, or no result)",
     )
+    delta_s_embedder: str | None = Field(
+        default=None,
+        description="name of the embedder whose ΔS fields (delta_s, delta_s_floor, delta_s_gold, "
+        "prod_delta_s_gold, lambda_max_ds) this comparison carries: set on every joined comparison "
+        "built with an embedder, None without one and on incomplete comparisons. ΔS values of "
+        "different embedders are not comparable",
+    )

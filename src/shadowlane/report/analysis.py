@@ -16,6 +16,10 @@ flag on different requests), always *candidate − baseline*:
   an exact McNemar test on improved vs regressed;
 - A/B only: the SRM chi-square of the arm counts against the planned weight.
 
+ΔS values of different embedders are not comparable: when the rows behind the ΔS statistics name
+more than one (``Comparison.delta_s_embedder``), the report says so in one note
+(:func:`embedder_mix`); rows written before comparisons named their embedder are not counted.
+
 The promote / hold / retrain rule is :func:`shadowlane.report.recommend.recommend`'s.
 
 ΔS against the noise floor is reported with the seed's drift targets (excess median ≤ 0.03, p95 ≤
@@ -26,7 +30,7 @@ conservative for positively correlated pairs.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -154,7 +158,30 @@ def _q(values: Sequence[float], q: float) -> float | None:
     return float(np.quantile(np.asarray(values), q, method="inverted_cdf")) if values else None
 
 
-def delta_s(ds: Sequence[float], floor: Sequence[float], excess: Sequence[float]) -> DeltaS:
+def embedder_counts(rows: Iterable[ShadowRow]) -> tuple[tuple[str, int], ...]:
+    """(embedder, rows) over the rows that carry a ΔS and name its embedder, most rows first."""
+    counts = Counter(
+        r.delta_s_embedder
+        for r in rows
+        if r.delta_s_embedder is not None and (r.delta_s is not None or r.delta_s_floor is not None)
+    )
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def embedder_mix(ds: DeltaS) -> str | None:
+    """The one line saying that the ΔS statistics mix embedders, or None when they do not."""
+    if len(ds.embedders) < 2:
+        return None
+    named = ", ".join(f"{name} ({n:,})" for name, n in ds.embedders)
+    return f"ΔS mixes embedders: {named}; rescore the range with one embedder (shadowlane rescore --embedder)"
+
+
+def delta_s(
+    ds: Sequence[float],
+    floor: Sequence[float],
+    excess: Sequence[float],
+    embedders: tuple[tuple[str, int], ...] = (),
+) -> DeltaS:
     edges = np.asarray(DS_EDGES)
 
     def hist(values: Sequence[float]) -> tuple[int, ...]:
@@ -174,6 +201,7 @@ def delta_s(ds: Sequence[float], floor: Sequence[float], excess: Sequence[float]
         hist=hist(ds),
         floor_hist=hist(floor),
         mwu=mwu,
+        embedders=embedders,
     )
 
 
@@ -240,8 +268,11 @@ def shadow_section(data: ReportInput, o: ReportOptions) -> ShadowSection | None:
             (r.buckets, "candidate", bool(r.shadow_solved)),
         ]
     floor = [r.delta_s_floor for r in joined if r.delta_s_floor is not None]
+    scored = joined
     if not floor:  # older comparisons: the baseline replay's own ΔS(prod, baseline)
-        floor = [r.delta_s for r in floor_rows if r.outcome == "joined" and r.delta_s is not None]
+        floor_joined = [r for r in floor_rows if r.outcome == "joined" and r.delta_s is not None]
+        floor = [r.delta_s for r in floor_joined if r.delta_s is not None]
+        scored = [*joined, *floor_joined]
     return ShadowSection(
         candidate=data.candidate,
         noise_floor=data.noise_floor,
@@ -265,6 +296,7 @@ def shadow_section(data: ReportInput, o: ReportOptions) -> ShadowSection | None:
             [r.delta_s for r in joined if r.delta_s is not None],
             floor,
             [r.delta_s_excess for r in joined if r.delta_s_excess is not None],
+            embedder_counts(scored),
         ),
         disagreements=disagreements(joined, data, o),
         prod_pins=_distinct(r.prod_pins for r in cand),
@@ -325,6 +357,9 @@ def build_report(data: ReportInput, grader: AnswerGrader, options: ReportOptions
     notes: list[str] = []
     if data.candidate is not None and shadow is None:
         notes.append(f"shadow: candidate {data.candidate!r} has no comparisons in the range")
+    mix = embedder_mix(shadow.delta_s) if shadow is not None else None
+    if mix is not None:
+        notes.append(f"shadow: {mix}")
     if data.flag is not None and ab is None:
         notes.append(f"A/B: no request served under an ab / canary assignment of flag {data.flag!r}")
     if ab is not None and ab.excluded:

@@ -109,6 +109,7 @@ class DeltaS:
     hist: tuple[int, ...]
     floor_hist: tuple[int, ...]
     mwu: MannWhitneyResult | None  # ΔS vs floor, two-sided
+    embedders: tuple[tuple[str, int], ...] = ()  # (embedder, rows) of the rows above, most first
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ class ShadowRow:
     delta_s: float | None = None
     delta_s_floor: float | None = None
     delta_s_excess: float | None = None
+    delta_s_embedder: str | None = None  # the embedder that defined the ΔS fields
     prod_latency_ms: float | None = None
     shadow_latency_ms: float | None = None
     prod_error: bool | None = None
@@ -133,6 +134,7 @@ def shadow_row(c: Comparison) -> ShadowRow:
         delta_s=c.delta_s,
         delta_s_floor=c.delta_s_floor,
         delta_s_excess=c.delta_s_excess,
+        delta_s_embedder=c.delta_s_embedder,
         prod_latency_ms=c.prod_latency_ms,
         shadow_latency_ms=c.shadow_latency_ms,
         prod_error=_http_error(c.prod_status),

@@ -1,6 +1,7 @@
 """shadowlane/cli/rescore_cmd.py without a broker: ``--candidates`` and ``--embedder`` replace the
 comparator's settings for the rescore only, a range that ends before it starts is a usage error,
-and the summary a person reads says what was read, written and verified. (Reading Kafka, ``--out``,
+and the summary a person reads says what was read, written and verified, and which embedder
+scored ΔS. (Reading Kafka, ``--out``,
 ``--verify`` and ``--json``: tests/integration/test_cli_commands.py.)"""
 
 from __future__ import annotations
@@ -51,3 +52,7 @@ def test_the_summary_says_what_was_read_written_and_verified() -> None:
     assert lines[-1] == "  e.g. c-1, c-2"
     del summary["verify"], summary["out"]
     assert rescore_cmd.render(summary).splitlines()[-1].split() == ["drift", "alerts", "1"]
+    summary["embedder"] = "static-minilm-l6-v1"
+    assert "  ΔS embedder       static-minilm-l6-v1" in rescore_cmd.render(summary).splitlines()
+    summary["embedder"] = None
+    assert "  ΔS embedder       none (ΔS off)" in rescore_cmd.render(summary).splitlines()

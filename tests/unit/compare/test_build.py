@@ -9,6 +9,8 @@ import numpy.typing as npt
 
 from shadowlane.compare import quality as q
 from shadowlane.compare.build import tool_agreement
+from shadowlane.compare.embed_cache import CachingEmbedder
+from shadowlane.compare.embed_onnx import MiniLMEmbedder
 from shadowlane.compare.join import Expired, Joined, Output
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.codec import decode, encode
@@ -133,3 +135,32 @@ def test_breakdown_buckets_travel_from_the_envelope_to_every_comparison() -> Non
         [Joined(side, result(env), []), Expired("shadow_timeout", "other", env.req_hash, side, None, [])]
     )
     assert joined.buckets == timed_out.buckets == {"tense": "past", "person": "3s"}
+
+
+def test_each_comparison_names_the_embedder_that_defines_its_delta_s() -> None:
+    """Joined comparisons built with an embedder name it (through the cache, the inner model's
+    name), also where ΔS is 0 without embedding (equal after normalisation) or could not be
+    computed (no shadow answer); without an embedder, and on incomplete comparisons, None."""
+    env, other, failed = envelope(9), envelope(10), envelope(11)
+    assert env.prod.answer is not None
+    no_answer = result(failed).model_copy(
+        update={"status": "error", "error_class": "timeout", "answer": None}
+    )
+    outputs: list[Output] = [
+        Joined(ProdSide.of(env), result(env, answer="  " + env.prod.answer.upper()), []),
+        Joined(ProdSide.of(other), result(other, answer="The weather in Oslo is rainy today."), []),
+        Joined(ProdSide.of(failed), no_answer, []),
+        Expired("shadow_timeout", "cand", env.req_hash, ProdSide.of(env), None, []),
+        Expired("request_missing", "late", other.req_hash, None, result(other, "late"), []),
+    ]
+    minilm = MiniLMEmbedder()
+    cached = CachingEmbedder(minilm)
+    equal, differs, errored, timed_out, missing = CheckedBuilder(cached).build(outputs)
+    assert cached.name == minilm.name == "all-MiniLM-L6-v2-onnx-int8"
+    assert (equal.exact_match, equal.delta_s, equal.delta_s_embedder) == (True, 0.0, minilm.name)
+    assert differs.delta_s is not None
+    assert differs.delta_s > 0.3
+    assert differs.delta_s_embedder == minilm.name
+    assert (errored.delta_s, errored.delta_s_embedder) == (None, minilm.name)
+    assert (timed_out.delta_s_embedder, missing.delta_s_embedder) == (None, None)
+    assert [c.delta_s_embedder for c in CheckedBuilder(None).build(outputs)] == [None] * 5

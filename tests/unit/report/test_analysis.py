@@ -273,3 +273,37 @@ def test_rows_from_records() -> None:
         False,
         None,
     )
+
+
+def test_delta_s_from_two_embedders_is_stated_in_one_note_and_from_one_is_not() -> None:
+    rows = shadow_rows(60, 0.7, 0.7, seed=8)
+    minilm, static = "all-MiniLM-L6-v2-onnx-int8", "static-minilm-l6-v1"
+    one = [replace(r, delta_s_embedder=minilm) for r in rows]
+    assert report(one).shadow.delta_s.embedders == ((minilm, 60),)  # type: ignore[union-attr]
+    assert not [n for n in report(one).notes if "embedder" in n]
+    # rows without a ΔS, and rows written before comparisons named their embedder, are not counted
+    unscored = [srow(500 + i, delta_s_embedder=static) for i in range(3)]
+    assert not [n for n in report([*one, *unscored, *rows[:5]]).notes if "embedder" in n]
+    mixed = [replace(r, delta_s_embedder=static if i < 20 else minilm) for i, r in enumerate(rows)]
+    r = report(mixed)
+    assert r.shadow is not None
+    assert r.shadow.delta_s.embedders == ((minilm, 40), (static, 20))
+    assert [n for n in r.notes if "embedder" in n] == [
+        f"shadow: ΔS mixes embedders: {minilm} (40), {static} (20); "
+        "rescore the range with one embedder (shadowlane rescore --embedder)"
+    ]
+    # the noise floor's own rows count when their ΔS stands in for the floor
+    bare = [replace(r, delta_s_floor=None, delta_s_excess=None) for r in one]
+    floor = [srow(1_000 + i, candidate="baseline", noise_floor=True, delta_s=0.01 * i,
+                  delta_s_embedder=static) for i in range(10)]  # fmt: skip
+    assert report([*bare, *floor]).shadow.delta_s.embedders == ((minilm, 60), (static, 10))  # type: ignore[union-attr]
+
+
+def test_rows_name_the_embedder_of_their_comparison() -> None:
+    env = envelope(7)
+    c = Comparison(
+        comparison_id="x", req_hash=env.req_hash, candidate="cand", ts_ms=5, complete=True,
+        outcome="joined", delta_s=0.25, delta_s_embedder="static-minilm-l6-v1",
+    )  # fmt: skip
+    assert shadow_row(c).delta_s_embedder == "static-minilm-l6-v1"
+    assert shadow_row(c.model_copy(update={"delta_s_embedder": None})).delta_s_embedder is None

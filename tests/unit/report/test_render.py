@@ -12,12 +12,18 @@ import pytest
 from pydantic import SecretStr
 
 from shadowlane.cli import report_cmd
+from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.embed_onnx import MiniLMEmbedder
+from shadowlane.compare.join import Joined, Output
+from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.route_config import RouteConfig, RouteRule
 from shadowlane.report.collect import Collected
 from shadowlane.report.model import Report
 from shadowlane.report.render_html import render_html
 from shadowlane.report.render_md import render_markdown
+from shadowlane.report.rows import shadow_row
 from shadowlane.settings import CompareSettings, KafkaSettings, Settings, ShadowSettings
+from tests.support.factories import envelope, result
 from tests.support.report_rows import ab_rows, report, shadow_rows, srow
 
 ROUTE = RouteConfig(
@@ -108,6 +114,30 @@ def test_a_report_with_no_source_still_renders() -> None:
     empty = report()
     assert "## Recommendation: HOLD" in render_markdown(empty)
     assert "<svg" not in render_html(empty)
+
+
+def test_a_report_whose_delta_s_mixes_embedders_says_so_in_one_line(tmp_path: Path) -> None:
+    """Comparisons scored by MiniLM and by MiniLM truncated to 128 tokens (another name, another
+    ΔS): report.md and the command's summary state the mix in one line; one embedder: no line."""
+    outputs: list[Output] = []
+    for i in range(6):
+        env = envelope(40 + i)
+        outputs.append(Joined(ProdSide.of(env), result(env, answer=f"It rains in Oslo, day {i}."), []))
+    full, short = MiniLMEmbedder(), MiniLMEmbedder(max_tokens=128)
+    settings = CompareSettings(candidates=("cand",))
+    rows = [shadow_row(c) for c in ComparisonBuilder(full, settings).build(outputs[:4])]
+    rows += [shadow_row(c) for c in ComparisonBuilder(short, settings).build(outputs[4:])]
+    line = (
+        f"ΔS mixes embedders: {full.name} (4), {short.name} (2); "
+        "rescore the range with one embedder (shadowlane rescore --embedder)"
+    )
+    mixed = report(rows)
+    assert f"- shadow: {line}\n" in render_markdown(mixed)
+    summary = report_cmd.render_summary(mixed, tmp_path, {}).splitlines()
+    assert [s for s in summary if "embedder" in s] == [f"shadow: {line}"]
+    single = report(rows[:4])
+    assert "embedder" not in render_markdown(single)
+    assert "embedder" not in report_cmd.render_summary(single, tmp_path, {})
 
 
 def _settings() -> Settings:

@@ -68,12 +68,14 @@ def _template() -> dict[str, Any]:
 
 class PlainPath:
     """One builder's native path; :meth:`build` is None when the pair is not plain (or the path
-    is off: no native module, or a sanitizer other than the one the native checks mirror)."""
+    is off: no native module, or a sanitizer other than the one the native checks mirror).
+    ``embedder`` is the builder's embedder's name (None without one): the native config writes it
+    as ``delta_s_embedder`` on every comparison it builds, as the Python builder does."""
 
     def __init__(
         self,
         settings: CompareSettings,
-        embedder: bool,
+        embedder: str | None,
         citation_guard: str | None,
         sanitizer: Sanitizer,
         native: Native | None = NATIVE_PLAIN,

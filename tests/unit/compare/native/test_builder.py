@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.embed_onnx import MiniLMEmbedder
 from shadowlane.compare.join import Joined, Output
-from shadowlane.compare.native.builder import NATIVE_PLAIN, _template
+from shadowlane.compare.native.builder import NATIVE_PLAIN, PlainPath, _template
 from shadowlane.compare.prod_side import ProdSide, read_request
 from shadowlane.compare.results import read_result
 from shadowlane.contracts.codec import encode
@@ -189,15 +190,38 @@ def test_the_native_wire_bytes_spell_floats_strings_and_ints_as_orjson(
     assert _check(native, python, [(env, res, {"cand": res})]) == 1
 
 
-def test_the_native_config_refuses_a_template_without_a_field_it_fills() -> None:
+@pytest.mark.parametrize("field", ["status_pair", "delta_s_embedder"])
+def test_the_native_config_refuses_a_template_without_a_field_it_fills(field: str) -> None:
     """A field missing from the template would be appended at the record's end, out of order."""
     assert NATIVE_PLAIN is not None
     config_type = NATIVE_PLAIN[0]
     template = _template()
-    config_type(None, False, None, [], template, MASK_GUARD)  # the contract's own template is accepted
-    del template["status_pair"]
-    with pytest.raises(ValueError, match="status_pair"):
-        config_type(None, False, None, [], template, MASK_GUARD)
+    config_type(None, "some-embedder", None, [], template, MASK_GUARD)  # the contract's own is accepted
+    assert template["delta_s_embedder"] is None  # the name goes into the config's copy
+    del template[field]
+    with pytest.raises(ValueError, match=field):
+        config_type(None, None, None, [], template, MASK_GUARD)
+
+
+def test_both_paths_name_the_real_embedder_on_every_joined_pair() -> None:
+    """With MiniLM, the native path builds a pair equal after normalisation (ΔS 0, never embedded)
+    and one with a missing answer, naming MiniLM as the Python builder does; the pair MiniLM
+    scores is the Python builder's, with the same name."""
+    s = CompareSettings(candidates=("cand",))
+    minilm = MiniLMEmbedder()
+    native, python = ComparisonBuilder(minilm, s), ComparisonBuilder(minilm, s)
+    python.plain = PlainPath(s, python.embedder_name, None, python._sanitizer, native=None)
+    generated = [
+        _plain_pair("The capital is Paris.", "the  capital IS paris."),
+        _plain_pair("Paris", None),
+        _plain_pair("The capital is Paris.", "It rains in Oslo."),
+    ]
+    assert _check(native, python, generated) == 2
+    built = native.build([_joined(p, native=True) for p in generated])
+    assert [c.delta_s_embedder for c in built] == [minilm.name] * 3
+    assert [c.delta_s for c in built][:2] == [0.0, None]
+    assert built[2].delta_s is not None
+    assert built[2].delta_s > 0.3
 
 
 def _native_builds(shadow: str, guard: Any) -> bool:
@@ -205,7 +229,7 @@ def _native_builds(shadow: str, guard: Any) -> bool:
     its config is given ``guard`` as the sanitizer's hints."""
     assert NATIVE_PLAIN is not None
     config_type, build_plain = NATIVE_PLAIN
-    config = config_type(None, False, "[", [], _template(), guard)  # "[": the citation pattern's
+    config = config_type(None, None, "[", [], _template(), guard)  # "[": the citation pattern's
     joined = _joined(_plain_pair("x", shadow), native=True)
     return build_plain(joined.envelope, joined.result, config) is not None  # type: ignore[arg-type]
 
@@ -238,4 +262,4 @@ def test_the_native_guard_is_the_sanitizers_own_hints() -> None:
 def test_the_native_config_refuses_hints_it_cannot_match_as_python_does(guard: Any) -> None:
     assert NATIVE_PLAIN is not None
     with pytest.raises(ValueError):  # noqa: PT011 (the messages differ per hint)
-        NATIVE_PLAIN[0](None, False, None, [], _template(), guard)
+        NATIVE_PLAIN[0](None, None, None, [], _template(), guard)
