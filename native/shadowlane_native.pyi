@@ -78,6 +78,7 @@ class NativeJoin:
     def expire(self, watermark_ms: int) -> list[Any]: ...
     def drop_partitions(self, partitions: list[tuple[str, int]]) -> int: ...
     def mark_finished(self, pairs: list[tuple[str, str]]) -> None: ...
+    def forget_finished(self, pairs: list[tuple[str, str]]) -> None: ...
     def ingest(
         self, records: list[Any], topic: str, partition: int, is_request: bool
     ) -> tuple[list[Any], list[int], list[int], list[tuple[Any, Any]]]: ...
@@ -88,13 +89,16 @@ class PlainConfig:
     def __init__(
         self,
         baseline: str | None,
-        embedder: bool,
+        embedder: str | None,
         citation_guard: str | None,
         priced: list[str],
         template: dict[str, Any],
         mask_guard: tuple[int, Sequence[str], Sequence[str], Sequence[str], Sequence[tuple[int, str]]],
     ) -> None:
-        """``mask_guard`` is ``shadowlane.sanitize.MASK_GUARD``: the sanitizer's own hints."""
+        """``embedder`` is the builder's embedder's name (None without one), which every record
+        gets as ``delta_s_embedder`` (set in the config's copy of ``template``; the caller's dict
+        is left as it is). ``mask_guard`` is ``shadowlane.sanitize.MASK_GUARD``: the sanitizer's
+        own hints."""
 
 def build_plain(
     env: NativeRequest, res: NativeResult, config: PlainConfig

@@ -317,12 +317,28 @@ class CompareSettings(_Frozen):
     embed_cache_mb: int = Field(
         default=128, ge=1, description="MiB of cached embedding vectors (float32 × dimensions each)"
     )
+    embed_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="where minilm (and static's one-off distillation) runs: auto (a GPU when "
+        "onnxruntime-gpu is installed and sees one, else the CPU), cpu, cuda (a GPU, or a "
+        "configuration error at start); the embedder's name, and so ΔS's definition, is the same on either",
+    )
     max_pending: int = Field(
         default=200_000,
         ge=1,
         description="requests and results waiting to be joined; past it, the oldest expire",
     )
-    drain_timeout_s: float = _drain_timeout("unacknowledged output and dead letters")
+    delta_s_backlog_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="seconds of ΔS work that may wait (joined pairs, at the embedder's measured rate); "
+        "past it the comparator stops fetching until half is done (counted: intake_paused_seconds); "
+        "keep it under drain_timeout_s",
+    )
+    delta_s_backlog_max: int = Field(
+        default=20_000, ge=1, description="joined pairs that may wait for ΔS, whatever the rate"
+    )
+    drain_timeout_s: float = _drain_timeout("the ΔS backlog, unacknowledged output and dead letters")
     startup_timeout_s: float = _startup_timeout()
     exactly_once: bool = _exactly_once("comparisons, window summaries, alerts and the window state")
     commit_interval_s: float = _commit_interval()

@@ -19,94 +19,41 @@ Rows (the comparator: :mod:`tests.bench.delta_s_comparator`):
   each round (its calls are what the embedder alone replays next).
 - ``compare.delta_s.burst_10x``: the join buffer under arrival at 10× the ΔS-on rate just
   measured (:mod:`tests.bench.delta_s_burst`).
+- ``compare.delta_s.speedup.static``: pairs/s of the static embedder against MiniLM without the
+  cache, each from its own topics of the same mix (:mod:`tests.bench.delta_s_speedup`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embedder import Embedder
-from shadowlane.compare.worker import Comparator
 from shadowlane.gc_tuning import tune_for_workers
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.malloc_tuning import tune_allocator
-from shadowlane.settings import Settings
 from tests.bench.common import BenchResult, at_least, delete_topics, kafka_kwargs
 from tests.bench.delta_s_burst import burst_row
 from tests.bench.delta_s_comparator import (
-    CountingEmbedder,
-    counted_embedder,
-    fresh_group,
+    Round,
+    comparator_round,
     fresh_settings,
     model_alone,
-    pilot_mix,
     produce,
     records,
+    sized,
     topics_of,
-    wait_emitted,
     warm_up,
 )
+from tests.bench.delta_s_speedup import speedup_rows
 from tests.bench.payloads import DS_CANDIDATES, answer_mix
 
 CEILING_TARGET: Final = 0.80
-MAX_REQUESTS: Final = 20_000
-
-
-@dataclass
-class Round:
-    pairs_per_s: float
-    computed_per_s: float
-    counter: CountingEmbedder
-    cache: dict[str, int] = field(default_factory=dict)
-    committed_to_end: bool = False
-
-
-async def _committed_to_end(settings: Settings, kwargs: dict[str, Any]) -> bool:
-    """Whether the comparator's group committed every input partition to its end offset."""
-    t = settings.topics
-    consumer = AIOKafkaConsumer(**kwargs, group_id=settings.compare.group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(topic, p)
-            for topic in (t.requests_topic, t.shadow_results_topic)
-            for p in range(t.partitions)
-        ]
-        ends = await consumer.end_offsets(tps)
-        committed = [await consumer.committed(tp) for tp in tps]
-        return all(c == ends[tp] for c, tp in zip(committed, tps, strict=True))
-    finally:
-        await consumer.stop()
-
-
-async def comparator_round(settings: Settings, kwargs: dict[str, Any], pairs: int) -> Round:
-    """One comparator, from a fresh group (and a cold cache), through all the prefilled pairs."""
-    s = fresh_group(settings)
-    embedder, counter = counted_embedder(s)
-    warm_up(counter.inner)  # beneath the counter and the cache: neither sees it
-    comparator = Comparator(s, embedder, kwargs)
-    task = asyncio.create_task(comparator.run())
-    try:
-        await comparator.assigned.wait()
-        started = time.perf_counter()
-        await wait_emitted(comparator, pairs, 120 + pairs)
-        elapsed = time.perf_counter() - started
-    finally:
-        comparator.stop()
-        await task
-    cache = embedder.counters() if isinstance(embedder, CachingEmbedder) else {}
-    done = await _committed_to_end(s, kwargs)
-    return Round(pairs / elapsed, counter.computed / elapsed, counter, cache, done)
 
 
 async def embedder_alone(model: Embedder, calls: Sequence[list[str]]) -> float:
@@ -115,18 +62,6 @@ async def embedder_alone(model: Embedder, calls: Sequence[list[str]]) -> float:
     for texts in calls:
         await asyncio.to_thread(model.embed, texts)
     return sum(len(c) for c in calls) / (time.perf_counter() - started)
-
-
-def sized(model: Embedder, seconds: float, least: int) -> int:
-    """Requests for a comparator round of about ``seconds`` at the ceiling ``model`` sets here (a
-    pilot embed of other answers of the same mix), so a faster embedder gets more data, not a
-    shorter clock; at least ``least`` (a pilot on a loaded machine must not shrink the run)."""
-    pilot = pilot_mix()
-    texts = pilot.texts_to_embed()
-    started = time.perf_counter()
-    model.embed(texts)
-    pairs_per_s = len(texts) / (time.perf_counter() - started) * pilot.pairs / len(texts)
-    return max(least, min(MAX_REQUESTS, math.ceil(seconds * pairs_per_s / len(DS_CANDIDATES))))
 
 
 async def e2e_rows(seconds: float, least: int, rounds: int) -> tuple[list[BenchResult], float]:
@@ -209,4 +144,5 @@ async def run(quick: bool) -> list[BenchResult]:
     tune_allocator()
     rows, pairs_s = await e2e_rows(4.0, 20, 1) if quick else await e2e_rows(15.0, 90, 3)
     rows.append(await burst_row(pairs_s, 1.0 if quick else 3.0))
+    rows.extend(await speedup_rows(4.0, 20, 1) if quick else await speedup_rows(15.0, 90, 3))
     return rows

@@ -4,9 +4,10 @@ seconds, into a running comparator.
 Sampled every 20 ms: the join's waiting records against ``compare.max_pending`` (its bound: past
 it the oldest expire early, counted ``evicted``), the native join's bytes, the Python heap's
 growth (tracemalloc, from the burst's start) and the RSS's (the model warmed up before), the
-backlog still in Kafka, and the longest time without a committed comparison. Then every
-comparison is read back from the compare topic: a pair lost, duplicated or not joined, or the
-bound reached, is a miss.
+backlog still in Kafka, the pairs waiting for ΔS (bounded by ``compare.delta_s_backlog_s`` of
+work at the measured rate: past it fetching pauses, counted), and the longest times without an
+emitted comparison and without a commit. Then every comparison is read back from the compare
+topic: a pair lost, duplicated or not joined, or a bound reached, is a miss.
 """
 
 from __future__ import annotations
@@ -55,13 +56,16 @@ class Peaks:
     native_bytes: int = 0
     rss_growth: int = 0
     backlog: int = 0
+    delta_s_backlog: int = 0
     longest_emit_gap_s: float = 0.0
+    longest_commit_gap_s: float = 0.0
 
 
 async def _sample(comparator: Comparator, produced: list[int], peaks: Peaks, stop: asyncio.Event) -> None:
     join = comparator.join
     rss0 = _rss_bytes()
     last_emitted, last_change = comparator.stats.emitted, time.monotonic()
+    last_commits, last_commit = comparator.stats.commits, time.monotonic()
     while not stop.is_set():
         peaks.pending = max(peaks.pending, join.pending)
         if isinstance(join, NativeJoinBuffer):
@@ -72,6 +76,10 @@ async def _sample(comparator: Comparator, produced: list[int], peaks: Peaks, sto
         if comparator.stats.emitted != last_emitted:
             last_emitted, last_change = comparator.stats.emitted, now
         peaks.longest_emit_gap_s = max(peaks.longest_emit_gap_s, now - last_change)
+        if comparator.stats.commits != last_commits:
+            last_commits, last_commit = comparator.stats.commits, now
+        peaks.longest_commit_gap_s = max(peaks.longest_commit_gap_s, now - last_commit)
+        peaks.delta_s_backlog = max(peaks.delta_s_backlog, comparator.stage.backlog)
         await asyncio.sleep(SAMPLE_S)
 
 
@@ -152,7 +160,13 @@ async def burst_row(reference_pairs_s: float, seconds: float) -> BenchResult:
     bound = settings.compare.max_pending
     lost = mix.pairs - len(joined)
     evicted = comparator.join.stats.evicted
-    passed = peaks.pending <= bound and evicted == 0 and lost == 0 and len(emitted) == mix.pairs
+    passed = (
+        peaks.pending <= bound
+        and evicted == 0
+        and lost == 0
+        and len(emitted) == mix.pairs
+        and peaks.delta_s_backlog <= settings.compare.delta_s_backlog_max
+    )
     return BenchResult(
         name="compare.delta_s.burst_10x",
         unit="pending records",
@@ -179,6 +193,11 @@ async def burst_row(reference_pairs_s: float, seconds: float) -> BenchResult:
             "peak_python_heap_growth_bytes": traced_peak,
             "peak_rss_growth_bytes": peaks.rss_growth,
             "longest_emit_gap_s": round(peaks.longest_emit_gap_s, 2),
+            "longest_commit_gap_s": round(peaks.longest_commit_gap_s, 2),
+            "peak_delta_s_backlog_pairs": peaks.delta_s_backlog,
+            "delta_s_backlog_limit_at_end": comparator.stage.limit,
+            "delta_s_pairs_per_s_measured": round(comparator.stage.pairs_per_s or 0.0, 1),
+            "intake_paused": {k: round(v, 2) for k, v in comparator.stage.counters().items()},
             "texts_computed": counter.computed,
             "embed_calls": len(counter.calls),
             "largest_embed_call": max((len(c) for c in counter.calls), default=0),

@@ -11,14 +11,16 @@ beneath the embedding cache when there is one, so what it counts is what was com
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embedder import Embedder, build_embedder
@@ -29,6 +31,7 @@ from tests.bench.common import bench_settings
 from tests.bench.payloads import DS_CANDIDATES, AnswerMix, answer_mix
 from tests.support.factories import envelope, result
 
+MAX_REQUESTS: Final = 20_000
 _ENV_CYCLE: Final = 64  # envelope(i) builds the demo's first i items: keep i small, vary the tag
 
 Record = tuple[bool, bytes, bytes]  # (is a request, key, value)
@@ -142,3 +145,62 @@ def topics_of(settings: Settings) -> list[str]:
         t.alerts_topic,
         t.compare_state_topic,
     ]
+
+
+@dataclass
+class Round:
+    pairs_per_s: float
+    computed_per_s: float
+    counter: CountingEmbedder
+    cache: dict[str, int] = field(default_factory=dict)
+    committed_to_end: bool = False
+
+
+async def _committed_to_end(settings: Settings, kwargs: dict[str, Any]) -> bool:
+    """Whether the comparator's group committed every input partition to its end offset."""
+    t = settings.topics
+    consumer = AIOKafkaConsumer(**kwargs, group_id=settings.compare.group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in (t.requests_topic, t.shadow_results_topic)
+            for p in range(t.partitions)
+        ]
+        ends = await consumer.end_offsets(tps)
+        committed = [await consumer.committed(tp) for tp in tps]
+        return all(c == ends[tp] for c, tp in zip(committed, tps, strict=True))
+    finally:
+        await consumer.stop()
+
+
+async def comparator_round(settings: Settings, kwargs: dict[str, Any], pairs: int) -> Round:
+    """One comparator, from a fresh group (and a cold cache), through all the prefilled pairs."""
+    s = fresh_group(settings)
+    embedder, counter = counted_embedder(s)
+    warm_up(counter.inner)  # beneath the counter and the cache: neither sees it
+    comparator = Comparator(s, embedder, kwargs)
+    task = asyncio.create_task(comparator.run())
+    try:
+        await comparator.assigned.wait()
+        started = time.perf_counter()
+        await wait_emitted(comparator, pairs, 120 + pairs)
+        elapsed = time.perf_counter() - started
+    finally:
+        comparator.stop()
+        await task
+    cache = embedder.counters() if isinstance(embedder, CachingEmbedder) else {}
+    done = await _committed_to_end(s, kwargs)
+    return Round(pairs / elapsed, counter.computed / elapsed, counter, cache, done)
+
+
+def sized(model: Embedder, seconds: float, least: int) -> int:
+    """Requests for a comparator round of about ``seconds`` at the ceiling ``model`` sets here (a
+    pilot embed of other answers of the same mix), so a faster embedder gets more data, not a
+    shorter clock; at least ``least`` (a pilot on a loaded machine must not shrink the run)."""
+    pilot = pilot_mix()
+    texts = pilot.texts_to_embed()
+    started = time.perf_counter()
+    model.embed(texts)
+    pairs_per_s = len(texts) / (time.perf_counter() - started) * pilot.pairs / len(texts)
+    return max(least, min(MAX_REQUESTS, math.ceil(seconds * pairs_per_s / len(DS_CANDIDATES))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,3 +39,18 @@ class BagOfWords:
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         self.batches.append(list(texts))
         return np.stack([vector(t) for t in texts]).astype(np.float32)
+
+
+class SlowBagOfWords(BagOfWords):
+    """:class:`BagOfWords` at a set pace (``per_text_s`` of sleep per text, the GIL released as
+    onnxruntime releases it): an embedder slower than arrival, reproducibly."""
+
+    name = "bag-of-words-slow"
+
+    def __init__(self, per_text_s: float) -> None:
+        super().__init__()
+        self.per_text_s = per_text_s
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        time.sleep(self.per_text_s * len(texts))
+        return super().embed(texts)

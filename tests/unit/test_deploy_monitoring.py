@@ -50,6 +50,9 @@ KNOWN_METRICS = frozenset(
         "shadowlane_shadow_transactions_aborted_total",
         "shadowlane_shadow_consumed_total",
         "shadowlane_compare_pending_pairs",
+        "shadowlane_compare_intake_paused_seconds_total",
+        "shadowlane_compare_intake_pauses_total",
+        "shadowlane_compare_delta_s_backlog",
         "shadowlane_consumer_lag",
         "shadowlane_consumer_group_lag",  # shadowlane lag --serve (tests/integration/test_lag_cmd.py)
         "shadowlane_consumer_group_members",
@@ -86,6 +89,7 @@ REQUIRED_ALERTS = (
     "ShadowErrorRate",
     "ShadowTimeoutRate",
     "ComparatorLateResults",
+    "ComparatorDeltaSBackpressure",
     "ConsumerLagHigh",
     "HookDroppingEnvelopes",
     "ComparatorDeadLetters",

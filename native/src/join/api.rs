@@ -259,6 +259,20 @@ impl NativeJoin {
         }
     }
 
+    /// Forget that these (req_hash, candidate) pairs left: their outcome was built but never
+    /// shipped, so their records, read again, are new pairs (`JoinBuffer.forget_finished`).
+    fn forget_finished(&mut self, pairs: Vec<(String, String)>) {
+        for (req_hash, candidate) in pairs {
+            if let Some(done) = self.finished.get_mut(&req_hash) {
+                done.retain(|c| c != &candidate);
+                if done.is_empty() {
+                    self.finished.remove(&req_hash);
+                }
+            }
+            self.timed_out.remove(&(req_hash, candidate));
+        }
+    }
+
     /// Forget entries of revoked partitions (their new owner re-reads them). Returns the count.
     fn drop_partitions(
         &mut self,

@@ -338,11 +338,12 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
         tune_allocator()
         group = settings.compare.group_id
 
-        def counters() -> dict[str, int]:
+        def counters() -> dict[str, float]:
             return {
                 **comparator.stats.as_dict(),
                 **asdict(comparator.join.stats),
                 **comparator.transaction_counters(),
+                **comparator.stage.counters(),
             }
 
         await serve(
@@ -358,6 +359,7 @@ def run_compare(args: argparse.Namespace, settings: Settings) -> int:
                     "pending_pairs": comparator.join.pending,
                     "open_windows": comparator.windows.open_windows,
                     "dlq_blocked_partitions": comparator.dlq_blocked_partitions,
+                    **comparator.stage.gauges(),
                 },
                 labels={"group": group},
                 also=[comparator.lag.collector(group), *comparator.metrics.collectors()],

@@ -29,7 +29,7 @@ async def serve(
     group: str,
     metrics: MetricsServer | None,
     collector: StatsCollector,
-    counters: Callable[[], Mapping[str, int]],
+    counters: Callable[[], Mapping[str, float]],
     *,
     drain_timeout_s: float,
 ) -> None:

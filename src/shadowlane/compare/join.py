@@ -342,6 +342,20 @@ class JoinBuffer:
             if done is None or candidate not in _candidates(done):
                 self._finish(req_hash, candidate)
 
+    def forget_finished(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Forget that (``req_hash``, candidate) pairs left: their outcome was built but given up
+        before it was shipped, so their records, read again, are new pairs, not duplicates."""
+        for req_hash, candidate in pairs:
+            self._timed_out.pop((req_hash, candidate), None)
+            done = self._finished.get(req_hash)
+            if done is None:
+                continue
+            left = tuple(c for c in _candidates(done) if c != candidate)
+            if not left:
+                del self._finished[req_hash]
+            else:
+                self._finished[req_hash] = left if len(left) > 1 else left[0]
+
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> int:
         """Forget entries of revoked partitions (their new owner re-reads them). Returns count."""
         gone = set(partitions)

@@ -4,8 +4,11 @@ Both topics are co-partitioned by ``req_hash``, so the range assignor (set expli
 of each topic to the same member and every pair meets in one process. Per poll: read and join
 each partition's records (``join.ingest``: the native join when ``shadowlane_native`` is built,
 which also builds the plain pairs as they join; a bad record → DLQ), advance the watermark,
-expire, build the other comparisons (ΔS batched in a worker thread), produce them and wait for
-the acks, then mark the released records done.
+expire, and hand the outputs to the build stage (:mod:`shadowlane.compare.build_stage`), which
+builds the other comparisons in poll order (ΔS batched in a worker thread, off the polling loop),
+produces them and, once acked, marks the released records done. While more pairs wait for ΔS
+than the embedder builds in ``compare.delta_s_backlog_s``, fetching is paused (counted), not
+polling.
 The committed offset of a partition never passes a record that is still waiting for its pair.
 
 Watermark: per assigned partition, the timestamp of the last record read, or the wall clock when
@@ -36,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from shadowlane.compare.build import ComparisonBuilder
+from shadowlane.compare.build_stage import Bound, BuildStage, Polled
 from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Output
@@ -66,6 +70,8 @@ from shadowlane.windows.alerts import drift_alerts
 from shadowlane.windows.partitioned import PartitionedWindows
 
 log = logging.getLogger(__name__)
+
+MAX_POLL_RECORDS = 2000
 
 
 def _emitted_pair(value: bytes | None) -> list[tuple[str, str]]:
@@ -100,6 +106,15 @@ class Comparator(ComparatorOutput):
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
         self.builder = ComparisonBuilder(embedder, self.c)
+        # ΔS off the polling loop, in poll order, with counted backpressure past the backlog bound
+        self.stage = BuildStage(
+            self.builder,
+            self._ship_polled,
+            lambda pairs: self.join.forget_finished(pairs),
+            Bound(self.c.delta_s_backlog_s, self.c.delta_s_backlog_max) if embedder else None,
+            pairs_per_record=len(self.c.candidates),
+        )
+        self._held = False  # fetching paused by the stage's backpressure
         self.join = join_buffer(
             self.c.candidates,
             int(self.c.window_s * 1000),
@@ -155,7 +170,7 @@ class Comparator(ComparatorOutput):
             group_id=self.c.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=2000,
+            max_poll_records=MAX_POLL_RECORDS,
             isolation_level="read_committed",  # shadow results of aborted transactions never join
             # co-partitioning needs partition p of both topics on the same member: range, not
             # aiokafka's default round-robin
@@ -184,7 +199,8 @@ class Comparator(ComparatorOutput):
                 self.health.unwatch_broker()
                 self._stop_learning()
                 deadline = time.monotonic() + self.c.drain_timeout_s
-                await self._drain_acks(self.c.drain_timeout_s)
+                await self.stage.drain(self.c.drain_timeout_s)
+                await self._drain_acks(max(deadline - time.monotonic(), 0.5))
                 # what the open windows hold so far, as partials (a later owner adds the rest);
                 # with exactly-once in the last transaction, whose state then holds no window
                 if self._txn is None:
@@ -202,7 +218,12 @@ class Comparator(ComparatorOutput):
         """One poll: consume, join, expire, emit. Returns the number of comparisons emitted."""
         consumer = self._consumer
         assert consumer is not None
-        batches = await consumer.getmany(timeout_ms=timeout_ms)
+        room = self.stage.room()
+        self._hold_intake(consumer, room == 0)
+        if room == 0:  # fetching paused: wait for the embedder to make room, then poll again
+            await self.stage.wait_for_room(timeout_ms / 1000)
+            return 0
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=min(room or 1, MAX_POLL_RECORDS))
         outputs: list[Output] = []
         bad: list[tuple[TopicPartition, Any, DecodeError]] = []
         assigned = consumer.assignment()
@@ -215,8 +236,18 @@ class Comparator(ComparatorOutput):
             self._dead_letter(tp, record, exc.reason, exc.detail)
         watermark = await self._watermark(consumer)
         outputs.extend(self.join.expire(watermark))
-        await self._emit(outputs, watermark)
+        await self.stage.submit(outputs, watermark)
         return len(outputs)
+
+    def _hold_intake(self, consumer: AIOKafkaConsumer, hold: bool) -> None:
+        """Backpressure from the build stage: while it holds, every owned partition stays paused
+        (newly assigned ones too); when it lets go, those that nothing else holds resume."""
+        if hold:
+            consumer.pause(*consumer.assignment())
+            self._held = True
+        elif self._held:
+            consumer.resume(*self.resumable(consumer.assignment()))
+            self._held = False
 
     def _owned(self) -> list[int]:
         consumer = self._consumer
@@ -263,27 +294,18 @@ class Comparator(ComparatorOutput):
             mark = min(mark, last)
         return mark
 
-    async def _emit(self, outputs: list[Output], watermark: int) -> None:
-        """Build the comparisons and ship them with the closed windows and alerts; the released
-        records are marked done once everything is acked.
+    async def _ship_polled(self, polled: Polled, comparisons: list[Comparison]) -> None:
+        """Ship a poll's comparisons (built by :attr:`stage`) with the closed windows and alerts;
+        the released records are marked done once everything is acked.
 
-        ΔS needs the embedder, which runs in a worker thread; without any pair to embed the
-        comparisons are built inline. Shipping does not wait for the acks (that would stall
-        every poll for a produce round trip): a task per poll waits for them, marks the released
-        records done and retries on failure. At most ``MAX_UNACKED_POLLS`` such tasks run.
+        Shipping does not wait for the acks (that would stall every poll for a produce round
+        trip): a task per poll waits for them, marks the released records done and retries on
+        failure. At most ``MAX_UNACKED_POLLS`` such tasks run.
         """
         producer = self._producer
         assert producer is not None
-        comparisons: list[Comparison] = []
-        wire: list[bytes | None] = []  # the native path's bytes of its comparisons
-        started_ns = time.time_ns()  # the start of the poll's shadowlane.compare spans
-        if outputs:
-            prepared = self.builder.prepare(outputs)
-            if self.builder.needs_embedding(prepared):
-                comparisons = await asyncio.to_thread(self.builder.finish, prepared)
-            else:
-                comparisons = self.builder.finish(prepared)
-            wire = prepared.wire
+        outputs, watermark, started_ns = polled.outputs, polled.watermark, polled.started_ns
+        wire = polled.prepared.wire if polled.prepared is not None else []  # the native path's bytes
         encoded = [encode(c) if data is None else data for c, data in zip(comparisons, wire, strict=True)]
         traces = self.builder.trace.headers(comparisons, started_ns)  # each record's trace context
         places = partitions_of(outputs, comparisons)
@@ -387,7 +409,8 @@ class Comparator(ComparatorOutput):
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         deadline = time.monotonic() + self.c.drain_timeout_s
         numbers = {tp.partition for tp in revoked}
-        await self._drain_acks(self.c.drain_timeout_s)
+        await self.stage.drain(self.c.drain_timeout_s)
+        await self._drain_acks(max(deadline - time.monotonic(), 0.5))
         if self._txn is None:
             await self._flush_windows(deadline - time.monotonic(), sorted(numbers))
         await self._drain_letters(deadline - time.monotonic(), revoked)

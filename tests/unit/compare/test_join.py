@@ -259,6 +259,30 @@ def test_pairs_marked_finished_elsewhere_make_copies_duplicates(make_join: JoinF
     assert buf.pending == 0
 
 
+def test_pairs_forgotten_after_a_given_up_build_join_again_when_read_again(make_join: JoinFactory) -> None:
+    """The comparator gave up building these pairs (its ΔS backlog outlasted a revocation's
+    drain): their records, read again, are new pairs, neither duplicates nor late results."""
+    buf = make_join(["a", "b"], WINDOW)
+    env, timed = make_envelope("r1"), make_envelope("r2")
+    buf.add_request(env, req_ref(0), 100)
+    buf.add_result(make_result(env, "a"), res_ref(0), 101)
+    buf.add_result(make_result(env, "b"), res_ref(1), 102)  # r1 left, joined with both
+    buf.add_request(timed, req_ref(1), 100)
+    buf.expire(100 + WINDOW + 1)  # r2 left as shadow_timeout for a and b
+    buf.forget_finished([(env.req_hash, "b"), (timed.req_hash, "a"), (timed.req_hash, "b")])
+    buf.forget_finished([(make_envelope("never").req_hash, "a")])  # unknown: nothing to forget
+    outs, done = buf.add_request(env, req_ref(2), 5_000)
+    assert (outs, done) == ([], False)  # waits for b only: a's comparison did leave
+    outs, _ = buf.add_result(make_result(env, "b"), res_ref(2), 5_001)
+    assert [type(o) for o in outs] == [Joined]
+    assert buf.add_request(timed, req_ref(3), 5_000) == ([], False)
+    outs, _ = buf.add_result(make_result(timed, "a"), res_ref(3), 5_001)
+    assert outs == []
+    assert buf.stats.late_results == 0
+    assert buf.stats.duplicate_results == 0
+    assert buf.add_result(make_result(env, "a"), res_ref(4), 5_002) == ([], True)  # still a copy
+
+
 def test_duplicate_results_are_counted_and_released_immediately(make_join: JoinFactory) -> None:
     buf = make_join(["a"], WINDOW)
     env = make_envelope("r1")

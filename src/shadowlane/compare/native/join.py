@@ -114,6 +114,9 @@ class NativeJoinBuffer:
     def mark_finished(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._join.mark_finished(list(pairs))
 
+    def forget_finished(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._join.forget_finished(list(pairs))
+
 
 Join = JoinBuffer | NativeJoinBuffer
 
