@@ -331,9 +331,9 @@ class CompareSettings(_Frozen):
     delta_s_backlog_s: float = Field(
         default=5.0,
         gt=0.0,
-        description="seconds of ΔS work that may wait (joined pairs, at the embedder's measured rate); "
-        "past it the comparator stops fetching until half is done (counted: intake_paused_seconds); "
-        "keep it under drain_timeout_s",
+        description="seconds of ΔS work that may wait (joined pairs, at the embedder's measured rate; "
+        "64 pairs until measured, never under 32); past it the comparator pauses fetching until half "
+        "is done (counted: intake_paused_seconds); keep it under drain_timeout_s",
     )
     delta_s_backlog_max: int = Field(
         default=20_000, ge=1, description="joined pairs that may wait for ΔS, whatever the rate"

@@ -34,16 +34,17 @@ async def test_slow_delta_s_pauses_fetching_counted_and_loses_nothing(
     settings = it_settings.model_copy(update={"compare": compare})
     t = settings.topics
     envs = [envelope(i, tag="slow") for i in range(N)]
-    # a burst: every request and a differing answer for each, far faster than 50 texts/s embed
+    # a burst: every request and a differing answer for each, far faster than the 20 texts/s it embeds
     await produce(kafka_kwargs, t.requests_topic, [(e.req_hash.encode(), encode(e)) for e in envs])
     results = [result(e, answer=f"another answer, number {i}") for i, e in enumerate(envs)]
     await produce(kafka_kwargs, t.shadow_results_topic, [(r.req_hash.encode(), encode(r)) for r in results])
 
-    comparator = Comparator(settings, SlowBagOfWords(per_text_s=0.02), kafka_kwargs)
-    seen = {"backlog": 0, "gap_s": 0.0, "commits_while_paused": 0}
+    comparator = Comparator(settings, SlowBagOfWords(per_text_s=0.05), kafka_kwargs)
+    seen = {"backlog": 0, "gap_s": 0.0, "commits_while_paused": 0, "poll_idle_s": 0.0}
 
     async def watch() -> None:
-        """The loop stays responsive and commits go on while fetching is paused."""
+        """The loop stays responsive, commits go on and the consumer keeps polling (or it would
+        leave its group after max_poll_interval_ms) while fetching is paused."""
         last = time.monotonic()
         commits_at_pause: int | None = None
         while True:
@@ -52,10 +53,14 @@ async def test_slow_delta_s_pauses_fetching_counted_and_loses_nothing(
             seen["gap_s"] = max(seen["gap_s"], now - last)
             last = now
             seen["backlog"] = max(seen["backlog"], comparator.stage.backlog)
-            if comparator.stage.paused:
+            consumer = comparator._consumer
+            if comparator.stage.paused and consumer is not None:
                 if commits_at_pause is None:
                     commits_at_pause = comparator.stats.commits
-                seen["commits_while_paused"] = comparator.stats.commits - commits_at_pause
+                more = comparator.stats.commits - commits_at_pause
+                seen["commits_while_paused"] = max(seen["commits_while_paused"], more)
+                idle = consumer._subscription.fetcher_idle_time  # what max_poll_interval_ms judges
+                seen["poll_idle_s"] = max(seen["poll_idle_s"], idle)
             else:
                 commits_at_pause = None
 
@@ -77,3 +82,4 @@ async def test_slow_delta_s_pauses_fetching_counted_and_loses_nothing(
     assert seen["backlog"] <= BACKLOG  # bounded: a poll takes no more than the room left
     assert seen["commits_while_paused"] >= 1  # paused fetching, not a stalled loop
     assert seen["gap_s"] < 1.0  # ΔS runs in a worker thread: the event loop never waits for it
+    assert seen["poll_idle_s"] < 0.6  # paused partitions, still polled: the member stays in its group

@@ -15,17 +15,22 @@ pairs, the static embedder thousands: a fast embedder gets polls large enough to
 and any backlog drains within ``seconds``.
 
 Backpressure, not load shedding: every joined pair gets its ΔS. A poll takes at most the records
-that can complete no more pairs than ``limit`` leaves room for; when that is less than one record,
-:meth:`room` is 0 and the comparator stops fetching (its partitions are paused, not left: the loop
-goes on committing and answering health checks, and it waits for :meth:`wait_for_room`) until the
-backlog is down to half of ``limit``. Expiring requests can still add the pairs that had joined
-them, out of the join buffer: the two together stay within ``max_pending`` + ``limit``. The time
-spent paused and the number of pauses are counted (``intake_paused_seconds``, ``intake_pauses``),
-the backlog is a gauge, and the lag of the comparator's group grows where an operator (and KEDA)
-sees it. Nothing is dropped: a record is marked done only once its comparison is shipped, so a
-backlog given up at shutdown or revocation (after ``drain_timeout_s``) is read again by the
-partition's next owner, and the join forgets those pairs left (read again here, they are new
-pairs, not duplicates).
+that can complete no more pairs than ``limit`` leaves room for; when that is less than one record
+(or ``MAX_QUEUED_POLLS`` polls wait, when shipping is what is slow), :meth:`room` is 0 and the
+comparator pauses its partitions until the backlog is down to half. It goes on polling (paused
+partitions give nothing, and the member stays in its group), committing and answering health
+checks. Expiring requests can still add the pairs that had joined them, out of the join buffer:
+the two together stay within ``max_pending`` + ``limit``. The time spent paused and the number of
+pauses are counted (``intake_paused_seconds``, ``intake_pauses``), the backlog is a gauge, and the
+group's lag as the broker has it (KEDA's scaler, ``shadowlane lag``) grows; the member's own
+``shadowlane_consumer_lag`` does not, as paused partitions fetch no new high-water marks. An
+embedder's transient failure is retried with backoff (``delta_s_retries``); any other failure
+stops the comparator.
+
+Nothing is dropped: a record is marked done only once its comparison is shipped, so a backlog
+given up at shutdown or revocation (after ``drain_timeout_s``) is read again by the partition's
+next owner, and the join forgets that the given-up polls' pairs left (read again here, they are
+new pairs). A poll whose shipping had begun may be out, so its pairs stay finished.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Final
 
 from shadowlane.compare.build import ComparisonBuilder, Prepared
 from shadowlane.compare.join import Output
-from shadowlane.compare.pair_records import Gone, Pair
+from shadowlane.compare.pair_records import Pair
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.errors import RetriableError
 
@@ -52,7 +57,8 @@ _MIN_PAUSE_LOG_S = 60.0  # at most one "intake paused" warning a minute
 
 
 MIN_LIMIT: Final = 32
-FIRST_LIMIT: Final = 256
+FIRST_LIMIT: Final = 64  # about 3 s of MiniLM on 2 cores, within the default drain_timeout_s
+MAX_QUEUED_POLLS: Final = 64  # polls waiting to be built or shipped, ΔS or not (a slow broker)
 _SMOOTHING: Final = 0.3  # weight of the newest build in the moving average of pairs/s
 _MEASURED_PAIRS: Final = 8  # builds of fewer pairs are too short to time
 RETRY_FIRST_S: Final = 0.5  # backoff of a build whose embedder failed transiently, doubling
@@ -77,20 +83,18 @@ class Polled:
     started_ns: int  # when the poll's build began (the start of its shadowlane.compare spans)
     pairs: int  # pairs that may need the embedder (what the backlog counts)
     slow: bool = False  # some pair may need the embedder: built in a worker thread
+    shipping: bool = False  # built, and handed to ``ship``
 
     def leaving(self) -> list[tuple[str, str]]:
         """The (``req_hash``, candidate) of every comparison this poll builds."""
-        if self.prepared is None:
-            return []
-        out = []
-        for item in self.prepared.items:
-            if isinstance(item, Pair):
-                out.append((item.envelope.req_hash, item.result.candidate))
-            elif isinstance(item, Gone):
-                out.append((item.req_hash, item.candidate))
-            else:
-                out.append((item.req_hash, item.candidate))
-        return out
+        if self.prepared is None or self.shipping:
+            return []  # a poll whose shipping began may be out: its pairs stay finished
+        return [
+            (item.envelope.req_hash, item.result.candidate)
+            if isinstance(item, Pair)
+            else (item.req_hash, item.candidate)
+            for item in self.prepared.items
+        ]
 
 
 Ship = Callable[[Polled, list[Comparison]], Awaitable[None]]
@@ -163,11 +167,16 @@ class BuildStage:
         """Records the next poll may take: what is left of ``limit`` in records that may each
         complete ``pairs_per_record`` pairs; 0 once that is less than one record, until the
         backlog is down to half of ``limit``."""
+        self._raise_failure()
         limit = self.limit
         if limit is None:
             return sys.maxsize
         now = time.monotonic()
         left = (limit - self.backlog) // self._per_record
+        if not self.backlog:
+            left = max(left, 1)  # one record at a time, even with a bound under pairs_per_record
+        if len(self._queue) >= MAX_QUEUED_POLLS:
+            left = 0  # shipping, not ΔS, is what is slow: as many polls wait as may
         if self._paused_since is None and left < 1:
             self._paused_since = now
             self.pauses += 1
@@ -179,7 +188,11 @@ class BuildStage:
                     self.backlog,
                     limit // 2,
                 )
-        elif self._paused_since is not None and self.backlog <= limit // 2:
+        elif (
+            self._paused_since is not None
+            and self.backlog <= limit // 2
+            and len(self._queue) <= MAX_QUEUED_POLLS // 2
+        ):
             self.paused_s += now - self._paused_since
             self._paused_since = None
         return 0 if self._paused_since is not None else max(left, 1)
@@ -188,9 +201,10 @@ class BuildStage:
         """Wait, up to ``timeout_s``, until a queued poll leaves (the loop polls again then, not
         after a full fetch timeout of paused partitions)."""
         self._room.clear()
-        if self.paused and self._queue:
+        if self.paused and self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), timeout_s)
+        self._raise_failure()
 
     @property
     def paused(self) -> bool:
@@ -223,16 +237,18 @@ class BuildStage:
                 polled = self._queue[0]
                 prepared = polled.prepared
                 comparisons = await self._build(polled) if prepared is not None else []
+                polled.shipping = True
                 await self._ship(polled, comparisons)
                 self._queue.popleft()
                 self.backlog -= polled.pairs
                 self._room.set()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # surfaced by the next submit() or drain()
+        except BaseException as exc:  # surfaced by the next submit(), room() or wait_for_room()
             self._failure = exc
         finally:
             self._task = None
+            self._room.set()  # a waiter learns the failure, or that nothing is left
 
     async def _build(self, polled: Polled) -> list[Comparison]:
         """The poll's comparisons; an embedder's transient failure (an embeddings server's 429,
@@ -249,7 +265,7 @@ class BuildStage:
                 comparisons = await asyncio.to_thread(self._builder.finish, prepared)
             except RetriableError as exc:
                 self.retries += 1
-                if self.retries == 1 or delay >= RETRY_MAX_S:
+                if delay == RETRY_FIRST_S or delay >= RETRY_MAX_S:
                     log.warning("ΔS failed (%s); retrying in %.1fs (counted in delta_s_retries)", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, RETRY_MAX_S)
@@ -273,9 +289,9 @@ class BuildStage:
         """Wait up to ``timeout_s`` for every queued poll to be shipped. On time-out the rest is
         given up (its records stay uncommitted: the partitions' next owner reads them again) and
         False is returned. A failure not yet raised by :meth:`submit` is logged here."""
-        task = self._task
-        if task is not None:
-            done, _ = await asyncio.wait([task], timeout=max(timeout_s, 0.0))
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while (task := self._task) is not None:  # a poll submitted meanwhile starts a new task
+            done, _ = await asyncio.wait([task], timeout=max(deadline - time.monotonic(), 0.0))
             if not done:
                 log.warning(
                     "%d pairs still waited for ΔS after %.0fs; their records stay uncommitted",
@@ -284,13 +300,14 @@ class BuildStage:
                 )
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+                break
         given_up = bool(self._queue)
         if given_up:
             self._give_up([pair for polled in self._queue for pair in polled.leaving()])
         self._queue.clear()
         self.backlog = 0
-        self.room()  # a pause ends with its backlog
         if self._failure is not None:
             log.error("building comparisons failed: %s", self._failure)
             self._failure = None
+        self.room()  # a pause ends with its backlog
         return not given_up

@@ -34,7 +34,6 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -42,6 +41,7 @@ from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.build_stage import Bound, BuildStage, Polled
 from shadowlane.compare.embed_cache import CachingEmbedder
 from shadowlane.compare.embedder import Embedder
+from shadowlane.compare.emitted_pairs import emitted_since
 from shadowlane.compare.join import Output
 from shadowlane.compare.native.join import join_buffer
 from shadowlane.compare.output import (
@@ -57,11 +57,8 @@ from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import DecodeError, encode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.window_summary import WindowSummary
-from shadowlane.hashing import partition_for
 from shadowlane.health import Health
-from shadowlane.kafka.batching import partition_count
 from shadowlane.kafka.consumer_support import RebalanceHooks
-from shadowlane.kafka.history import read_since
 from shadowlane.kafka.lag import LagTracker
 from shadowlane.kafka.offsets import OffsetTracker
 from shadowlane.kafka.transactions import OutRecord, PartitionTransactions
@@ -72,18 +69,6 @@ from shadowlane.windows.partitioned import PartitionedWindows
 log = logging.getLogger(__name__)
 
 MAX_POLL_RECORDS = 2000
-
-
-def _emitted_pair(value: bytes | None) -> list[tuple[str, str]]:
-    """The (``req_hash``, candidate) of a comparison record (nothing for anything else)."""
-    try:
-        data: Any = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(data, dict):
-        return []
-    req_hash, candidate = data.get("req_hash"), data.get("candidate")
-    return [(req_hash, candidate)] if isinstance(req_hash, str) and isinstance(candidate, str) else []
 
 
 def _now_ms() -> int:
@@ -111,7 +96,7 @@ class Comparator(ComparatorOutput):
             self.builder,
             self._ship_polled,
             lambda pairs: self.join.forget_finished(pairs),
-            Bound(self.c.delta_s_backlog_s, self.c.delta_s_backlog_max) if embedder else None,
+            Bound(self.c.delta_s_backlog_s, self.c.delta_s_backlog_max) if embedder is not None else None,
             pairs_per_record=len(self.c.candidates),
         )
         self._held = False  # fetching paused by the stage's backpressure
@@ -218,12 +203,16 @@ class Comparator(ComparatorOutput):
         """One poll: consume, join, expire, emit. Returns the number of comparisons emitted."""
         consumer = self._consumer
         assert consumer is not None
-        room = self.stage.room()
+        room = self.stage.room()  # raises what a build raised
         self._hold_intake(consumer, room == 0)
-        if room == 0:  # fetching paused: wait for the embedder to make room, then poll again
+        if room == 0:
+            # fetching paused: wait until the embedder makes room, then poll all the same (paused
+            # partitions give nothing): a member that stops polling for max_poll_interval_ms
+            # (5 min) leaves its group
             await self.stage.wait_for_room(timeout_ms / 1000)
-            return 0
-        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=min(room or 1, MAX_POLL_RECORDS))
+            batches = await consumer.getmany(timeout_ms=0)
+        else:
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=min(room, MAX_POLL_RECORDS))
         outputs: list[Output] = []
         bad: list[tuple[TopicPartition, Any, DecodeError]] = []
         assigned = consumer.assignment()
@@ -243,11 +232,15 @@ class Comparator(ComparatorOutput):
         """Backpressure from the build stage: while it holds, every owned partition stays paused
         (newly assigned ones too); when it lets go, those that nothing else holds resume."""
         if hold:
-            consumer.pause(*consumer.assignment())
             self._held = True
+            consumer.pause(*consumer.assignment())
         elif self._held:
-            consumer.resume(*self.resumable(consumer.assignment()))
             self._held = False
+            consumer.resume(*self.resumable(consumer.assignment()))
+
+    def _may_resume(self, tp: TopicPartition) -> bool:
+        """Not while the build stage holds fetching (learning's end or a DLQ unblock waits too)."""
+        return super()._may_resume(tp) and not self._held
 
     def _owned(self) -> list[int]:
         consumer = self._consumer
@@ -386,23 +379,11 @@ class Comparator(ComparatorOutput):
         """The pairs emitted on newly owned partitions within ``dedupe_ttl_s`` (by any member),
         read from the compare topic into the join's finished pairs: a retried request's copy
         then gets no second comparison."""
-        t = self.settings.topics
         producer = self._producer
         assert producer is not None
-        owned = {tp.partition for tp in assigned}
-        compare_count = await partition_count(producer, t.compare_topic)
-        request_count = await partition_count(producer, t.requests_topic)
-        # comparisons are keyed by req_hash like requests: the same partition numbers when the
-        # topics have as many partitions, else every partition, filtered
-        partitions = sorted(owned) if compare_count == request_count else list(range(compare_count))
         since = _now_ms() - int(self.c.dedupe_ttl_s * 1000)
-        found = await read_since(self._kwargs, t.compare_topic, partitions, since, _emitted_pair)
-        pairs = [
-            pair
-            for entries in found.values()
-            for pair, _ts in entries
-            if partition_for(pair[0], request_count) in owned
-        ]
+        owned = [tp.partition for tp in assigned]
+        pairs = await emitted_since(self._kwargs, producer, self.settings.topics, owned, since)
         self.join.mark_finished(pairs)
         self.stats.learned += len(pairs)
 

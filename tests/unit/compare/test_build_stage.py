@@ -12,11 +12,12 @@ import numpy.typing as npt
 import pytest
 
 from shadowlane.compare.build import ComparisonBuilder
-from shadowlane.compare.build_stage import FIRST_LIMIT, MIN_LIMIT, Bound, BuildStage, Polled
+from shadowlane.compare.build_stage import FIRST_LIMIT, MAX_QUEUED_POLLS, MIN_LIMIT, Bound, BuildStage, Polled
 from shadowlane.compare.embed_openai import EmbeddingServiceUnavailable
 from shadowlane.compare.join import Joined, Output
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.settings import CompareSettings
 from tests.support.bag_of_words import BagOfWords, SlowBagOfWords
 from tests.support.factories import envelope, result
 
@@ -93,7 +94,7 @@ async def test_slow_delta_s_leaves_submit_free_and_polls_leave_in_order() -> Non
     assert stage.backlog == 1
     assert stage.gauges() == {
         "delta_s_backlog": 1,
-        "delta_s_backlog_limit": 100,
+        "delta_s_backlog_limit": FIRST_LIMIT,  # nothing measured yet
         "delta_s_pairs_per_s": 0.0,
         "build_queue": 3,
     }
@@ -156,9 +157,51 @@ async def test_a_failing_build_surfaces_at_the_next_submit() -> None:
     embedder.fail = True
     embedder.gate.set()
     await stage.submit([_differing(1)], watermark=1)
-    await asyncio.sleep(0.1)
+    await _until(lambda: stage.gauges()["build_queue"] == 1 and not stage.counters()["delta_s_retries"])
+    await _until(lambda: stage._task is None)
     with pytest.raises(RuntimeError, match="embedder down"):
         await stage.submit([], watermark=2)
+
+
+async def test_a_build_failing_while_fetching_is_paused_surfaces_from_room() -> None:
+    """Paused, the comparator calls room() and wait_for_room(), not submit(): the failure must
+    reach it there, or it would wait forever with its partitions paused."""
+    stage, embedder, _ = _stage(limit=2)
+    await stage.submit([_differing(1), _differing(2)], watermark=1)
+    assert stage.room() == 0
+    embedder.fail = True
+    embedder.gate.set()
+    with pytest.raises(RuntimeError, match="embedder down"):
+        await asyncio.wait_for(stage.wait_for_room(5.0), 2.0)  # woken by the failure, not the time-out
+
+
+async def test_polls_waiting_on_a_slow_output_pause_fetching_too() -> None:
+    """Polls with nothing for ΔS still queue behind one that needs it: past MAX_QUEUED_POLLS the
+    stage holds fetching even with room left in its ΔS backlog."""
+    stage, embedder, _ = _stage(limit=10_000)
+    await stage.submit([_differing(0)], watermark=0)
+    for n in range(1, MAX_QUEUED_POLLS):
+        await stage.submit([_same(n)], watermark=n)
+    assert stage.gauges()["build_queue"] == MAX_QUEUED_POLLS
+    assert stage.room() == 0
+    embedder.gate.set()
+    assert await stage.drain(10.0)
+    assert stage.room() > 0
+
+
+async def test_a_poll_given_up_while_shipping_keeps_its_pairs_finished() -> None:
+    """Its comparisons may already be produced: forgetting them would emit them twice."""
+    embedder, shipped, release = BagOfWords(), Shipped(), asyncio.Event()
+
+    async def slow_ship(polled: Polled, comparisons: list[Comparison]) -> None:
+        await release.wait()  # the broker does not acknowledge
+
+    stage = BuildStage(ComparisonBuilder(embedder), slow_ship, shipped.give_up, Bound(5.0, 100))
+    await stage.submit([_differing(1)], watermark=1)  # built, then stuck shipping
+    await stage.submit([_differing(2)], watermark=2)  # never built
+    await _until(lambda: bool(embedder.batches))
+    assert not await stage.drain(0.3)
+    assert shipped.given_up == [(envelope(2).req_hash, "cand")]
 
 
 async def test_room_counts_the_pairs_one_record_can_complete() -> None:
@@ -222,3 +265,8 @@ async def test_a_transient_embedder_failure_is_retried_and_counted_never_emitted
     assert await stage.drain(10.0)  # 0.5 s, then 1 s of backoff
     assert stage.counters()["delta_s_retries"] == 2
     assert shipped.polls == [(1, [envelope(1).req_hash])]
+
+
+def test_the_settings_state_the_stages_first_bound_and_floor() -> None:
+    text = CompareSettings.model_fields["delta_s_backlog_s"].description or ""
+    assert f"{FIRST_LIMIT} pairs until measured, never under {MIN_LIMIT}" in text
