@@ -50,6 +50,7 @@ from shadowlane.compare.join import Output
 from shadowlane.compare.pair_records import Pair
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.errors import RetriableError
+from shadowlane.kafka.consumer_support import wait_bounded
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,7 @@ class BuildStage:
         try:
             while self._queue:
                 polled = self._queue[0]
-                prepared = polled.prepared
-                comparisons = await self._build(polled) if prepared is not None else []
+                comparisons = await self._build(polled)
                 polled.shipping = True
                 await self._ship(polled, comparisons)
                 self._queue.popleft()
@@ -255,7 +255,8 @@ class BuildStage:
         5xx or time-out) is retried with backoff, counted, for as long as it lasts: the backlog
         then stops fetching, and nothing is emitted without its ΔS."""
         prepared = polled.prepared
-        assert prepared is not None
+        if prepared is None:  # a poll with only a watermark
+            return []
         if not polled.slow:
             return self._builder.finish(prepared)
         delay = RETRY_FIRST_S
@@ -291,15 +292,13 @@ class BuildStage:
         False is returned. A failure not yet raised by :meth:`submit` is logged here."""
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while (task := self._task) is not None:  # a poll submitted meanwhile starts a new task
-            done, _ = await asyncio.wait([task], timeout=max(deadline - time.monotonic(), 0.0))
-            if not done:
+            backlog = self.backlog
+            if await wait_bounded([task], deadline - time.monotonic()):  # cancelled: out of time
                 log.warning(
                     "%d pairs still waited for ΔS after %.0fs; their records stay uncommitted",
-                    self.backlog,
+                    backlog,
                     timeout_s,
                 )
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
                 break
         given_up = bool(self._queue)
         if given_up:

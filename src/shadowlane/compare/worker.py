@@ -91,15 +91,6 @@ class Comparator(ComparatorOutput):
         self.dlq_topic = settings.topics.dlq_topic
         self._kwargs = client_kwargs
         self.builder = ComparisonBuilder(embedder, self.c)
-        # ΔS off the polling loop, in poll order, with counted backpressure past the backlog bound
-        self.stage = BuildStage(
-            self.builder,
-            self._ship_polled,
-            lambda pairs: self.join.forget_finished(pairs),
-            Bound(self.c.delta_s_backlog_s, self.c.delta_s_backlog_max) if embedder is not None else None,
-            pairs_per_record=len(self.c.candidates),
-        )
-        self._held = False  # fetching paused by the stage's backpressure
         self.join = join_buffer(
             self.c.candidates,
             int(self.c.window_s * 1000),
@@ -107,6 +98,15 @@ class Comparator(ComparatorOutput):
             plain=self.builder.plain,  # plain pairs are built as they join
             native=self.builder.native,
         )
+        # ΔS off the polling loop, in poll order, with counted backpressure past the backlog bound
+        self.stage = BuildStage(
+            self.builder,
+            self._ship_polled,
+            self.join.forget_finished,
+            Bound(self.c.delta_s_backlog_s, self.c.delta_s_backlog_max) if embedder is not None else None,
+            pairs_per_record=len(self.c.candidates),
+        )
+        self._held = False  # fetching paused by the stage's backpressure
         self.member = f"{self.c.group_id}/{uuid.uuid4().hex[:8]}"
         self.windows = PartitionedWindows(
             int(self.c.summary_window_s * 1000), int(self.c.summary_grace_s * 1000), member=self.member
