@@ -68,7 +68,7 @@ async def test_demo_compares_every_published_request(it_settings: Settings) -> N
     b = windows["grammar-b"]
     assert b["count"] == windows["baseline"]["count"] == summary["compared"]
     assert b["noise_floor_median"] is not None
-    assert b["delta_s_adjusted_p95"] is not None
+    assert b["delta_s_excess_p95"] is not None
     assert b["lambda_sampled"] == summary["compared"]  # --lambda-ratio 1: every request
     assert b["lambda_flip_rate"] is not None
     assert b["tool_success_rate"] == 1.0

@@ -132,10 +132,10 @@ async def test_noise_floor_lambda_windows_alerts_and_rescore(
     assert all(s.count == N for s in by_candidate.values())
     assert by_candidate["flaky"].lambda_flip_rate == 1.0
     assert by_candidate["same"].lambda_flip_rate == 0.0
-    adjusted_same, adjusted_drifted = (by_candidate[c].delta_s_adjusted_median for c in ("same", "drifted"))
-    assert adjusted_same is not None
-    assert adjusted_drifted is not None
-    assert abs(adjusted_same) < 0.05 < 0.3 < adjusted_drifted
+    excess_same, excess_drifted = (by_candidate[c].delta_s_excess_median for c in ("same", "drifted"))
+    assert excess_same is not None
+    assert excess_drifted is not None
+    assert abs(excess_same) < 0.05 < 0.3 < excess_drifted
     merged = h.decode(by_candidate["drifted"].hist_latency_shadow_us)
     single = h.latency_histogram()
     for c in drifted:

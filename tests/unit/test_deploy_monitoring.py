@@ -33,7 +33,9 @@ KNOWN_METRICS = frozenset(
         "shadowlane_compare_window_lambda_flip_samples",
         "shadowlane_compare_drift_alerts_total",
         "shadowlane_compare_delta_s",
-        "shadowlane_compare_delta_s_excess",
+        "shadowlane_compare_window_delta_s_excess_median",
+        "shadowlane_compare_window_delta_s_excess_p95",
+        "shadowlane_compare_window_delta_s_excess_samples",
         "shadowlane_compare_latency_seconds",
         "shadowlane_compare_comparisons_total",
         "shadowlane_compare_shadow_errors_total",
@@ -78,7 +80,6 @@ KNOWN_METRICS = frozenset(
 HISTOGRAMS = frozenset(
     {
         "shadowlane_compare_delta_s",
-        "shadowlane_compare_delta_s_excess",
         "shadowlane_compare_latency_seconds",
     }
 )
@@ -99,7 +100,7 @@ REQUIRED_ALERTS = (
 )
 REQUIRED_PANELS = (
     "Window ΔS mean per candidate",
-    "ΔS p50 / p95 (raw vs adjusted)",
+    "ΔS p50 / p95 (raw vs excess over the floor)",
     "λ flip rate",
     "Latency p50 / p95 / p99 per arm",
     "Shadow error rate",
@@ -337,7 +338,8 @@ def test_dashboard_quantiles_come_from_histograms() -> None:
     exprs = dashboard_exprs()
     quantiles = [e for e in exprs if "histogram_quantile" in e]
     assert any("shadowlane_compare_delta_s_bucket" in e for e in quantiles)
-    assert any("shadowlane_compare_delta_s_excess_bucket" in e for e in quantiles)
+    assert not any("delta_s_excess_bucket" in e for e in exprs)  # one excess ΔS: the windows'
+    assert any("shadowlane_compare_window_delta_s_excess_p95" in e for e in exprs)
     for q in ("0.5", "0.95", "0.99"):
         assert any(f"histogram_quantile({q}" in e and "latency_seconds_bucket" in e for e in quantiles)
     for expr in quantiles:

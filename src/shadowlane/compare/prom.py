@@ -1,5 +1,10 @@
 """The comparator's labelled Prometheus series: ΔS and latency histograms, outcomes, windows, alerts.
 
+The excess ΔS (ΔS beyond the noise floor) is exported as each closed window has it (median and
+p95 of ΔS minus those of the floor, over the requests with both), the one definition summaries,
+gates and the report use; not as a histogram of per-request differences, whose quantiles are
+another statistic (far from 0 at the p95 for a candidate exactly as noisy as the baseline).
+
 Plain counters (consumed, joined, late, DLQ, ...) are read from the stats objects at scrape time
 by :class:`shadowlane.metrics.StatsCollector`; this module holds the series that need labels per
 candidate and ``traffic_arm`` (``prod`` / ``shadow`` / ``baseline``). The objects are created
@@ -28,23 +33,21 @@ from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.prom_batch import BatchHistogram
 
 DELTA_S_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
-EXCESS_BUCKETS = (-0.3, -0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 P = "shadowlane_compare"
 
 
 class _ArmBatch:
     """One poll's values of one (candidate, traffic_arm), in poll order. The series labelled by
-    the candidate alone (prod latency, ΔS excess) are lists shared by the candidate's batches, and
+    the candidate alone (prod latency) are lists shared by the candidate's batches, and
     an arm named ``prod`` shares prod's latency series, as one-at-a-time observing would."""
 
-    __slots__ = ("delta_s", "errors", "excess", "flips", "latency", "outcomes", "prod_latency")
+    __slots__ = ("delta_s", "errors", "flips", "latency", "outcomes", "prod_latency")
 
-    def __init__(self, arm: str, prod_latency: list[float], excess: list[float]) -> None:
+    def __init__(self, arm: str, prod_latency: list[float]) -> None:
         self.outcomes: dict[str, int] = {}
         self.prod_latency = prod_latency
         self.latency = prod_latency if arm == "prod" else []
-        self.excess = excess
         self.delta_s: list[float] = []
         self.errors = 0
         self.flips = 0
@@ -60,8 +63,6 @@ class _ArmBatch:
             return
         if (ds := c.delta_s) is not None:
             self.delta_s.append(ds)
-        if (excess := c.delta_s_excess) is not None:
-            self.excess.append(excess)
         if c.shadow_status != "ok":
             self.errors += 1
         if c.lambda_flip:
@@ -79,10 +80,6 @@ class CompareMetrics:
         self.delta_s = BatchHistogram(
             f"{P}_delta_s", "ΔS prod vs arm per request", ("candidate", "traffic_arm"), DELTA_S_BUCKETS
         )
-        self.delta_s_excess = BatchHistogram(
-            f"{P}_delta_s_excess", "ΔS minus the noise floor, per request (signed)", ("candidate",),
-            EXCESS_BUCKETS,
-        )  # fmt: skip
         self.latency = BatchHistogram(
             f"{P}_latency_seconds", "latency per arm of compared requests", ("candidate", "traffic_arm"),
             LATENCY_BUCKETS,
@@ -105,6 +102,24 @@ class CompareMetrics:
         )
         self.window_flip_rate = Gauge(
             f"{P}_window_lambda_flip_rate", "λ flip rate of the last closed window", labels, registry=None
+        )
+        self.window_excess_median = Gauge(
+            f"{P}_window_delta_s_excess_median",
+            "excess ΔS of the last closed window: median(ΔS) − median(floor), requests with both",
+            labels,
+            registry=None,
+        )
+        self.window_excess_p95 = Gauge(
+            f"{P}_window_delta_s_excess_p95",
+            "excess ΔS of the last closed window: p95(ΔS) − p95(floor), requests with both",
+            labels,
+            registry=None,
+        )
+        self.window_excess_samples = Gauge(
+            f"{P}_window_delta_s_excess_samples",
+            "requests with both ΔS and a noise floor behind the last closed window's excess ΔS",
+            labels,
+            registry=None,
         )
         self.window_delta_s_samples = Gauge(
             f"{P}_window_delta_s_samples",
@@ -133,9 +148,10 @@ class CompareMetrics:
 
     def collectors(self) -> list[Collector]:
         return [
-            self.delta_s, self.delta_s_excess, self.latency, self.comparisons, self.shadow_errors,
+            self.delta_s, self.latency, self.comparisons, self.shadow_errors,
             self.lambda_flips, self.alerts, self.window_delta_s_mean, self.window_flip_rate,
-            self.window_delta_s_samples, self.window_lambda_flip_samples, *self._also,
+            self.window_delta_s_samples, self.window_lambda_flip_samples, self.window_excess_median,
+            self.window_excess_p95, self.window_excess_samples, *self._also,
         ]  # fmt: skip
 
     def _child(self, metric: Any, name: str, *labels: str) -> Any:
@@ -149,15 +165,15 @@ class CompareMetrics:
         """Observe a poll's comparisons: values grouped per series (in their order, so each
         histogram's float sum is the one one-at-a-time observing gives), each series updated once."""
         arms: dict[tuple[str, str], _ArmBatch] = {}
-        shared: dict[str, tuple[list[float], list[float]]] = {}  # candidate: prod latency, excess
+        shared: dict[str, list[float]] = {}  # candidate: prod latency
         for c in comparisons:
             key = (c.candidate, c.traffic_arm)
             batch = arms.get(key)
             if batch is None:
-                lists = shared.get(key[0])
-                if lists is None:
-                    lists = shared[key[0]] = ([], [])
-                batch = arms[key] = _ArmBatch(key[1], *lists)
+                prod_latency = shared.get(key[0])
+                if prod_latency is None:
+                    prod_latency = shared[key[0]] = []
+                batch = arms[key] = _ArmBatch(key[1], prod_latency)
             batch.add(c)
         errors: dict[str, int] = {}
         flips: dict[str, int] = {}
@@ -169,9 +185,8 @@ class CompareMetrics:
             self.delta_s.observe_many((cand, arm), batch.delta_s)
             errors[cand] = errors.get(cand, 0) + batch.errors
             flips[cand] = flips.get(cand, 0) + batch.flips
-        for cand, (prod_latency, excess) in shared.items():
+        for cand, prod_latency in shared.items():
             self.latency.observe_many((cand, "prod"), prod_latency)
-            self.delta_s_excess.observe_many((cand,), excess)
             if errors[cand]:
                 self._child(self.shadow_errors, "err", cand).inc(errors[cand])
             if flips[cand]:
@@ -184,6 +199,10 @@ class CompareMetrics:
         if s.delta_s_mean is not None:
             self.window_delta_s_mean.labels(*labels).set(s.delta_s_mean)
             self.window_delta_s_samples.labels(*labels).set(s.delta_s_count)
+        if s.delta_s_excess_median is not None and s.delta_s_excess_p95 is not None:
+            self.window_excess_median.labels(*labels).set(s.delta_s_excess_median)
+            self.window_excess_p95.labels(*labels).set(s.delta_s_excess_p95)
+            self.window_excess_samples.labels(*labels).set(s.excess_count)
         if s.lambda_flip_rate is not None:
             self.window_flip_rate.labels(*labels).set(s.lambda_flip_rate)
             self.window_lambda_flip_samples.labels(*labels).set(s.lambda_paired)

@@ -16,9 +16,9 @@ conservative intervals).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shadowlane.contracts.base import Nested, WireModel
 
@@ -30,9 +30,26 @@ class LatencyStats(Nested):
     count: int = 0
 
 
+#: The names of the excess ΔS in records written before it had one name (same values).
+LEGACY_NAMES: Final = {
+    "delta_s_adjusted_mean": "delta_s_excess_mean",
+    "delta_s_adjusted_median": "delta_s_excess_median",
+    "delta_s_adjusted_p95": "delta_s_excess_p95",
+}
+
+
 class WindowSummary(WireModel):
     SCHEMA_NAME: ClassVar[str] = "window_summary"
     schema_version: Literal[1] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Records (and window states) written before the rename read as if written after it."""
+        if isinstance(data, dict) and any(old in data for old in LEGACY_NAMES):
+            return {LEGACY_NAMES.get(k, k): v for k, v in data.items()}
+        return data
+
     summary_id: str = Field(description="hash(window, candidate, endpoint, tenant, member, partitions)")
     window_start_ms: int = Field(ge=0)
     window_end_ms: int = Field(ge=0)
@@ -65,11 +82,15 @@ class WindowSummary(WireModel):
     delta_s_p95: float | None = None
     excess_count: int = Field(default=0, description="comparisons with both ΔS and a noise floor")
     excess_sum: float = 0.0
-    delta_s_adjusted_mean: float | None = Field(default=None, description="mean of ΔS − floor, paired")
-    delta_s_adjusted_median: float | None = Field(
-        default=None, description="median ΔS − median floor, over the same (paired) requests"
+    delta_s_excess_mean: float | None = Field(
+        default=None, description="excess ΔS, mean: mean(ΔS) − mean(floor) over the requests with both"
     )
-    delta_s_adjusted_p95: float | None = Field(default=None, description="p95 ΔS − p95 floor, paired")
+    delta_s_excess_median: float | None = Field(
+        default=None, description="excess ΔS, median: median(ΔS) − median(floor) over the requests with both"
+    )
+    delta_s_excess_p95: float | None = Field(
+        default=None, description="excess ΔS, p95: p95(ΔS) − p95(floor) over the requests with both"
+    )
     delta_s_floor_median: float | None = None
     delta_s_floor_p95: float | None = None
     gold_count: int = 0

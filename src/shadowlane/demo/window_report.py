@@ -29,8 +29,8 @@ def digest(s: WindowSummary) -> dict[str, Any]:
         "delta_s_p95": _r(s.delta_s_p95),
         "noise_floor_median": _r(s.delta_s_floor_median),
         "noise_floor_p95": _r(s.delta_s_floor_p95),
-        "delta_s_adjusted_median": _r(s.delta_s_adjusted_median),
-        "delta_s_adjusted_p95": _r(s.delta_s_adjusted_p95),
+        "delta_s_excess_median": _r(s.delta_s_excess_median),
+        "delta_s_excess_p95": _r(s.delta_s_excess_p95),
         "delta_s_gold_median": _r(s.delta_s_gold_median),
         "lambda_sampled": s.lambda_sampled,
         "lambda_divergent": s.lambda_divergent,
@@ -98,7 +98,7 @@ def headline(d: dict[str, Any]) -> tuple[str, str]:
     solved, latency = d["solved_rate"], d["latency_ms"]
     drift = (
         f"ΔS median {_num(d['delta_s_median'])} (noise floor {_num(d['noise_floor_median'])}, "
-        f"p95 above it {_num(d['delta_s_adjusted_p95'])})"
+        f"p95 above it {_num(d['delta_s_excess_p95'])})"
     )
     outcome = (
         f"solved {_num(solved['shadow'], '.1%')} vs prod {_num(solved['prod'], '.1%')} · errors "

@@ -22,8 +22,9 @@ more than one (``Comparison.delta_s_embedder``), the report says so in one note
 
 The promote / hold / retrain rule is :func:`shadowlane.report.recommend.recommend`'s.
 
-ΔS against the noise floor is reported with the seed's drift targets (excess median ≤ 0.03, p95 ≤
-0.10) but does not decide: a better answer differs from prod's too, so quality is judged by gold.
+ΔS against the noise floor, the excess ΔS (:func:`excess_delta_s`: q(ΔS) − q(floor) over the
+requests with both, as everywhere else), is reported with the seed's drift targets (median ≤ 0.03,
+p95 ≤ 0.10) but does not decide: a better answer differs from prod's too, so quality is judged by gold.
 Both shadow arms answer the same requests; the tests assume independent samples, which makes them
 conservative for positively correlated pairs.
 """
@@ -176,10 +177,21 @@ def embedder_mix(ds: DeltaS) -> str | None:
     return f"ΔS mixes embedders: {named}; rescore the range with one embedder (shadowlane rescore --embedder)"
 
 
+def excess_delta_s(paired: Sequence[tuple[float, float]], q: float) -> float | None:
+    """The excess ΔS at quantile ``q``: q(ΔS) − q(floor) over the requests with both (``paired``:
+    each request's (ΔS, floor)), as window summaries, gates and Prometheus give it. Not the
+    quantile of the per-request differences: for a candidate as noisy as the baseline that is far
+    from 0 at the p95 (two independent noisy values differ), while this is 0 at every quantile."""
+    if not paired:
+        return None
+    ds, floor = _q([d for d, _ in paired], q), _q([f for _, f in paired], q)
+    return None if ds is None or floor is None else round(ds - floor, 6)
+
+
 def delta_s(
     ds: Sequence[float],
     floor: Sequence[float],
-    excess: Sequence[float],
+    paired: Sequence[tuple[float, float]],
     embedders: tuple[tuple[str, int], ...] = (),
 ) -> DeltaS:
     edges = np.asarray(DS_EDGES)
@@ -195,8 +207,8 @@ def delta_s(
         p95=_q(ds, 0.95),
         floor_median=_q(floor, 0.5),
         floor_p95=_q(floor, 0.95),
-        excess_median=_q(excess, 0.5),
-        excess_p95=_q(excess, 0.95),
+        excess_median=excess_delta_s(paired, 0.5),
+        excess_p95=excess_delta_s(paired, 0.95),
         edges=DS_EDGES,
         hist=hist(ds),
         floor_hist=hist(floor),
@@ -295,7 +307,11 @@ def shadow_section(data: ReportInput, o: ReportOptions) -> ShadowSection | None:
         delta_s=delta_s(
             [r.delta_s for r in joined if r.delta_s is not None],
             floor,
-            [r.delta_s_excess for r in joined if r.delta_s_excess is not None],
+            [
+                (r.delta_s, r.delta_s_floor)
+                for r in joined
+                if r.delta_s is not None and r.delta_s_floor is not None
+            ],
             embedder_counts(scored),
         ),
         disagreements=disagreements(joined, data, o),

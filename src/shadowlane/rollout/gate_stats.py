@@ -3,10 +3,11 @@
 Each ``compute(window, confidence)`` returns a :class:`Stat` (value, interval, n, the statistic in
 words, and, where the gate can be compared with a reference, prod's value and the interval of
 candidate − reference) or a string saying why the window cannot judge it. The methods:
-order-statistic intervals for ΔS percentiles read from the HdrHistograms (noise-adjusted when the
-window has a floor), Price-Bonett for the p95 latency ratio, Wilson for rates, Newcombe for the
-error rate against prod's, a paired Bonett-Price interval on the solve discordance for the accuracy
-drop, mean and Σx² for coverage, and the paired delta method for cost per solved.
+order-statistic intervals for ΔS percentiles read from the HdrHistograms (the excess ΔS over the
+noise floor when the window has a floor), Price-Bonett for the p95 latency ratio, Wilson for
+rates, Newcombe for the error rate against prod's, a paired Bonett-Price interval on the solve
+discordance for the accuracy drop, mean and Σx² for coverage, and the paired delta method for
+cost per solved.
 :mod:`shadowlane.rollout.gates` turns them into verdicts.
 """
 
@@ -86,7 +87,7 @@ def delta_s(q: float) -> Compute:
             sentence = (f"{name} of ΔS above the noise floor: {name}(ΔS) − {name}(floor) over the "
                         f"{s.excess_count} requests with both (distribution-free interval)")  # fmt: skip
             n, interval = s.excess_count, (e.ci_low, e.ci_high)
-            return Stat(f"delta_s_adjusted_{name}", e.estimate, *interval, n, sentence, 0.0, interval)
+            return Stat(f"delta_s_excess_{name}", e.estimate, *interval, n, sentence, 0.0, interval)
         if not s.delta_s_count:
             return "no ΔS in the window (embedder off, or no answers)"
         v, c = w.hist("hist_delta_s_e4", True)

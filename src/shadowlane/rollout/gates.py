@@ -8,7 +8,7 @@ answers at 0 and off-topic ones far out), p95 latency uplift as a ratio of quant
 conservative when ties make an arm's interval a point), rates with Wilson intervals and the error
 rate also against prod's (Newcombe), the accuracy drop paired on the solve discordance
 (Bonett-Price adjusted Wald), coverage from Σx and Σx², the cost-per-solved uplift by the paired
-delta method. ΔS gates use the noise-adjusted statistic ``p(ΔS) − p(floor)`` over the requests with
+delta method. ΔS gates use the excess ΔS ``p(ΔS) − p(floor)`` over the requests with
 both when the window has a noise floor, raw ΔS otherwise; each result says which.
 
 **Verdict rules.** ``α`` is this look's one-sided level (peeking, below); a gate's interval is

@@ -57,7 +57,7 @@ def scenarios() -> tuple[Scenario, ...]:
         Scenario("accuracy −5 pts", "solve rate 0.80 → 0.75 (gate: drop ≤ 2 pts)", True, accuracy_drop=0.05),
         Scenario("p95 latency +20 %", "latency × 1.2 (gate: p95 uplift ≤ 15 %)", True, latency_factor=1.2),
         Scenario("error rate +1 pt", "candidate errors 0.2 % → 1.2 % (gate: ≤ 0.5 %)", True, error_add=0.01),
-        Scenario("semantic drift", "ΔS + 0.06: adjusted median 2× the 0.03 gate", True, drift=0.06),
+        Scenario("semantic drift", "ΔS + 0.06: excess ΔS median 2× the 0.03 gate", True, drift=0.06),
         Scenario("A/A", "candidate = prod's nondeterministic model", False),
     )  # fmt: skip
 

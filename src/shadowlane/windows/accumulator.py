@@ -263,7 +263,7 @@ class Accumulator:
         prod_ms, shadow_ms = _latency_ms(self.lat_prod.hist), _latency_ms(self.lat_shadow.hist)
         prod95, shadow95 = prod_ms[1], shadow_ms[1]
         drift, gold = _delta_s(self.drift.hist), _delta_s(self.gold.hist)
-        # adjusted: ΔS percentile minus the noise floor's, over the requests that have both (Diffy's
+        # excess ΔS: ΔS percentile minus the noise floor's, over the requests that have both (Diffy's
         # idea: judge the candidate's differences against the ones prod's own nondeterminism makes)
         paired, floor = _delta_s(self.paired.hist), _delta_s(self.floor.hist)
         # per solved: cost and solves over the same rows (priced and graded)
@@ -297,9 +297,9 @@ class Accumulator:
             delta_s_mean=_ratio(self.delta_s_sum, self.delta_s_count),
             delta_s_median=drift[0],
             delta_s_p95=drift[1],
-            delta_s_adjusted_mean=_ratio(self.excess_sum, self.excess_count),
-            delta_s_adjusted_median=_minus(paired[0], floor[0]),
-            delta_s_adjusted_p95=_minus(paired[1], floor[1]),
+            delta_s_excess_mean=_ratio(self.excess_sum, self.excess_count),
+            delta_s_excess_median=_minus(paired[0], floor[0]),
+            delta_s_excess_p95=_minus(paired[1], floor[1]),
             delta_s_floor_median=floor[0],
             delta_s_floor_p95=floor[1],
             delta_s_gold_median=gold[0],

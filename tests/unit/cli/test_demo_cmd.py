@@ -94,7 +94,7 @@ SUMMARY: dict[str, Any] = {
         "candidates": {
             name: {
                 "delta_s_median": drift, "noise_floor_median": 0.0 if name == "grammar-b" else None,
-                "delta_s_adjusted_p95": 0.056 if name == "grammar-b" else None,
+                "delta_s_excess_p95": 0.056 if name == "grammar-b" else None,
                 "solved_rate": {"prod": 0.8767, "shadow": solved}, "shadow_error_rate": errors,
                 "latency_ms": {"prod": {"p95_ms": 203.9}, "shadow": {"p95_ms": 1172.5}},
             }

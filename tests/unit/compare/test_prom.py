@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from shadowlane.compare.prom import DELTA_S_BUCKETS, EXCESS_BUCKETS, LATENCY_BUCKETS, CompareMetrics
+from shadowlane.compare.prom import DELTA_S_BUCKETS, LATENCY_BUCKETS, CompareMetrics
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.settings import CompareSettings
 from shadowlane.windows.accumulator import Accumulator
@@ -89,29 +89,12 @@ def test_delta_s_histogram_per_candidate_and_arm() -> None:
     assert 'candidate="cand",le="0.05",traffic_arm="baseline"' not in text
 
 
-def test_signed_excess_histogram() -> None:
+def test_no_histogram_of_per_request_differences() -> None:
+    """The excess ΔS has one definition, the windows' (a gauge below); the quantiles of
+    per-request differences are another statistic and are not exported."""
     text = _render(_observed())
-    exc = f"{P}_delta_s_excess_bucket"
-    expected = {"-0.3": 0, "-0.1": 1, "-0.05": 1, "-0.02": 2, "0.0": 3, "0.02": 3, "0.05": 4, "+Inf": 4}
-    for le, count in expected.items():
-        assert _value(text, f'{exc}{{candidate="cand",le="{le}"}}') == count, le
-    assert _value(text, f'{P}_delta_s_excess_count{{candidate="cand"}}') == 4
-    # prometheus_client exposes no _sum for a histogram with negative buckets (OpenMetrics): the
-    # dashboards read the excess from its buckets only
-    assert f"{P}_delta_s_excess_sum" not in text
-    assert f'{P}_delta_s_excess_count{{candidate="baseline"}}' not in text  # the baseline has no floor
+    assert f"{P}_delta_s_excess_bucket" not in text
     assert f"{P}_delta_s_adjusted" not in text
-
-
-def test_excess_is_observed_for_joined_comparisons_only() -> None:
-    metrics = CompareMetrics()
-    metrics.observe(
-        [
-            _comp(1, outcome="shadow_timeout", delta_s_excess=0.1, shadow_status=None),
-            _comp(2, delta_s=0.3, delta_s_floor=None),  # no floor: no excess
-        ]
-    )
-    assert f"{P}_delta_s_excess_count" not in _render(metrics)
 
 
 def test_latency_per_arm() -> None:
@@ -161,13 +144,6 @@ def test_histogram_buckets_cover_delta_s_range() -> None:
     assert DELTA_S_BUCKETS[0] == 0.0
     assert DELTA_S_BUCKETS[-1] == 1.0
     assert list(DELTA_S_BUCKETS) == sorted(set(DELTA_S_BUCKETS))
-
-
-def test_excess_buckets_are_signed_and_split_at_zero() -> None:
-    assert list(EXCESS_BUCKETS) == sorted(set(EXCESS_BUCKETS))
-    assert -1.0 <= EXCESS_BUCKETS[0] < 0.0
-    assert 0.0 in EXCESS_BUCKETS
-    assert EXCESS_BUCKETS[-1] == 1.0
 
 
 def test_window_gauges_and_alert_counter() -> None:
@@ -223,7 +199,6 @@ def _reference_exposition(polls: list[list[Comparison]]) -> str:
     registry = CollectorRegistry()
     arm = ("candidate", "traffic_arm")
     delta_s = Histogram(f"{P}_delta_s", "x", arm, buckets=DELTA_S_BUCKETS, registry=registry)
-    excess = Histogram(f"{P}_delta_s_excess", "x", ("candidate",), buckets=EXCESS_BUCKETS, registry=registry)
     latency = Histogram(f"{P}_latency_seconds", "x", arm, buckets=LATENCY_BUCKETS, registry=registry)
     outcomes = Counter(f"{P}_comparisons", "x", ("candidate", "traffic_arm", "outcome"), registry=registry)
     errors = Counter(f"{P}_shadow_errors", "x", ("candidate",), registry=registry)
@@ -239,8 +214,6 @@ def _reference_exposition(polls: list[list[Comparison]]) -> str:
                 continue
             if c.delta_s is not None:
                 delta_s.labels(c.candidate, c.traffic_arm).observe(c.delta_s)
-            if c.delta_s_excess is not None:
-                excess.labels(c.candidate).observe(c.delta_s_excess)
             if c.shadow_status != "ok":
                 errors.labels(c.candidate).inc()
             if c.lambda_flip:

@@ -130,7 +130,7 @@ def test_all_green_passes_with_every_gate_judged(green: WindowSummary) -> None:
     assert not decision.hard_stop
     assert not decision.soft_hold
     assert [g.verdict for g in decision.gates] == ["PASS"] * 9
-    assert _gate(decision, "delta_s.median_max").metric == "delta_s_adjusted_median"  # floor: adjusted
+    assert _gate(decision, "delta_s.median_max").metric == "delta_s_excess_median"  # a floor: excess ΔS
     assert decision.n == 2_000
     assert decision.look.confidence == pytest.approx(0.90)
 
@@ -243,7 +243,7 @@ def test_a_gate_whose_metric_is_missing_is_skipped() -> None:
     assert "raw ΔS" in median.statistic
 
 
-def test_drift_fails_on_the_noise_adjusted_median() -> None:
+def test_drift_fails_on_the_excess_delta_s_median() -> None:
     decision = evaluate(_spec(), _summary(shift=0.08))
     gate = _gate(decision, "delta_s.median_max")
     assert gate.verdict == "FAIL"

@@ -105,13 +105,13 @@ def test_aa_does_not_fail_and_a_gross_regression_does() -> None:
     assert by_name["A/A"].fail <= 1
 
 
-def test_a_drifted_candidate_fails_the_median_gate_on_the_adjusted_statistic() -> None:
+def test_a_drifted_candidate_fails_the_median_gate_on_the_excess_delta_s() -> None:
     drift = next(s for s in syn.scenarios() if s.drift)
     data = syn.generate(drift, syn.Population(), np.random.default_rng(4), 1, 1_000)
     look = look_schedule([1_000], 1_000)[0]
     decision = evaluate(sim.default_spec(), syn.summary_at(data, 0, 1_000), look=look)
     gate = next(g for g in decision.gates if g.name == "delta_s.median_max")
-    assert gate.metric == "delta_s_adjusted_median"
+    assert gate.metric == "delta_s_excess_median"
     assert gate.value == pytest.approx(drift.drift, abs=0.015)
     assert gate.verdict == "FAIL"
     assert decision.verdict == "FAIL"

@@ -87,43 +87,43 @@ def _paired(i: int, ds: float | None, floor: float | None, **fields: Any) -> Com
     return _comp(i, delta_s=ds, delta_s_floor=floor, delta_s_excess=excess, **fields)
 
 
-def test_adjusted_floor_and_gold_percentiles() -> None:
+def test_excess_floor_and_gold_percentiles() -> None:
     floors = [round(1 - v, 4) for v in STEPS]
     comps = [_paired(i, v, f, delta_s_gold=v) for i, (v, f) in enumerate(zip(STEPS, floors, strict=True))]
     s = _summary(comps)
     excess = [v - f for v, f in zip(STEPS, floors, strict=True)]
     assert s.excess_count == 20
     assert s.excess_sum == pytest.approx(sum(excess))
-    assert s.delta_s_adjusted_mean == pytest.approx(sum(excess) / 20, abs=1e-9)
+    assert s.delta_s_excess_mean == pytest.approx(sum(excess) / 20, abs=1e-9)
     # median / p95 of ΔS minus median / p95 of the floor: not percentiles of the per-row excess
     median = _nearest_rank(STEPS, 50) - _nearest_rank(floors, 50)
     p95 = _nearest_rank(STEPS, 95) - _nearest_rank(floors, 95)
-    assert s.delta_s_adjusted_median == pytest.approx(median, abs=1e-3)
-    assert s.delta_s_adjusted_p95 == pytest.approx(p95, abs=1e-3)
-    assert s.delta_s_adjusted_p95 != pytest.approx(_nearest_rank(excess, 95), abs=1e-2)
+    assert s.delta_s_excess_median == pytest.approx(median, abs=1e-3)
+    assert s.delta_s_excess_p95 == pytest.approx(p95, abs=1e-3)
+    assert s.delta_s_excess_p95 != pytest.approx(_nearest_rank(excess, 95), abs=1e-2)
     assert s.delta_s_floor_median == pytest.approx(_nearest_rank(floors, 50), abs=1e-3)
     assert s.delta_s_floor_p95 == pytest.approx(_nearest_rank(floors, 95), abs=1e-3)
     assert s.gold_count == 20
     assert s.delta_s_gold_median == pytest.approx(0.50, abs=1e-3)
 
 
-def test_adjusted_metrics_are_signed() -> None:
-    """A candidate closer to prod than the baseline replay is: every adjusted metric below zero."""
+def test_excess_delta_s_is_signed() -> None:
+    """A candidate closer to prod than the baseline replay is: every excess ΔS figure below zero."""
     comps = [_paired(i, round(v / 2, 4), v) for i, v in enumerate(STEPS)]
     s = _summary(comps)
-    assert s.delta_s_adjusted_mean == pytest.approx(-sum(STEPS) / 40, abs=1e-9)
-    assert s.delta_s_adjusted_median == pytest.approx(
+    assert s.delta_s_excess_mean == pytest.approx(-sum(STEPS) / 40, abs=1e-9)
+    assert s.delta_s_excess_median == pytest.approx(
         _nearest_rank([v / 2 for v in STEPS], 50) - _nearest_rank(STEPS, 50), abs=1e-3
     )
-    assert s.delta_s_adjusted_median is not None
-    assert s.delta_s_adjusted_median < 0
-    assert s.delta_s_adjusted_p95 is not None
-    assert s.delta_s_adjusted_p95 < 0
+    assert s.delta_s_excess_median is not None
+    assert s.delta_s_excess_median < 0
+    assert s.delta_s_excess_p95 is not None
+    assert s.delta_s_excess_p95 < 0
 
 
-def test_adjusted_metrics_of_a_candidate_as_noisy_as_the_baseline_are_zero() -> None:
+def test_excess_delta_s_of_a_candidate_as_noisy_as_the_baseline_is_zero() -> None:
     """ΔS drawn from the floor's own distribution, not per request equal: the per-request excess
-    is positive and negative, but median and p95 of ΔS are the floor's, so adjusted ≈ 0."""
+    is positive and negative, but median and p95 of ΔS are the floor's, so the excess ΔS ≈ 0."""
     rng = random.Random(6)
     floors = [round(rng.uniform(0.0, 0.3), 4) for _ in range(400)]
     shuffled = rng.sample(floors, len(floors))
@@ -131,12 +131,12 @@ def test_adjusted_metrics_of_a_candidate_as_noisy_as_the_baseline_are_zero() -> 
     s = _summary(comps)
     assert any(c.delta_s_excess is not None and c.delta_s_excess < -0.1 for c in comps)
     assert any(c.delta_s_excess is not None and c.delta_s_excess > 0.1 for c in comps)
-    assert s.delta_s_adjusted_median == 0.0
-    assert s.delta_s_adjusted_p95 == 0.0
-    assert s.delta_s_adjusted_mean == pytest.approx(0.0, abs=1e-9)
+    assert s.delta_s_excess_median == 0.0
+    assert s.delta_s_excess_p95 == 0.0
+    assert s.delta_s_excess_mean == pytest.approx(0.0, abs=1e-9)
     identical = _summary([_paired(i, f, f) for i, f in enumerate(floors)])  # equal per request too
-    assert (identical.delta_s_adjusted_median, identical.delta_s_adjusted_p95) == (0.0, 0.0)
-    assert identical.delta_s_adjusted_mean == 0.0
+    assert (identical.delta_s_excess_median, identical.delta_s_excess_p95) == (0.0, 0.0)
+    assert identical.delta_s_excess_mean == 0.0
 
 
 def test_paired_and_floor_histograms_hold_only_rows_with_delta_s_floor_and_excess() -> None:
@@ -151,15 +151,15 @@ def test_paired_and_floor_histograms_hold_only_rows_with_delta_s_floor_and_exces
     assert h.delta_s_at(floor, 100) == pytest.approx(0.05)
     assert (s.delta_s_floor_median, s.delta_s_floor_p95) == pytest.approx((0.05, 0.05))
     assert s.delta_s_median == pytest.approx(0.9, abs=1e-3)  # raw ΔS: all ten rows
-    assert s.delta_s_adjusted_median == pytest.approx(0.05)  # paired rows only: 0.1 − 0.05
-    assert s.delta_s_adjusted_p95 == pytest.approx(0.05)
-    assert s.delta_s_adjusted_mean == pytest.approx(0.05)
+    assert s.delta_s_excess_median == pytest.approx(0.05)  # paired rows only: 0.1 − 0.05
+    assert s.delta_s_excess_p95 == pytest.approx(0.05)
+    assert s.delta_s_excess_mean == pytest.approx(0.05)
 
 
-def test_adjusted_metrics_are_none_without_paired_rows() -> None:
+def test_excess_delta_s_is_none_without_paired_rows() -> None:
     s = _summary([_paired(1, 0.4, None), _paired(2, None, 0.2)])
     assert s.excess_count == 0
-    assert (s.delta_s_adjusted_mean, s.delta_s_adjusted_median, s.delta_s_adjusted_p95) == (None, None, None)
+    assert (s.delta_s_excess_mean, s.delta_s_excess_median, s.delta_s_excess_p95) == (None, None, None)
     assert (s.delta_s_floor_median, s.delta_s_floor_p95) == (None, None)
     assert h.decode(s.hist_delta_s_paired_e4).get_total_count() == 0
 
@@ -173,7 +173,7 @@ def test_zero_delta_s_is_kept_in_percentiles() -> None:
 
 def test_empty_metrics_are_none() -> None:
     s = _summary([_comp(1)])
-    assert (s.delta_s_mean, s.delta_s_median, s.delta_s_adjusted_mean, s.delta_s_floor_median) == (
+    assert (s.delta_s_mean, s.delta_s_median, s.delta_s_excess_mean, s.delta_s_floor_median) == (
         None,
         None,
         None,
@@ -435,8 +435,8 @@ def test_merge_of_two_members_equals_one_member_over_all_records() -> None:
 
 
 def test_merge_of_two_members_is_exact_for_paired_and_floor_histograms() -> None:
-    """Each member holds only its own paired rows: the merged adjusted median / p95 must be read from
-    the union of the paired and floor histograms, not combined from the members' adjusted values."""
+    """Each member holds only its own paired rows: the merged excess median / p95 must be read from
+    the union of the paired and floor histograms, not combined from the members' excess values."""
     rng = random.Random(16)
     comps = []
     for i in range(900):
@@ -449,7 +449,7 @@ def test_merge_of_two_members_is_exact_for_paired_and_floor_histograms() -> None
         single.add(c, event_ms=1_000)
     (a,), (b,), (whole,) = m1.flush(partitions=[0]), m2.flush(partitions=[1]), single.flush()
     merged = merge_summaries([a, b])
-    assert a.delta_s_adjusted_median != b.delta_s_adjusted_median
+    assert a.delta_s_excess_median != b.delta_s_excess_median
     assert merged.excess_count == a.excess_count + b.excess_count == whole.excess_count
     paired = {c.req_hash for c in comps if c.delta_s_excess is not None}
     assert merged.excess_count == len(paired)
@@ -458,13 +458,13 @@ def test_merge_of_two_members_is_exact_for_paired_and_floor_histograms() -> None
         assert got.get_total_count() == want.get_total_count() == len(paired), field
         for pct in PERCENTILES:
             assert got.get_value_at_percentile(pct) == want.get_value_at_percentile(pct), (field, pct)
-    percentiles = ("delta_s_adjusted_median", "delta_s_adjusted_p95")
+    percentiles = ("delta_s_excess_median", "delta_s_excess_p95")
     for name in (*percentiles, "delta_s_floor_median", "delta_s_floor_p95"):
         assert getattr(merged, name) == getattr(whole, name), name
         assert getattr(merged, name) is not None, name
-    assert merged.delta_s_adjusted_mean == pytest.approx(whole.delta_s_adjusted_mean, rel=1e-9)
+    assert merged.delta_s_excess_mean == pytest.approx(whole.delta_s_excess_mean, rel=1e-9)
     excess = [c.delta_s_excess for c in comps if c.delta_s_excess is not None]
-    assert merged.delta_s_adjusted_mean == pytest.approx(sum(excess) / len(excess), rel=1e-9)
+    assert merged.delta_s_excess_mean == pytest.approx(sum(excess) / len(excess), rel=1e-9)
 
 
 def test_merged_histograms_are_one_histogram_over_all_values() -> None:

@@ -80,7 +80,7 @@ def test_merged_window_histograms_equal_one_histogram_over_all_values() -> None:
     floor_median = h.delta_s_at(h.merged([p.hist_delta_s_floor_e4 for p in parts]), 50)
     assert paired_median is not None
     assert floor_median is not None
-    assert single.delta_s_adjusted_median == pytest.approx(paired_median - floor_median, abs=1e-9)
+    assert single.delta_s_excess_median == pytest.approx(paired_median - floor_median, abs=1e-9)
 
 
 def test_tally_folds_into_exactly_the_histogram_direct_recording_gives() -> None:
