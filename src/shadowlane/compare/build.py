@@ -296,6 +296,28 @@ class ComparisonBuilder:
                 "shadow_cost_usd": shadow_cost,
                 "traceparent": res.traceparent,
                 "delta_s_embedder": self.embedder_name,
+                # pins verified
+                "candidate_served_pins": None,
+                "pin_mismatch": None,
+                "pin_mismatch_keys": None,
+                "prod_served_pins": None,
+                "prod_pin_mismatch": None,
+                "prod_pin_mismatch_keys": None,
+                # agent replay
+                "prod_steps": None,
+                "shadow_steps": None,
+                "first_divergent_step": None,
+                "divergence_kind": None,
+                "divergence_tool": None,
+                "divergence_prod": None,
+                "divergence_shadow": None,
+                # retrieval drift
+                "prod_retrieval_delta_s": None,
+                "retrieval_delta_s": None,
+                "retrieval_paraphrases": None,
+                "retrieval_overlap": None,
+                "retrieval_coverage": None,
+                "retrieval_coverage_target": None,
             }
         )
 

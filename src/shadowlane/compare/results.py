@@ -73,6 +73,10 @@ def from_native(fields: dict[str, Any]) -> ShadowResult:
         fields["tool_calls"] = tuple(ShadowToolCall.trusted(call) for call in fields["tool_calls"])
     if fields["usage"] is not None:
         fields["usage"] = TokenUsage.trusted(fields["usage"])
-    if fields["stability"]:
-        fields["stability"] = tuple(StabilitySample.trusted(sample) for sample in fields["stability"])
+    if fields["stability"]:  # the native reader takes only records without retrieval parts
+        fields["stability"] = tuple(
+            StabilitySample.trusted({**sample, "retrieved": ()}) for sample in fields["stability"]
+        )
+    fields["served_pins"] = {}
+    fields["retrieved"] = ()
     return ShadowResult.trusted(fields)

@@ -10,6 +10,7 @@ from shadowlane.contracts.base import WireModel
 
 Outcome = Literal["joined", "shadow_timeout", "request_missing"]
 LambdaState = Literal["convergent", "divergent"]
+DivergenceKind = Literal["tool_name", "tool_args", "answer", "extra_step", "missing_step"]
 
 
 def traffic_arm_of(candidate: str, baseline: str | None) -> str:
@@ -104,3 +105,70 @@ class Comparison(WireModel):
         "built with an embedder, None without one and on incomplete comparisons. ΔS values of "
         "different embedders are not comparable",
     )
+    # --- pins verified (expected vs what each side's response says it served with)
+    candidate_served_pins: dict[str, str] | None = Field(
+        default=None,
+        description="pins the candidate's response said it served with (response model, configured "
+        "headers, a callable's pins); None: the replay reported none",
+    )
+    pin_mismatch: bool | None = Field(
+        default=None,
+        description="a pin the candidate was expected to serve with (candidate_pins) differs from, or "
+        "is missing in, what it served with; None: nothing to check",
+    )
+    pin_mismatch_keys: tuple[str, ...] | None = Field(
+        default=None, description="the candidate's differing pin keys, sorted (None: nothing checked)"
+    )
+    prod_served_pins: dict[str, str] | None = Field(
+        default=None, description="pins prod's response said it served with; None: the hook recorded none"
+    )
+    prod_pin_mismatch: bool | None = Field(
+        default=None, description="prod's own pins (prod_pins) against what prod served with"
+    )
+    prod_pin_mismatch_keys: tuple[str, ...] | None = Field(
+        default=None, description="prod's differing pin keys, sorted (None: nothing checked)"
+    )
+    # --- agent replay: where a multi-step tool run first diverged from prod's
+    prod_steps: int | None = Field(
+        default=None, ge=0, description="tool steps of prod's run (None: neither side used tools)"
+    )
+    shadow_steps: int | None = Field(default=None, ge=0, description="tool steps of the candidate's replay")
+    first_divergent_step: int | None = Field(
+        default=None, ge=1, description="1-based step where the candidate first differs (None: it never does)"
+    )
+    divergence_kind: DivergenceKind | None = None
+    divergence_tool: str | None = Field(
+        default=None, description="the tool of the divergent step (prod's, else the candidate's)"
+    )
+    divergence_prod: str | None = Field(
+        default=None,
+        description="what prod did at that step: 'tool(canonical args)' or its answer, masked, cut",
+    )
+    divergence_shadow: str | None = Field(
+        default=None, description="what the candidate did at that step, as divergence_prod"
+    )
+    # --- retrieval drift: what each arm retrieved for the question
+    prod_retrieval_delta_s: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="ΔS(question, prod's retrieved passages)"
+    )
+    retrieval_delta_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="ΔS(question, the candidate's retrieved passages): the worst over the request and "
+        "its λ paraphrases that reported retrieval",
+    )
+    retrieval_paraphrases: int | None = Field(
+        default=None, ge=0, description="λ paraphrases whose retrieval retrieval_delta_s covers"
+    )
+    retrieval_overlap: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Jaccard of the retrieved ids, prod vs candidate"
+    )
+    retrieval_coverage: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="share of the target ids (gold cited ids, else prod's retrieved ids) the candidate "
+        "retrieved",
+    )
+    retrieval_coverage_target: Literal["gold", "prod"] | None = None

@@ -19,6 +19,18 @@ class RecordedToolCall(Nested):
     ok: bool = True
 
 
+def empty_part(value: object) -> bool:
+    """Optional parts written only when set: a record without them reads as before they existed."""
+    return not value
+
+
+class RetrievedPassage(Nested):
+    """One passage a retriever returned for the request: its id and, when recorded, its text."""
+
+    id: str = Field(min_length=1)
+    text: str | None = None
+
+
 class ProdOutcome(Nested):
     """What prod answered and how long it took, as the user saw it."""
 
@@ -31,6 +43,17 @@ class ProdOutcome(Nested):
     error: str | None = None
     cited_ids: tuple[str, ...] = Field(
         default=(), description="ids of the documents / passages the answer cites (coverage)"
+    )
+    served_pins: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=empty_part,
+        description="pins prod's response said it served with (response model, configured headers, "
+        "set_served_pins); written only when set",
+    )
+    retrieved: tuple[RetrievedPassage, ...] = Field(
+        default=(),
+        exclude_if=empty_part,
+        description="what prod's retriever returned (set_retrieved), texts sanitized; written only when set",
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from shadowlane.contracts.base import Nested, WireModel
 from shadowlane.contracts.chat import TokenUsage
+from shadowlane.contracts.envelope import RetrievedPassage, empty_part
 
 ToolDisposition = Literal["stubbed_recorded", "stubbed_config", "blocked", "no_stub", "unknown_tool"]
 ErrorClass = Literal[
@@ -37,6 +38,9 @@ class StabilitySample(Nested):
     status: Literal["ok", "error"]
     answer: str | None = None
     error_class: ErrorClass | None = None
+    retrieved: tuple[RetrievedPassage, ...] = Field(
+        default=(), exclude_if=empty_part, description="what the replay retrieved; written only when set"
+    )
 
 
 class ShadowResult(WireModel):
@@ -65,4 +69,13 @@ class ShadowResult(WireModel):
         default=None,
         description="W3C traceparent the replay sent on (its span, else a child of the request's); "
         "also the record's traceparent header. None: the request was not traced",
+    )
+    served_pins: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=empty_part,
+        description="pins the candidate's response said it served with (response model, configured "
+        "headers, a callable's pins); written only when set. ``pins`` holds the expected ones",
+    )
+    retrieved: tuple[RetrievedPassage, ...] = Field(
+        default=(), exclude_if=empty_part, description="what the replay retrieved; written only when set"
     )
