@@ -194,18 +194,40 @@ class CompareMetrics:
 
     def window(self, s: WindowSummary) -> None:
         """A closed window (its partitions' partials merged, as the comparator judges alerts):
-        its mean ΔS and λ flip rate, each with the sample size behind it."""
+        its mean ΔS, excess ΔS and λ flip rate, each with the sample size behind it. A figure the
+        window lacks removes its series (a window without a noise floor leaves no excess ΔS), so
+        a dashboard never shows an older window's value as this one's."""
         labels = (s.candidate, s.endpoint or "", s.tenant or "")
-        if s.delta_s_mean is not None:
-            self.window_delta_s_mean.labels(*labels).set(s.delta_s_mean)
-            self.window_delta_s_samples.labels(*labels).set(s.delta_s_count)
-        if s.delta_s_excess_median is not None and s.delta_s_excess_p95 is not None:
-            self.window_excess_median.labels(*labels).set(s.delta_s_excess_median)
-            self.window_excess_p95.labels(*labels).set(s.delta_s_excess_p95)
-            self.window_excess_samples.labels(*labels).set(s.excess_count)
-        if s.lambda_flip_rate is not None:
-            self.window_flip_rate.labels(*labels).set(s.lambda_flip_rate)
-            self.window_lambda_flip_samples.labels(*labels).set(s.lambda_paired)
+        _show(labels, s.delta_s_mean, s.delta_s_count, self.window_delta_s_mean, self.window_delta_s_samples)
+        _show(
+            labels,
+            s.delta_s_excess_median,
+            s.excess_count,
+            self.window_excess_median,
+            self.window_excess_samples,
+        )
+        _show(labels, s.delta_s_excess_p95, s.excess_count, self.window_excess_p95, None)
+        _show(
+            labels,
+            s.lambda_flip_rate,
+            s.lambda_paired,
+            self.window_flip_rate,
+            self.window_lambda_flip_samples,
+        )
 
     def alert(self, a: DriftAlert) -> None:
         self.alerts.labels(a.candidate, a.metric).inc()
+
+
+def _show(
+    labels: tuple[str, str, str], value: float | None, n: int, gauge: Gauge, samples: Gauge | None
+) -> None:
+    """Set a window gauge (and its sample-size gauge) to ``value``, or remove the series when None."""
+    if value is None:
+        gauge.remove(*labels)
+        if samples is not None:
+            samples.remove(*labels)
+        return
+    gauge.labels(*labels).set(value)
+    if samples is not None:
+        samples.labels(*labels).set(n)

@@ -56,7 +56,7 @@ from shadowlane.report.recommend import recommend
 from shadowlane.report.rows import AbRow, AnswerGrader, Arm, ShadowRow
 from shadowlane.stats.distributions import binom_cdf_all
 from shadowlane.stats.proportions import ProportionCI, TwoProportionTest, two_proportion_test, wilson_interval
-from shadowlane.stats.quantiles import EffectCI, quantile_ci, quantile_ratio_ci
+from shadowlane.stats.quantiles import EffectCI, percentile_rank, quantile_ci, quantile_ratio_ci
 from shadowlane.stats.ranks import mann_whitney_u
 from shadowlane.stats.srm import sample_ratio_mismatch
 
@@ -156,7 +156,10 @@ def latency(base: Sequence[float], cand: Sequence[float], o: ReportOptions) -> L
 
 
 def _q(values: Sequence[float], q: float) -> float | None:
-    return float(np.quantile(np.asarray(values), q, method="inverted_cdf")) if values else None
+    """The q-quantile with the rank window summaries and gates use (:func:`percentile_rank`)."""
+    if not values:
+        return None
+    return float(sorted(values)[percentile_rank(len(values), round(q * 100, 9)) - 1])
 
 
 def embedder_counts(rows: Iterable[ShadowRow]) -> tuple[tuple[str, int], ...]:
@@ -214,6 +217,7 @@ def delta_s(
         floor_hist=hist(floor),
         mwu=mwu,
         embedders=embedders,
+        n_paired=len(paired),
     )
 
 

@@ -110,6 +110,7 @@ class DeltaS:
     floor_hist: tuple[int, ...]
     mwu: MannWhitneyResult | None  # ΔS vs floor, two-sided
     embedders: tuple[tuple[str, int], ...] = ()  # (embedder, rows) of the rows above, most first
+    n_paired: int = 0  # rows with both ΔS and a floor: what the excess ΔS is computed over
 
 
 @dataclass(frozen=True, slots=True)

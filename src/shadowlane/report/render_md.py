@@ -231,7 +231,7 @@ def _shadow(s: ShadowSection) -> list[Block]:
             rows=(
                 ("ΔS(prod, candidate)", str(ds.n), num(ds.median), num(ds.p95)),
                 ("ΔS(prod, baseline replay)", str(ds.n_floor), num(ds.floor_median), num(ds.floor_p95)),
-                ("excess ΔS: q(ΔS) − q(floor)", "", num(ds.excess_median), num(ds.excess_p95)),
+                ("excess ΔS: q(ΔS) − q(floor)", str(ds.n_paired), num(ds.excess_median), num(ds.excess_p95)),
             ),
         ),
         Block(

@@ -4,9 +4,10 @@ Gates see per-window summaries: counts, sums and HdrHistograms (latency per arm,
 function here therefore accepts ``values`` with optional ``counts`` (a histogram's recorded values
 and their counts); raw arrays are the special case of counts all 1.
 
-**Point estimate.** The q-quantile is the order statistic ``x_(k)``, ``k = max(1, ⌈n·q⌉)`` (the
-inverted empirical cdf, ``numpy.quantile(..., method="inverted_cdf")``): always an observed value,
-identical for raw and weighted input.
+**Point estimate.** The q-quantile is the order statistic ``x_(k)`` with HdrHistogram's nearest rank,
+``k = max(1, ⌊100q·n/100 + ½⌋)`` (:func:`percentile_rank`): always an observed value, identical for
+raw and weighted input, and the value a window summary reads from its histogram, so a summary, a
+gate and a report name the same order statistic.
 
 **Quantile CI** (distribution-free, binomial order statistics). The number of observations below
 the true quantile ξ_q is Binomial(n, q), so ``[x_(l), x_(u)]`` covers ξ_q with probability at least
@@ -148,8 +149,14 @@ def _check(q: float, confidence: float) -> None:
     _check_confidence(confidence)
 
 
+def percentile_rank(n: int, percentile: float) -> int:
+    """The 1-based rank of the ``percentile`` (0–100) of ``n`` sorted values: HdrHistogram's rule
+    (``get_value_at_percentile``), the one every percentile here is read with."""
+    return min(n, max(1, int(min(percentile, 100.0) * n / 100 + 0.5)))
+
+
 def _estimate_rank(n: int, q: float) -> int:
-    return min(n, max(1, math.ceil(n * q - 1e-9)))  # the epsilon absorbs n·q rounding up (0.07·100)
+    return percentile_rank(n, round(q * 100, 9))  # round: 0.07·100 is 7.000000000000001
 
 
 def order_statistic_ranks(n: int, q: float, confidence: float = 0.95) -> RankInterval:

@@ -14,6 +14,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from numpy.typing import NDArray
 
+from shadowlane.stats.quantiles import percentile_rank
 from shadowlane.windows import histograms as h
 
 
@@ -69,7 +70,7 @@ def values_at_percentiles(hist: HdrHistogram, percentiles: Sequence[float]) -> t
     cumulative = np.cumsum(_counts(hist)[:last], dtype=np.uint64)
     out = []
     for p in percentiles:
-        target = max(int((min(p, 100.0) * total / 100) + 0.5), 1)  # hdrh's rounding, exactly
+        target = percentile_rank(total, p)  # hdrh's rounding, exactly
         index = int(np.searchsorted(cumulative, target, side="left"))
         if index >= cumulative.size:
             out.append(0)

@@ -187,6 +187,41 @@ def test_window_gauge_tracks_the_last_window_and_empty_buckets() -> None:
     assert f'{P}_window_lambda_flip_rate{{candidate="cand"' not in text
 
 
+def test_window_excess_gauges_follow_the_last_window_and_vanish_without_a_floor() -> None:
+    """The excess ΔS gauges carry the window summary's own values; a later window of the same key
+    without a noise floor removes them rather than leaving the older window's figure up."""
+    metrics = CompareMetrics()
+    acc = Accumulator(0, 60_000, ("cand", None, None))
+    for i in range(30):
+        acc.add(
+            _comp(
+                i,
+                delta_s=0.1 + i / 100,
+                delta_s_floor=0.05,
+                delta_s_excess=0.05 + i / 100,
+                endpoint=None,
+                tenant=None,
+            )
+        )
+    summary = acc.summary()
+    assert summary.delta_s_excess_median is not None
+    assert summary.delta_s_excess_p95 is not None
+    metrics.window(summary)
+    text = _render(metrics)
+    labels = 'candidate="cand",endpoint="",tenant=""'
+    assert _value(text, f"{P}_window_delta_s_excess_median{{{labels}}}") == summary.delta_s_excess_median
+    assert _value(text, f"{P}_window_delta_s_excess_p95{{{labels}}}") == summary.delta_s_excess_p95
+    assert _value(text, f"{P}_window_delta_s_excess_samples{{{labels}}}") == 30
+    later = Accumulator(60_000, 120_000, ("cand", None, None))
+    later.add(_comp(1, delta_s=0.3, endpoint=None, tenant=None))  # no floor in this window
+    metrics.window(later.summary())
+    text = _render(metrics)
+    assert f"{P}_window_delta_s_excess_median{{" not in text
+    assert f"{P}_window_delta_s_excess_p95{{" not in text
+    assert f"{P}_window_delta_s_excess_samples{{" not in text
+    assert _value(text, f"{P}_window_delta_s_mean{{{labels}}}") == pytest.approx(0.3)
+
+
 def test_metrics_are_not_registered_globally() -> None:
     first, second = CompareMetrics(), CompareMetrics()  # a global registry would reject duplicates
     first.observe([_comp(1, delta_s=0.1)])

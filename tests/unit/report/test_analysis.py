@@ -126,6 +126,9 @@ def test_delta_s_against_the_noise_floor_equals_scipy() -> None:
     floor = [srow(1_000 + i, candidate="baseline", noise_floor=True, delta_s=0.01 * i) for i in range(10)]
     ds2 = report([*bare, *floor]).shadow.delta_s  # type: ignore[union-attr]
     assert (ds2.n_floor, ds2.floor_median) == (10, 0.04)
+    # the excess needs both on one request: 200 paired rows above, none here
+    assert ds.n_paired == 200
+    assert (ds2.n_paired, ds2.excess_median, ds2.excess_p95) == (0, None, None)
 
 
 @pytest.mark.parametrize(("improved", "regressed"), [(0, 1), (3, 9), (12, 12), (40, 22), (1, 0), (5, 30)])

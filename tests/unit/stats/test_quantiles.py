@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from hdrh.histogram import HdrHistogram
 from scipy import stats  # type: ignore[import-untyped]
 
 from shadowlane.stats.quantiles import (
@@ -14,6 +15,7 @@ from shadowlane.stats.quantiles import (
     mean_difference_ci,
     mean_ratio_ci,
     order_statistic_ranks,
+    percentile_rank,
     quantile_ci,
     quantile_difference_ci,
     quantile_ratio_ci,
@@ -23,25 +25,31 @@ TRIALS = 500
 TOLERANCE = 3.0 * math.sqrt(0.95 * 0.05 / TRIALS)  # three binomial sd of a 95 % coverage estimate
 
 
-def test_point_estimate_is_numpys_inverted_cdf_for_raw_and_weighted_input() -> None:
+def test_point_estimate_is_hdrhistograms_percentile_for_raw_and_weighted_input() -> None:
+    """The estimate is the order statistic HdrHistogram's ``get_value_at_percentile`` reads, so a
+    gate's estimate and a window summary's percentile are the same value."""
     rng = np.random.default_rng(51)
-    for n in (1, 2, 7, 100, 1_001):
-        values = rng.normal(size=n)
-        ints = rng.integers(0, 20, n).astype(float)
-        distinct, counts = np.unique(ints, return_counts=True)
+    for n in (1, 2, 7, 100, 311, 1_001):
+        ints = rng.integers(1, 2_000, n)
+        hist = HdrHistogram(1, 10_000, 5)  # 5 significant digits: every value 1..2000 exact
+        for v in ints:
+            hist.record_value(int(v))
+        distinct, counts = np.unique(ints.astype(float), return_counts=True)
         for q in (0.0, 0.01, 0.25, 0.5, 0.95, 0.99, 1.0):
-            assert quantile_ci(values, q).estimate == np.quantile(values, q, method="inverted_cdf")
-            weighted = quantile_ci(distinct, q, counts=counts)
-            raw = quantile_ci(ints, q)
-            assert weighted == raw
-            assert weighted.estimate == np.quantile(ints, q, method="inverted_cdf")
+            raw = quantile_ci(ints.astype(float), q)
+            assert quantile_ci(distinct, q, counts=counts) == raw
+            if q > 0:  # hdrh reads p0 as the lowest bucket's start, not a recorded value
+                assert raw.estimate == hist.get_value_at_percentile(q * 100), (n, q)
+    values = np.arange(1.0, 312.0)  # 311 · 0.95 = 295.45: nearest rank 295 (⌈n·q⌉ would be 296)
+    assert quantile_ci(values, 0.95).estimate == 295.0
+    assert percentile_rank(311, 95.0) == 295
 
 
 def test_point_estimate_reads_q_as_written_despite_float_rounding() -> None:
     values = np.arange(1.0, 101.0)
-    # 0.07 · 100 is 7.000000000000001 in floating point; the 7 % quantile of 1..100 is 7, not 8
+    # 0.07 · 100 is 7.000000000000001 in floating point; the 7 % quantile of 1..100 is 7
     assert quantile_ci(values, 0.07).estimate == 7.0
-    assert quantile_ci(values, 0.071).estimate == 8.0
+    assert quantile_ci(values, 0.075).estimate == 8.0  # rank 7.5 rounds half up
 
 
 def test_ranks_have_binomial_tails_at_most_alpha_half() -> None:

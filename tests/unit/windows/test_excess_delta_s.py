@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from shadowlane.compare.prom import CompareMetrics
 from shadowlane.contracts.codec import decode, encode
 from shadowlane.contracts.comparison import Comparison
+from shadowlane.contracts.window_state import WindowState
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.report.analysis import delta_s as report_delta_s
 from shadowlane.rollout.gate_stats import Stat, Window
@@ -39,9 +40,10 @@ def _gauge(metrics: CompareMetrics, name: str) -> float:
     raise AssertionError(f"no {name} gauge")
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_every_path_gives_the_same_excess_delta_s(seed: int) -> None:
-    comps = _comparisons(400, seed)
+@pytest.mark.parametrize(("seed", "n"), [(0, 400), (1, 413), (2, 97), (3, 1_011), (4, 58), (5, 2_345)])
+def test_every_path_gives_the_same_excess_delta_s(seed: int, n: int) -> None:
+    """Sizes where n·q is and is not whole: every path reads the same rank (``percentile_rank``)."""
+    comps = _comparisons(n, seed)
     acc = Accumulator(0, 60_000, ("b", "/v1/chat/completions", "t1"))
     for c in comps:
         acc.add(c)
@@ -93,3 +95,22 @@ def test_records_written_before_the_rename_read_with_the_one_name() -> None:
     }
     assert "delta_s_adjusted_p95" in old
     assert decode(orjson.dumps(old), WindowSummary) == new
+
+
+def test_a_window_state_written_before_the_rename_restores_its_open_windows() -> None:
+    """A comparator taking a partition over reads the state its predecessor wrote with the old
+    names: the open window rebuilds the same accumulator."""
+    acc = Accumulator(0, 60_000, ("b", None, None))
+    for c in _comparisons(60, 2):
+        acc.add(c)
+    summary = acc.summary()
+    state = WindowState(group="g", partition=0, written_ms=1, open_windows=(summary,))
+    data = orjson.loads(encode(state))
+    data["open_windows"] = [
+        {k.replace("delta_s_excess_", "delta_s_adjusted_"): v for k, v in w.items()}
+        for w in data["open_windows"]
+    ]
+    assert "delta_s_adjusted_median" in data["open_windows"][0]
+    restored = decode(orjson.dumps(data), WindowState)
+    assert restored == state
+    assert Accumulator.of_summary(restored.open_windows[0]).summary() == summary
