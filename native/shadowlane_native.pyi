@@ -19,10 +19,12 @@ NativeProjection = tuple[
     int | None,  # prompt_tokens
     int | None,  # completion_tokens
     tuple[str, ...],  # cited_ids
-    frozenset[tuple[str, str]],  # tool keys: (name, canonical arguments)
+    tuple[tuple[str, str], ...],  # tool keys: (name, canonical arguments), in call order
     tuple[str | None, tuple[str, ...]] | None,  # gold: (answer, cited_ids)
     dict[str, str],  # buckets
     bool,  # candidate_served
+    str | None,  # question: the last user message's text (retrieval drift)
+    tuple[str, ...],  # paraphrases
 ]
 
 class NativeRequest:

@@ -9,6 +9,7 @@
 //! or gives the dead-letter reason. The Python tests hold the two paths equal on generated and
 //! mutated records.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use blake2::digest::{Update, VariableOutput};
@@ -55,11 +56,11 @@ struct Envelope<'a> {
 /// `ChatRequest` (its messages and tools are open shapes: unknown keys are kept).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Request {
+struct Request<'a> {
     #[serde(default)]
     model: Option<String>,
-    #[serde(rename = "messages")]
-    _messages: Vec<Obj<Message>>,
+    #[serde(borrow)]
+    messages: Vec<Obj<Message<'a>>>,
     #[serde(default, rename = "tools", deserialize_with = "present")]
     _tools: Option<Vec<Obj<ToolSpec>>>,
     #[serde(default, rename = "params", deserialize_with = "present")]
@@ -67,11 +68,10 @@ struct Request {
 }
 
 #[derive(Deserialize)]
-struct Message {
-    #[serde(rename = "role")]
-    _role: Role,
-    #[serde(default, rename = "content")]
-    _content: Option<Content>,
+struct Message<'a> {
+    role: Role,
+    #[serde(default, borrow)]
+    content: Option<Content<'a>>,
     #[serde(default, rename = "name")]
     _name: Option<String>,
     #[serde(default, rename = "tool_calls")]
@@ -80,7 +80,7 @@ struct Message {
     _tool_call_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 enum Role {
     System,
@@ -153,26 +153,156 @@ impl<'de> Deserialize<'de> for IgnoredMap {
 }
 
 /// A message's `content`: a text, or a list of objects (`str | list[dict[str, Any]]`; `null` is
-/// the `Option` around it). The text is checked, not kept.
-struct Content;
+/// the `Option` around it). Kept as the question text `shadowlane.compare.retrieval.question_text`
+/// reads: the text itself, or the `text` of the parts whose `type` is `"text"` (borrowed from
+/// the record unless it has escapes).
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Cow<'a, str>>),
+}
 
-impl<'de> Deserialize<'de> for Content {
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ContentVisitor;
         impl<'de> Visitor<'de> for ContentVisitor {
-            type Value = Content;
+            type Value = Content<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a text or a list of objects")
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Content, E> {
-                Ok(Content)
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Content<'de>, E> {
+                Ok(Content::Text(Cow::Borrowed(v)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
-                while seq.next_element::<IgnoredMap>()?.is_some() {}
-                Ok(Content)
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Content<'de>, E> {
+                Ok(Content::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'de>, A::Error> {
+                let mut texts = Vec::new();
+                while let Some(part) = seq.next_element::<Part<'de>>()? {
+                    if let Part(Some(text)) = part {
+                        texts.push(text);
+                    }
+                }
+                Ok(Content::Parts(texts))
             }
         }
         deserializer.deserialize_any(ContentVisitor)
+    }
+}
+
+impl Content<'_> {
+    /// `shadowlane.compare.retrieval.question_text` of this content: the text, or the parts' texts
+    /// joined by a newline; `None` when that is empty.
+    fn question(&self) -> Option<String> {
+        let text = match self {
+            Content::Text(text) => text.clone().into_owned(),
+            Content::Parts(texts) => texts.join("\n"),
+        };
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+/// One content part (any JSON object): its `text` when its `type` is `"text"` and its `text` is
+/// a string (a repeated key: the last one counts, as in the Python dict).
+struct Part<'a>(Option<Cow<'a, str>>);
+
+enum PartKey {
+    Type,
+    Text,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for PartKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = PartKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PartKey, E> {
+                Ok(match v {
+                    "type" => PartKey::Type,
+                    "text" => PartKey::Text,
+                    _ => PartKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Any JSON value: a string kept, anything else read and dropped.
+struct AnyStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnyStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnyVisitor;
+        impl<'de> Visitor<'de> for AnyVisitor {
+            type Value = AnyStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<AnyStr<'de>, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyStr<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnyStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyStr<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyStr(None))
+            }
+        }
+        deserializer.deserialize_any(AnyVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Part<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PartVisitor;
+        impl<'de> Visitor<'de> for PartVisitor {
+            type Value = Part<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part<'de>, A::Error> {
+                let (mut kind, mut text) = (None, None);
+                while let Some(key) = map.next_key::<PartKey>()? {
+                    match key {
+                        PartKey::Type => kind = map.next_value::<AnyStr<'de>>()?.0,
+                        PartKey::Text => text = map.next_value::<AnyStr<'de>>()?.0,
+                        PartKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Part(if kind.as_deref() == Some("text") {
+                    text
+                } else {
+                    None
+                }))
+            }
+        }
+        deserializer.deserialize_map(PartVisitor)
     }
 }
 
@@ -273,6 +403,9 @@ pub struct Projection {
     pub gold: Option<(Option<String>, Vec<String>)>,
     pub buckets: Vec<(String, String)>,
     pub candidate_served: bool,
+    /// The last user message's text (`shadowlane.compare.retrieval.question_text`), for retrieval drift.
+    pub question: Option<String>,
+    pub paraphrases: Vec<String>,
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -344,6 +477,12 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
             _ => return None,
         },
     };
+    let question = request
+        .messages
+        .iter()
+        .rev()
+        .find(|Obj(m)| m.role == Role::User)
+        .and_then(|Obj(m)| m.content.as_ref().and_then(Content::question));
     let Obj(prod) = env.prod;
     // `env.prod.model or env.request.model`: an empty prod model falls through, as in Python
     let model = match prod.model {
@@ -374,5 +513,7 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
             .map(|Obj(g)| (g.answer, g.cited_ids.unwrap_or_default())),
         buckets: env.buckets.0,
         candidate_served: served,
+        question,
+        paraphrases: env.paraphrases.unwrap_or_default(),
     })
 }

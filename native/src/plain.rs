@@ -1,9 +1,10 @@
 //! The comparison of a plain joined pair, built natively: `ComparisonBuilder._joined`'s fast path.
 //!
 //! A pair is *plain* when nothing in it needs the Python builder's machinery: no gold label, no λ
-//! replays, no tool calls in the replay, no citation target, no priced model, no baseline peer
-//! (the caller checks that one), answers the sanitizer leaves as they are, and (with an embedder)
-//! answers equal after normalisation (the benchmark's pairs all are). For such a pair every
+//! replays, no tool calls in the replay (prod's recorded ones make it a `missing_step` at step 1
+//! of the agent replay), no citation target, no priced model, no baseline peer (the caller checks
+//! that one), answers the sanitizer leaves as they are, and (with an embedder) answers equal after
+//! normalisation (the benchmark's pairs all are). For such a pair every
 //! metric is either a constant of the contract or a copy of an input, so the record's fields are
 //! written here in the contract's order, straight from the records' Rust fields (`records.rs`).
 //!
@@ -26,7 +27,7 @@ use crate::records::{NativeRequest, NativeResult};
 
 /// The fields `build_plain` sets per pair, in the order of its values; every other field of the
 /// record keeps the template's constant.
-const HOLES: [&str; 22] = [
+const HOLES: [&str; 29] = [
     "comparison_id",
     "req_hash",
     "req_id",
@@ -49,6 +50,13 @@ const HOLES: [&str; 22] = [
     "prod_pins",
     "candidate_pins",
     "traceparent",
+    "prod_steps",
+    "shadow_steps",
+    "first_divergent_step",
+    "divergence_kind",
+    "divergence_tool",
+    "divergence_prod",
+    "divergence_shadow",
 ];
 
 /// The field naming the builder's embedder: a constant of every record one config builds, which
@@ -325,6 +333,44 @@ fn pair_id(req_hash: &str, candidate: &str) -> String {
     hex
 }
 
+/// `compare.agent_steps.MAX_TEXT`: characters kept of what each side did at the divergent step
+/// (the differential test holds the two equal).
+const MAX_TEXT: usize = 200;
+
+/// `agent_steps.cut`: `text` cut to `MAX_TEXT` characters, the last an ellipsis when longer.
+fn cut(text: &str) -> String {
+    if text.chars().count() <= MAX_TEXT {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(MAX_TEXT - 1).collect();
+    out.push('…');
+    out
+}
+
+/// The first divergent step of a replay without tool calls (`agent_steps.first_divergence`):
+/// when prod called tools, the candidate answered where prod called its first one.
+struct MissingStep<'a> {
+    tool: &'a str,
+    prod: String,
+    shadow: Option<String>,
+}
+
+/// The `missing_step` at step 1 of a finished replay without tool calls against prod's tool
+/// steps, or `None` (prod called none, or the replay did not finish: it is not judged). The
+/// shadow answer of a plain pair is one the sanitizer leaves as it is.
+fn missing_step<'a>(
+    prod: &'a [(String, String)],
+    finished: bool,
+    answer: Option<&str>,
+) -> Option<MissingStep<'a>> {
+    let (tool, args) = prod.first().filter(|_| finished)?;
+    Some(MissingStep {
+        tool,
+        prod: cut(&format!("{tool}({args})")),
+        shadow: answer.map(cut),
+    })
+}
+
 /// A plain pair's comparison: its fields and, unless Python must write them, its wire bytes.
 pub type Built<'py> = (Bound<'py, PyDict>, Option<Bound<'py, PyBytes>>);
 
@@ -403,6 +449,9 @@ pub fn build<'py>(
         format!("error:{}", class.unwrap_or("unknown"))
     };
     let status_pair = format!("{status}/{shadow_status}");
+    let steps =
+        (!e.tool_keys.is_empty()).then(|| i64::try_from(e.tool_keys.len()).unwrap_or(i64::MAX));
+    let missing = missing_step(&e.tool_keys, r.status == "ok", shadow_text);
     let id = pair_id(&e.req_hash, &r.candidate);
     let opt_float = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
     let values: [Val<'_, 'py>; HOLES.len()] = [
@@ -428,6 +477,18 @@ pub fn build<'py>(
         Val::Map(&e.pins),
         Val::Map(&r.pins.0),
         r.traceparent.as_deref().map_or(Val::Null, Val::Str),
+        steps.map_or(Val::Null, Val::Int),
+        steps.map_or(Val::Null, |_| Val::Int(0)),
+        missing.as_ref().map_or(Val::Null, |_| Val::Int(1)),
+        missing
+            .as_ref()
+            .map_or(Val::Null, |_| Val::Str("missing_step")),
+        missing.as_ref().map_or(Val::Null, |m| Val::Str(m.tool)),
+        missing.as_ref().map_or(Val::Null, |m| Val::Str(&m.prod)),
+        missing
+            .as_ref()
+            .and_then(|m| m.shadow.as_deref())
+            .map_or(Val::Null, Val::Str),
     ];
     let d = cfg.template.bind(py).copy()?;
     for (name, value) in cfg.names.iter().zip(&values) {

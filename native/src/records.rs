@@ -10,7 +10,7 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFrozenSet, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
 use crate::envelope::{self, Projection};
 use crate::pyjson;
@@ -66,15 +66,16 @@ impl NativeRequest {
 impl NativeRequest {
     /// The projection as the flat tuple `ProdSide.from_native` takes: `(req_id, req_hash, ts_ms,
     /// endpoint, tenant, pins, answer, latency_ms, status, model, prompt_tokens,
-    /// completion_tokens, cited_ids, tool_keys, gold, buckets, candidate_served)`, with `gold` as
-    /// `(answer, cited_ids)` or `None`.
+    /// completion_tokens, cited_ids, tool_keys, gold, buckets, candidate_served, question,
+    /// paraphrases)`, with `gold` as `(answer, cited_ids)` or `None`.
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let p = &self.p;
         let (prompt, completion) = match p.usage {
             Some((prompt, completion)) => (Some(prompt), Some(completion)),
             None => (None, None),
         };
-        let tool_keys = PyFrozenSet::new(
+        // in call order (the agent's steps); `ProdSide.from_native` makes the set
+        let tool_keys = PyTuple::new(
             py,
             p.tool_keys.iter().map(|(n, a)| (n.as_str(), a.as_str())),
         )?;
@@ -102,6 +103,8 @@ impl NativeRequest {
             gold.into_pyobject(py)?.into_any(),
             str_map(py, &p.buckets)?.into_any(),
             PyBool::new(py, p.candidate_served).to_owned().into_any(),
+            p.question.as_deref().into_pyobject(py)?.into_any(),
+            PyTuple::new(py, &p.paraphrases)?.into_any(),
         ];
         PyTuple::new(py, items)
     }
@@ -125,6 +128,8 @@ impl NativeRequest {
                 .as_ref()
                 .map_or(0, |(a, c)| opt_size(a) + strings_size(c))
             + pairs_size(&p.buckets)
+            + opt_size(&p.question)
+            + strings_size(&p.paraphrases)
     }
 }
 

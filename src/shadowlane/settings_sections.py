@@ -230,6 +230,16 @@ class HookSettings(_Frozen):
         description="the sanitizer's engine: auto (native when shadowlane_native is installed), "
         "native (refused at start without it), python",
     )
+    served_model_pin: str | None = Field(
+        default=None,
+        description="pin name prod's response `model` is recorded under in the envelope's served "
+        "pins, checked against its pins; none: not recorded",
+    )
+    served_pin_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="prod response header -> pin name recorded in the served pins (the ASGI "
+        "middleware); a header a response lacks is recorded empty and counts as a pin mismatch",
+    )
 
 
 class ShadowSettings(_Frozen):
@@ -243,6 +253,16 @@ class ShadowSettings(_Frozen):
     candidate_api_key: SecretStr | None = Field(default=None, description="bearer token for the candidate")
     pins: dict[str, str] = Field(
         default_factory=dict, description="name -> value recorded with each result (model revision, …)"
+    )
+    served_model_pin: str | None = Field(
+        default=None,
+        description="pin name the model a reply names (its `model`) is recorded under in the "
+        "result's served pins, checked against pins; none: not recorded",
+    )
+    served_pin_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="response header -> pin name recorded in the result's served pins; a header a "
+        "response lacks is recorded empty and counts as a pin mismatch",
     )
     rate_cap: float = Field(
         default=50.0, gt=0.0, description="calls per second to the candidate, for the whole group"

@@ -3,8 +3,9 @@ prod app, a shadow worker whose candidate repeats what it is given, and the comp
 raw bytes of every topic (keys, values, headers) are scanned: no 8-character piece of a planted
 secret may be anywhere, and harmless look-alikes in the user's message reach the topic unchanged.
 
-The secret rides in the user's message, in a header, in prod's answer and in a tool output the
-handler records; every placement inside a request is covered by ``tests/unit/sanitize``."""
+The secret rides in the user's message, in a header, in prod's answer, in a tool output the
+handler records and in a retrieved passage it records (``set_retrieved``); every placement inside
+a request is covered by ``tests/unit/sanitize``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.worker import Comparator
 from shadowlane.hook.asgi import ShadowMirrorMiddleware
-from shadowlane.hook.context import record_tool_call
+from shadowlane.hook.context import record_tool_call, set_retrieved
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.settings import HookSettings, Settings
 from shadowlane.shadow.candidates import CallableCandidate
@@ -46,6 +47,7 @@ def _prod_app(texts: dict[str, str]) -> Any:
         rid = dict(scope["headers"]).get(b"x-request-id", b"").decode()
         text = texts.get(rid, "ok")
         record_tool_call("lookup_conjugation", {"q": "x"}, text)
+        set_retrieved([(f"doc-{rid}", f"Snippet: {text}")])  # a retrieved passage quoting it
         answer = orjson.dumps(
             {"choices": [{"message": {"role": "assistant", "content": f"You said: {text}"}}]}
         )
@@ -61,12 +63,17 @@ def _prod_app(texts: dict[str, str]) -> Any:
     return app
 
 
-def _echo(body: dict[str, Any]) -> str:
-    """The candidate: repeats the last user message and every tool output it was given."""
+def _echo(body: dict[str, Any]) -> dict[str, Any]:
+    """The candidate: repeats the last user message and every tool output it was given, in its
+    answer and as the passage it says it retrieved."""
     parts = [
         str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") in ("user", "tool")
     ]
-    return " | ".join(parts)
+    text = " | ".join(parts)
+    return {
+        "choices": [{"message": {"role": "assistant", "content": text}}],
+        "retrieved": [{"id": "echo", "text": text}],
+    }
 
 
 @pytest.mark.timeout(240)

@@ -114,6 +114,21 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(
             f"{'':13}(the {s['candidate_served']:,} model B served in the A/B phase are not compared)"
         )
+    agent = s.get("agent")
+    if agent and agent["runs"]:
+        first = "; ".join(f"{where} ×{n}" for where, n in list(agent["first_divergences"].items())[:2])
+        lines.append(
+            f"  agent runs {agent['diverged']:,} of {agent['runs']:,} tool runs left prod's steps"
+            + (f"; most often at {first}" if first else "")
+        )
+    rag = s.get("retrieval")
+    if rag and rag["requests"]:
+        ds = rag["delta_s"]
+        lines.append(
+            f"  retrieval  {rag['requests']:,} RAG requests: ΔS(question, retrieved) p95 "
+            f"{ds['candidate']['p95']} vs prod {ds['prod']['p95']} (worst over "
+            f"{rag['paraphrase_retrievals']:,} paraphrase retrievals too); coverage {rag['coverage_mean']}"
+        )
     lines += [
         f"  safety     {s['tool_writes_blocked']:,} tool writes blocked in the shadow; prod made its "
         f"{s['prod_side_effects']:,} writes itself",

@@ -8,6 +8,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.malloc_tuning import tune_allocator
 from shadowlane.metrics import MetricsServer, StatsCollector
 from shadowlane.rollout.control_plane import DEFAULT_FLAG, NO_CONTROL_KEYS, ControlWatcher
+from shadowlane.rollout.manifest import ManifestError, load_manifest
 from shadowlane.settings import CompareSettings, Settings, ShadowSettings
 from shadowlane.settings_names import env_name
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
@@ -71,6 +73,8 @@ def add_parsers(sub: Any) -> None:
             "shadowlane shadow --candidate grammar-b --url http://127.0.0.1:8001/v1",
             "shadowlane shadow --candidate b --url http://b:8000/v1 --rate-cap 20 --metrics-port 9101",
             "shadowlane shadow --candidate local --callable mypkg.models:answer",
+            "shadowlane shadow --candidate grammar-b --url http://b:8000/v1 --manifest flags.yml "
+            "--served-model-pin MODEL_VER --served-pin-header x-index-hash=INDEX_HASH",
         ],
     )
     shadow.add_argument("--candidate", required=True, help="candidate name (also the consumer group suffix)")
@@ -123,6 +127,27 @@ def add_parsers(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="candidate version pin (model_rev, prompt_ver, ...) stamped on its results; repeatable "
         + _default(ShadowSettings, "pins"),
+    )
+    shadow.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="flag manifest (YAML or JSON): the versions of --flag (else of the flag whose candidate is "
+        "--candidate) are expected pins; --pin wins (default: none, only --pin and the pins setting)",
+    )
+    shadow.add_argument(
+        "--served-model-pin",
+        metavar="NAME",
+        help="pin name the reply's model is recorded under, checked against the expected pins "
+        + _default(ShadowSettings, "served_model_pin"),
+    )
+    shadow.add_argument(
+        "--served-pin-header",
+        action="append",
+        default=[],
+        metavar="HEADER=NAME",
+        help="response header recorded as served pin NAME (absent: a mismatch); repeatable "
+        + _default(ShadowSettings, "served_pin_headers"),
     )
     _metrics_flags(shadow)
     shadow.set_defaults(handler=run_shadow)
@@ -211,6 +236,7 @@ def build_candidate(args: argparse.Namespace, settings: Settings) -> Candidate:
             model=args.model or s.candidate_model,
             api_key=s.candidate_api_key,
             timeout_s=s.timeout_s,
+            pin_headers=s.served_pin_headers,
         )
     module, _, attr = args.callable.partition(":")
     fn = getattr(importlib.import_module(module), attr)
@@ -231,8 +257,35 @@ def shadow_settings(args: argparse.Namespace, settings: Settings) -> Settings:
         candidate_model=args.model,
         readonly_tools=tuple(args.readonly_tool) if args.readonly_tool else None,
         tool_stubs={**settings.shadow.tool_stubs, **_pairs(args.tool_stub, "--tool-stub")} or None,
-        pins={**settings.shadow.pins, **_pairs(args.pin, "--pin")} or None,
+        pins={**settings.shadow.pins, **manifest_pins(args), **_pairs(args.pin, "--pin")} or None,
+        served_model_pin=args.served_model_pin,
+        served_pin_headers={
+            **settings.shadow.served_pin_headers,
+            **_pairs(args.served_pin_header, "--served-pin-header"),
+        }
+        or None,
     )
+
+
+def manifest_pins(args: argparse.Namespace) -> dict[str, str]:
+    """The expected pins ``--manifest`` declares for this candidate: the ``versions`` of ``--flag``
+    when the manifest has it, else of the one flag whose candidate is ``--candidate``."""
+    if args.manifest is None:
+        return {}
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as exc:
+        raise usage_error(f"shadowlane: --manifest: {exc}") from None
+    if args.flag in manifest.flags:
+        return dict(manifest.flags[args.flag].versions)
+    flags = [name for name in manifest.flags if manifest.candidate(name) == args.candidate]
+    if len(flags) != 1:
+        found = "no flag" if not flags else f"flags {', '.join(sorted(flags))}"
+        raise usage_error(
+            f"shadowlane: --manifest {args.manifest}: {found} for candidate {args.candidate!r}; "
+            "name one with --flag"
+        )
+    return dict(manifest.flags[flags[0]].versions)
 
 
 def kill_switch(watcher: ControlWatcher | None, flag: str) -> Callable[[], bool]:

@@ -19,13 +19,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shadowlane.compare import quality as q
+from shadowlane.compare import retrieval
+from shadowlane.compare.agent_steps import agent_fields, answers_differ
 from shadowlane.compare.embedder import Embedder
 from shadowlane.compare.join import Built, Joined, Output
 from shadowlane.compare.native import use_native
 from shadowlane.compare.native.builder import NATIVE_PLAIN, PlainPath
 from shadowlane.compare.pair_records import Gone, Pair, Records
+from shadowlane.compare.pins import pin_check
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.compare.scores import Masked, Scores
 from shadowlane.compare.trace_context import CompareTrace
@@ -142,6 +146,8 @@ class ComparisonBuilder:
                 prod, shadow = item.envelope.prod.answer, item.result.answer
                 if item.result.stability or item.envelope.gold is not None or len(item.peers) > 1:
                     return True
+                if item.result.retrieved or item.envelope.retrieved:  # ΔS(question, retrieved)
+                    return True
                 if prod is not None and shadow is not None and normalise(prod) != normalise(shadow):
                     return True
         return False
@@ -188,6 +194,7 @@ class ComparisonBuilder:
             if res is not None:
                 for a, b in q.lambda_pairs(masked.lambda_texts(res)):
                     scores.want(a, b)
+        retrieval.plan(item.envelope, item.result, scores, masked)
 
     # ------------------------------------------------------------------ assembly
     def _lambda(
@@ -244,6 +251,9 @@ class ComparisonBuilder:
             q.cost_usd(res.model, usage.prompt_tokens, usage.completion_tokens, prices) if usage else None
         )
         status = str(prod.status)
+        exact = _same_text(prod_answer, shadow)
+        pin_mismatch, pin_keys = pin_check(res.pins, res.served_pins)
+        prod_pin_mismatch, prod_pin_keys = pin_check(env.pins, env.served_pins)
         # field order = the contract's (trusted construction; test_build validates every shape)
         return Comparison.trusted(
             {
@@ -260,7 +270,7 @@ class ComparisonBuilder:
                 "complete": True,
                 "outcome": "joined",
                 "delta_s": ds,
-                "exact_match": _same_text(prod_answer, shadow),
+                "exact_match": exact,
                 "prod_latency_ms": prod.latency_ms,
                 "shadow_latency_ms": res.latency_ms,
                 "latency_delta_ms": res.latency_ms - prod.latency_ms,
@@ -297,27 +307,24 @@ class ComparisonBuilder:
                 "traceparent": res.traceparent,
                 "delta_s_embedder": self.embedder_name,
                 # pins verified
-                "candidate_served_pins": None,
-                "pin_mismatch": None,
-                "pin_mismatch_keys": None,
-                "prod_served_pins": None,
-                "prod_pin_mismatch": None,
-                "prod_pin_mismatch_keys": None,
+                "candidate_served_pins": res.served_pins or None,
+                "pin_mismatch": pin_mismatch,
+                "pin_mismatch_keys": pin_keys,
+                "prod_served_pins": env.served_pins or None,
+                "prod_pin_mismatch": prod_pin_mismatch,
+                "prod_pin_mismatch_keys": prod_pin_keys,
                 # agent replay
-                "prod_steps": None,
-                "shadow_steps": None,
-                "first_divergent_step": None,
-                "divergence_kind": None,
-                "divergence_tool": None,
-                "divergence_prod": None,
-                "divergence_shadow": None,
+                **agent_fields(
+                    env.tool_steps,
+                    q.shadow_tool_keys(res) if res.tool_calls else (),
+                    res.status == "ok",
+                    answers_differ(ds, exact, self._s.lambda_threshold),
+                    prod_answer,
+                    shadow,
+                    masked.text,
+                ),
                 # retrieval drift
-                "prod_retrieval_delta_s": None,
-                "retrieval_delta_s": None,
-                "retrieval_paraphrases": None,
-                "retrieval_overlap": None,
-                "retrieval_coverage": None,
-                "retrieval_coverage_target": None,
+                **retrieval.figures(env, res, scores, masked, gold.cited_ids if gold else ()),
             }
         )
 
@@ -344,4 +351,19 @@ class ComparisonBuilder:
             prod_pins=env.pins if env else {},
             candidate_pins=res.pins if res else {},
             traceparent=res.traceparent if res else None,
+            **_expired_pins(env, res),
         )
+
+
+def _expired_pins(env: ProdSide | None, res: ShadowResult | None) -> dict[str, Any]:
+    """The pin checks an incomplete comparison can still make: each side present checks its own."""
+    fields: dict[str, Any] = {}
+    if res is not None and res.served_pins:
+        mismatch, keys = pin_check(res.pins, res.served_pins)
+        fields.update(candidate_served_pins=res.served_pins, pin_mismatch=mismatch, pin_mismatch_keys=keys)
+    if env is not None and env.served_pins:
+        mismatch, keys = pin_check(env.pins, env.served_pins)
+        fields.update(
+            prod_served_pins=env.served_pins, prod_pin_mismatch=mismatch, prod_pin_mismatch_keys=keys
+        )
+    return fields

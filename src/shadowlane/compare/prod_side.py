@@ -3,7 +3,8 @@
 A decoded 1.2 KB envelope is ~11 KB of Python objects, most of it the request (messages, tool
 definitions) that no comparison reads. The join keeps only what a ``Comparison`` needs: ids,
 event time, endpoint, tenant, pins, the prod answer / latency / status / model / token usage /
-cited ids, the gold label, and the prod tool calls as ``(name, canonical arguments)`` keys.
+cited ids, the gold label, and the prod tool calls as ``(name, canonical arguments)`` keys (a
+set, and in call order: the agent's steps).
 
 :meth:`ProdSide.decode_python` reads a record (its value and key) with the one check every
 consumer of the requests topic applies, :func:`~shadowlane.contracts.request_check.check_request`
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from shadowlane.compare.quality import tool_key
-from shadowlane.contracts.envelope import RequestEnvelope
+from shadowlane.compare.retrieval import question_text
+from shadowlane.contracts.envelope import RequestEnvelope, RetrievedPassage
 from shadowlane.contracts.request_check import check_request
 
 if TYPE_CHECKING:
@@ -95,9 +97,15 @@ class ProdSide:
     pins: dict[str, str]
     prod: ProdSummary
     tool_keys: frozenset[tuple[str, str]]
+    tool_steps: tuple[tuple[str, str], ...]  # the same calls in the order made: the agent's steps
     gold: Gold | None = None
     buckets: dict[str, str] = field(default_factory=dict)
     candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
+    served_pins: dict[str, str] = field(default_factory=dict)  # prod's (native-read records: none)
+    # retrieval drift: the question each arm's retrieval is judged on, and prod's retrieval
+    question: str | None = None  # the last user message's text (retrieval.question_text)
+    paraphrases: tuple[str, ...] = ()
+    retrieved: tuple[RetrievedPassage, ...] = ()  # the native reader declines envelopes with it
 
     @staticmethod
     def decode(data: bytes | None, key: bytes | None) -> ProdSide:
@@ -113,7 +121,8 @@ class ProdSide:
     @classmethod
     def from_native(cls, fields: NativeProjection) -> ProdSide:
         (req_id, req_hash, ts_ms, endpoint, tenant, pins, answer, latency_ms, status, model,
-         prompt, completion, cited, tool_keys, gold, buckets, served) = fields  # fmt: skip
+         prompt, completion, cited, tool_keys, gold, buckets, served, question,
+         paraphrases) = fields  # fmt: skip
         return cls(
             req_id,
             req_hash,
@@ -122,15 +131,20 @@ class ProdSide:
             tenant,
             pins,
             ProdSummary(answer, latency_ms, status, model, prompt, completion, cited),
-            tool_keys,
+            frozenset(tool_keys),
+            tool_keys,  # the native reader gives them in order
             None if gold is None else Gold(*gold),
             buckets,
             served,
+            question=question,
+            paraphrases=paraphrases,
         )
 
     @classmethod
     def of(cls, env: RequestEnvelope) -> ProdSide:
         usage = env.prod.usage
+        # str, not the bytes orjson returns: those keep a ~4 KB buffer each alive
+        steps = tuple(tool_key(c.name, c.arguments) for c in env.tool_io)
         return cls(
             req_id=env.req_id,
             req_hash=env.req_hash,
@@ -147,9 +161,13 @@ class ProdSide:
                 usage.completion_tokens if usage else None,
                 env.prod.cited_ids,
             ),
-            # str, not the bytes orjson returns: those keep a ~4 KB buffer each alive
-            tool_keys=frozenset(tool_key(c.name, c.arguments) for c in env.tool_io),
+            tool_keys=frozenset(steps),
+            tool_steps=steps,
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
             buckets=env.buckets,
             candidate_served=env.exposure is not None and env.exposure.arm == "candidate",
+            served_pins=env.prod.served_pins,
+            question=question_text(env.request.messages),
+            paraphrases=env.paraphrases,
+            retrieved=env.prod.retrieved,
         )

@@ -96,6 +96,12 @@ class CompareMetrics:
         self.alerts = Counter(
             f"{P}_drift_alerts", "drift alerts raised", ("candidate", "metric"), registry=None
         )
+        self.pin_mismatches = Counter(
+            f"{P}_pin_mismatches",
+            "comparisons where a side served with other pins than it claimed (side: candidate or prod)",
+            ("candidate", "side"),
+            registry=None,
+        )
         labels = ("candidate", "endpoint", "tenant")
         self.window_delta_s_mean = Gauge(
             f"{P}_window_delta_s_mean", "mean ΔS of the last closed window", labels, registry=None
@@ -143,6 +149,8 @@ class CompareMetrics:
             self._child(self.comparisons, "n", candidate, arm, outcome)
         self._child(self.shadow_errors, "err", candidate)
         self._child(self.lambda_flips, "flip", candidate)
+        for side in ("candidate", "prod"):
+            self._child(self.pin_mismatches, "pins", candidate, side)
         for metric in get_args(AlertMetric):
             self.alerts.labels(candidate, metric)
 
@@ -151,7 +159,7 @@ class CompareMetrics:
             self.delta_s, self.latency, self.comparisons, self.shadow_errors,
             self.lambda_flips, self.alerts, self.window_delta_s_mean, self.window_flip_rate,
             self.window_delta_s_samples, self.window_lambda_flip_samples, self.window_excess_median,
-            self.window_excess_p95, self.window_excess_samples, *self._also,
+            self.window_excess_p95, self.window_excess_samples, self.pin_mismatches, *self._also,
         ]  # fmt: skip
 
     def _child(self, metric: Any, name: str, *labels: str) -> Any:
@@ -175,6 +183,8 @@ class CompareMetrics:
                     prod_latency = shared[key[0]] = []
                 batch = arms[key] = _ArmBatch(key[1], prod_latency)
             batch.add(c)
+            if c.pin_mismatch or c.prod_pin_mismatch:
+                self._pins(c)
         errors: dict[str, int] = {}
         flips: dict[str, int] = {}
         for (cand, arm), batch in arms.items():
@@ -191,6 +201,13 @@ class CompareMetrics:
                 self._child(self.shadow_errors, "err", cand).inc(errors[cand])
             if flips[cand]:
                 self._child(self.lambda_flips, "flip", cand).inc(flips[cand])
+
+    def _pins(self, c: Comparison) -> None:
+        """A comparison whose candidate, or prod, served with other pins (rare: counted one by one)."""
+        if c.pin_mismatch:
+            self._child(self.pin_mismatches, "pins", c.candidate, "candidate").inc()
+        if c.prod_pin_mismatch:
+            self._child(self.pin_mismatches, "pins", c.candidate, "prod").inc()
 
     def window(self, s: WindowSummary) -> None:
         """A closed window (its partitions' partials merged, as the comparator judges alerts):

@@ -63,9 +63,19 @@ class Masked:
         self._sanitizer = sanitizer
         self._answers: dict[int, str | None] = {}
         self._lambda: dict[int, list[str]] = {}
+        self._once: dict[str, str] = {}
 
     def text(self, text: str | None) -> str | None:
         return None if text is None else self._sanitizer.mask_text(text)[0]
+
+    def once(self, text: str | None) -> str | None:
+        """``text`` masked, each distinct text once per build (a replay's retrieved passages are
+        read by its plan and its comparison)."""
+        if text is None:
+            return None
+        if text not in self._once:
+            self._once[text] = self._sanitizer.mask_text(text)[0]
+        return self._once[text]
 
     def texts(self, texts: Sequence[str]) -> list[str]:
         return [self._sanitizer.mask_text(t)[0] for t in texts]

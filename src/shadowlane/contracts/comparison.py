@@ -162,13 +162,17 @@ class Comparison(WireModel):
         default=None, ge=0, description="λ paraphrases whose retrieval retrieval_delta_s covers"
     )
     retrieval_overlap: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Jaccard of the retrieved ids, prod vs candidate"
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Jaccard of the retrieved ids, prod vs candidate: the lowest over the request and its "
+        "λ paraphrases that reported retrieval",
     )
     retrieval_coverage: float | None = Field(
         default=None,
         ge=0.0,
         le=1.0,
         description="share of the target ids (gold cited ids, else prod's retrieved ids) the candidate "
-        "retrieved",
+        "retrieved: the lowest over the request and its λ paraphrases that reported retrieval",
     )
     retrieval_coverage_target: Literal["gold", "prod"] | None = None

@@ -12,8 +12,11 @@ Gates and the ``WindowSummary`` metric each reads (all over one evaluation windo
 ======================== ======================================== ============================
 gate                     metric                                   passes when
 ======================== ======================================== ============================
-delta_s.median_max       ΔS median (``delta_s_median``)           metric ≤ gate
-delta_s.p95_max          ΔS p95 (``delta_s_p95``)                 metric ≤ gate
+delta_s.median_max       excess ΔS median                         metric ≤ gate
+                         (``delta_s_excess_median``; raw
+                         ``delta_s_median`` without a floor)
+delta_s.p95_max          excess ΔS p95 (``delta_s_excess_p95``;   metric ≤ gate
+                         raw ``delta_s_p95`` without a floor)
 coverage_min             ``coverage_mean``                        metric ≥ gate
 lambda_convergent        ``lambda_flip_rate``                     metric ≤ lambda_flip_rate_max
 latency_p95_uplift_max   ``latency_p95_uplift``                   metric ≤ gate
@@ -21,6 +24,10 @@ error_rate_max           ``shadow_error_rate``                    metric ≤ gat
 tool_success_min         ``tool_success_rate``                    metric ≥ gate
 cost_uplift_max          ``cost_uplift`` (per solved request)     metric ≤ gate
 accuracy_drop_max        (prod_solved − shadow_solved) / graded   metric ≤ gate
+retrieval_delta_s_max    ``retrieval_delta_s_p95``: p95 of each   metric ≤ gate
+                         request's worst ΔS(question, retrieved)
+                         over it and its λ paraphrases
+retrieval_coverage_min   ``retrieval_coverage_mean``              metric ≥ gate
 ======================== ======================================== ============================
 
 The seed's "λ remains convergent" is read as a rate: the candidate's λ state (convergent or not
@@ -28,6 +35,13 @@ across paraphrases and seeds) must agree with the baseline's on all but ``lambda
 the paired requests. Its default, 0.10, sits below the seed's hard stop (flip rate > 0.20) the way
 every other gate sits below its abort (ΔS p95 0.10 vs 0.15, coverage 0.70 vs 0.60, errors 0.5 %
 vs 1 %), so a window between the two holds the rollout instead of graduating or aborting it.
+
+The abort kind ``pin_mismatch_rate_over`` reads ``pin_mismatch_rate`` (comparisons whose candidate
+served with other pins than it was expected to, over those checked: ``shadowlane.compare.pins``).
+A pin mismatch is a fact, not a noisy estimate: the rule fires as soon as the rate exceeds its
+value, whatever the sample size (also below ``min_samples``) and without a confidence bound. Its
+default, value 0, rolls back on the first request a candidate serves from the wrong model, prompt
+or index revision.
 
 A gate set to ``null`` is off. A window with fewer than ``min_samples`` comparisons decides
 nothing (neither graduation nor abort), and a gate whose metric the window lacks (no grader, no
@@ -53,6 +67,7 @@ RateKind = Literal[
     "error_rate_over",
     "tool_success_under",
     "accuracy_drop_over",
+    "pin_mismatch_rate_over",
 ]
 """Threshold kinds whose ``value`` is a rate or a ΔS."""
 
@@ -118,6 +133,20 @@ class Gates(Nested):
         description="max drop in solved rate vs prod on graded requests (0.02 = gold eval regression ≤ 2 "
         "points)",
     )
+    retrieval_delta_s_max: float | None = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="max p95 of ΔS(question, retrieved), each request's worst over its λ paraphrases "
+        "(the seed's ≤ 0.45 across three paraphrases); skipped while a window carries no retrieval",
+    )
+    retrieval_coverage_min: float | None = Field(
+        default=0.70,
+        ge=0.0,
+        le=1.0,
+        description="min mean share of the target ids (gold cited ids, else prod's retrieved ids) the "
+        "candidate retrieved (the seed's coverage ≥ 0.70 on the expected section)",
+    )
 
 
 class HardAbortRule(Nested):
@@ -157,8 +186,9 @@ class AbortRules(Nested):
             HardAbortRule(kind="coverage_under", value=0.60),
             HardAbortRule(kind="lambda_flip_rate_over", value=0.20),
             HardAbortRule(kind="error_rate_over", value=0.01),
+            HardAbortRule(kind="pin_mismatch_rate_over", value=0.0),
         ),
-        description="roll back at once; defaults: the seed's hard stops",
+        description="roll back at once; defaults: the seed's hard stops, and any pin mismatch",
     )
     soft: tuple[SoftAbortRule, ...] = Field(
         default=(

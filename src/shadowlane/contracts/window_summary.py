@@ -101,15 +101,53 @@ class WindowSummary(WireModel):
     lambda_paired: int = Field(default=0, description="comparisons where baseline and candidate both have λ")
     lambda_flips: int = 0
     lambda_flip_rate: float | None = Field(default=None, description="lambda_flips / lambda_paired")
+    # --- pins verified (served vs expected; shadowlane.compare.pins)
+    pin_checked: int = Field(default=0, description="comparisons whose candidate pins were checked")
+    pin_mismatches: int = Field(default=0, description="of those, the candidate served other pins")
+    pin_mismatch_rate: float | None = Field(default=None, description="pin_mismatches / pin_checked")
+    prod_pin_checked: int = Field(default=0, description="comparisons whose prod pins were checked")
+    prod_pin_mismatches: int = Field(default=0, description="of those, prod served other pins")
     # --- coverage, tools
     coverage_count: int = 0
     coverage_sum: float = 0.0
     coverage_sq_sum: float = Field(default=0.0, description="Σ coverage², for the coverage interval")
     coverage_mean: float | None = None
+    # --- retrieval drift (shadowlane.compare.retrieval); defaults: records written before it decode
+    retrieval_count: int = Field(
+        default=0, description="comparisons with the candidate's ΔS(question, retrieved)"
+    )
+    retrieval_delta_s_median: float | None = Field(
+        default=None,
+        description="median over requests of the candidate's ΔS(question, retrieved), each the worst "
+        "over the request and its λ paraphrases",
+    )
+    retrieval_delta_s_p95: float | None = Field(
+        default=None, description="p95 of the same (the retrieval_delta_s_max gate reads it)"
+    )
+    prod_retrieval_count: int = Field(default=0, description="comparisons with prod's retrieval ΔS")
+    prod_retrieval_delta_s_median: float | None = None
+    prod_retrieval_delta_s_p95: float | None = None
+    retrieval_overlap_count: int = 0
+    retrieval_overlap_sum: float = 0.0
+    retrieval_overlap_mean: float | None = Field(
+        default=None, description="mean Jaccard of the retrieved ids, prod vs candidate"
+    )
+    retrieval_coverage_count: int = 0
+    retrieval_coverage_sum: float = 0.0
+    retrieval_coverage_sq_sum: float = Field(default=0.0, description="Σ retrieval coverage²")
+    retrieval_coverage_mean: float | None = Field(
+        default=None, description="mean share of the target ids (gold, else prod's) the candidate retrieved"
+    )
     tool_calls: int = 0
     tool_valid: int = 0
     tool_matched_prod: int = 0
     tool_success_rate: float | None = None
+    # --- agent replay (shadowlane.compare.agent_steps)
+    agent_compared: int = Field(
+        default=0, description="joined comparisons of a finished replay with tool steps on either side"
+    )
+    agent_diverged: int = Field(default=0, description="of those, a step where the candidate left prod's run")
+    agent_divergence_rate: float | None = Field(default=None, description="agent_diverged / agent_compared")
     # --- cost and outcome
     graded: int = Field(default=0, description="comparisons a grader scored (both arms)")
     prod_solved: int = 0
@@ -154,3 +192,7 @@ class WindowSummary(WireModel):
     hist_delta_s_paired_e4: str = Field(description="ΔS of the requests that also have a noise floor")
     hist_delta_s_floor_e4: str
     hist_delta_s_gold_e4: str
+    hist_retrieval_delta_s_e4: str = Field(
+        default="", description="the candidate's ΔS(question, retrieved), as hist_delta_s_e4 ('': none)"
+    )
+    hist_prod_retrieval_delta_s_e4: str = Field(default="", description="prod's ΔS(question, retrieved)")

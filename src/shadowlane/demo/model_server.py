@@ -7,6 +7,16 @@ corrected sentence and cites the conjugation-table entry it used (top-level ``ci
 model B knows the table). Latency and error rate are configurable; errors are drawn from a
 seeded generator so a run is reproducible.
 
+The agent scenario (a user message starting with :data:`AGENT_PREFIX`) takes three tool steps,
+one call per turn: ``lookup_conjugation``, ``find_examples`` and ``save_progress``, then answers
+as above. ``agent_slip`` is the share of sentences on which a model asks ``find_examples`` for the
+other tense at step 2 (a fixed draw per model and sentence, :func:`slips`).
+
+The RAG scenario (a user message worded with one of :data:`~shadowlane.demo.rag.RAG_PREFIXES`)
+is answered the same way, and the answer also carries what the model's retriever returned (a
+top-level ``retrieved`` list, :func:`shadowlane.demo.rag.retrieve`); ``retrieval_slip`` is the
+share of question wordings it retrieves off-topic passages for.
+
 ``variability`` is the chance the final answer is worded differently (the corrected sentence
 never changes) and ``unstable`` the chance it says something else entirely. Both are drawn from
 ``Random(f"{name}:{seed}:{sentence}")`` when the request carries an integer ``seed``, so the same
@@ -27,6 +37,7 @@ import orjson
 
 from shadowlane.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
 from shadowlane.demo.grammar import VERBS, citation_id, conjugate, parse_sentence
+from shadowlane.demo.rag import RAG_PREFIXES, is_rag, retrieve
 from shadowlane.demo.sse import completion_chunks, send_sse
 from shadowlane.hook.context import SHADOW_HEADER
 
@@ -60,6 +71,22 @@ TOOLS: list[dict[str, Any]] = [
         },
     },
 ]
+FIND_EXAMPLES: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "find_examples",
+        "description": "Example sentences using a verb in a tense (read-only)",
+        "parameters": {
+            "type": "object",
+            "properties": {"verb": {"type": "string"}, "tense": {"type": "string"}},
+            "required": ["verb", "tense"],
+        },
+    },
+}
+AGENT_TOOLS: list[dict[str, Any]] = [*TOOLS, FIND_EXAMPLES]
+"""The agent scenario's tools: the tutor's and ``find_examples``."""
+AGENT_PREFIX = "Check my homework step by step: "
+"""A user message with this prefix runs the agent scenario (:func:`agent_step`)."""
 _SHADOW = SHADOW_HEADER.encode()
 PREFIX = "Correct this sentence: "
 PARAPHRASE_PREFIXES = ("Fix the grammar: ", "Please correct: ", "Make this sentence grammatical: ")
@@ -79,6 +106,8 @@ class ModelBehaviour:
     error_rate: float = 0.0
     variability: float = 0.0
     unstable: float = 0.0
+    agent_slip: float = 0.0  # agent runs whose step 2 asks for examples in the other tense
+    retrieval_slip: float = 0.0  # RAG question wordings its retriever answers off topic (demo.rag)
     seed: int = 0
     calls: int = 0
     shadow_calls: int = 0
@@ -92,12 +121,13 @@ def paraphrases(sentence: str, *, asked: str | None = None) -> list[str]:
     """Three other user messages asking to correct ``sentence`` (other than ``asked``, which
     defaults to the :data:`PREFIX` wording)."""
     asked = PREFIX + sentence if asked is None else asked
-    return [m for m in (p + sentence for p in _PREFIXES) if m != asked][:3]
+    family = RAG_PREFIXES if is_rag(asked) else _PREFIXES  # a RAG question is reworded as one
+    return [m for m in (p + sentence for p in family) if m != asked][:3]
 
 
 def split_prefix(text: str) -> str | None:
     """The sentence of a user message worded with any known prefix, else None."""
-    for prefix in _PREFIXES:
+    for prefix in (*_PREFIXES, AGENT_PREFIX, *RAG_PREFIXES):
         if text.startswith(prefix):
             return text[len(prefix) :]
     return None
@@ -149,6 +179,61 @@ def _tool_turn(sentence: str, verb: str, tense: str, person: str, student: str) 
     }
 
 
+def _other(tense: str) -> str:
+    return "present" if tense == "past" else "past"
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    content = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+    return content if isinstance(content, str) else ""
+
+
+def _is_agent(messages: list[dict[str, Any]]) -> bool:
+    content = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+    return isinstance(content, str) and content.startswith(AGENT_PREFIX)
+
+
+def slips(behaviour: ModelBehaviour, sentence: str) -> bool:
+    """Whether ``behaviour`` asks for examples in the other tense at step 2 of this sentence's agent
+    run (a fixed draw per model and sentence: ``agent_slip`` of the sentences)."""
+    draw = int(hashlib.blake2b(f"{behaviour.name}:agent:{sentence}".encode(), digest_size=2).hexdigest(), 16)
+    return draw / 65535 < behaviour.agent_slip
+
+
+def agent_step(
+    behaviour: ModelBehaviour, messages: list[dict[str, Any]], sentence: str, parsed: tuple[str, str, str]
+) -> dict[str, Any] | None:
+    """The agent scenario: one tool call per turn (1 ``lookup_conjugation``, 2 ``find_examples``,
+    3 ``save_progress``), then None (the caller answers). At step 2 a model that :func:`slips`
+    asks for the other tense than the sentence's."""
+    turn = 0
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            break
+        turn += msg.get("role") == "assistant" and bool(msg.get("tool_calls"))
+    verb, tense, person = parsed
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("lookup_conjugation", {"verb": verb, "tense": tense, "person": person}),
+        ("find_examples", {"verb": verb, "tense": _other(tense) if slips(behaviour, sentence) else tense}),
+        ("save_progress", {"student_id": _student(messages), "verb": verb}),
+    ]
+    if turn >= len(calls):
+        return None
+    name, args = calls[turn]
+    call_id = hashlib.blake2b(sentence.encode(), digest_size=4).hexdigest()
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{call_id}_a{turn + 1}",
+                "type": "function",
+                "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+            }
+        ],
+    }
+
+
 def _with_form(sentence: str, form: str) -> str:
     words = sentence.rstrip(".").split()
     return " ".join([words[0], form, *words[2:]]) + "."
@@ -163,13 +248,17 @@ def reply(
     if parsed is None:
         return {"role": "assistant", "content": NO_SENTENCE}, []
     verb, tense, person = parsed
-    if messages[-1].get("role") != "tool":
+    if _is_agent(messages):
+        step = agent_step(behaviour, messages, sentence, parsed)
+        if step is not None:
+            return step, []
+    elif messages[-1].get("role") != "tool":
         return _tool_turn(sentence, verb, tense, person, _student(messages)), []
     rng = behaviour.rng if seed is None else random.Random(f"{behaviour.name}:{seed}:{sentence}")
     if behaviour.unstable and rng.random() < behaviour.unstable:
         if rng.random() < 0.5:
             return {"role": "assistant", "content": NO_SENTENCE}, []
-        other = "present" if tense == "past" else "past"  # conjugates with the wrong tense
+        other = _other(tense)  # conjugates with the wrong tense
         wrong = _with_form(sentence, conjugate(verb, other, person))
         return {"role": "assistant", "content": CORRECTED.format(wrong)}, [citation_id(verb)]
     form = conjugate(verb, tense, person)
@@ -238,6 +327,10 @@ def model_app(behaviour: ModelBehaviour) -> Any:
         }
         if citations:
             payload["citations"] = citations
+        question = _last_user(body.get("messages") or [])
+        parsed = parse_sentence(split_prefix(question) or "") if is_rag(question) else None
+        if parsed is not None and not message.get("tool_calls"):  # a RAG answer says what it retrieved
+            payload["retrieved"] = retrieve(behaviour.name, behaviour.retrieval_slip, question, parsed)
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             await send_sse(send, completion_chunks(payload, include_usage=include_usage))

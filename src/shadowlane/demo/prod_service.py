@@ -1,14 +1,16 @@
 """The demo's prod service: an OpenAI-compatible grammar-tutor endpoint backed by model A.
 
-It runs the tool loop server-side: ``lookup_conjugation`` reads the canonical table and
-``save_progress`` really writes to the gradebook. Each executed tool is reported with
+It runs the tool loop server-side: ``lookup_conjugation`` reads the canonical table,
+``find_examples`` (the agent scenario's step 2) returns example sentences and ``save_progress``
+really writes to the gradebook. Each executed tool is reported with
 :func:`shadowlane.hook.context.record_tool_call` so the shadow can answer from the recording.
 It also labels each request for the hook: the other wordings of the user's message
 (:func:`set_paraphrases`) and, when the client sends ``x-eval-gold`` (the correct sentence, as the
 demo driver does), the gold answer (:func:`set_gold`), and the breakdown labels the lab report
-slices by (:func:`set_buckets`: tense, person, verb). Citations need nothing here: the hook reads
-them from the model's response. Otherwise the handler knows nothing about mirroring: the
-middleware wraps it from outside.
+slices by (:func:`set_buckets`: tense, person, verb), and for the RAG scenario what model A's
+retriever returned (:func:`set_retrieved`, read from the model's answer: :mod:`shadowlane.demo.rag`).
+Citations need nothing here: the hook reads them from the model's response. Otherwise the
+handler knows nothing about mirroring: the middleware wraps it from outside.
 
 A/B (the lab): given a ``route`` (a callable returning the :class:`RouteConfig` in force, e.g. a
 control-plane watcher's lookup), each request is assigned with :func:`shadowlane.rollout.router.assign`
@@ -27,7 +29,7 @@ import orjson
 
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.demo.asgi_util import Receive, Scope, Send, lifespan, read_body, send_json
-from shadowlane.demo.grammar import citation_id, conjugate, parse_sentence
+from shadowlane.demo.grammar import OBJECTS, citation_id, conjugate, parse_sentence
 from shadowlane.demo.model_server import paraphrases, split_prefix
 from shadowlane.hook.context import (
     RawExposure,
@@ -37,6 +39,7 @@ from shadowlane.hook.context import (
     set_gold,
     set_paraphrases,
     set_pins,
+    set_retrieved,
 )
 from shadowlane.rollout.router import assign, ensure_request_id
 
@@ -54,6 +57,10 @@ class Gradebook:
 def run_tool(name: str, arguments: dict[str, Any], gradebook: Gradebook) -> dict[str, Any]:
     if name == "lookup_conjugation":
         return {"form": conjugate(arguments["verb"], arguments["tense"], arguments["person"])}
+    if name == "find_examples":  # the agent scenario's read-only step 2
+        verb, tense = arguments["verb"], arguments["tense"]
+        examples = [f"{p.capitalize()} {conjugate(verb, tense, p)} {OBJECTS[verb]}." for p in ("I", "he")]
+        return {"examples": examples}
     if name == "save_progress":
         gradebook.writes.append(arguments)
         return {"saved": True, "entries": len(gradebook.writes)}
@@ -138,6 +145,9 @@ def prod_app(
             calls = message.get("tool_calls") or []
             if not calls:
                 # the usage of every round of the server-side tool loop, as OpenAI reports it
+                retrieved = data.pop("retrieved", None)  # the RAG scenario: what model A retrieved
+                if retrieved:
+                    set_retrieved(retrieved)
                 await send_json(send, 200, {**data, "usage": usage})
                 return
             messages.append(message)

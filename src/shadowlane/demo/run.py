@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
@@ -29,9 +30,10 @@ from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.demo.grammar import eval_set
 from shadowlane.demo.lab import ENDPOINT, FLAG, LabControl, lab_summary, with_demo_key
-from shadowlane.demo.model_server import PREFIX, TOOLS, ModelBehaviour, model_app
+from shadowlane.demo.model_server import AGENT_PREFIX, AGENT_TOOLS, PREFIX, TOOLS, ModelBehaviour, model_app
 from shadowlane.demo.procs import WorkerProcess
 from shadowlane.demo.prod_service import Gradebook, prod_app
+from shadowlane.demo.rag import RAG_PREFIXES, retrieval_summary
 from shadowlane.demo.serve import serve
 from shadowlane.demo.window_report import window_report
 from shadowlane.errors import ShadowlaneError
@@ -68,6 +70,10 @@ class DemoOptions:
     prod_variability: float = 0.3
     candidate_variability: float = 0.3
     candidate_unstable: float = 0.05
+    agent_every: int = 5  # every 5th shadow-phase request is the agent scenario (0: none)
+    candidate_agent_slip: float = 0.35  # B's agent runs that ask step 2 for the wrong tense
+    rag_every: int = 3  # every 3rd other shadow-phase request asks which rule applies (0: none)
+    candidate_retrieval_slip: float = 0.15  # B's retriever: question wordings it answers off topic
     lambda_ratio: float = 0.25
     rate_cap: float = 80.0
     timeout_s: float = 180.0
@@ -84,7 +90,7 @@ def demo_settings(base: Settings, opts: DemoOptions) -> Settings:
                     "candidate": "grammar-b",
                     "rate_cap": opts.rate_cap,
                     "concurrency": 16,
-                    "readonly_tools": ("lookup_conjugation",),
+                    "readonly_tools": ("lookup_conjugation", "find_examples"),
                     "group_prefix": f"shadowlane.demo-{run_id}.shadow.",
                     "lambda_ratio": opts.lambda_ratio,
                 }
@@ -118,6 +124,23 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
+def agent_summary(joined: list[Comparison]) -> dict[str, Any]:
+    """The candidate's agent runs (finished replays with tool steps) and their first divergences,
+    most common first, as ``"step <n> <kind> [<tool>]": count``."""
+    runs = [c for c in joined if c.prod_steps is not None and c.shadow_status == "ok"]
+    first = Counter(
+        " ".join(str(x) for x in ("step", c.first_divergent_step, c.divergence_kind, c.divergence_tool) if x)
+        for c in runs
+        if c.first_divergent_step is not None
+    )
+    return {
+        "runs": len(runs),
+        "multi_step_runs": sum(1 for c in runs if (c.prod_steps or 0) >= 3),
+        "diverged": sum(first.values()),
+        "first_divergences": dict(first.most_common()),
+    }
+
+
 def candidate_model(opts: DemoOptions) -> ModelBehaviour:
     """Model B, the candidate: knows the conjugation table, slower, fails ``candidate_error_rate``."""
     return ModelBehaviour(
@@ -128,6 +151,8 @@ def candidate_model(opts: DemoOptions) -> ModelBehaviour:
         seed=7,
         variability=opts.candidate_variability,
         unstable=opts.candidate_unstable,
+        agent_slip=opts.candidate_agent_slip,
+        retrieval_slip=opts.candidate_retrieval_slip,
     )
 
 
@@ -139,14 +164,22 @@ async def drive(
     offset: int = 0,
     tag: str = "demo",
     on_answer: Callable[[], None] | None = None,
+    agent_every: int = 0,
+    rag_every: int = 0,
 ) -> list[float]:
-    """Send ``n`` eval requests to the prod service, ``opts.concurrency`` at a time; their latencies."""
+    """Send ``n`` eval requests to the prod service, ``opts.concurrency`` at a time; their latencies.
+    With ``agent_every`` > 0 every ``agent_every``-th request (``i % agent_every == agent_every - 1``)
+    is the agent scenario: :data:`AGENT_PREFIX` and :data:`AGENT_TOOLS`; with ``rag_every`` > 0 every
+    other request with ``i % rag_every == 0`` asks which rule applies (the RAG scenario)."""
     items = eval_set(offset + n)[offset:]
     sem = asyncio.Semaphore(opts.concurrency)
     latencies: list[float] = []
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         item = items[i]
+        agent = agent_every > 0 and i % agent_every == agent_every - 1
+        rag = not agent and rag_every > 0 and i % rag_every == 0  # the RAG scenario (demo.rag)
+        ask = AGENT_PREFIX if agent else RAG_PREFIXES[0] if rag else PREFIX
         body = {
             "model": "grammar-tutor",
             "messages": [
@@ -155,9 +188,9 @@ async def drive(
                     "content": f"You are a grammar tutor for student s{i % 40:03d}. "
                     f"Reports go to parent{i % 40}@example.org, phone +1 415 555 {i % 10000:04d}.",
                 },
-                {"role": "user", "content": PREFIX + item.sentence},
+                {"role": "user", "content": ask + item.sentence},
             ],
-            "tools": TOOLS,
+            "tools": AGENT_TOOLS if agent else TOOLS,
             "temperature": 0,
         }
         async with sem:
@@ -289,7 +322,10 @@ async def run_demo(base: Settings, opts: DemoOptions, progress: Progress | None 
         show.step(
             "shadow phase: model A serves, B and the baseline replay", total=opts.requests, unit="requests"
         )
-        user_latencies = await drive(servers[2].url, opts, n=opts.requests, on_answer=show.advance)
+        user_latencies = await drive(
+            servers[2].url, opts, n=opts.requests, on_answer=show.advance, agent_every=opts.agent_every,
+            rag_every=opts.rag_every,
+        )  # fmt: skip
         if opts.ab_requests:
             ab_config = await lab.enter("ab")  # phase 2: half the requests served by B (sticky by request id)
             # the router is a pure function: which arm served each request is known ahead
@@ -364,6 +400,8 @@ async def run_demo(base: Settings, opts: DemoOptions, progress: Progress | None 
             "shadow": _p95([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),
             "client": _p95(user_latencies),
         },
+        "agent": agent_summary(joined),
+        "retrieval": retrieval_summary(joined),
         "windows": windows,
         "route_skipped": publisher.stats.route_skipped,
         "lab": lab_summary(report, report_dir),

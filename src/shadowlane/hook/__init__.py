@@ -29,6 +29,8 @@ from shadowlane.hook.context import (
     set_gold,
     set_paraphrases,
     set_pins,
+    set_retrieved,
+    set_served_pins,
 )
 from shadowlane.hook.publisher import PublisherStats, ShadowPublisher
 
@@ -54,6 +56,8 @@ __all__ = [
     "set_gold",
     "set_paraphrases",
     "set_pins",
+    "set_retrieved",
+    "set_served_pins",
 ]
 
 _LAZY = {

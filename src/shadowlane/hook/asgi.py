@@ -7,7 +7,9 @@ only after the last response byte went out does it hand the raw capture to
 publisher's background task. Headers are never copied; only the request id, tenant and trace
 context (``traceparent``, and ``tracestate`` as raw bytes) are read from configured headers.
 What the handler records through ``shadowlane.hook.context`` (tool calls, pins, and the gold /
-paraphrase / citation labels) is handed over with the capture.
+paraphrase / citation labels) is handed over with the capture. Response headers the publisher's
+settings name (``served_pin_headers``) are read as the pins prod served with (one missing from a
+response is recorded empty, so it counts as a mismatch).
 
 A replay is passed straight through and counted (``skipped_shadow``): a request carrying the
 shadow marker header, or one served inside ``replaying()`` (an in-process candidate app).
@@ -171,10 +173,22 @@ class _Capture(MirrorContext):
                 self.overflow = True
         return message
 
+    def _served_headers(self, headers: Any) -> None:
+        """The configured response headers as served pins (an absent one: empty, a mismatch); a
+        pin the handler set with ``set_served_pins`` wins."""
+        wanted = self.mw.publisher.served_pin_headers
+        found = {wanted[name.lower()]: value for name, value in headers if name.lower() in wanted}
+        served = self.labelled().served_pins
+        for pin in wanted.values():
+            value = found.get(pin)
+            served.setdefault(pin, value.decode("latin-1") if value is not None else "")
+
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
+            if self.mw.publisher.served_pin_headers:
+                self._served_headers(message.get("headers") or ())
         elif kind == "http.response.body":
             body = message.get("body", b"")
             self.resp_size += len(body)

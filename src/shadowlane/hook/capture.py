@@ -83,7 +83,9 @@ def _snapshot(ctx: MirrorContext | None) -> MirrorContext | None:
         return None
     labels = ctx.labels
     if labels is not None:
-        labels = dataclasses.replace(labels, buckets=dict(labels.buckets))
+        labels = dataclasses.replace(
+            labels, buckets=dict(labels.buckets), served_pins=dict(labels.served_pins)
+        )
     return MirrorContext(list(ctx.tool_calls), dict(ctx.pins), labels)
 
 

@@ -3,11 +3,14 @@
 The mirroring middleware opens a :class:`MirrorContext` for each mirrored request. Handler code
 that executes tools server-side calls :func:`record_tool_call` (a no-op outside a mirrored
 request) so the shadow can later answer the same tool call from the recorded output, and
-:func:`set_pins` to say which model / prompt / index versions served the request.
+:func:`set_pins` to say which model / prompt / index versions served the request, and
+:func:`set_served_pins` for what the serving side reported it actually used (verified against the
+pins by the comparator: ``shadowlane.compare.pins``).
 
 Handlers that know more about a request label it: :func:`set_gold` (the correct answer, for eval
 traffic), :func:`set_paraphrases` (other wordings of the last user message, for λ replays),
-:func:`set_citations` (the ids prod's answer cited), :func:`set_buckets` (breakdown labels such as
+:func:`set_citations` (the ids prod's answer cited), :func:`set_retrieved` (the passages prod's
+retriever returned, for retrieval drift), :func:`set_buckets` (breakdown labels such as
 tense or verb, which reports slice by) and :func:`set_exposure` (the rollout arm that served it).
 Labels are kept raw here; the envelope builder sanitizes them off the request path. They travel
 with the tool-call recording (:class:`Recording`), so whatever hands the recorded tool calls to
@@ -25,7 +28,7 @@ is not republished.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,6 +37,8 @@ from typing import Any, NamedTuple
 
 MAX_PARAPHRASES = 3
 MAX_BUCKETS = 8
+MAX_RETRIEVED = 32
+MAX_PASSAGE_CHARS = 2_000
 _NO_PINS: Mapping[str, str] = MappingProxyType({})
 SHADOW_HEADER = "x-shadowlane-shadow"
 """The marker header every replay request carries; the hooks never mirror a request that has it."""
@@ -69,6 +74,14 @@ class RawExposure:
     bucket: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RawPassage:
+    """One passage prod's retriever returned: its id and text (not sanitized yet)."""
+
+    id: str
+    text: str | None = None
+
+
 @dataclass(slots=True)
 class RequestLabels:
     """What the handler knows about the request beyond its bodies (not sanitized yet)."""
@@ -78,6 +91,8 @@ class RequestLabels:
     citations: tuple[str, ...] | None = None  # None: read them from the prod response
     buckets: dict[str, str] = field(default_factory=dict)
     exposure: RawExposure | None = None
+    served_pins: dict[str, str] = field(default_factory=dict)  # set_served_pins, response headers
+    retrieved: tuple[RawPassage, ...] = ()  # set_retrieved: what prod's retriever returned
 
 
 class MirrorContext:
@@ -166,6 +181,15 @@ def set_pins(pins: Mapping[str, str]) -> None:
         ctx.pins.update(pins)
 
 
+def set_served_pins(pins: Mapping[str, str]) -> None:
+    """Record the pins prod's response actually served with (what the model, prompt store or index
+    reported); the comparator checks them against :func:`set_pins`'. A blank value counts as
+    absent: a mismatch for that pin. They win over the ones the hook reads from the response."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labelled().served_pins.update(pins)
+
+
 def _strings(values: Sequence[str]) -> tuple[str, ...]:
     """Non-empty strings of ``values`` in order, duplicates removed (a bare string is one value)."""
     items = (values,) if isinstance(values, str) else values
@@ -191,6 +215,39 @@ def set_citations(ids: Sequence[str]) -> None:
     ctx = _CURRENT.get()
     if ctx is not None:
         ctx.labelled().citations = _strings(ids)
+
+
+def raw_passages(items: Iterable[Any]) -> tuple[RawPassage, ...]:
+    """Retrieved passages from what a handler or a candidate reports, in rank order: each an id
+    (a string or an integer), an ``(id, text)`` pair, or a mapping with ``id`` and ``text``. At
+    most :data:`MAX_RETRIEVED` passages, texts cut at :data:`MAX_PASSAGE_CHARS` characters; blank
+    ids, repeats and anything else are skipped."""
+    seen: dict[str, RawPassage] = {}
+    for item in items:
+        if len(seen) >= MAX_RETRIEVED:
+            break
+        ident: Any = item
+        text: Any = None
+        if isinstance(item, Mapping):
+            ident, text = item.get("id"), item.get("text")
+        elif isinstance(item, tuple) and len(item) == 2:
+            ident, text = item
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            ident = str(ident)
+        if isinstance(ident, str) and ident.strip() and ident not in seen:
+            body = text[:MAX_PASSAGE_CHARS] if isinstance(text, str) and text.strip() else None
+            seen[ident] = RawPassage(ident, body)
+    return tuple(seen.values())
+
+
+def set_retrieved(passages: Iterable[str | Mapping[str, Any] | tuple[str, str | None]]) -> None:
+    """Record what prod's retriever returned for this request, in rank order: each passage an id,
+    an ``(id, text)`` pair, or a mapping with ``id`` and ``text`` (:func:`raw_passages`). The
+    comparator judges each arm's retrieval against the question (ΔS(question, retrieved)) and
+    compares the ids with the candidate's. Texts are sanitized like every other text."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.labelled().retrieved = raw_passages(passages)
 
 
 def set_buckets(**labels: str) -> None:

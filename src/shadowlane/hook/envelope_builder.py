@@ -3,7 +3,11 @@
 This runs in the hook's background sender, never on the request path. It parses the request and
 response bodies (JSON, or server-sent events for ``stream: true``), sanitizes everything, pairs
 tool calls with their outputs, and derives ``req_hash`` from the request id and canonical payload.
-Handler labels (gold answer, paraphrases, cited ids) are sanitized like every other text.
+Handler labels (gold answer, paraphrases, cited ids, retrieved passages) are sanitized like every
+other text; prod's retrieved passages (``set_retrieved``) are written as ``prod.retrieved`` only
+when set.
+Prod's served pins (the response's ``model`` under ``served_model_pin``, headers the middleware
+read, ``set_served_pins``) are written as ``prod.served_pins`` only when there are any.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from shadowlane.compare.pins import served_value
 from shadowlane.contracts.chat import TokenUsage, ToolCall
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
 from shadowlane.hashing import canonical_json, req_hash, unit_hash
 from shadowlane.hook.bodies import as_object, is_mapping
-from shadowlane.hook.context import MAX_PARAPHRASES, RawMirror, RequestLabels
+from shadowlane.hook.context import MAX_PARAPHRASES, RawMirror, RawPassage, RequestLabels
 from shadowlane.sanitize import Sanitizer
 
 _REQUEST_KEYS = ("model", "messages", "tools")
@@ -112,10 +117,18 @@ class EnvelopeBuilder:
     """Builds sanitized envelopes; one instance per hook, shared config, no I/O."""
 
     def __init__(
-        self, sanitizer: Sanitizer, *, ratio: float, salt_id: str, pins: Mapping[str, str] | None = None
+        self,
+        sanitizer: Sanitizer,
+        *,
+        ratio: float,
+        salt_id: str,
+        pins: Mapping[str, str] | None = None,
+        served_model_pin: str | None = None,
     ) -> None:
-        """With the native sanitizer comes the native check of the bytes (see :meth:`record`)."""
+        """With the native sanitizer comes the native check of the bytes (see :meth:`record`).
+        ``served_model_pin``: the served pin the response's ``model`` is recorded under."""
         self._sanitizer = sanitizer
+        self._model_pin = served_model_pin
         self._ratio = ratio
         self._salt_id = salt_id
         self._pins = dict(pins or {})
@@ -210,6 +223,13 @@ class EnvelopeBuilder:
         touched += n
         buckets, n = self._buckets(labels.buckets)
         touched += n
+        retrieved, n = self._retrieved(labels.retrieved)
+        touched += n
+        if retrieved:  # written only when set, as served pins
+            prod["retrieved"] = retrieved
+        served = self._served_pins(raw.status, prod["model"], labels.served_pins)
+        if served:  # written only when set: records without them stay on the native readers' path
+            prod["served_pins"] = served
         try:
             payload = canonical_json(request)
         except TypeError as exc:
@@ -239,6 +259,29 @@ class EnvelopeBuilder:
             "exposure": asdict(labels.exposure) if labels.exposure else None,
         }
         return wire, touched
+
+    def _served_pins(self, status: int, model: str | None, reported: Mapping[str, str]) -> dict[str, str]:
+        """Prod's served pins: the response's model under the configured name, then the headers
+        the middleware read and what the handler reported; none for an error answer (nothing
+        was served)."""
+        if status >= 400:
+            return {}
+        served = {self._model_pin: model or ""} if self._model_pin else {}
+        served.update(reported)
+        return {str(key): served_value(value) for key, value in served.items() if key}
+
+    def _retrieved(self, passages: Sequence[RawPassage]) -> tuple[list[dict[str, Any]], int]:
+        """Prod's retrieved passages, ids and texts masked like every other text (a snippet may
+        quote a customer record); a passage whose id masks to nothing is dropped."""
+        out: list[dict[str, Any]] = []
+        touched = 0
+        for passage in passages:
+            ident, n_id = self._text(passage.id)
+            text, n_text = self._text(passage.text)
+            if ident is not None:
+                out.append({"id": ident, "text": text})
+                touched += n_id + n_text
+        return out, touched
 
     def _text(self, value: str | None) -> tuple[str | None, int]:
         """``value`` masked, and how many values the masking touched; None when missing or blank."""

@@ -111,6 +111,10 @@ class ShadowPublisher:
         self._topic = topic
         self._factory = producer_factory
         self._pins = pins
+        self.served_pin_headers: dict[bytes, str] = {
+            header.lower().encode("latin-1"): pin for header, pin in settings.served_pin_headers.items()
+        }
+        """Response header (lower case) -> served pin name, read by the ASGI middleware."""
         self._queue: deque[RawMirror] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -319,6 +323,7 @@ class ShadowPublisher:
             ratio=s.sample_ratio,
             salt_id=s.salt,
             pins=self._pins,
+            served_model_pin=s.served_model_pin,
         )
         stopped = self._stopped = loop.create_future()
         self._running = True

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from shadowlane.report.divergence import first_divergences
 from shadowlane.report.model import (
     AbSection,
     Accuracy,
@@ -52,7 +53,9 @@ from shadowlane.report.model import (
     ReportOptions,
     ShadowSection,
 )
+from shadowlane.report.pins import pin_checks
 from shadowlane.report.recommend import recommend
+from shadowlane.report.retrieval import retrieval_drift
 from shadowlane.report.rows import AbRow, AnswerGrader, Arm, ShadowRow
 from shadowlane.stats.distributions import binom_cdf_all
 from shadowlane.stats.proportions import ProportionCI, TwoProportionTest, two_proportion_test, wilson_interval
@@ -322,6 +325,10 @@ def shadow_section(data: ReportInput, o: ReportOptions) -> ShadowSection | None:
         prod_pins=_distinct(r.prod_pins for r in cand),
         candidate_pins=_distinct(r.candidate_pins for r in cand if r.outcome != "shadow_timeout"),
         floor_pins=_distinct(r.candidate_pins for r in floor_rows if r.outcome != "shadow_timeout"),
+        agent=first_divergences(joined),
+        retrieval=retrieval_drift(joined, [r for r in floor_rows if r.outcome == "joined"], o.max_examples),
+        pin_checks=pin_checks((r.req_id or r.req_hash, r.pin_mismatch_keys) for r in cand),
+        prod_pin_checks=pin_checks((r.req_id or r.req_hash, r.prod_pin_mismatch_keys) for r in cand),
     )
 
 

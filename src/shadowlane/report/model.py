@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shadowlane.report.pins import PinChecks
+from shadowlane.report.retrieval import RetrievalDrift
 from shadowlane.report.rows import AbRow, AnswerText, ShadowRow
 from shadowlane.stats.proportions import ProportionCI, TwoProportionTest
 from shadowlane.stats.quantiles import EffectCI, QuantileCI
@@ -136,6 +138,36 @@ class Disagreements:
 
 
 @dataclass(frozen=True, slots=True)
+class DivergenceExample:
+    req_id: str | None
+    req_hash: str
+    prod: str | None  # what prod did at the step: 'tool(args)' or its answer
+    candidate: str | None  # what the candidate did there
+
+
+@dataclass(frozen=True, slots=True)
+class DivergenceGroup:
+    tool: str | None  # the step's tool (None: the final answer)
+    kind: str  # tool_name, tool_args, answer, extra_step, missing_step
+    step: int  # 1-based
+    count: int
+    share: float  # of the judged agent runs
+    examples: tuple[DivergenceExample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstDivergences:
+    """Agent runs (tool steps on either side, replay finished) and where the candidate's run first
+    left prod's, grouped by (tool, kind, step), most common first."""
+
+    runs: int
+    diverged: int
+    groups: tuple[DivergenceGroup, ...]
+    other_groups: int  # groups past the ones listed
+    other_count: int  # their divergences
+
+
+@dataclass(frozen=True, slots=True)
 class ShadowSection:
     candidate: str
     noise_floor: str | None
@@ -152,6 +184,10 @@ class ShadowSection:
     prod_pins: tuple[dict[str, str], ...]
     candidate_pins: tuple[dict[str, str], ...]
     floor_pins: tuple[dict[str, str], ...]
+    agent: FirstDivergences | None = None  # None: no agent runs among the joined comparisons
+    retrieval: RetrievalDrift | None = None  # None: no arm reported retrieval
+    pin_checks: PinChecks | None = None  # the candidate's served pins vs its expected; None: unchecked
+    prod_pin_checks: PinChecks | None = None  # prod's served pins vs its claimed
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,21 @@ class ShadowRow:
     buckets: dict[str, str] = field(default_factory=dict)
     prod_pins: dict[str, str] = field(default_factory=dict)
     candidate_pins: dict[str, str] = field(default_factory=dict)
+    pin_mismatch_keys: tuple[str, ...] | None = None  # pins verified (compare.pins); None: unchecked
+    prod_pin_mismatch_keys: tuple[str, ...] | None = None
+    # agent replay: where the candidate's tool run first left prod's (compare.agent_steps)
+    prod_steps: int | None = None
+    first_divergent_step: int | None = None
+    divergence_kind: str | None = None
+    divergence_tool: str | None = None
+    divergence_prod: str | None = None
+    divergence_shadow: str | None = None
+    # retrieval drift (compare.retrieval)
+    prod_retrieval_delta_s: float | None = None
+    retrieval_delta_s: float | None = None
+    retrieval_paraphrases: int | None = None
+    retrieval_overlap: float | None = None
+    retrieval_coverage: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +160,19 @@ def shadow_row(c: Comparison) -> ShadowRow:
         buckets=dict(getattr(c, "buckets", None) or {}),
         prod_pins=dict(c.prod_pins),
         candidate_pins=dict(c.candidate_pins),
+        pin_mismatch_keys=c.pin_mismatch_keys,
+        prod_pin_mismatch_keys=c.prod_pin_mismatch_keys,
+        prod_steps=c.prod_steps,
+        first_divergent_step=c.first_divergent_step,
+        divergence_kind=c.divergence_kind,
+        divergence_tool=c.divergence_tool,
+        divergence_prod=c.divergence_prod,
+        divergence_shadow=c.divergence_shadow,
+        prod_retrieval_delta_s=c.prod_retrieval_delta_s,
+        retrieval_delta_s=c.retrieval_delta_s,
+        retrieval_paraphrases=c.retrieval_paraphrases,
+        retrieval_overlap=c.retrieval_overlap,
+        retrieval_coverage=c.retrieval_coverage,
     )
 
 

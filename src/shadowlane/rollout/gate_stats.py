@@ -138,15 +138,47 @@ def errors(w: Window, conf: float) -> Stat | str:
     return replace(stat, reference=t.p2, worse=(t.ci_low, t.ci_high))
 
 
-def coverage(w: Window, conf: float) -> Stat | str:
-    s, n = w.s, w.s.coverage_count
-    if not n:
-        return "no coverage in the window (no citation target)"
-    # a record without Σx² gets the largest variance values in [0, 1] can have (Bhatia-Davis)
-    sq = s.coverage_sq_sum if s.coverage_sq_sum > 0 or s.coverage_sum == 0 else s.coverage_sum
-    m = mean_ci(n, s.coverage_sum, sq, confidence=conf)
-    sentence = "mean coverage: Σ coverage / n (normal interval from Σx, Σx²)"
-    return Stat("coverage_mean", m.mean, max(0.0, m.ci_low), min(1.0, m.ci_high), n, sentence)
+def share_mean(prefix: str, missing: str, what: str) -> Compute:
+    """The mean of a share in [0, 1] from the summary's ``<prefix>_count``, ``_sum``, ``_sq_sum``."""
+
+    def compute(w: Window, conf: float) -> Stat | str:
+        s = w.s
+        n, total, sq = (getattr(s, f"{prefix}_{part}") for part in ("count", "sum", "sq_sum"))
+        if not n:
+            return missing
+        # a record without Σx² gets the largest variance values in [0, 1] can have (Bhatia-Davis)
+        sq = sq if sq > 0 or total == 0 else total
+        m = mean_ci(n, total, sq, confidence=conf)
+        sentence = f"{what}: Σ {prefix} / n (normal interval from Σx, Σx²)"
+        return Stat(f"{prefix}_mean", m.mean, max(0.0, m.ci_low), min(1.0, m.ci_high), n, sentence)
+
+    return compute
+
+
+coverage = share_mean("coverage", "no coverage in the window (no citation target)", "mean coverage")
+retrieval_coverage = share_mean(
+    "retrieval_coverage",
+    "no retrieval coverage in the window (no retrieval reported, or no target ids)",
+    "mean retrieval coverage, each request's worst over its λ paraphrases",
+)
+
+
+def retrieval_delta_s(w: Window, conf: float) -> Stat | str:
+    """p95 over requests of the candidate's ΔS(question, retrieved), each request's the worst over
+    it and its λ paraphrases (order-statistic interval); no reference (the seed's bound is
+    absolute), prod's p95 is named in the sentence for context."""
+    s = w.s
+    if not s.retrieval_count:
+        return "no retrieval ΔS in the window (no retrieval reported, no passage texts, or no embedder)"
+    v, c = w.hist("hist_retrieval_delta_s_e4", True)
+    ci = quantile_ci(v, 0.95, counts=c, confidence=conf)
+    prod_p95 = s.prod_retrieval_delta_s_p95
+    prod = f"; prod's p95 {prod_p95:.4g}" if prod_p95 is not None else ""
+    sentence = (
+        "p95 of ΔS(question, retrieved) over requests, each the worst over the request and its λ "
+        f"paraphrases (order statistics){prod}"
+    )
+    return Stat("retrieval_delta_s_p95", ci.estimate, ci.ci_low, ci.ci_high, s.retrieval_count, sentence)
 
 
 def accuracy(w: Window, conf: float) -> Stat | str:
@@ -200,3 +232,4 @@ def cost(w: Window, conf: float) -> Stat | str:
 
 LAMBDA_FLIPS = rate("lambda_flip_rate", "lambda_flips", "lambda_paired", "λ flips")
 TOOL_SUCCESS = rate("tool_success_rate", "tool_valid", "tool_calls", "tool calls")
+PIN_MISMATCHES = rate("pin_mismatch_rate", "pin_mismatches", "pin_checked", "candidate pin checks")

@@ -15,9 +15,12 @@ both when the window has a noise floor, raw ΔS otherwise; each result says whic
 two-sided at ``1 − 2α``. FAIL tests run at ``α`` per gate (default) or, with
 ``multiplicity="bonferroni"``, at ``α/G`` over the ``G`` gates the window can judge.
 
-1. No summary or ``count < min_samples`` → INCONCLUSIVE, never PASS; no abort fires either.
+1. No summary or ``count < min_samples`` → INCONCLUSIVE, never PASS; no abort fires either, but
+   for ``pin_mismatch_rate_over`` (2).
 2. A hard abort rule fires at once: point estimate beyond its value *and* the one-sided 95 % bound
    too (a fixed level: a safety stop does not wait for α to be spent) → FAIL with ``hard_stop``.
+   ``pin_mismatch_rate_over`` (candidate pin mismatches / pins checked) fires on the rate alone,
+   whatever the sample size: a request served from the wrong revision is a fact, not noise.
 3. A gate **PASSes** when its interval's unfavourable end is within the threshold (level α: all
    gates must pass, an intersection-union test, so no multiplicity correction is needed). It
    **FAILs** by ``worse_than_reference`` (default) when its point estimate is beyond the threshold
@@ -67,6 +70,9 @@ from shadowlane.rollout.gate_stats import (
     LAMBDA_FLIPS as _LAMBDA,
 )
 from shadowlane.rollout.gate_stats import (
+    PIN_MISMATCHES as _PINS,
+)
+from shadowlane.rollout.gate_stats import (
     TOOL_SUCCESS as _TOOLS,
 )
 from shadowlane.rollout.gate_stats import (
@@ -95,6 +101,12 @@ from shadowlane.rollout.gate_stats import (
 )
 from shadowlane.rollout.gate_stats import (
     latency as _latency,
+)
+from shadowlane.rollout.gate_stats import (
+    retrieval_coverage as _retrieval_coverage,
+)
+from shadowlane.rollout.gate_stats import (
+    retrieval_delta_s as _retrieval_delta_s,
 )
 from shadowlane.rollout.looks import LookAlpha, fixed_look
 
@@ -191,14 +203,18 @@ _GATES: tuple[tuple[str, str, Direction, _Compute], ...] = (
     ("tool_success_min", "tools", "min", _TOOLS),
     ("cost_uplift_max", "cost", "max", _cost),
     ("accuracy_drop_max", "accuracy", "max", _accuracy),
+    ("retrieval_delta_s_max", "retrieval_delta_s", "max", _retrieval_delta_s),
+    ("retrieval_coverage_min", "retrieval_coverage", "min", _retrieval_coverage),
 )  # fmt: skip
 _ABORT_METRIC: dict[str, str] = {
     "delta_s_median_over": "delta_s_median", "delta_s_p95_over": "delta_s_p95", "coverage_under": "coverage",
     "lambda_flip_rate_over": "lambda", "error_rate_over": "errors", "tool_success_under": "tools",
     "accuracy_drop_over": "accuracy", "latency_p95_uplift_over": "latency", "cost_uplift_over": "cost",
     "latency_p95_over_budget": "latency", "cost_per_solved_over_budget": "cost",
+    "pin_mismatch_rate_over": "pins",
 }  # fmt: skip
-_DIRECTION: dict[str, Direction] = {key: direction for _, key, direction, _ in _GATES}
+_DIRECTION: dict[str, Direction] = {key: direction for _, key, direction, _ in _GATES} | {"pins": "max"}
+_EXACT = frozenset({"pin_mismatch_rate_over"})  # facts, not estimates: any sample size, no bound
 _WAIVABLE = frozenset({"latency_p95_over_budget", "cost_per_solved_over_budget", "cost_uplift_max"})
 
 
@@ -278,7 +294,7 @@ def evaluate(
     if summary is None:
         return decision("INCONCLUSIVE", "no window summaries: no data")
     window, cache = _Window(summary), dict[tuple[str, float], "_Stat | str"]()
-    computes = {key: fn for _, key, _, fn in _GATES}
+    computes = {key: fn for _, key, _, fn in _GATES} | {"pins": _PINS}
 
     def stat(key: str, level: float) -> _Stat | str:
         if not 0.0 < level < 1.0:
@@ -317,14 +333,16 @@ def evaluate(
             key, t = _ABORT_METRIC[rule.kind], spec.threshold(rule)
             direction = _DIRECTION[key]
             st = stat(key, ABORT_CONFIDENCE if severity == "hard" else conf)
-            if isinstance(st, str) or not enough:
+            if isinstance(st, str) or not (enough or rule.kind in _EXACT):
                 aborts.append(
                     AbortResult(rule.kind, severity, None, t, False, st if isinstance(st, str) else short)
                 )
                 continue
             fired = _beyond(st.value, t, direction)
             why = f"{st.metric} {st.value:.4g} vs {t:g}"
-            if severity == "hard":
+            if rule.kind in _EXACT:
+                why += f" ({st.n} checked; acts on any sample size)"
+            elif severity == "hard":
                 fired = fired and _beyond(st.low if direction == "max" else st.high, t, direction)
                 why += " (needs the one-sided 95 % bound beyond too)"
             if fired and rule.kind in _WAIVABLE and gain:
@@ -335,10 +353,10 @@ def evaluate(
     failed = [g.name for g in gates if g.verdict == "FAIL"]
     judged = [g for g in gates if g.verdict != "SKIPPED"]
     args = (gates, aborts, bool(stops), bool(holds))
+    if stops:  # below min_samples only an exact rule (a pin mismatch) can fire
+        return decision("FAIL", f"hard abort: {', '.join(stops)}: roll back at once", *args)
     if not enough:
         return decision("INCONCLUSIVE", short, *args)
-    if stops:
-        return decision("FAIL", f"hard abort: {', '.join(stops)}: roll back at once", *args)
     if failed:
         return decision("FAIL", f"gate failed: {', '.join(failed)}", *args)
     if holds:

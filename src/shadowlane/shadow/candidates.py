@@ -15,6 +15,11 @@ replay again; over HTTP the marker header says the same to the candidate's own h
 
 A reply carries the answer, its tool calls, token usage, the model the server says answered and,
 when the response has a top-level ``citations`` list (ids, or objects with an ``id``), the cited ids.
+It also carries the pins it says it served with (:mod:`shadowlane.compare.pins`): the configured
+response headers of an HTTP candidate (``pin_headers``; a missing one recorded empty), and a
+top-level ``served_pins`` object of the response, which is how a Python function reports them.
+A RAG candidate reports what it retrieved in a top-level ``retrieved`` list (ids, or objects with
+an ``id`` and a ``text``), which the comparator judges for retrieval drift.
 
 Failures are classified into :class:`CandidateError` with an ``error_class`` the worker records:
 ``rate_limited`` / ``server_error`` / ``timeout`` are retriable with back-off, the rest are not.
@@ -24,18 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 import orjson
 from pydantic import SecretStr
 
+from shadowlane.compare.pins import served_value
+from shadowlane.contracts.envelope import RetrievedPassage
 from shadowlane.hook.context import SHADOW_HEADER as SHADOW_HEADER  # re-exported: the worker's side
-from shadowlane.hook.context import replaying
+from shadowlane.hook.context import raw_passages, replaying
 from shadowlane.tracing import http_headers
 
 RETRIABLE = frozenset({"rate_limited", "server_error", "timeout"})
@@ -61,6 +69,8 @@ class CandidateReply:
     usage: Mapping[str, int] | None
     model: str | None = None
     cited_ids: tuple[str, ...] = ()
+    served_pins: Mapping[str, str] = field(default_factory=dict)  # the reply's pins (headers, body)
+    retrieved: tuple[RetrievedPassage, ...] = ()  # what the reply says it retrieved
 
 
 class Candidate(Protocol):
@@ -80,6 +90,8 @@ def parse_reply(data: Any) -> CandidateReply:
         usage = data.get("usage")
         model = data.get("model")
         citations = data.get("citations")
+        reported = data.get("served_pins")
+        retrieved = data.get("retrieved")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise CandidateError("invalid_response", "not a chat-completions response") from None
     if content is not None and not isinstance(content, str):
@@ -93,7 +105,32 @@ def parse_reply(data: Any) -> CandidateReply:
         usage if isinstance(usage, dict) else None,
         model if isinstance(model, str) else None,
         citation_ids(citations),
+        reported_pins(reported),
+        retrieved_passages(retrieved),
     )
+
+
+def retrieved_passages(value: Any) -> tuple[RetrievedPassage, ...]:
+    """The passages of a response's top-level ``retrieved`` list (ids, or objects with an ``id``
+    and a ``text``: :func:`~shadowlane.hook.context.raw_passages`); anything else gives none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(RetrievedPassage(id=p.id, text=p.text) for p in raw_passages(value))
+
+
+def reported_pins(value: Any) -> dict[str, str]:
+    """The pins a reply reports itself (a top-level ``served_pins`` object: a Python candidate's
+    way to say what it served with); values recorded as :func:`~shadowlane.compare.pins.served_value`,
+    anything that is no object gives none."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(key): served_value(v) for key, v in value.items() if isinstance(key, str) and key}
+
+
+def header_pins(headers: Mapping[str, str], pin_headers: Mapping[str, str]) -> dict[str, str]:
+    """``pin name -> value`` of the configured response headers (``header -> pin name``); a header
+    the response lacks is recorded as absent (the empty string), so the check counts it."""
+    return {pin: served_value(headers.get(header)) for header, pin in pin_headers.items()}
 
 
 def citation_ids(citations: Any) -> tuple[str, ...]:
@@ -125,9 +162,12 @@ class OpenAICandidate:
         api_key: SecretStr | None = None,
         timeout_s: float = 30.0,
         max_connections: int = 64,
+        pin_headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``pin_headers``: response header -> pin name, recorded in each reply's served pins."""
         self.name = name
         self._model = model
+        self._pin_headers = {h.lower(): pin for h, pin in (pin_headers or {}).items()}
         headers = {SHADOW_HEADER: "1", "content-type": "application/json"}
         if api_key is not None:
             headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
@@ -162,7 +202,11 @@ class OpenAICandidate:
             data = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
             raise CandidateError("invalid_response", "response is not JSON") from None
-        return parse_reply(data)
+        reply = parse_reply(data)
+        if self._pin_headers:  # configured headers win over pins the body reports
+            pins = {**reply.served_pins, **header_pins(resp.headers, self._pin_headers)}
+            reply = dataclasses.replace(reply, served_pins=pins)
+        return reply
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -10,8 +10,11 @@ Every call to the candidate, first attempt, retry or tool round alike, is admitt
 (the worker's rate cap) right before it is made: the cap is a promise about calls, not replays.
 
 The result names the model of the candidate's last reply (else the request's), the ids its last
-reply cites (a top-level ``citations`` list), and the configured pins; a baseline replayer
-(the prod model replayed as a noise floor) reports the envelope's prod pins under those.
+reply cites (a top-level ``citations`` list), the passages it retrieved (a top-level
+``retrieved`` list), and the configured pins; a baseline replayer
+(the prod model replayed as a noise floor) reports the envelope's prod pins under those. It also
+records the pins the last reply says it served with (:func:`served_pins`), which the comparator
+checks against those (:mod:`shadowlane.compare.pins`).
 
 A traced request (a valid W3C ``traceparent`` in its record's headers, else on the envelope) is
 replayed inside a ``shadowlane.replay`` span; every candidate call carries the replay's
@@ -27,6 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
+from shadowlane.compare.pins import served_value
 from shadowlane.contracts.chat import TokenUsage
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall
@@ -64,6 +68,16 @@ def result_pins(
 ) -> dict[str, str]:
     """The pins a result reports: the configured ones, over the prod pins for the baseline."""
     return {**envelope.pins, **configured} if baseline else dict(configured)
+
+
+def served_pins(reply: CandidateReply | None, model_pin: str | None) -> dict[str, str]:
+    """The pins the last reply served with: its model under ``model_pin`` (absent: recorded
+    empty), then what the reply reported (configured headers, a ``served_pins`` object); none
+    without a reply."""
+    if reply is None:
+        return {}
+    pins = {model_pin: served_value(reply.model)} if model_pin else {}
+    return {**pins, **reply.served_pins}
 
 
 class Replayer:
@@ -161,6 +175,8 @@ class Replayer:
                 model=(last.model if last is not None and last.model else None) or request_model,
                 cited_ids=last.cited_ids if last is not None else (),
                 traceparent=traceparent,
+                served_pins=served_pins(last, s.served_model_pin),
+                retrieved=last.retrieved if last is not None else (),
                 **fields,
             )
 

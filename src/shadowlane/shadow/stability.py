@@ -81,6 +81,7 @@ def sample_of(variant: Variant, result: ShadowResult) -> StabilitySample:
         status=result.status,
         answer=result.answer,
         error_class=result.error_class,
+        retrieved=result.retrieved,
     )
 
 

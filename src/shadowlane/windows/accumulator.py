@@ -35,6 +35,8 @@ _HISTS = {
     "paired": "hist_delta_s_paired_e4",
     "floor": "hist_delta_s_floor_e4",
     "gold": "hist_delta_s_gold_e4",
+    "retrieval": "hist_retrieval_delta_s_e4",
+    "prod_retrieval": "hist_prod_retrieval_delta_s_e4",
 }
 
 
@@ -83,12 +85,25 @@ class Accumulator:
     lambda_divergent: int = 0
     lambda_paired: int = 0
     lambda_flips: int = 0
+    pin_checked: int = 0  # pins verified: candidate and prod checks, and their mismatches
+    pin_mismatches: int = 0
+    prod_pin_checked: int = 0
+    prod_pin_mismatches: int = 0
     coverage_count: int = 0
     coverage_sum: float = 0.0
     coverage_sq_sum: float = 0.0
+    retrieval_count: int = 0  # retrieval drift: ΔS(question, retrieved) per arm, overlap, coverage
+    prod_retrieval_count: int = 0
+    retrieval_overlap_count: int = 0
+    retrieval_overlap_sum: float = 0.0
+    retrieval_coverage_count: int = 0
+    retrieval_coverage_sum: float = 0.0
+    retrieval_coverage_sq_sum: float = 0.0
     tool_calls: int = 0
     tool_valid: int = 0
     tool_matched_prod: int = 0
+    agent_compared: int = 0  # agent replay: judged runs with tool steps, and those that diverged
+    agent_diverged: int = 0
     graded: int = 0
     prod_solved: int = 0
     shadow_solved: int = 0
@@ -119,6 +134,8 @@ class Accumulator:
     paired: h.Tally = field(default_factory=h.delta_s_tally)
     floor: h.Tally = field(default_factory=h.delta_s_tally)
     gold: h.Tally = field(default_factory=h.delta_s_tally)
+    retrieval: h.Tally = field(default_factory=h.delta_s_tally)
+    prod_retrieval: h.Tally = field(default_factory=h.delta_s_tally)
 
     def add(self, c: Comparison) -> None:
         self.add_many((c,))
@@ -152,7 +169,12 @@ class Accumulator:
                 tool_calls += c.tool_calls
                 tool_valid += c.tool_valid
                 tool_matched += c.tool_matched_prod
+                if c.prod_steps is not None and c.shadow_status == "ok":  # a judged agent run
+                    self.agent_compared += 1
+                    self.agent_diverged += c.first_divergent_step is not None
                 self._add_scores(c)
+            if c.pin_mismatch is not None or c.prod_pin_mismatch is not None:
+                self._add_pins(c)  # also on incomplete comparisons: a side present checks its own
             status = c.prod_status
             if status is not None and status[:1] != "2":
                 prod_errors += 1
@@ -176,6 +198,32 @@ class Accumulator:
         self.prod_errors, self.traffic_arm = prod_errors, arm
         self.exact_known, self.exact_matches, self.shadow_errors = exact_known, exact_matches, shadow_errors
         self.tool_calls, self.tool_valid, self.tool_matched_prod = tool_calls, tool_valid, tool_matched
+
+    def _add_pins(self, c: Comparison) -> None:
+        """The pin checks of a comparison (:mod:`shadowlane.compare.pins`)."""
+        if c.pin_mismatch is not None:
+            self.pin_checked += 1
+            self.pin_mismatches += c.pin_mismatch
+        if c.prod_pin_mismatch is not None:
+            self.prod_pin_checked += 1
+            self.prod_pin_mismatches += c.prod_pin_mismatch
+
+    def _add_retrieval(self, c: Comparison) -> None:
+        """Retrieval drift (:mod:`shadowlane.compare.retrieval`): ΔS(question, retrieved) per arm,
+        overlap and coverage of the retrieved ids."""
+        if c.retrieval_delta_s is not None:
+            self.retrieval_count += 1
+            self.retrieval.record(h.delta_s_value(c.retrieval_delta_s))
+        if c.prod_retrieval_delta_s is not None:
+            self.prod_retrieval_count += 1
+            self.prod_retrieval.record(h.delta_s_value(c.prod_retrieval_delta_s))
+        if c.retrieval_overlap is not None:
+            self.retrieval_overlap_count += 1
+            self.retrieval_overlap_sum += c.retrieval_overlap
+        if (cov := c.retrieval_coverage) is not None:
+            self.retrieval_coverage_count += 1
+            self.retrieval_coverage_sum += cov
+            self.retrieval_coverage_sq_sum += cov * cov
 
     def _add_scores(self, c: Comparison) -> None:
         """A joined pair's optional scores: ΔS, λ, coverage, grades and cost."""
@@ -201,6 +249,8 @@ class Accumulator:
             self.coverage_count += 1
             self.coverage_sum += c.coverage
             self.coverage_sq_sum += c.coverage * c.coverage
+        if c.retrieval_paraphrases is not None or c.prod_retrieval_delta_s is not None:
+            self._add_retrieval(c)  # the candidate reported retrieval, or prod's was scored
         graded = c.prod_solved is not None and c.shadow_solved is not None
         p_ok = s_ok = False
         if graded:
@@ -251,7 +301,9 @@ class Accumulator:
         acc = cls(s.window_start_ms, s.window_end_ms, (s.candidate, s.endpoint, s.tenant), s.traffic_arm)
         for f in fields(acc):
             if f.name in _HISTS:
-                setattr(acc, f.name, h.Tally(h.decode(getattr(s, _HISTS[f.name]))))
+                encoded = getattr(s, _HISTS[f.name])
+                if encoded:  # '': a record written before that histogram existed (empty)
+                    setattr(acc, f.name, h.Tally(h.decode(encoded)))
             elif f.name not in ("start_ms", "end_ms", "key", "traffic_arm"):
                 setattr(acc, f.name, getattr(s, f.name))
         return acc
@@ -263,6 +315,7 @@ class Accumulator:
         prod_ms, shadow_ms = _latency_ms(self.lat_prod.hist), _latency_ms(self.lat_shadow.hist)
         prod95, shadow95 = prod_ms[1], shadow_ms[1]
         drift, gold = _delta_s(self.drift.hist), _delta_s(self.gold.hist)
+        retrieval, prod_retrieval = _delta_s(self.retrieval.hist), _delta_s(self.prod_retrieval.hist)
         # excess ΔS: ΔS percentile minus the noise floor's, over the requests that have both (Diffy's
         # idea: judge the candidate's differences against the ones prod's own nondeterminism makes)
         paired, floor = _delta_s(self.paired.hist), _delta_s(self.floor.hist)
@@ -304,8 +357,16 @@ class Accumulator:
             delta_s_floor_p95=floor[1],
             delta_s_gold_median=gold[0],
             lambda_flip_rate=_ratio(self.lambda_flips, self.lambda_paired),
+            pin_mismatch_rate=_ratio(self.pin_mismatches, self.pin_checked),
             coverage_mean=_ratio(self.coverage_sum, self.coverage_count),
+            retrieval_delta_s_median=retrieval[0],
+            retrieval_delta_s_p95=retrieval[1],
+            prod_retrieval_delta_s_median=prod_retrieval[0],
+            prod_retrieval_delta_s_p95=prod_retrieval[1],
+            retrieval_overlap_mean=_ratio(self.retrieval_overlap_sum, self.retrieval_overlap_count),
+            retrieval_coverage_mean=_ratio(self.retrieval_coverage_sum, self.retrieval_coverage_count),
             tool_success_rate=_ratio(self.tool_valid, self.tool_calls),
+            agent_divergence_rate=_ratio(self.agent_diverged, self.agent_compared),
             prod_cost_per_solved_usd=prod_per_solved,
             shadow_cost_per_solved_usd=shadow_per_solved,
             cost_uplift=cost_uplift,

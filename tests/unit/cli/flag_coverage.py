@@ -14,6 +14,7 @@ DEMO = "tests/integration/test_cli_demo.py"
 
 _KAFKA = f"{CLI}/test_kafka_cmd.py"
 _WORKERS = f"{CLI}/test_worker_cmds.py"
+_PINS = f"{CLI}/test_shadow_pins.py"
 _DEMO = f"{CLI}/test_demo_cmd.py"
 _REPORT = f"{CLI}/test_report_cmd.py"
 _RESCORE = f"{CLI}/test_rescore_cmd.py"
@@ -63,6 +64,9 @@ FLAGS: dict[tuple[str, str], str] = {
     ("shadow", "--readonly-tool"): f"{_WORKERS}::test_shadow_flags_shape_the_worker",
     ("shadow", "--tool-stub"): f"{_WORKERS}::test_shadow_refuses_malformed_tool_stubs_and_pins",
     ("shadow", "--pin"): f"{_WORKERS}::test_shadow_flags_shape_the_worker",
+    ("shadow", "--manifest"): f"{_PINS}::test_manifest_versions_are_the_expected_pins",
+    ("shadow", "--served-model-pin"): f"{_PINS}::test_served_pin_flags_reach_the_candidate",
+    ("shadow", "--served-pin-header"): f"{_PINS}::test_served_pin_flags_reach_the_candidate",
     ("shadow", "--metrics-port"): f"{_WORKERS}::test_metrics_port_and_host_choose_where_the_endpoints_listen",
     ("shadow", "--metrics-host"): f"{_WORKERS}::test_metrics_port_and_host_choose_where_the_endpoints_listen",
     ("compare", "--candidates"): f"{_WORKERS}::test_compare_flags_shape_the_comparator",

@@ -188,6 +188,9 @@ def _exact(side: ProdSide) -> list[tuple[str, Any, type]]:
     out.append(("pins", list(side.pins.items()), dict))
     out.append(("buckets", list(side.buckets.items()), dict))
     out.append(("tool_keys", sorted(side.tool_keys), type(side.tool_keys)))
+    out.append(("tool_steps", list(side.tool_steps), type(side.tool_steps)))  # in call order
+    out.append(("question", side.question, type(side.question)))
+    out.append(("paraphrases", side.paraphrases, type(side.paraphrases)))
     p = side.prod
     for name in (
         "answer",
@@ -342,3 +345,53 @@ def test_the_prod_model_falls_back_to_the_request_model_as_in_python() -> None:
         obj["prod"]["model"] = prod_model
         obj["request"]["model"] = request_model
         assert _check(orjson.dumps(_signed(obj)))
+
+
+_PART = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["text", "image_url", "TEXT", 1, None]),
+        "text": st.one_of(
+            st.text(max_size=12), st.integers(-(2**31), 2**31), st.none(), st.lists(st.text(max_size=3))
+        ),
+        "image_url": st.fixed_dictionaries({"url": st.text(max_size=8)}),
+    },
+)
+
+
+@given(
+    content=st.one_of(st.none(), st.text(max_size=20), st.lists(_PART, max_size=4)),
+    role=st.sampled_from(["user", "assistant", "system"]),
+    ascii_only=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_question_is_the_same_natively_for_any_last_message_content(
+    content: Json, role: str, ascii_only: bool
+) -> None:
+    """Retrieval drift's question (the last user message's text): a string, text parts joined,
+    or None; the native reader keeps the same, escapes and non-ASCII included."""
+    obj = _base(5)
+    earlier = [m["content"] for m in obj["request"]["messages"] if m["role"] == "user"][-1]
+    obj["request"]["messages"].append({"role": role, "content": content})
+    data = json.dumps(_signed(obj), ensure_ascii=ascii_only).encode()
+    assert _check(data)
+    side = ProdSide.decode_python(data, _claimed(data))
+    if role == "user":
+        want = content if isinstance(content, str) else None
+        if isinstance(content, list):
+            want = "\n".join(
+                p["text"] for p in content if p.get("type") == "text" and isinstance(p.get("text"), str)
+            )
+        assert side.question == (want or None)
+    else:  # the last user message is the earlier one
+        assert side.question == earlier
+
+
+def test_a_repeated_part_key_counts_its_last_value_on_both_paths() -> None:
+    obj = _base(6)
+    obj["request"]["messages"].append({"role": "user", "content": [{"type": "text", "text": "first"}]})
+    data = orjson.dumps(_signed(obj)).replace(b'"text":"first"', b'"text":"first","text":"second"')
+    obj_hash = req_hash(obj["req_id"], canonical_json(orjson.loads(data)["request"]))
+    data = data.replace(obj["req_hash"].encode(), obj_hash.encode())
+    assert _check(data)
+    assert ProdSide.decode_python(data, obj_hash.encode()).question == "second"

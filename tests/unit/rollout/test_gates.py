@@ -57,8 +57,12 @@ def _comparisons(
     tools: bool = True,
     graded: bool = True,
     lam_flips: int = 0,
+    retrieval: bool = True,
+    retrieval_shift: float = 0.0,
+    retrieval_coverage: float = 1.0,
 ) -> list[Comparison]:
     rng = random.Random(seed)
+    rag = random.Random(seed + 10_000)  # its own stream: the other figures stay as they were
     out = []
     for i in range(n):
         error = rng.random() < errors
@@ -96,6 +100,14 @@ def _comparisons(
                 tool_valid=1 if tools and not error else 0,
                 prod_cost_usd=prod_cost,
                 shadow_cost_usd=None if error else round(prod_cost * cost, 9),
+                prod_retrieval_delta_s=round(rag.uniform(0.1, 0.3), 4) if retrieval else None,
+                retrieval_delta_s=round(min(1.0, rag.uniform(0.1, 0.3) + retrieval_shift), 4)
+                if retrieval and not error
+                else None,
+                retrieval_paraphrases=0 if retrieval and not error else None,
+                retrieval_overlap=1.0 if retrieval and not error else None,
+                retrieval_coverage=retrieval_coverage if retrieval and not error else None,
+                retrieval_coverage_target="prod" if retrieval and not error else None,
             )
         )
     return out
@@ -129,7 +141,7 @@ def test_all_green_passes_with_every_gate_judged(green: WindowSummary) -> None:
     assert decision.exit_code == 0
     assert not decision.hard_stop
     assert not decision.soft_hold
-    assert [g.verdict for g in decision.gates] == ["PASS"] * 9
+    assert [g.verdict for g in decision.gates] == ["PASS"] * 11
     assert _gate(decision, "delta_s.median_max").metric == "delta_s_excess_median"  # a floor: excess ΔS
     assert decision.n == 2_000
     assert decision.look.confidence == pytest.approx(0.90)
@@ -233,10 +245,16 @@ def test_a_proven_quality_gain_waives_the_cost_budget() -> None:
 
 
 def test_a_gate_whose_metric_is_missing_is_skipped() -> None:
-    bare = _summary(coverage=False, tools=False, graded=False, floor=False, spread=0.02)
+    bare = _summary(coverage=False, tools=False, graded=False, floor=False, spread=0.02, retrieval=False)
     decision = evaluate(_spec(), bare)
     skipped = {g.name for g in decision.gates if g.verdict == "SKIPPED"}
-    assert skipped == {"coverage_min", "tool_success_min", "accuracy_drop_max"}
+    assert skipped == {
+        "coverage_min",
+        "tool_success_min",
+        "accuracy_drop_max",
+        "retrieval_delta_s_max",
+        "retrieval_coverage_min",
+    }
     assert decision.verdict == "PASS"  # every gate that could be judged passed
     median = _gate(decision, "delta_s.median_max")
     assert median.metric == "delta_s_median"  # no floor: raw ΔS, and the statistic says so
@@ -265,7 +283,7 @@ def test_the_ci_rule_needs_the_whole_interval_beyond_the_threshold() -> None:
 
 def test_bonferroni_splits_the_fail_level_over_the_judged_gates(green: WindowSummary) -> None:
     decision = evaluate(_spec(), green, multiplicity="bonferroni")
-    assert all(g.fail_alpha == pytest.approx(0.05 / 9) for g in decision.gates)
+    assert all(g.fail_alpha == pytest.approx(0.05 / 11) for g in decision.gates)
 
 
 def test_a_summary_without_discordance_falls_back_to_the_unpaired_test() -> None:
@@ -277,7 +295,7 @@ def test_a_summary_without_discordance_falls_back_to_the_unpaired_test() -> None
 def test_decision_is_json_ready(green: WindowSummary) -> None:
     data = orjson.loads(orjson.dumps(evaluate(_spec(), _summary(300)).as_dict()))
     assert data["verdict"] in ("PASS", "INCONCLUSIVE")
-    assert len(data["gates"]) == 9
+    assert len(data["gates"]) == 11
     assert data["look"]["alpha"] == 0.05
 
 

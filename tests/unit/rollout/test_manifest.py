@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shadowlane.contracts.flag_manifest import DEFAULT_STAGES, FlagManifest, HardAbortRule, SoftAbortRule
+from shadowlane.contracts.flag_manifest import (
+    DEFAULT_STAGES,
+    AbortRules,
+    FlagManifest,
+    HardAbortRule,
+    SoftAbortRule,
+)
 from shadowlane.rollout.manifest import ManifestError, load_manifest, manifest_from_obj, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,7 +104,10 @@ def test_omitted_sections_take_the_seed_defaults() -> None:
     explicit = parse_manifest(SEED_TEMPLATE).flags["prompt_pack_vNplus1"]
     spec = manifest_from_obj(MINIMAL).flags["f"]
     assert spec.gates == explicit.gates
-    assert spec.abort_rules == explicit.abort_rules
+    assert spec.abort_rules.soft == explicit.abort_rules.soft
+    # the seed's hard stops, and any pin mismatch (pins are verified, not assumed)
+    pins = HardAbortRule(kind="pin_mismatch_rate_over", value=0.0)
+    assert spec.abort_rules.hard == (*explicit.abort_rules.hard, pins)
     assert spec.scope.tenants == spec.scope.regions == spec.scope.endpoints == ("*",)
 
 
@@ -109,6 +118,7 @@ def test_the_deployed_demo_manifest_loads() -> None:
     assert spec.baseline == "grammar-a"
     assert spec.scope.endpoints == ("/v1/chat/completions",)
     assert spec.versions["MODEL_VER"] == "grammar-b@v0.3.0"
+    assert spec.abort_rules == AbortRules()  # the template spells out the defaults, pin rule included
     assert spec.next_stage(spec.traffic.canary_weight) == 0.25
     assert spec.next_stage(1.0) is None
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shadowlane.hook.context import RawGold, RawMirror, RawToolCall, RequestLabels
+from shadowlane.hook.context import RawGold, RawMirror, RawPassage, RawToolCall, RequestLabels
 from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.sanitize import Sanitizer
 from tests.support.secret_corpus import harmless, json_escaped, leaked_in_json, secrets
@@ -59,6 +59,10 @@ PLACEMENTS: dict[str, Callable[[str], Placed]] = {
     ),
     "recorded-tool-output": lambda t: (_body(), _answer(), [RawToolCall("lookup", {"q": "x"}, t)], None),
     "gold-label": lambda t: (_body(), _answer(), [], RequestLabels(gold=RawGold(answer=t))),
+    "retrieved-snippet": lambda t: (
+        _body(), _answer(), [], RequestLabels(retrieved=(RawPassage("doc-1", "Snippet: " + t),)),
+    ),
+    "retrieved-id": lambda t: (_body(), _answer(), [], RequestLabels(retrieved=(RawPassage(t, "text"),))),
 }  # fmt: skip
 
 

@@ -10,12 +10,13 @@ with and without an embedder.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shadowlane.compare.agent_steps import cut
 from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.embed_onnx import MiniLMEmbedder
 from shadowlane.compare.join import Joined, Output
@@ -263,3 +264,35 @@ def test_the_native_config_refuses_hints_it_cannot_match_as_python_does(guard: A
     assert NATIVE_PLAIN is not None
     with pytest.raises(ValueError):  # noqa: PT011 (the messages differ per hint)
         NATIVE_PLAIN[0](None, None, None, [], _template(), guard)
+
+
+@pytest.mark.parametrize("status", ["ok", "error"])
+@pytest.mark.parametrize("answer", ["Paris", "word " * 60, "é" * 250, None])
+def test_a_replay_without_calls_against_prod_tool_steps_misses_the_first_step_natively(
+    status: Literal["ok", "error"], answer: str | None
+) -> None:
+    """Prod's two recorded calls, a replay that answered at once: ``missing_step`` at step 1 when
+    it finished (its answer cut to ``agent_steps.MAX_TEXT``), step counts only when it failed."""
+    # two recorded tool calls; a non-ASCII answer is plain only when it equals prod's
+    env = envelope(1, answer=answer if answer is not None and not answer.isascii() else None)
+    res = ShadowResult(
+        req_hash=env.req_hash, req_id=env.req_id, candidate="cand", shadow_id="s", ts_ms=1,
+        status=status, error_class="timeout" if status == "error" else None, answer=answer, latency_ms=12.0,
+    )  # fmt: skip
+    native, python = builders(embedder=False)
+    pair: Pair = (env, res, {"cand": res})
+    assert _check(native, python, [pair]) == 1
+    (c,) = python.build([_joined(pair, native=False)])
+    assert (c.prod_steps, c.shadow_steps) == (2, 0)
+    if status == "ok":
+        assert (c.first_divergent_step, c.divergence_kind, c.divergence_tool) == (
+            1,
+            "missing_step",
+            "lookup_conjugation",
+        )
+        assert c.divergence_prod is not None
+        assert c.divergence_prod.startswith("lookup_conjugation({")
+        assert c.divergence_shadow == cut(answer)
+    else:
+        assert c.first_divergent_step is None
+        assert c.divergence_kind is None
