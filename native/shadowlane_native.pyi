@@ -19,12 +19,15 @@ NativeProjection = tuple[
     int | None,  # prompt_tokens
     int | None,  # completion_tokens
     tuple[str, ...],  # cited_ids
-    tuple[tuple[str, str], ...],  # tool keys: (name, canonical arguments), in call order
+    tuple[tuple[str, str], ...],  # tool keys: (name, canonical arguments), in call order (all of tool_io)
     tuple[str | None, tuple[str, ...]] | None,  # gold: (answer, cited_ids)
     dict[str, str],  # buckets
     bool,  # candidate_served
-    str | None,  # question: the last user message's text (retrieval drift)
+    str | None,  # question: the last user message's text, cut (retrieval drift)
     tuple[str, ...],  # paraphrases
+    dict[str, str],  # served_pins: what prod's response said it served with
+    tuple[tuple[str, str | None], ...],  # retrieved: prod's passages as (id, text)
+    int,  # history_tool_calls: how many of the tool keys come from the conversation history
 ]
 
 class NativeRequest:

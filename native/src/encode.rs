@@ -12,7 +12,7 @@
 use std::io::Write;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
 use crate::records::str_map;
 
@@ -26,6 +26,8 @@ pub enum Val<'a, 'py> {
     Bool(bool),
     Null,
     Map(&'a [(String, String)]),
+    /// A tuple of strings (a JSON array).
+    List(&'a [&'a str]),
 }
 
 fn needs_escape(b: u8) -> bool {
@@ -67,6 +69,16 @@ fn write_val(out: &mut Vec<u8>, value: &Val<'_, '_>) -> bool {
                 write_str(out, value);
             }
             out.push(b'}');
+        }
+        Val::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, item);
+            }
+            out.push(b']');
         }
     }
     true
@@ -159,6 +171,7 @@ impl<'py> Val<'_, 'py> {
             Val::Bool(v) => PyBool::new(py, *v).to_owned().into_any(),
             Val::Null => py.None().into_bound(py),
             Val::Map(pairs) => str_map(py, pairs)?.into_any(),
+            Val::List(items) => PyTuple::new(py, items.iter())?.into_any(),
         })
     }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::canonical::{canonical_object, canonical_request};
-use crate::wire::{nullable, present, Obj, StrMap};
+use crate::wire::{nullable, present, Obj, Passage, StrMap};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +36,8 @@ struct Envelope<'a> {
     prod: Obj<Prod>,
     #[serde(default, deserialize_with = "present")]
     tool_io: Option<Vec<Obj<Tool>>>,
+    #[serde(default, deserialize_with = "present")]
+    history_tool_calls: Option<i64>,
     #[serde(default)]
     pins: StrMap,
     #[serde(default, rename = "trace_id")]
@@ -67,11 +69,13 @@ struct Request<'a> {
     _params: Option<Obj<IgnoredMap>>,
 }
 
+/// A message: its `content` kept as it is on the wire (its shape is checked for every message,
+/// its text decoded only for the last user message: `project`).
 #[derive(Deserialize)]
 struct Message<'a> {
     role: Role,
     #[serde(default, borrow)]
-    content: Option<Content<'a>>,
+    content: Option<&'a RawValue>,
     #[serde(default, rename = "name")]
     _name: Option<String>,
     #[serde(default, rename = "tool_calls")]
@@ -152,10 +156,21 @@ impl<'de> Deserialize<'de> for IgnoredMap {
     }
 }
 
-/// A message's `content`: a text, or a list of objects (`str | list[dict[str, Any]]`; `null` is
-/// the `Option` around it). Kept as the question text `shadowlane.compare.retrieval.question_text`
-/// reads: the text itself, or the `text` of the parts whose `type` is `"text"` (borrowed from
-/// the record unless it has escapes).
+/// Whether a message's raw `content` has the contract's shape, `str | list[dict[str, Any]]`
+/// (`null` is the `Option` around it), without decoding it: a string is one (serde scanned it,
+/// and `canonical_request` decodes every string of the request, refusing a lone surrogate), a
+/// list must hold only objects (read and dropped: a `Vec` of a zero-sized type never allocates).
+fn content_shape_ok(raw: &RawValue) -> bool {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => true,
+        Some(b'[') => serde_json::from_str::<Vec<Obj<IgnoredMap>>>(raw.get()).is_ok(),
+        _ => false,
+    }
+}
+
+/// The last user message's `content` (`str | list[dict[str, Any]]`), decoded as the question
+/// text `shadowlane.compare.retrieval.question_text` reads: the text itself, or the `text` of the
+/// parts whose `type` is `"text"` (borrowed from the record unless it has escapes).
 enum Content<'a> {
     Text(Cow<'a, str>),
     Parts(Vec<Cow<'a, str>>),
@@ -189,15 +204,25 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
     }
 }
 
+/// `shadowlane.compare.retrieval.MAX_QUESTION_CHARS`: the question is cut to this many
+/// characters (code points, as Python counts them); the differential test holds the two equal.
+const MAX_QUESTION_CHARS: usize = 4_000;
+
 impl Content<'_> {
     /// `shadowlane.compare.retrieval.question_text` of this content: the text, or the parts' texts
-    /// joined by a newline; `None` when that is empty.
+    /// joined by a newline, cut to `MAX_QUESTION_CHARS`; `None` when that is empty.
     fn question(&self) -> Option<String> {
-        let text = match self {
-            Content::Text(text) => text.clone().into_owned(),
-            Content::Parts(texts) => texts.join("\n"),
+        let text: Cow<'_, str> = match self {
+            Content::Text(text) => Cow::Borrowed(text),
+            Content::Parts(texts) => Cow::Owned(texts.join("\n")),
         };
-        (!text.is_empty()).then_some(text)
+        if text.is_empty() {
+            return None;
+        }
+        Some(match text.char_indices().nth(MAX_QUESTION_CHARS) {
+            Some((end, _)) => text[..end].to_owned(),
+            None => text.into_owned(),
+        })
     }
 }
 
@@ -323,6 +348,10 @@ struct Prod {
     _error: Option<String>,
     #[serde(default, deserialize_with = "present")]
     cited_ids: Option<Vec<String>>,
+    #[serde(default)]
+    served_pins: StrMap,
+    #[serde(default, deserialize_with = "present")]
+    retrieved: Option<Vec<Obj<Passage>>>,
 }
 
 #[derive(Deserialize)]
@@ -399,13 +428,18 @@ pub struct Projection {
     pub model: Option<String>,
     pub usage: Option<(i64, i64)>,
     pub cited_ids: Vec<String>,
+    /// Every recorded tool call in order (`tool_io`): the history's first, then this turn's.
     pub tool_keys: Vec<(String, String)>,
+    /// How many of `tool_keys` come from the conversation history (`history_tool_calls`).
+    pub history_tool_calls: usize,
     pub gold: Option<(Option<String>, Vec<String>)>,
     pub buckets: Vec<(String, String)>,
     pub candidate_served: bool,
     /// The last user message's text (`shadowlane.compare.retrieval.question_text`), for retrieval drift.
     pub question: Option<String>,
     pub paraphrases: Vec<String>,
+    pub served_pins: Vec<(String, String)>,
+    pub retrieved: Vec<Passage>,
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -453,6 +487,7 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
         && (0.0..=1.0).contains(&sampling.ratio)
         && unit_interval(sampling.bucket)
         && env.sanitized_fields.unwrap_or(0) >= 0
+        && env.history_tool_calls.unwrap_or(0) >= 0
         && env.paraphrases.as_ref().map_or(0, Vec::len) <= MAX_PARAPHRASES
         && env
             .exposure
@@ -477,12 +512,19 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
             _ => return None,
         },
     };
-    let question = request
-        .messages
-        .iter()
-        .rev()
-        .find(|Obj(m)| m.role == Role::User)
-        .and_then(|Obj(m)| m.content.as_ref().and_then(Content::question));
+    let mut last_user = None;
+    for Obj(message) in &request.messages {
+        if message.content.is_some_and(|raw| !content_shape_ok(raw)) {
+            return None;
+        }
+        if message.role == Role::User {
+            last_user = Some(message.content);
+        }
+    }
+    let question = match last_user.flatten() {
+        None => None,
+        Some(raw) => serde_json::from_str::<Content>(raw.get()).ok()?.question(),
+    };
     let Obj(prod) = env.prod;
     // `env.prod.model or env.request.model`: an empty prod model falls through, as in Python
     let model = match prod.model {
@@ -508,6 +550,7 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
         }),
         cited_ids: prod.cited_ids.unwrap_or_default(),
         tool_keys,
+        history_tool_calls: usize::try_from(env.history_tool_calls.unwrap_or(0)).ok()?,
         gold: env
             .gold
             .map(|Obj(g)| (g.answer, g.cited_ids.unwrap_or_default())),
@@ -515,5 +558,12 @@ pub fn project(data: &[u8], key: Option<&[u8]>) -> Option<Projection> {
         candidate_served: served,
         question,
         paraphrases: env.paraphrases.unwrap_or_default(),
+        served_pins: prod.served_pins.0,
+        retrieved: prod
+            .retrieved
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Obj(p)| p)
+            .collect(),
     })
 }

@@ -1,12 +1,14 @@
 //! The comparison of a plain joined pair, built natively: `ComparisonBuilder._joined`'s fast path.
 //!
 //! A pair is *plain* when nothing in it needs the Python builder's machinery: no gold label, no λ
-//! replays, no tool calls in the replay (prod's recorded ones make it a `missing_step` at step 1
-//! of the agent replay), no citation target, no priced model, no baseline peer (the caller checks
-//! that one), answers the sanitizer leaves as they are, and (with an embedder) answers equal after
-//! normalisation (the benchmark's pairs all are). For such a pair every
-//! metric is either a constant of the contract or a copy of an input, so the record's fields are
-//! written here in the contract's order, straight from the records' Rust fields (`records.rs`).
+//! replays, no tool calls in the replay (prod's recorded ones for this turn make it a
+//! `missing_step` at step 1 of the agent replay), no citation target, no retrieved passages on
+//! either side, no priced model, no baseline peer (the caller checks that one), answers the
+//! sanitizer leaves as they are, and (with an embedder) answers equal after normalisation (the
+//! benchmark's pairs all are). For such a pair every metric is either a constant of the contract,
+//! a copy of an input or a pin check (`compare.pins.pin_check`, mirrored by `pin_check`), so the
+//! record's fields are written here in the contract's order, straight from the records' Rust
+//! fields (`records.rs`).
 //!
 //! Every check is conservative: where this module cannot be sure that the Python builder would
 //! give the same value (a text with one of the sanitizer's hints, a run of digit-like characters
@@ -27,7 +29,7 @@ use crate::records::{NativeRequest, NativeResult};
 
 /// The fields `build_plain` sets per pair, in the order of its values; every other field of the
 /// record keeps the template's constant.
-const HOLES: [&str; 29] = [
+const HOLES: [&str; 35] = [
     "comparison_id",
     "req_hash",
     "req_id",
@@ -57,6 +59,12 @@ const HOLES: [&str; 29] = [
     "divergence_tool",
     "divergence_prod",
     "divergence_shadow",
+    "candidate_served_pins",
+    "pin_mismatch",
+    "pin_mismatch_keys",
+    "prod_served_pins",
+    "prod_pin_mismatch",
+    "prod_pin_mismatch_keys",
 ];
 
 /// The field naming the builder's embedder: a constant of every record one config builds, which
@@ -371,6 +379,43 @@ fn missing_step<'a>(
     })
 }
 
+/// `compare.pins.ABSENT`: the served value of a configured source that said nothing.
+const ABSENT: &str = "";
+
+/// `compare.pins.pin_check`'s differing keys, sorted (code point order, as Python sorts): the
+/// expected keys a served source covers whose served value is absent or differs; `None` when no
+/// expected key has a served source (the check's `(None, None)`; its mismatch is `!keys.is_empty()`).
+fn pin_check<'a>(
+    expected: &'a [(String, String)],
+    served: &[(String, String)],
+) -> Option<Vec<&'a str>> {
+    let mut checked = false;
+    let mut differing = Vec::new();
+    for (key, want) in expected {
+        // both maps hold each key once (the readers decline a repeated one)
+        if let Some((_, got)) = served.iter().find(|(k, _)| k == key) {
+            checked = true;
+            if got == ABSENT || got != want {
+                differing.push(key.as_str());
+            }
+        }
+    }
+    if !checked {
+        return None;
+    }
+    differing.sort_unstable(); // UTF-8 byte order is code point order
+    Some(differing)
+}
+
+/// A side's served pins as the comparison holds them (`served_pins or None`).
+fn served<'a, 'py>(pairs: &'a [(String, String)]) -> Val<'a, 'py> {
+    if pairs.is_empty() {
+        Val::Null
+    } else {
+        Val::Map(pairs)
+    }
+}
+
 /// A plain pair's comparison: its fields and, unless Python must write them, its wire bytes.
 pub type Built<'py> = (Bound<'py, PyDict>, Option<Bound<'py, PyBytes>>);
 
@@ -399,7 +444,10 @@ pub fn build<'py>(
         || !r.stability.is_empty()
         || !r.tool_calls.is_empty()
         || !e.cited_ids.is_empty()
+        || !e.retrieved.is_empty()
+        || !r.retrieved.is_empty()
     {
+        // (retrieved passages: the Python builder scores ΔS(question, retrieved))
         return Ok(None);
     }
     let prod_text = e.answer.as_deref();
@@ -449,9 +497,13 @@ pub fn build<'py>(
         format!("error:{}", class.unwrap_or("unknown"))
     };
     let status_pair = format!("{status}/{shadow_status}");
-    let steps =
-        (!e.tool_keys.is_empty()).then(|| i64::try_from(e.tool_keys.len()).unwrap_or(i64::MAX));
-    let missing = missing_step(&e.tool_keys, r.status == "ok", shadow_text);
+    // this turn's tool steps: the recorded calls after the conversation history's
+    let turn = &e.tool_keys[e.history_tool_calls.min(e.tool_keys.len())..];
+    let steps = (!turn.is_empty()).then(|| i64::try_from(turn.len()).unwrap_or(i64::MAX));
+    let missing = missing_step(turn, r.status == "ok", shadow_text);
+    let pins = pin_check(&r.pins.0, &r.served_pins.0);
+    let prod_pins = pin_check(&e.pins, &e.served_pins);
+
     let id = pair_id(&e.req_hash, &r.candidate);
     let opt_float = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
     let values: [Val<'_, 'py>; HOLES.len()] = [
@@ -489,6 +541,15 @@ pub fn build<'py>(
             .as_ref()
             .and_then(|m| m.shadow.as_deref())
             .map_or(Val::Null, Val::Str),
+        served(&r.served_pins.0),
+        pins.as_ref()
+            .map_or(Val::Null, |k| Val::Bool(!k.is_empty())),
+        pins.as_deref().map_or(Val::Null, Val::List),
+        served(&e.served_pins),
+        prod_pins
+            .as_ref()
+            .map_or(Val::Null, |k| Val::Bool(!k.is_empty())),
+        prod_pins.as_deref().map_or(Val::Null, Val::List),
     ];
     let d = cfg.template.bind(py).copy()?;
     for (name, value) in cfg.names.iter().zip(&values) {

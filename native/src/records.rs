@@ -15,7 +15,7 @@ use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 use crate::envelope::{self, Projection};
 use crate::pyjson;
 use crate::result::{self, ShadowResult};
-use crate::wire::Obj;
+use crate::wire::{Obj, Passage};
 
 pub fn str_map<'py>(py: Python<'py>, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
@@ -40,6 +40,33 @@ fn pairs_size(items: &[(String, String)]) -> usize {
 
 fn opt_size(text: &Option<String>) -> usize {
     text.as_ref().map_or(0, String::capacity)
+}
+
+fn passages_size<'a>(passages: impl Iterator<Item = &'a Passage>) -> usize {
+    passages.map(Passage::heap_bytes).sum()
+}
+
+/// Retrieved passages as `(id, text)` tuples (`ProdSide.from_native` makes them `RetrievedPassage`s).
+fn passage_tuples<'py>(py: Python<'py>, passages: &[Passage]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        passages.iter().map(|p| (p.id.as_str(), p.text.as_deref())),
+    )
+}
+
+/// Retrieved passages as dicts of their fields (a `ShadowResult`'s trusted construction).
+fn passage_dicts<'py, 'a>(
+    py: Python<'py>,
+    passages: impl Iterator<Item = &'a Passage>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut out = Vec::new();
+    for p in passages {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "id"), &p.id)?;
+        d.set_item(intern!(py, "text"), &p.text)?;
+        out.push(d);
+    }
+    PyTuple::new(py, out)
 }
 
 /// A request envelope's projection (what `ProdSide` holds), as the comparator read it.
@@ -67,7 +94,8 @@ impl NativeRequest {
     /// The projection as the flat tuple `ProdSide.from_native` takes: `(req_id, req_hash, ts_ms,
     /// endpoint, tenant, pins, answer, latency_ms, status, model, prompt_tokens,
     /// completion_tokens, cited_ids, tool_keys, gold, buckets, candidate_served, question,
-    /// paraphrases)`, with `gold` as `(answer, cited_ids)` or `None`.
+    /// paraphrases, served_pins, retrieved, history_tool_calls)`, with `gold` as `(answer,
+    /// cited_ids)` or `None` and `retrieved` as `(id, text)` tuples.
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let p = &self.p;
         let (prompt, completion) = match p.usage {
@@ -105,6 +133,9 @@ impl NativeRequest {
             PyBool::new(py, p.candidate_served).to_owned().into_any(),
             p.question.as_deref().into_pyobject(py)?.into_any(),
             PyTuple::new(py, &p.paraphrases)?.into_any(),
+            str_map(py, &p.served_pins)?.into_any(),
+            passage_tuples(py, &p.retrieved)?.into_any(),
+            p.history_tool_calls.into_pyobject(py)?.into_any(),
         ];
         PyTuple::new(py, items)
     }
@@ -130,6 +161,8 @@ impl NativeRequest {
             + pairs_size(&p.buckets)
             + opt_size(&p.question)
             + strings_size(&p.paraphrases)
+            + pairs_size(&p.served_pins)
+            + passages_size(p.retrieved.iter())
     }
 }
 
@@ -214,6 +247,8 @@ impl NativeResult {
             d.set_item(intern!(py, "status"), &sample.status)?;
             d.set_item(intern!(py, "answer"), &sample.answer)?;
             d.set_item(intern!(py, "error_class"), &sample.error_class)?;
+            let retrieved = sample.retrieved.iter().map(|Obj(p)| p);
+            d.set_item(intern!(py, "retrieved"), passage_dicts(py, retrieved)?)?;
             samples.push(d);
         }
         let usage = match &r.usage {
@@ -246,6 +281,9 @@ impl NativeResult {
         d.set_item(intern!(py, "cited_ids"), PyTuple::new(py, &r.cited_ids)?)?;
         d.set_item(intern!(py, "stability"), PyTuple::new(py, samples)?)?;
         d.set_item(intern!(py, "traceparent"), &r.traceparent)?;
+        d.set_item(intern!(py, "served_pins"), str_map(py, &r.served_pins.0)?)?;
+        let retrieved = r.retrieved.iter().map(|Obj(p)| p);
+        d.set_item(intern!(py, "retrieved"), passage_dicts(py, retrieved)?)?;
         Ok(d)
     }
 }
@@ -266,6 +304,8 @@ impl NativeResult {
             + opt_size(&r.model)
             + strings_size(&r.cited_ids)
             + opt_size(&r.traceparent)
+            + pairs_size(&r.served_pins.0)
+            + passages_size(r.retrieved.iter().map(|Obj(p)| p))
             + r.stability
                 .iter()
                 .map(|Obj(s)| {
@@ -274,6 +314,7 @@ impl NativeResult {
                         + s.status.capacity()
                         + opt_size(&s.answer)
                         + opt_size(&s.error_class)
+                        + passages_size(s.retrieved.iter().map(|Obj(p)| p))
                 })
                 .sum::<usize>()
             + r.tool_calls

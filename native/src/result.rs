@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::{present, Obj, StrMap};
+use crate::wire::{present, Obj, Passage, StrMap};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +42,10 @@ pub struct ShadowResult {
     #[serde(default)]
     pub stability: Vec<Obj<Sample>>,
     pub traceparent: Option<String>,
+    #[serde(default)]
+    pub served_pins: StrMap,
+    #[serde(default)]
+    pub retrieved: Vec<Obj<Passage>>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +79,8 @@ pub struct Sample {
     pub status: String,
     pub answer: Option<String>,
     pub error_class: Option<String>,
+    #[serde(default)]
+    pub retrieved: Vec<Obj<Passage>>,
 }
 
 const SCHEMA_VERSION: i64 = 1;

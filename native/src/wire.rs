@@ -78,3 +78,33 @@ where
 {
     Option::<T>::deserialize(deserializer)
 }
+
+/// `RetrievedPassage` (`shadowlane.contracts.envelope`): one passage a retriever returned, its
+/// id (`min_length=1`) and, when recorded, its text; shared by the envelope's `prod.retrieved`
+/// and a result's (and its stability samples') `retrieved`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passage {
+    #[serde(deserialize_with = "non_empty")]
+    pub id: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl Passage {
+    /// Bytes of its strings' buffers (for the native-memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.id.capacity()
+            + self.text.as_ref().map_or(0, String::capacity)
+    }
+}
+
+/// A string with at least one character (pydantic's `min_length=1`).
+fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Err(de::Error::custom("an empty string"));
+    }
+    Ok(text)
+}

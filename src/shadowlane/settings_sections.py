@@ -11,6 +11,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from shadowlane.compare.pins import PinHeaders
+
 NativePath = Literal["auto", "native", "python"]
 
 
@@ -235,7 +237,7 @@ class HookSettings(_Frozen):
         description="pin name prod's response `model` is recorded under in the envelope's served "
         "pins, checked against its pins; none: not recorded",
     )
-    served_pin_headers: dict[str, str] = Field(
+    served_pin_headers: PinHeaders = Field(
         default_factory=dict,
         description="prod response header -> pin name recorded in the served pins (the ASGI "
         "middleware); a header a response lacks is recorded empty and counts as a pin mismatch",
@@ -259,7 +261,7 @@ class ShadowSettings(_Frozen):
         description="pin name the model a reply names (its `model`) is recorded under in the "
         "result's served pins, checked against pins; none: not recorded",
     )
-    served_pin_headers: dict[str, str] = Field(
+    served_pin_headers: PinHeaders = Field(
         default_factory=dict,
         description="response header -> pin name recorded in the result's served pins; a header a "
         "response lacks is recorded empty and counts as a pin mismatch",

@@ -3,7 +3,9 @@ hold the native builder and join equal to the Python ones, and the pair of build
 
 Hypothesis draws pairs around every check the native path makes: texts with the sanitizer's
 hints, e-mail signs, digit runs in ASCII and other scripts, whitespace the normaliser folds,
-citations, gold labels, λ replays, tool calls, priced models, baseline peers.
+citations, gold labels, λ replays, tool calls (prod's with some from the conversation history),
+priced models, baseline peers, expected and served pins (matching, differing, absent, keys only
+one side has), retrieved passages.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from shadowlane.compare.build import ComparisonBuilder
 from shadowlane.compare.native.builder import PlainPath
 from shadowlane.contracts.chat import TokenUsage
 from shadowlane.contracts.comparison import Comparison
-from shadowlane.contracts.envelope import GoldLabel, ProdOutcome, RecordedToolCall, RequestEnvelope
+from shadowlane.contracts.envelope import (
+    GoldLabel,
+    ProdOutcome,
+    RecordedToolCall,
+    RequestEnvelope,
+    RetrievedPassage,
+)
 from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
 from shadowlane.settings import CompareSettings
 from tests.support.bag_of_words import BagOfWords
@@ -63,6 +71,23 @@ texts = st.lists(st.sampled_from(PIECES), max_size=8).map("".join) | st.text(max
 
 Pair = tuple[RequestEnvelope, ShadowResult, dict[str, ShadowResult]]
 
+EXPECTED_PINS = [{}, {"model_rev": "a"}, {"model_rev": "a", "index": "i1"}, {"model_rev": ""}]
+# served pins: matching, differing, absent (""), keys only one side has, in any key order
+SERVED_PINS = [
+    {},
+    {"model_rev": "a"},
+    {"model_rev": "b"},
+    {"model_rev": ""},
+    {"other": "x"},
+    {"index": "i1", "model_rev": "a"},
+    {"zz": "1", "index": "", "model_rev": "b"},
+    {"index": "i2", "é": "1"},
+]
+CALLS = [
+    RecordedToolCall(name="search", output="{}"),
+    RecordedToolCall(name="fetch", arguments={"n": 1}, output="x"),
+]
+
 
 @st.composite
 def pairs(draw: st.DrawFn) -> Pair:
@@ -83,7 +108,6 @@ def pairs(draw: st.DrawFn) -> Pair:
             "ts_ms": draw(st.integers(0, 2**45)),
             "endpoint": draw(st.sampled_from(["/v1/chat", "/search"])),
             "tenant": draw(st.sampled_from(["default", "acme"])),
-            "pins": draw(st.sampled_from([{}, {"model_rev": "a"}])),
             # the request's model ("grammar-tutor") stands in when prod names none: unpriced
             "prod": ProdOutcome(
                 answer=prod_answer,
@@ -92,8 +116,13 @@ def pairs(draw: st.DrawFn) -> Pair:
                 model=draw(st.sampled_from([None, "gpt-x", "cheap"])),
                 usage=usage,
                 cited_ids=("doc-1",) if draw(extras) else (),
+                served_pins=draw(st.sampled_from(SERVED_PINS)),
+                retrieved=(RetrievedPassage(id="doc-1", text="Paris."),) if draw(extras) else (),
             ),
-            "tool_io": draw(st.sampled_from([(), (RecordedToolCall(name="search", output="{}"),)])),
+            "pins": draw(st.sampled_from(EXPECTED_PINS)),
+            "tool_io": tuple(CALLS[: draw(st.integers(0, 2))]),
+            # the first of them from the conversation's history: not this turn's steps
+            "history_tool_calls": draw(st.integers(0, 3)),
             "gold": draw(st.sampled_from([GoldLabel(answer="Paris"), GoldLabel(cited_ids=("doc-1",))]))
             if draw(extras)
             else None,
@@ -112,7 +141,9 @@ def pairs(draw: st.DrawFn) -> Pair:
         error_class=draw(st.sampled_from([None, "timeout"])) if status == "error" else None,
         answer=shadow_answer,
         latency_ms=draw(st.sampled_from([0.0, 50.0, 0.1, 7e8])),
-        pins=draw(st.sampled_from([{}, {"model_rev": "b"}])),
+        pins=draw(st.sampled_from(EXPECTED_PINS)),
+        served_pins=draw(st.sampled_from(SERVED_PINS)),
+        retrieved=(RetrievedPassage(id="doc-2"),) if draw(extras) else (),
         model=draw(st.sampled_from([None, "gpt-x", "cheap"])),
         usage=draw(st.sampled_from([None, TokenUsage(prompt_tokens=10, completion_tokens=5)])),
         cited_ids=draw(st.sampled_from([(), ("doc-1",)])),

@@ -9,7 +9,6 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any
 
 from shadowlane.cli.help_format import add_command
@@ -17,6 +16,7 @@ from shadowlane.contracts.comparison import Comparison
 from shadowlane.kafka.bootstrap import resolve_bootstrap
 from shadowlane.reader import compare_reader
 from shadowlane.settings import Settings
+from shadowlane.stats.quantiles import quantile
 
 
 def add_parsers(sub: Any) -> None:
@@ -55,7 +55,8 @@ class Tally:
             self.drift.append(c.delta_s)
 
     def line(self, candidate: str) -> str:
-        ds = f"{median(self.drift):.3f}" if self.drift else "-"
+        mid = quantile(self.drift, 0.5)
+        ds = "-" if mid is None else f"{mid:.3f}"
         return (
             f"{candidate}: {self.total} compared, {self.total - self.joined} unmatched, "
             f"exact {self.exact}/{self.joined}, ΔS median {ds}, shadow errors {self.errors}, "

@@ -19,6 +19,11 @@ is information. Nothing checked gives ``(None, None)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from shadowlane.sanitize.sanitizer import is_secret_key
 
 ABSENT = ""
 """The served value of a configured source that said nothing for a response (a missing header,
@@ -49,3 +54,16 @@ def pin_check(
         return None, None
     differing = tuple(sorted(key for key in checked if served[key] == ABSENT or served[key] != expected[key]))
     return bool(differing), differing
+
+
+def _pin_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Refuse a served-pin header that bears secrets (an auth or cookie header recorded as a pin
+    would publish the credential): the sanitizer's own rule for secret-bearing keys."""
+    secret = sorted(name for name in headers if is_secret_key(name))
+    if secret:
+        raise ValueError(f"secret-bearing header(s) cannot be served pins: {', '.join(secret)}")
+    return headers
+
+
+PinHeaders = Annotated[dict[str, str], AfterValidator(_pin_headers)]
+"""A response header -> pin name map (``served_pin_headers`` settings), secret-bearing headers refused."""

@@ -97,15 +97,16 @@ class ProdSide:
     pins: dict[str, str]
     prod: ProdSummary
     tool_keys: frozenset[tuple[str, str]]
-    tool_steps: tuple[tuple[str, str], ...]  # the same calls in the order made: the agent's steps
+    # this turn's calls in the order made (tool_io after the conversation history's): the agent's steps
+    tool_steps: tuple[tuple[str, str], ...]
     gold: Gold | None = None
     buckets: dict[str, str] = field(default_factory=dict)
     candidate_served: bool = False  # a rollout's candidate arm served it: no shadow replays it
-    served_pins: dict[str, str] = field(default_factory=dict)  # prod's (native-read records: none)
+    served_pins: dict[str, str] = field(default_factory=dict)  # what prod's response said it served
     # retrieval drift: the question each arm's retrieval is judged on, and prod's retrieval
     question: str | None = None  # the last user message's text (retrieval.question_text)
     paraphrases: tuple[str, ...] = ()
-    retrieved: tuple[RetrievedPassage, ...] = ()  # the native reader declines envelopes with it
+    retrieved: tuple[RetrievedPassage, ...] = ()
 
     @staticmethod
     def decode(data: bytes | None, key: bytes | None) -> ProdSide:
@@ -122,7 +123,7 @@ class ProdSide:
     def from_native(cls, fields: NativeProjection) -> ProdSide:
         (req_id, req_hash, ts_ms, endpoint, tenant, pins, answer, latency_ms, status, model,
          prompt, completion, cited, tool_keys, gold, buckets, served, question,
-         paraphrases) = fields  # fmt: skip
+         paraphrases, served_pins, retrieved, history) = fields  # fmt: skip
         return cls(
             req_id,
             req_hash,
@@ -132,12 +133,14 @@ class ProdSide:
             pins,
             ProdSummary(answer, latency_ms, status, model, prompt, completion, cited),
             frozenset(tool_keys),
-            tool_keys,  # the native reader gives them in order
+            tool_keys[history:],  # the native reader gives them in order
             None if gold is None else Gold(*gold),
             buckets,
             served,
-            question=question,
-            paraphrases=paraphrases,
+            served_pins,
+            question,
+            paraphrases,
+            tuple(RetrievedPassage.trusted({"id": i, "text": t}) for i, t in retrieved) if retrieved else (),
         )
 
     @classmethod
@@ -162,7 +165,7 @@ class ProdSide:
                 env.prod.cited_ids,
             ),
             tool_keys=frozenset(steps),
-            tool_steps=steps,
+            tool_steps=steps[env.history_tool_calls :],
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
             buckets=env.buckets,
             candidate_served=env.exposure is not None and env.exposure.arm == "candidate",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from shadowlane.contracts.chat import TokenUsage
 from shadowlane.contracts.codec import decode
+from shadowlane.contracts.envelope import RetrievedPassage
 from shadowlane.contracts.shadow_result import ShadowResult, ShadowToolCall, StabilitySample
 
 if TYPE_CHECKING:
@@ -73,10 +74,13 @@ def from_native(fields: dict[str, Any]) -> ShadowResult:
         fields["tool_calls"] = tuple(ShadowToolCall.trusted(call) for call in fields["tool_calls"])
     if fields["usage"] is not None:
         fields["usage"] = TokenUsage.trusted(fields["usage"])
-    if fields["stability"]:  # the native reader takes only records without retrieval parts
-        fields["stability"] = tuple(
-            StabilitySample.trusted({**sample, "retrieved": ()}) for sample in fields["stability"]
-        )
-    fields["served_pins"] = {}
-    fields["retrieved"] = ()
-    return ShadowResult.trusted(fields)
+    if fields["stability"]:
+        fields["stability"] = tuple(StabilitySample.trusted(_passages(s)) for s in fields["stability"])
+    return ShadowResult.trusted(_passages(fields))
+
+
+def _passages(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with its ``retrieved`` passages (dicts of their fields) made ``RetrievedPassage``s."""
+    if fields["retrieved"]:
+        fields["retrieved"] = tuple(RetrievedPassage.trusted(p) for p in fields["retrieved"])
+    return fields

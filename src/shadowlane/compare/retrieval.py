@@ -20,7 +20,8 @@ one wording but not another fails users who ask the other way. Seeded λ replays
 not part of it. Prod's ΔS is its own retrieval for the request's wording (the hook records one).
 
 A side that reported no passages has no retrieval figures (an empty list cannot be told from none
-on the wire). Candidate passage texts are masked with the hook's sanitizer, as prod's were.
+on the wire). Candidate passage texts and ids are masked with the hook's sanitizer, as prod's were,
+so an id the sanitizer changes compares equal on both sides.
 """
 
 from __future__ import annotations
@@ -41,28 +42,37 @@ if TYPE_CHECKING:
 PARAPHRASE_VARIANT = "paraphrase:"
 PASSAGE_SEPARATOR = "\n\n"
 CoverageTarget = Literal["gold", "prod"]
+MAX_QUESTION_CHARS = 4_000
+"""The question is cut to this many characters (code points): the comparator keeps it with every
+buffered request. ``native/src/envelope.rs`` mirrors it (the differential test holds them equal)."""
 
 
 def question_text(messages: Sequence[ChatMessage]) -> str | None:
     """The text of the last user message: its content, or the ``text`` of its ``type: "text"``
-    parts joined by a newline; None when that is empty or there is no user message. (The native
-    reader, ``native/src/envelope.rs``, computes the same from the bytes.)"""
+    parts joined by a newline, cut to :data:`MAX_QUESTION_CHARS`; None when that is empty or there
+    is no user message. (The native reader, ``native/src/envelope.rs``, computes the same.)"""
     for message in reversed(messages):
         if message.role != "user":
             continue
         content = message.content
         if isinstance(content, str):
-            return content or None
+            return content[:MAX_QUESTION_CHARS] or None
         if content is None:
             return None
         texts = [p["text"] for p in content if p.get("type") == "text" and isinstance(p.get("text"), str)]
-        return "\n".join(texts) or None
+        return "\n".join(texts)[:MAX_QUESTION_CHARS] or None
     return None
 
 
 def passage_ids(passages: Sequence[RetrievedPassage]) -> tuple[str, ...]:
     """The passages' ids, in order, each once."""
     return tuple(dict.fromkeys(p.id for p in passages))
+
+
+def masked_ids(passages: Sequence[RetrievedPassage], masked: Masked) -> tuple[str, ...]:
+    """A candidate's passage ids masked as the hook masked prod's (an id quoting an e-mail or a
+    key reads as prod's does), in order, each once; an id that masks to nothing is left out."""
+    return tuple(dict.fromkeys(m for m in (masked.once(p.id) for p in passages) if m))
 
 
 def joined_text(passages: Sequence[RetrievedPassage]) -> str | None:
@@ -100,7 +110,7 @@ def candidate_arms(env: ProdSide, res: ShadowResult, masked: Masked) -> tuple[Ar
     """The replay's retrieval for the request (None without one) and each λ paraphrase replay's
     (those with a known paraphrase and some passages)."""
     request = (
-        Arm(env.question, masked.once(joined_text(res.retrieved)), passage_ids(res.retrieved))
+        Arm(env.question, masked.once(joined_text(res.retrieved)), masked_ids(res.retrieved, masked))
         if res.retrieved
         else None
     )
@@ -112,7 +122,7 @@ def candidate_arms(env: ProdSide, res: ShadowResult, masked: Masked) -> tuple[Ar
         if not index.isdigit() or int(index) >= len(env.paraphrases):
             continue
         text = masked.once(joined_text(sample.retrieved))
-        paraphrased.append(Arm(env.paraphrases[int(index)], text, passage_ids(sample.retrieved)))
+        paraphrased.append(Arm(env.paraphrases[int(index)], text, masked_ids(sample.retrieved, masked)))
     return request, paraphrased
 
 

@@ -113,6 +113,14 @@ class RequestEnvelope(WireModel):
     request: ChatRequest
     prod: ProdOutcome
     tool_io: tuple[RecordedToolCall, ...] = ()
+    history_tool_calls: int = Field(
+        default=0,
+        ge=0,
+        exclude_if=empty_part,
+        description="how many of tool_io's first entries are calls from the request's conversation "
+        "history (assistant tool_calls answered by tool messages), not calls made for this turn; "
+        "written only when > 0",
+    )
     pins: dict[str, str] = Field(
         default_factory=dict, description="version pins: model_rev, prompt_ver, index_hash, ..."
     )

@@ -44,9 +44,9 @@ default, value 0, rolls back on the first request a candidate serves from the wr
 or index revision.
 
 A gate set to ``null`` is off. A window with fewer than ``min_samples`` comparisons decides
-nothing (neither graduation nor abort), and a gate whose metric the window lacks (no grader, no
-coverage) is skipped, not failed. Hard abort rules roll traffic back to the baseline at once;
-soft rules stop graduation and alert.
+nothing (neither graduation nor abort, except ``pin_mismatch_rate_over`` above), and a gate whose
+metric the window lacks (no grader, no coverage) is skipped, not failed. Hard abort rules roll
+traffic back to the baseline at once; soft rules stop graduation and alert.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ class Gates(Nested):
         default=0.70,
         ge=0.0,
         le=1.0,
-        description="min mean share of the target ids (gold cited ids, else prod's retrieved ids) the "
-        "candidate retrieved (the seed's coverage ≥ 0.70 on the expected section)",
+        description="min mean share of the gold label's cited ids (the expected section) the candidate "
+        "retrieved (the seed's coverage ≥ 0.70 on the expected section); skipped without gold labels",
     )
 
 

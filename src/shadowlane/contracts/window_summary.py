@@ -136,7 +136,9 @@ class WindowSummary(WireModel):
     retrieval_coverage_sum: float = 0.0
     retrieval_coverage_sq_sum: float = Field(default=0.0, description="Σ retrieval coverage²")
     retrieval_coverage_mean: float | None = Field(
-        default=None, description="mean share of the target ids (gold, else prod's) the candidate retrieved"
+        default=None,
+        description="mean share of the gold label's cited ids (the expected section) the candidate "
+        "retrieved, over the requests with such a label; coverage of prod's ids is not in it",
     )
     tool_calls: int = 0
     tool_valid: int = 0

@@ -14,12 +14,12 @@ of a question may retrieve well and a paraphrase of it not, which the comparator
 from __future__ import annotations
 
 import hashlib
-from statistics import median
 from typing import Any
 
 from shadowlane.contracts.comparison import Comparison
 from shadowlane.contracts.flag_manifest import Gates
 from shadowlane.demo.grammar import OBJECTS, TIME, VERBS, citation_id, conjugate
+from shadowlane.stats.quantiles import quantile
 
 RAG_PREFIXES = (
     "Which grammar rule applies to this sentence? ",
@@ -72,11 +72,6 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _p95(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else None
-
-
 def retrieval_summary(joined: list[Comparison]) -> dict[str, Any]:
     """The candidate's retrieval drift over its joined comparisons: per arm, ΔS(question, retrieved)
     median and p95 (the candidate's: each request's worst over its λ paraphrases), the share of
@@ -85,14 +80,18 @@ def retrieval_summary(joined: list[Comparison]) -> dict[str, Any]:
     cand = [c.retrieval_delta_s for c in rows if c.retrieval_delta_s is not None]
     prod = [c.prod_retrieval_delta_s for c in joined if c.prod_retrieval_delta_s is not None]
     overlap = [c.retrieval_overlap for c in rows if c.retrieval_overlap is not None]
-    coverage = [c.retrieval_coverage for c in rows if c.retrieval_coverage is not None]
+    coverage = [  # of the expected section (gold cited ids), as windows and the gate read it
+        c.retrieval_coverage
+        for c in rows
+        if c.retrieval_coverage is not None and c.retrieval_coverage_target == "gold"
+    ]
     limit = Gates().retrieval_delta_s_max
     return {
         "requests": len(rows),
         "paraphrase_retrievals": sum(c.retrieval_paraphrases or 0 for c in rows),
         "delta_s": {
-            "prod": {"median": _r(median(prod)) if prod else None, "p95": _r(_p95(prod))},
-            "candidate": {"median": _r(median(cand)) if cand else None, "p95": _r(_p95(cand))},
+            "prod": {"median": _r(quantile(prod, 0.5)), "p95": _r(quantile(prod, 0.95))},
+            "candidate": {"median": _r(quantile(cand, 0.5)), "p95": _r(quantile(cand, 0.95))},
         },
         "beyond_threshold": sum(1 for v in cand if limit is not None and v > limit),
         "overlap_mean": _r(sum(overlap) / len(overlap)) if overlap else None,

@@ -17,12 +17,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from statistics import median
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from hdrh.histogram import HdrHistogram
 
 from shadowlane.cli.progress import Progress
 from shadowlane.cli.report_cmd import generate
@@ -46,6 +44,7 @@ from shadowlane.report.model import ReportOptions
 from shadowlane.rollout.control_plane import MirrorGate
 from shadowlane.rollout.router import assign
 from shadowlane.settings import ModelPrice, Settings
+from shadowlane.stats.quantiles import quantile
 
 PROD_PINS = {"model_rev": "grammar-a@v0.1.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
 CANDIDATE_PINS = {"model_rev": "grammar-b@v0.3.0", "prompt_ver": "tutor-p1", "index_hash": "conj-table-v1"}
@@ -108,20 +107,14 @@ def demo_settings(base: Settings, opts: DemoOptions) -> Settings:
     )
 
 
-def _p95(values: list[float]) -> float | None:
-    if not values:
-        return None
-    hist = HdrHistogram(1, 3_600_000_000, 3)
-    for v in values:
-        hist.record_value(max(1, int(v * 1000)))
-    return round(float(hist.get_value_at_percentile(95.0)) / 1000, 3)
+def _p95_ms(values: list[float]) -> float | None:
+    p95 = quantile(values, 0.95)
+    return None if p95 is None else round(p95, 3)
 
 
 def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+    value = quantile(values, q)
+    return None if value is None else round(value, 4)
 
 
 def agent_summary(joined: list[Comparison]) -> dict[str, Any]:
@@ -392,13 +385,13 @@ async def run_demo(base: Settings, opts: DemoOptions, progress: Progress | None 
         "exact_match_rate": round(sum(1 for c in joined if c.exact_match) / len(joined), 4)
         if joined
         else None,
-        "delta_s_median": round(median(drift), 4) if drift else None,
+        "delta_s_median": _quantile(drift, 0.5),
         "delta_s_p95": _quantile(drift, 0.95),
-        "delta_s_median_when_different": round(median(diff), 4) if diff else None,
+        "delta_s_median_when_different": _quantile(diff, 0.5),
         "latency_p95_ms": {
-            "prod": _p95([c.prod_latency_ms for c in joined if c.prod_latency_ms is not None]),
-            "shadow": _p95([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),
-            "client": _p95(user_latencies),
+            "prod": _p95_ms([c.prod_latency_ms for c in joined if c.prod_latency_ms is not None]),
+            "shadow": _p95_ms([c.shadow_latency_ms for c in joined if c.shadow_latency_ms is not None]),
+            "client": _p95_ms(user_latencies),
         },
         "agent": agent_summary(joined),
         "retrieval": retrieval_summary(joined),

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from shadowlane.compare.pins import served_value
+from shadowlane.compare.pins import ABSENT, served_value
 from shadowlane.contracts.chat import TokenUsage, ToolCall
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
@@ -196,6 +196,7 @@ class EnvelopeBuilder:
         request["params"] = {k: v for k, v in clean_body.items() if k not in _REQUEST_KEYS}
 
         tools_raw: list[dict[str, Any]] = tool_io_from_messages(clean_body["messages"])
+        history = len(tools_raw)  # the conversation's earlier calls: not this turn's agent steps
         for call in raw.tool_calls:
             tools_raw.append(
                 {"name": call.name, "arguments": call.arguments, "output": call.output, "ok": call.ok}
@@ -227,8 +228,9 @@ class EnvelopeBuilder:
         touched += n
         if retrieved:  # written only when set, as served pins
             prod["retrieved"] = retrieved
-        served = self._served_pins(raw.status, prod["model"], labels.served_pins)
-        if served:  # written only when set: records without them stay on the native readers' path
+        served, n = self._served_pins(raw.status, prod["model"], labels.served_pins)
+        touched += n
+        if served:  # written only when set: a record without them reads as before they existed
             prod["served_pins"] = served
         try:
             payload = canonical_json(request)
@@ -244,6 +246,7 @@ class EnvelopeBuilder:
             "request": request,
             "prod": prod,
             "tool_io": tool_io,
+            **({"history_tool_calls": history} if history else {}),  # written only when > 0
             "pins": {**self._pins, **raw.pins},
             "trace_id": raw.trace_id,
             "sampling": {
@@ -260,15 +263,26 @@ class EnvelopeBuilder:
         }
         return wire, touched
 
-    def _served_pins(self, status: int, model: str | None, reported: Mapping[str, str]) -> dict[str, str]:
+    def _served_pins(
+        self, status: int, model: str | None, reported: Mapping[str, str]
+    ) -> tuple[dict[str, str], int]:
         """Prod's served pins: the response's model under the configured name, then the headers
         the middleware read and what the handler reported; none for an error answer (nothing
-        was served)."""
+        was served). Values are masked like every other text (a version id is left as it is; a
+        header that turns out to carry a key or an e-mail does not leave prod), and how many the
+        masking touched."""
         if status >= 400:
-            return {}
+            return {}, 0
         served = {self._model_pin: model or ""} if self._model_pin else {}
         served.update(reported)
-        return {str(key): served_value(value) for key, value in served.items() if key}
+        out: dict[str, str] = {}
+        touched = 0
+        for key, value in served.items():
+            if key:
+                masked, n = self._text(served_value(value))
+                out[str(key)] = masked or ABSENT
+                touched += n
+        return out, touched
 
     def _retrieved(self, passages: Sequence[RawPassage]) -> tuple[list[dict[str, Any]], int]:
         """Prod's retrieved passages, ids and texts masked like every other text (a snippet may

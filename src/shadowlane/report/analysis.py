@@ -59,7 +59,7 @@ from shadowlane.report.retrieval import retrieval_drift
 from shadowlane.report.rows import AbRow, AnswerGrader, Arm, ShadowRow
 from shadowlane.stats.distributions import binom_cdf_all
 from shadowlane.stats.proportions import ProportionCI, TwoProportionTest, two_proportion_test, wilson_interval
-from shadowlane.stats.quantiles import EffectCI, percentile_rank, quantile_ci, quantile_ratio_ci
+from shadowlane.stats.quantiles import EffectCI, quantile, quantile_ci, quantile_ratio_ci
 from shadowlane.stats.ranks import mann_whitney_u
 from shadowlane.stats.srm import sample_ratio_mismatch
 
@@ -158,11 +158,7 @@ def latency(base: Sequence[float], cand: Sequence[float], o: ReportOptions) -> L
     return Latency(b, c, mwu, ratio, enough, regression)
 
 
-def _q(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile with the rank window summaries and gates use (:func:`percentile_rank`)."""
-    if not values:
-        return None
-    return float(sorted(values)[percentile_rank(len(values), round(q * 100, 9)) - 1])
+_q = quantile  # the rank window summaries and gates read (stats.quantiles.percentile_rank)
 
 
 def embedder_counts(rows: Iterable[ShadowRow]) -> tuple[tuple[str, int], ...]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from shadowlane.contracts.flag_manifest import Gates
 from shadowlane.report.rows import ShadowRow
+from shadowlane.stats.quantiles import quantile
 
 _DEFAULTS = Gates()
 
@@ -56,7 +55,8 @@ class RetrievalDrift:
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:
-    return round(float(np.quantile(values, q, method="inverted_cdf")), 6) if values else None
+    value = quantile(values, q)  # the rank window summaries and gates read
+    return None if value is None else round(value, 6)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -71,7 +71,11 @@ def _arm(name: str, rows: Sequence[ShadowRow], threshold: float) -> RetrievalArm
     else:
         values = [r.retrieval_delta_s for r in rows if r.retrieval_delta_s is not None]
         overlaps = [r.retrieval_overlap for r in rows if r.retrieval_overlap is not None]
-        coverages = [r.retrieval_coverage for r in rows if r.retrieval_coverage is not None]
+        coverages = [  # the expected section, as the window and the gate read it
+            r.retrieval_coverage
+            for r in rows
+            if r.retrieval_coverage is not None and r.retrieval_coverage_target == "gold"
+        ]
     if not values and not overlaps and not coverages:
         return None
     return RetrievalArm(

@@ -95,6 +95,7 @@ class ShadowRow:
     retrieval_paraphrases: int | None = None
     retrieval_overlap: float | None = None
     retrieval_coverage: float | None = None
+    retrieval_coverage_target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ def shadow_row(c: Comparison) -> ShadowRow:
         retrieval_paraphrases=c.retrieval_paraphrases,
         retrieval_overlap=c.retrieval_overlap,
         retrieval_coverage=c.retrieval_coverage,
+        retrieval_coverage_target=c.retrieval_coverage_target,
     )
 
 

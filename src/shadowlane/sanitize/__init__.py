@@ -14,6 +14,7 @@ from shadowlane.sanitize.sanitizer import (
     MIN_MASKABLE,
     SECRET_KEY_SUFFIXES,
     Sanitizer,
+    is_secret_key,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Rule",
     "Sanitizer",
     "has_digit_run",
+    "is_secret_key",
 ]

@@ -85,6 +85,13 @@ def _norm_key(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
+def is_secret_key(key: str, drop: frozenset[str] = DEFAULT_DROP_KEYS) -> bool:
+    """Whether ``key`` (a field or header name) bears secrets: its normalised form is in ``drop``
+    or ends with a :data:`SECRET_KEY_SUFFIXES` entry."""
+    norm = _norm_key(key)
+    return norm in drop or norm.endswith(SECRET_KEY_SUFFIXES)
+
+
 class _KeyMemo(dict[str, bool]):
     """key -> "is a secret-bearing key", memoised (payload keys repeat endlessly)."""
 
@@ -93,8 +100,7 @@ class _KeyMemo(dict[str, bool]):
         self._drop = drop
 
     def __missing__(self, key: str) -> bool:
-        norm = _norm_key(key)
-        hit = norm in self._drop or norm.endswith(SECRET_KEY_SUFFIXES)
+        hit = is_secret_key(key, self._drop)
         if len(self) < 4096:
             self[key] = hit
         return hit

@@ -42,6 +42,7 @@ normal interval ``sqrt(SEx² + SEy²)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -153,6 +154,15 @@ def percentile_rank(n: int, percentile: float) -> int:
     """The 1-based rank of the ``percentile`` (0–100) of ``n`` sorted values: HdrHistogram's rule
     (``get_value_at_percentile``), the one every percentile here is read with."""
     return min(n, max(1, int(min(percentile, 100.0) * n / 100 + 0.5)))
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0 ≤ q ≤ 1) of raw values with :func:`percentile_rank`: the point estimate
+    :func:`quantile_ci` gives and the value a window's histogram reads (to its resolution). None
+    for no values. Reports and the demo read every percentile with it."""
+    if not values:
+        return None
+    return float(sorted(values)[_estimate_rank(len(values), q) - 1])
 
 
 def _estimate_rank(n: int, q: float) -> int:

@@ -169,9 +169,11 @@ class Accumulator:
                 tool_calls += c.tool_calls
                 tool_valid += c.tool_valid
                 tool_matched += c.tool_matched_prod
-                if c.prod_steps is not None and c.shadow_status == "ok":  # a judged agent run
-                    self.agent_compared += 1
-                    self.agent_diverged += c.first_divergent_step is not None
+                if c.prod_steps is not None and c.shadow_status == "ok":  # a finished agent run
+                    diverged = c.first_divergent_step is not None
+                    if diverged or c.exact_match is not None:  # judged: a step differs, or both answered
+                        self.agent_compared += 1
+                        self.agent_diverged += diverged
                 self._add_scores(c)
             if c.pin_mismatch is not None or c.prod_pin_mismatch is not None:
                 self._add_pins(c)  # also on incomplete comparisons: a side present checks its own
@@ -220,7 +222,9 @@ class Accumulator:
         if c.retrieval_overlap is not None:
             self.retrieval_overlap_count += 1
             self.retrieval_overlap_sum += c.retrieval_overlap
-        if (cov := c.retrieval_coverage) is not None:
+        if (cov := c.retrieval_coverage) is not None and c.retrieval_coverage_target == "gold":
+            # the expected section (gold cited ids); coverage of prod's own ids is a likeness to
+            # prod (overlap says it), which a new retriever or index fails by construction
             self.retrieval_coverage_count += 1
             self.retrieval_coverage_sum += cov
             self.retrieval_coverage_sq_sum += cov * cov

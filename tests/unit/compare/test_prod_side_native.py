@@ -107,6 +107,17 @@ PATHS = (
     "tool_io.0.output",
     "tool_io.0.ok",
     "gold.source",
+    # verified pins, retrieval drift, the agent's history steps (#21)
+    "prod.served_pins",
+    "prod.served_pins.model_rev",
+    "prod.served_pins.index",
+    "prod.retrieved",
+    "prod.retrieved.0",
+    "prod.retrieved.0.id",
+    "prod.retrieved.0.text",
+    "prod.retrieved.1.id",
+    "prod.retrieved.1.surprise",
+    "history_tool_calls",
 )
 
 
@@ -139,6 +150,9 @@ def _base(i: int) -> dict[str, Json]:
     ]
     obj["trace_id"] = "t-1"
     obj["paraphrases"] = ["one", "two"]
+    obj["prod"]["served_pins"] = {"model_rev": "m1", "index": ""}  # "": a source that said nothing
+    obj["prod"]["retrieved"] = [{"id": "doc-1", "text": "Paris is the capital."}, {"id": "doc-2"}]
+    obj["history_tool_calls"] = 1
     _signed(obj)
     return obj
 
@@ -191,6 +205,8 @@ def _exact(side: ProdSide) -> list[tuple[str, Any, type]]:
     out.append(("tool_steps", list(side.tool_steps), type(side.tool_steps)))  # in call order
     out.append(("question", side.question, type(side.question)))
     out.append(("paraphrases", side.paraphrases, type(side.paraphrases)))
+    out.append(("served_pins", list(side.served_pins.items()), type(side.served_pins)))
+    out.append(("retrieved", [(p.id, p.text, type(p)) for p in side.retrieved], type(side.retrieved)))
     p = side.prod
     for name in (
         "answer",
@@ -333,6 +349,22 @@ def test_a_made_up_hash_or_a_wrong_key_is_declined_and_refused() -> None:
         orjson.dumps({**_base(1), "exposure": {"arm": "candidate"}}),
         json.dumps({**_base(1), "ts_ms": 2**64}).encode(),
         b" \n" + orjson.dumps(_base(1)) + b" \n",
+        # the #21 parts: an empty passage id, nulls, non-strings, a bad count
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "retrieved": [{"id": ""}]}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "retrieved": [{"id": 1}]}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "retrieved": [{"text": "x"}]}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "retrieved": None}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "retrieved": [{"id": "a", "text": 3}]}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "served_pins": None}}),
+        orjson.dumps({**_base(1), "prod": {**_base(1)["prod"], "served_pins": {"a": 1}}}),
+        orjson.dumps(_base(1)).replace(b'"index":""', b'"index":"","index":"i"'),
+        orjson.dumps({**_base(1), "history_tool_calls": -1}),
+        orjson.dumps({**_base(1), "history_tool_calls": 1.0}),
+        orjson.dumps({**_base(1), "history_tool_calls": True}),
+        orjson.dumps({**_base(1), "history_tool_calls": 2**63}),
+        orjson.dumps({**_base(1), "history_tool_calls": 9}),  # past tool_io: no steps this turn
+        # a lone surrogate in a message's content: the canonical request refuses it on both paths
+        orjson.dumps(_base(1)).replace(b'"role":"user","content":"', b'"role":"user","content":"\\ud800'),
     ],
 )
 def test_edge_records_agree(data: bytes) -> None:
@@ -395,3 +427,34 @@ def test_a_repeated_part_key_counts_its_last_value_on_both_paths() -> None:
     data = data.replace(obj["req_hash"].encode(), obj_hash.encode())
     assert _check(data)
     assert ProdSide.decode_python(data, obj_hash.encode()).question == "second"
+
+
+@given(history=st.integers(0, 4), calls=st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_this_turns_steps_are_the_calls_after_the_history_on_both_paths(history: int, calls: int) -> None:
+    obj = _base(2)
+    obj["tool_io"] = [{"name": f"t{i}", "arguments": {"i": i}, "output": "o"} for i in range(calls)]
+    obj["history_tool_calls"] = history
+    assert _check(orjson.dumps(_signed(obj)))
+    side = ProdSide.decode_python(orjson.dumps(obj), obj["req_hash"].encode())
+    assert [name for name, _ in side.tool_steps] == [f"t{i}" for i in range(history, calls)]
+    assert len(side.tool_keys) == calls  # tool agreement still sees every recorded call
+
+
+@pytest.mark.parametrize("char", ["a", "é", "😀", "\n"])
+@pytest.mark.parametrize("length", [1, 3_999, 4_000, 4_001, 9_000])
+@pytest.mark.parametrize("parts", [False, True])
+def test_a_long_question_is_cut_alike_on_both_paths(char: str, length: int, parts: bool) -> None:
+    """The question is cut to ``MAX_QUESTION_CHARS`` code points (non-ASCII and escaped text too)."""
+    from shadowlane.compare.retrieval import MAX_QUESTION_CHARS
+
+    obj = _base(5)
+    text = char * length
+    content: Json = [{"type": "text", "text": text}, {"type": "text", "text": "tail"}] if parts else text
+    obj["request"]["messages"].append({"role": "user", "content": content})
+    for ascii_only in (True, False):
+        data = json.dumps(_signed(obj), ensure_ascii=ascii_only).encode()
+        assert _check(data)
+        question = ProdSide.decode_python(data, _claimed(data)).question
+        whole = text + "\ntail" if parts else text
+        assert question == whole[:MAX_QUESTION_CHARS]

@@ -70,6 +70,17 @@ PATHS = (
     "stability.1.seed",
     "stability.0.extra",
     "extra",
+    # verified pins and retrieval drift (#21)
+    "served_pins",
+    "served_pins.model_rev",
+    "retrieved",
+    "retrieved.0",
+    "retrieved.0.id",
+    "retrieved.0.text",
+    "retrieved.1.extra",
+    "stability.0.retrieved",
+    "stability.0.retrieved.0.id",
+    "stability.1.retrieved",
 )
 
 
@@ -96,6 +107,9 @@ def _base(i: int) -> dict[str, Json]:
     ]
     obj["error_class"] = None
     obj["attempts"] = 2
+    obj["served_pins"] = {"model_rev": "b", "index": ""}
+    obj["retrieved"] = [{"id": "doc-1", "text": "Paris."}, {"id": "doc-2", "text": None}]
+    obj["stability"][0]["retrieved"] = [{"id": "doc-3"}]
     return obj
 
 
@@ -272,6 +286,14 @@ def test_the_benchmark_and_factory_results_take_the_native_path() -> None:
         orjson.dumps(_base(1)).replace(b'"n":3', b'"n":1e400'),
         orjson.dumps(_base(1)).replace(b'"n":3', b'"n":1e-400'),
         orjson.dumps(_base(1)).replace(b'"n":3', b'"n":2.5e-324'),
+        # the #21 parts: an empty passage id, nulls, non-strings, repeated keys
+        orjson.dumps({**_base(1), "retrieved": [{"id": ""}]}),
+        orjson.dumps({**_base(1), "retrieved": [{"id": "a", "text": 1}]}),
+        orjson.dumps({**_base(1), "retrieved": None}),
+        orjson.dumps({**_base(1), "served_pins": None}),
+        orjson.dumps({**_base(1), "served_pins": {"a": None}}),
+        orjson.dumps(_base(1)).replace(b'"index":""', b'"index":"","index":"x"'),
+        orjson.dumps(_base(1)).replace(b'{"id":"doc-3"}', b'{"id":""}'),
     ],
 )
 def test_edge_records_agree(data: bytes) -> None:

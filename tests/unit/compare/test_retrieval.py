@@ -174,6 +174,16 @@ def test_candidate_passage_texts_are_masked_before_embedding() -> None:
     assert any("refund" in t.lower() and "<" in t for t in embedder.texts)
 
 
+def test_candidate_ids_are_masked_as_the_hook_masked_prods() -> None:
+    """An id the sanitizer changes (it quotes an e-mail) reached the envelope masked: the
+    candidate's same id matches it only once masked the same way."""
+    env = _env(retrieved=(P("kb/<email>#3", "Refund policy: refunds within 30 days."),))
+    c = _compare(env, _res(env, (P("kb/jane.doe@example.com#3", "Refund policy: refunds within 30 days."),)))
+    assert (c.retrieval_overlap, c.retrieval_coverage) == (1.0, 1.0)
+    other = _compare(env, _res(env, (P("kb/4", "Refund policy: refunds within 30 days."),)))
+    assert (other.retrieval_overlap, other.retrieval_coverage) == (0.0, 0.0)
+
+
 def test_a_pair_with_retrieval_needs_the_embedder() -> None:
     env = _env()
     builder = CheckedBuilder(TopicEmbedder())

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from shadowlane.compare.pins import pin_check
 from shadowlane.contracts.codec import decode
@@ -17,7 +18,7 @@ from shadowlane.hook.envelope_builder import EnvelopeBuilder
 from shadowlane.hook.openai_client import capture_openai
 from shadowlane.hook.publisher import ShadowPublisher
 from shadowlane.sanitize import Sanitizer
-from shadowlane.settings import HookSettings
+from shadowlane.settings import HookSettings, ShadowSettings
 from tests.support.asgi_fakes import Client, Handler, http_scope, mw
 from tests.support.fake_kafka import FakeProducerFactory
 from tests.support.hook_capture import SpyPublisher, async_client, model_server
@@ -99,6 +100,25 @@ def test_the_builder_records_the_response_model_and_skips_error_answers() -> Non
 async def server() -> AsyncIterator[RunningServer]:
     async with model_server() as running:
         yield running
+
+
+def test_served_pin_values_are_masked_and_secret_headers_refused() -> None:
+    """A served value that carries a key or an e-mail does not leave prod as it is (a version id
+    does); an auth or cookie header cannot be configured as a served pin at all."""
+    answer = {"model": "m1-rev2", "choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+    leaky = RequestLabels(
+        served_pins={"index_hash": "sk-abcdefghijklmnopqrstuvwx1234", "owner": "jane.doe@example.com"}
+    )
+    record = _builder().record(_raw(answer, labels=leaky))
+    assert b"sk-abcdefghijklmnopqrstuvwx1234" not in record.value
+    assert b"jane.doe@example.com" not in record.value
+    assert record.envelope.prod.served_pins["model_rev"] == "m1-rev2"
+    assert record.envelope.sanitized_fields >= 2
+    for header in ("Authorization", "Set-Cookie", "x-api-key", "X-Auth-Token"):
+        with pytest.raises(ValidationError, match="secret-bearing"):
+            HookSettings(served_pin_headers={header: "pin"})
+        with pytest.raises(ValidationError, match="secret-bearing"):
+            ShadowSettings(served_pin_headers={header: "pin"})
 
 
 async def test_a_client_side_capture_records_the_response_model_and_reported_pins(

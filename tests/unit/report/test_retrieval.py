@@ -19,6 +19,7 @@ def test_rows_per_arm_read_the_comparisons_figures() -> None:
             retrieval_paraphrases=2,
             retrieval_overlap=0.5,
             retrieval_coverage=1.0 if i % 2 else 0.5,
+            retrieval_coverage_target="gold",
         )
         for i in range(20)
     ]
@@ -54,6 +55,7 @@ def test_the_markdown_shows_the_rows_and_the_worst_requests() -> None:
             retrieval_delta_s=0.9 if i == 7 else 0.3,
             retrieval_overlap=1.0,
             retrieval_coverage=1.0,
+            retrieval_coverage_target="gold",
         )
         for i, r in enumerate(rows)
     ]
@@ -65,7 +67,7 @@ def test_the_markdown_shows_the_rows_and_the_worst_requests() -> None:
 
 @pytest.mark.parametrize("field", ["retrieval_overlap", "retrieval_coverage"])
 def test_ids_only_retrieval_still_gets_a_row(field: str) -> None:
-    drift = retrieval_drift([srow(1, **{field: 1.0})], [])
+    drift = retrieval_drift([srow(1, retrieval_coverage_target="gold", **{field: 1.0})], [])
     assert drift is not None
     assert [a.arm for a in drift.arms] == ["candidate"]
     assert drift.arms[0].n == 0

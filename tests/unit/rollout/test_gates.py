@@ -107,7 +107,7 @@ def _comparisons(
                 retrieval_paraphrases=0 if retrieval and not error else None,
                 retrieval_overlap=1.0 if retrieval and not error else None,
                 retrieval_coverage=retrieval_coverage if retrieval and not error else None,
-                retrieval_coverage_target="prod" if retrieval and not error else None,
+                retrieval_coverage_target="gold" if retrieval and not error else None,
             )
         )
     return out

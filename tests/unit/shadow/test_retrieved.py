@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowlane.compare.results import NATIVE_RESULTS, read_result
+from shadowlane.compare.results import NATIVE_RESULTS, decode_result, from_native
 from shadowlane.contracts.codec import decode, encode
 from shadowlane.contracts.envelope import RetrievedPassage
 from shadowlane.contracts.shadow_result import ShadowResult
@@ -53,9 +53,11 @@ async def test_the_replay_and_every_paraphrase_replay_carry_their_retrieval() ->
     res = res.model_copy(update={"stability": samples})
     data = encode(res)
     assert decode(data, ShadowResult) == res
-    if NATIVE_RESULTS is not None:  # the native reader declines it: the Python path keeps it all
-        assert NATIVE_RESULTS(data) is None
-    assert read_result(data) == res
+    if NATIVE_RESULTS is not None:  # the native reader takes it, and keeps every passage
+        record = NATIVE_RESULTS(data)
+        assert record is not None
+        assert from_native(record.fields()) == res
+    assert decode_result(data) == res
 
 
 async def test_a_candidate_without_retrieval_writes_no_retrieved_key() -> None:

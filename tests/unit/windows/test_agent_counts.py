@@ -36,7 +36,7 @@ def _summary(comparisons: list[Comparison]) -> WindowSummary:
     return acc.summary()
 
 
-AGREED = {"prod_steps": 3, "shadow_steps": 3}
+AGREED = {"prod_steps": 3, "shadow_steps": 3, "exact_match": False}
 DIVERGED = {**AGREED, "first_divergent_step": 2, "divergence_kind": "tool_args", "divergence_tool": "t"}
 
 
@@ -48,6 +48,7 @@ def test_judged_agent_runs_and_their_divergences_are_counted() -> None:
         _comparison(3),  # no tools on either side: not an agent run
         _comparison(4, **AGREED, shadow_status="error:timeout"),  # unfinished: not judged
         _comparison(5, prod_steps=0, shadow_steps=1, first_divergent_step=1, divergence_kind="extra_step"),
+        _comparison(6, prod_steps=3, shadow_steps=3),  # steps agree, an answer missing: not judged
     ]
     s = _summary(comparisons)
     assert (s.agent_compared, s.agent_diverged) == (4, 3)

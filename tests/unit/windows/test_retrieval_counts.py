@@ -61,10 +61,39 @@ def test_retrieval_figures_are_counted() -> None:
 
 
 def test_ids_only_retrieval_counts_overlap_and_coverage_without_delta_s() -> None:
-    c = _comparison(1, retrieval_paraphrases=0, retrieval_overlap=1.0, retrieval_coverage=1.0)
+    c = _comparison(
+        1,
+        retrieval_paraphrases=0,
+        retrieval_overlap=1.0,
+        retrieval_coverage=1.0,
+        retrieval_coverage_target="gold",
+    )
     s = _summary([c])
     assert (s.retrieval_count, s.retrieval_overlap_count, s.retrieval_coverage_count) == (0, 1, 1)
     assert s.retrieval_delta_s_p95 is None
+
+
+def test_coverage_of_prods_own_ids_is_not_the_windows_coverage() -> None:
+    """The window (and the gate) read coverage of the expected section, the gold cited ids; a
+    retriever whose ids differ from prod's is not worse for that (overlap reports the likeness)."""
+    prod_target = _comparison(
+        1,
+        retrieval_paraphrases=0,
+        retrieval_overlap=0.0,
+        retrieval_coverage=0.0,
+        retrieval_coverage_target="prod",
+    )
+    gold = _comparison(
+        2,
+        retrieval_paraphrases=0,
+        retrieval_overlap=0.0,
+        retrieval_coverage=1.0,
+        retrieval_coverage_target="gold",
+    )
+    s = _summary([prod_target, gold])
+    assert (s.retrieval_coverage_count, s.retrieval_coverage_mean) == (1, 1.0)
+    assert (s.retrieval_overlap_count, s.retrieval_overlap_mean) == (2, 0.0)
+    assert _summary([prod_target]).retrieval_coverage_mean is None
 
 
 def test_summaries_merge_into_the_summary_of_the_union() -> None:

@@ -3,9 +3,11 @@
 A pair is plain when nothing in it needs :class:`~shadowlane.compare.build.ComparisonBuilder`'s
 machinery: no gold label, no λ replays, no tool calls in the replay (prod's recorded ones make it
 a ``missing_step`` at step 1 of the agent replay, :mod:`~shadowlane.compare.agent_steps`), no
-citation target, no priced model, no baseline peer, a shadow answer the sanitizer leaves as it is
-and, with an embedder, answers equal after normalisation. Every metric of such a pair is a constant of the
-contract or a copy of an input, and ``shadowlane_native.build_plain`` writes the record's fields
+citation target, no retrieved passages on either side, no priced model, no baseline peer, a shadow
+answer the sanitizer leaves as it is and, with an embedder, answers equal after normalisation.
+Every metric of such a pair is a constant of the contract, a copy of an input or a pin check
+(:func:`~shadowlane.compare.pins.pin_check`'s rule, mirrored natively), and
+``shadowlane_native.build_plain`` writes the record's fields
 in the contract's order, straight from the native records' Rust fields
 (:func:`~shadowlane.compare.prod_side.read_request`, :func:`~shadowlane.compare.results.read_result`).
 It also writes the record's wire bytes (as orjson does: a differential test compares them byte
