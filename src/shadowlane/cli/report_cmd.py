@@ -30,10 +30,11 @@ from shadowlane.cli.times import add_time_range, parse_time
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.report.analysis import build_report, embedder_mix, example_hashes
+from shadowlane.report.blocks import iso
 from shadowlane.report.collect import Collected, OnRecords, collect
 from shadowlane.report.model import GraderMixError, Report, ReportInput, ReportOptions
 from shadowlane.report.render_html import render_html
-from shadowlane.report.render_md import iso, render_markdown
+from shadowlane.report.render_md import render_markdown
 from shadowlane.report.rows import SettingsGrader
 from shadowlane.settings import Settings
 from shadowlane.stats.proportions import ProportionCI

@@ -17,7 +17,7 @@ from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.rescore import live_comparisons, rescore, verify
 from shadowlane.contracts.codec import encode
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from shadowlane.report.render_md import iso
+from shadowlane.report.blocks import iso
 from shadowlane.settings import Settings
 
 FILES = ("comparisons.jsonl", "summaries.jsonl", "alerts.jsonl")

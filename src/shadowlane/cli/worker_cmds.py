@@ -28,7 +28,7 @@ from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.malloc_tuning import tune_allocator
 from shadowlane.metrics import MetricsServer, StatsCollector
 from shadowlane.rollout.control_plane import DEFAULT_FLAG, NO_CONTROL_KEYS, ControlWatcher
-from shadowlane.rollout.manifest import ManifestError, load_manifest
+from shadowlane.rollout.manifest import ManifestError, expected_pins, load_manifest
 from shadowlane.settings import CompareSettings, Settings, ShadowSettings
 from shadowlane.settings_names import env_name
 from shadowlane.shadow.candidates import CallableCandidate, Candidate, OpenAICandidate
@@ -268,24 +268,15 @@ def shadow_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def manifest_pins(args: argparse.Namespace) -> dict[str, str]:
-    """The expected pins ``--manifest`` declares for this candidate: the ``versions`` of ``--flag``
-    when the manifest has it, else of the one flag whose candidate is ``--candidate``."""
+    """The expected pins ``--manifest`` declares for this candidate (:func:`expected_pins`)."""
     if args.manifest is None:
         return {}
     try:
-        manifest = load_manifest(args.manifest)
+        return expected_pins(load_manifest(args.manifest), args.flag, args.candidate)
     except ManifestError as exc:
         raise usage_error(f"shadowlane: --manifest: {exc}") from None
-    if args.flag in manifest.flags:
-        return dict(manifest.flags[args.flag].versions)
-    flags = [name for name in manifest.flags if manifest.candidate(name) == args.candidate]
-    if len(flags) != 1:
-        found = "no flag" if not flags else f"flags {', '.join(sorted(flags))}"
-        raise usage_error(
-            f"shadowlane: --manifest {args.manifest}: {found} for candidate {args.candidate!r}; "
-            "name one with --flag"
-        )
-    return dict(manifest.flags[flags[0]].versions)
+    except LookupError as exc:
+        raise usage_error(f"shadowlane: --manifest {args.manifest}: {exc.args[0]}") from None
 
 
 def kill_switch(watcher: ControlWatcher | None, flag: str) -> Callable[[], bool]:

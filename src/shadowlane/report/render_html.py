@@ -10,8 +10,9 @@ from __future__ import annotations
 from html import escape
 
 from shadowlane.report import svg
+from shadowlane.report.blocks import Block
 from shadowlane.report.model import AbSection, BucketRow, Latency, Report, ShadowSection
-from shadowlane.report.render_md import Block, blocks
+from shadowlane.report.render_md import blocks
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; line-height: 1.4; }

@@ -2,89 +2,35 @@
 
 :func:`blocks` lays the report out once as a list of :class:`Block` (plain text, no markup);
 :func:`render_markdown` prints them as Markdown and ``render_html`` as HTML, adding the plots
-where a ``figure`` block stands (Markdown points to report.html there). The number formatting
-helpers live here too, so both files print the same numbers.
+where a ``figure`` block stands (Markdown points to report.html there). Blocks and the number
+formatting both print with are in :mod:`shadowlane.report.blocks`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
-
+from shadowlane.report.blocks import (
+    Block,
+    diff,
+    iso,
+    labels,
+    num,
+    p_value,
+    quantile,
+    rate,
+    short,
+)
 from shadowlane.report.model import (
     AbSection,
     Accuracy,
     BucketRow,
     Disagreements,
     Errors,
-    FirstDivergences,
     Latency,
     Report,
     ShadowSection,
 )
 from shadowlane.report.recommend import rule_text
-from shadowlane.report.retrieval import RetrievalDrift
-from shadowlane.stats.proportions import ProportionCI, TwoProportionTest
-from shadowlane.stats.quantiles import QuantileCI
-
-Kind = Literal["h1", "h2", "h3", "p", "list", "table", "figure"]
-MAX_TEXT = 160
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    kind: Kind
-    text: str = ""  # heading / paragraph text; for a figure, its key (e.g. "latency:shadow")
-    items: tuple[str, ...] = ()
-    header: tuple[str, ...] = ()
-    rows: tuple[tuple[str, ...], ...] = ()
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def num(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return f"{x:.{digits}f}"
-
-
-def p_value(p: float | None) -> str:
-    return "–" if p is None else f"{p:.3g}"
-
-
-def rate(ci: ProportionCI | None) -> str:
-    if ci is None:
-        return "–"
-    return (
-        f"{100 * ci.estimate:.1f} % ({ci.successes}/{ci.n}) [{100 * ci.ci_low:.1f}, {100 * ci.ci_high:.1f}]"
-    )
-
-
-def diff(t: TwoProportionTest | None) -> str:
-    if t is None:
-        return "–"
-    return f"{100 * t.diff:+.1f} pp [{100 * t.ci_low:+.1f}, {100 * t.ci_high:+.1f}]"
-
-
-def quantile(q: QuantileCI | None) -> str:
-    return "–" if q is None else f"{num(q.estimate, 1)} [{num(q.ci_low, 1)}, {num(q.ci_high, 1)}]"
-
-
-def short(text: str | None) -> str:
-    if text is None:
-        return "–"
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_TEXT else flat[: MAX_TEXT - 1] + "…"
-
-
-def labels(buckets: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(buckets.items())) or "–"
+from shadowlane.report.render_behaviour import first_divergences, pins_verified, retrieval_drift
 
 
 def _accuracy(a: Accuracy, names: tuple[str, str]) -> list[Block]:
@@ -212,72 +158,6 @@ def _disagreements(d: Disagreements) -> list[Block]:
     return out
 
 
-def _first_divergences(a: FirstDivergences) -> list[Block]:
-    share = a.diverged / a.runs
-    out = [
-        Block("h3", "First divergences of agent runs"),
-        Block(
-            "p",
-            f"{a.diverged} of {a.runs} agent runs ({share:.1%}) left prod's run at some step: a tool "
-            "step (a call, in order) with another tool (tool_name) or other canonical arguments "
-            "(tool_args), a call where prod had answered (extra_step), an answer where prod still "
-            "called a tool (missing_step), or, after the same tool steps, an answer beyond the λ "
-            "threshold from prod's (answer). Each run counts once, at its first divergent step.",
-        ),
-    ]
-    if a.groups:
-        rows = []
-        for g in a.groups:
-            shown = "; ".join(
-                f"{e.req_id or e.req_hash}: prod {short(e.prod)} → candidate {short(e.candidate)}"
-                for e in g.examples
-            )
-            rows.append(
-                (g.tool or "(final answer)", g.kind, str(g.step), str(g.count), f"{g.share:.1%}", shown)
-            )
-        out.append(
-            Block(
-                "table",
-                text="most common first divergences",
-                header=("tool", "kind", "step", "runs", "share", "examples"),
-                rows=tuple(rows),
-            )
-        )
-    if a.other_groups:
-        out.append(Block("p", f"{a.other_count} more in {a.other_groups} other (tool, kind, step) groups."))
-    return out
-
-
-def _retrieval(r: RetrievalDrift) -> list[Block]:
-    rows = tuple(
-        (a.arm, str(a.n), num(a.median), num(a.p95), num(a.beyond), num(a.overlap), num(a.coverage))
-        for a in r.arms
-    )
-    worst = "; ".join(
-        f"{e.req_id or e.req_hash}: ΔS {num(e.delta_s)} (prod {num(e.prod_delta_s)}), overlap "
-        f"{num(e.overlap)}, coverage {num(e.coverage)}"
-        for e in r.worst
-    )
-    return [
-        Block("h3", "Retrieval drift"),
-        Block(
-            "p",
-            "What each arm retrieved for the question, apart from what it answered: ΔS(question, "
-            "retrieved) embeds the question against the arm's passages (the candidate's and the "
-            "baseline's: each request's worst over it and its λ paraphrases); overlap is the Jaccard "
-            "of the retrieved ids with prod's; coverage the share of the target ids (gold, else "
-            f"prod's) retrieved. Manifest defaults: ΔS ≤ {r.delta_s_max:g} (gate on the p95), "
-            f"coverage ≥ {r.coverage_min:g}.",
-        ),
-        Block(
-            "table",
-            header=("arm", "n", "ΔS median", "ΔS p95", f"over {r.delta_s_max:g}", "overlap", "coverage"),
-            rows=rows,
-        ),
-        *([Block("p", f"Highest retrieval ΔS: {worst}.")] if worst else []),
-    ]
-
-
 def _shadow(s: ShadowSection) -> list[Block]:
     names = ("prod (baseline)", f"{s.candidate} (candidate)")
     ds = s.delta_s
@@ -308,30 +188,10 @@ def _shadow(s: ShadowSection) -> list[Block]:
         ),
         Block("figure", "delta_s"),
         *_disagreements(s.disagreements),
-        *(_first_divergences(s.agent) if s.agent is not None else []),
-        *(_retrieval(s.retrieval) if s.retrieval is not None else []),
-        *_pins(s),
+        *(first_divergences(s.agent) if s.agent is not None else []),
+        *(retrieval_drift(s.retrieval) if s.retrieval is not None else []),
+        *pins_verified(s),
     ]
-
-
-def _pins(s: ShadowSection) -> list[Block]:
-    """Pins verified: each side's served pins against the ones it claimed (compare.pins)."""
-    rows = []
-    for side, checks in (("candidate", s.pin_checks), ("prod", s.prod_pin_checks)):
-        if checks is not None:
-            keys = ", ".join(f"{key} ({n})" for key, n in checks.keys) or "–"
-            rows.append((side, str(checks.checked), str(checks.mismatched), num(checks.rate), keys))
-    if not rows:
-        return []
-    examples = [*(c.examples for c in (s.pin_checks, s.prod_pin_checks) if c is not None)]
-    named = ", ".join(ident for found in examples for ident in found)
-    blocks = [
-        Block("h3", "Pins verified"),
-        Block("table", header=("side", "checked", "mismatched", "rate", "differing keys"), rows=tuple(rows)),
-    ]
-    if named:
-        blocks.append(Block("p", f"Served with other pins than claimed, e.g.: {named}."))
-    return blocks
 
 
 def _ab(a: AbSection) -> list[Block]:

@@ -80,6 +80,19 @@ def manifest_from_obj(document: object, source: str = "<object>") -> FlagManifes
         raise ManifestError(source, validation_problems(exc, FlagManifest)) from None
 
 
+def expected_pins(manifest: FlagManifest, flag: str, candidate: str) -> dict[str, str]:
+    """The pins a candidate is expected to serve with under ``manifest``: the ``versions`` of
+    ``flag`` when the manifest has it, else of the one flag whose candidate is ``candidate``.
+    :class:`LookupError` when no flag or several match."""
+    if flag in manifest.flags:
+        return dict(manifest.flags[flag].versions)
+    flags = [name for name in manifest.flags if manifest.candidate(name) == candidate]
+    if len(flags) != 1:
+        found = "no flag" if not flags else f"flags {', '.join(sorted(flags))}"
+        raise LookupError(f"{found} for candidate {candidate!r}; name one with --flag")
+    return dict(manifest.flags[flags[0]].versions)
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
