@@ -497,7 +497,8 @@ pub fn build<'py>(
         format!("error:{}", class.unwrap_or("unknown"))
     };
     let status_pair = format!("{status}/{shadow_status}");
-    // this turn's tool steps: the recorded calls after the conversation history's
+    // this turn's tool steps: the recorded calls after the conversation history's (the replay
+    // resends the history and makes only this turn's calls; tool agreement reads these too)
     let turn = &e.tool_keys[e.history_tool_calls.min(e.tool_keys.len())..];
     let steps = (!turn.is_empty()).then(|| i64::try_from(turn.len()).unwrap_or(i64::MAX));
     let missing = missing_step(turn, r.status == "ok", shadow_text);
@@ -525,7 +526,7 @@ pub fn build<'py>(
         Val::Str(&shadow_status),
         Val::Str(&status_pair),
         r.error_class.as_deref().map_or(Val::Null, Val::Str),
-        opt_float((!e.tool_keys.is_empty()).then_some(0.0)),
+        opt_float((!turn.is_empty()).then_some(0.0)), // agreement over this turn's calls
         Val::Map(&e.pins),
         Val::Map(&r.pins.0),
         r.traceparent.as_deref().map_or(Val::Null, Val::Str),

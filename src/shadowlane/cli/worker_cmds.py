@@ -19,6 +19,7 @@ from shadowlane.cli.help_format import add_command, setting_default
 from shadowlane.cli.worker_runtime import endpoints, run_worker, serve
 from shadowlane.compare.embedder import build_embedder
 from shadowlane.compare.native import use_native
+from shadowlane.compare.pins import check_pin_headers
 from shadowlane.compare.worker import Comparator
 from shadowlane.errors import ConfigError
 from shadowlane.gc_tuning import tune_for_workers
@@ -259,12 +260,18 @@ def shadow_settings(args: argparse.Namespace, settings: Settings) -> Settings:
         tool_stubs={**settings.shadow.tool_stubs, **_pairs(args.tool_stub, "--tool-stub")} or None,
         pins={**settings.shadow.pins, **manifest_pins(args), **_pairs(args.pin, "--pin")} or None,
         served_model_pin=args.served_model_pin,
-        served_pin_headers={
-            **settings.shadow.served_pin_headers,
-            **_pairs(args.served_pin_header, "--served-pin-header"),
-        }
-        or None,
+        served_pin_headers=served_pin_headers(args, settings),
     )
+
+
+def served_pin_headers(args: argparse.Namespace, settings: Settings) -> dict[str, str] | None:
+    """``--served-pin-header`` over the setting, held to the setting's rule (no secret-bearing
+    header: settings are copied without validation here)."""
+    headers = {**settings.shadow.served_pin_headers, **_pairs(args.served_pin_header, "--served-pin-header")}
+    try:
+        return check_pin_headers(headers) or None
+    except ValueError as exc:
+        raise usage_error(f"shadowlane: --served-pin-header: {exc}") from None
 
 
 def manifest_pins(args: argparse.Namespace) -> dict[str, str]:

@@ -56,7 +56,7 @@ def pin_check(
     return bool(differing), differing
 
 
-def _pin_headers(headers: dict[str, str]) -> dict[str, str]:
+def check_pin_headers(headers: dict[str, str]) -> dict[str, str]:
     """Refuse a served-pin header that bears secrets (an auth or cookie header recorded as a pin
     would publish the credential): the sanitizer's own rule for secret-bearing keys."""
     secret = sorted(name for name in headers if is_secret_key(name))
@@ -65,5 +65,5 @@ def _pin_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-PinHeaders = Annotated[dict[str, str], AfterValidator(_pin_headers)]
+PinHeaders = Annotated[dict[str, str], AfterValidator(check_pin_headers)]
 """A response header -> pin name map (``served_pin_headers`` settings), secret-bearing headers refused."""

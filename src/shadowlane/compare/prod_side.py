@@ -96,6 +96,8 @@ class ProdSide:
     tenant: str
     pins: dict[str, str]
     prod: ProdSummary
+    # this turn's calls (tool_io after the conversation history's, which the replay resends and
+    # does not call again): tool agreement and matched calls read them
     tool_keys: frozenset[tuple[str, str]]
     # this turn's calls in the order made (tool_io after the conversation history's): the agent's steps
     tool_steps: tuple[tuple[str, str], ...]
@@ -132,7 +134,7 @@ class ProdSide:
             tenant,
             pins,
             ProdSummary(answer, latency_ms, status, model, prompt, completion, cited),
-            frozenset(tool_keys),
+            frozenset(tool_keys[history:]),
             tool_keys[history:],  # the native reader gives them in order
             None if gold is None else Gold(*gold),
             buckets,
@@ -164,7 +166,7 @@ class ProdSide:
                 usage.completion_tokens if usage else None,
                 env.prod.cited_ids,
             ),
-            tool_keys=frozenset(steps),
+            tool_keys=frozenset(steps[env.history_tool_calls :]),
             tool_steps=steps[env.history_tool_calls :],
             gold=Gold(env.gold.answer, env.gold.cited_ids) if env.gold else None,
             buckets=env.buckets,

@@ -71,8 +71,9 @@ def passage_ids(passages: Sequence[RetrievedPassage]) -> tuple[str, ...]:
 
 def masked_ids(passages: Sequence[RetrievedPassage], masked: Masked) -> tuple[str, ...]:
     """A candidate's passage ids masked as the hook masked prod's (an id quoting an e-mail or a
-    key reads as prod's does), in order, each once; an id that masks to nothing is left out."""
-    return tuple(dict.fromkeys(m for m in (masked.once(p.id) for p in passages) if m))
+    key reads as prod's does: the hook masks ids by the rules alone, never hashed, as this
+    sanitizer does), in order, each once; a blank id is left out, as the hook leaves it out."""
+    return tuple(dict.fromkeys(m for m in (masked.once(p.id) for p in passages if p.id.strip()) if m))
 
 
 def joined_text(passages: Sequence[RetrievedPassage]) -> str | None:
@@ -122,7 +123,8 @@ def candidate_arms(env: ProdSide, res: ShadowResult, masked: Masked) -> tuple[Ar
         if not index.isdigit() or int(index) >= len(env.paraphrases):
             continue
         text = masked.once(joined_text(sample.retrieved))
-        paraphrased.append(Arm(env.paraphrases[int(index)], text, masked_ids(sample.retrieved, masked)))
+        asked = env.paraphrases[int(index)][:MAX_QUESTION_CHARS]  # cut as the question is
+        paraphrased.append(Arm(asked, text, masked_ids(sample.retrieved, masked)))
     return request, paraphrased
 
 

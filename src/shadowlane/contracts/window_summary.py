@@ -146,7 +146,9 @@ class WindowSummary(WireModel):
     tool_success_rate: float | None = None
     # --- agent replay (shadowlane.compare.agent_steps)
     agent_compared: int = Field(
-        default=0, description="joined comparisons of a finished replay with tool steps on either side"
+        default=0,
+        description="joined comparisons of a finished replay with tool steps on either side, judged (a "
+        "step differs, or both sides answered)",
     )
     agent_diverged: int = Field(default=0, description="of those, a step where the candidate left prod's run")
     agent_divergence_rate: float | None = Field(default=None, description="agent_diverged / agent_compared")

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from shadowlane.compare.pins import ABSENT, served_value
+from shadowlane.compare.pins import served_value
 from shadowlane.contracts.chat import TokenUsage, ToolCall
 from shadowlane.contracts.envelope import RequestEnvelope
 from shadowlane.errors import InvalidMessage
@@ -89,6 +89,22 @@ def _check_items(messages: Any) -> None:
             or not all(is_mapping(c) and is_mapping(c.get("function", {})) for c in calls)
         ):
             raise InvalidMessage("invalid_request", "tool_calls must be a list of objects")
+
+
+def _first(
+    values: Sequence[str], limit: int, mask: Callable[[str | None], tuple[str | None, int]]
+) -> tuple[list[str], int]:
+    """Up to ``limit`` of ``values`` that ``mask`` keeps (not None), and how many it touched."""
+    out: list[str] = []
+    touched = 0
+    for value in values:
+        if len(out) >= limit:
+            break
+        text, n = mask(value)
+        if text is not None:
+            out.append(text)
+            touched += n
+    return out, touched
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +244,9 @@ class EnvelopeBuilder:
         touched += n
         if retrieved:  # written only when set, as served pins
             prod["retrieved"] = retrieved
-        served, n = self._served_pins(raw.status, prod["model"], labels.served_pins)
+        served, n = self._served_pins(
+            raw.status, prod["model"], labels.served_pins, {**self._pins, **raw.pins}
+        )
         touched += n
         if served:  # written only when set: a record without them reads as before they existed
             prod["served_pins"] = served
@@ -264,24 +282,31 @@ class EnvelopeBuilder:
         return wire, touched
 
     def _served_pins(
-        self, status: int, model: str | None, reported: Mapping[str, str]
+        self, status: int, model: str | None, reported: Mapping[str, str], expected: Mapping[str, str]
     ) -> tuple[dict[str, str], int]:
         """Prod's served pins: the response's model under the configured name, then the headers
         the middleware read and what the handler reported; none for an error answer (nothing
-        was served). Values are masked like every other text (a version id is left as it is; a
-        header that turns out to carry a key or an e-mail does not leave prod), and how many the
-        masking touched."""
+        was served); and how many values were masked or dropped. A value equal to the expected
+        pin or to the response's model leaves as it is (the envelope carries both already); any
+        other is masked as an id (:meth:`Sanitizer.mask_id`: a key or an e-mail does not leave,
+        a version string is never hashed), and a secret-bearing pin name is dropped."""
         if status >= 400:
             return {}, 0
         served = {self._model_pin: model or ""} if self._model_pin else {}
         served.update(reported)
         out: dict[str, str] = {}
         touched = 0
-        for key, value in served.items():
-            if key:
-                masked, n = self._text(served_value(value))
-                out[str(key)] = masked or ABSENT
+        for key, raw_value in served.items():
+            if not key:
+                continue
+            if self._sanitizer.secret_key(str(key)):
+                touched += 1
+                continue
+            value = served_value(raw_value)
+            if value and value != expected.get(key) and value != model:
+                value, n = self._sanitizer.mask_id(value)
                 touched += n
+            out[str(key)] = value
         return out, touched
 
     def _retrieved(self, passages: Sequence[RawPassage]) -> tuple[list[dict[str, Any]], int]:
@@ -290,7 +315,7 @@ class EnvelopeBuilder:
         out: list[dict[str, Any]] = []
         touched = 0
         for passage in passages:
-            ident, n_id = self._text(passage.id)
+            ident, n_id = self._id(passage.id)
             text, n_text = self._text(passage.text)
             if ident is not None:
                 out.append({"id": ident, "text": text})
@@ -303,18 +328,20 @@ class EnvelopeBuilder:
             return None, 0
         return self._sanitizer.mask_text(value)
 
+    def _id(self, value: str | None) -> tuple[str | None, int]:
+        """An id masked as an id (:meth:`Sanitizer.mask_id`); None when missing or blank."""
+        if not isinstance(value, str) or not value.strip():
+            return None, 0
+        return self._sanitizer.mask_id(value)
+
+    def _ids(self, values: Sequence[str], limit: int = MAX_CITED_IDS) -> tuple[list[str], int]:
+        """Up to ``limit`` non-blank ids of ``values``, masked as ids (see :meth:`_id`): the
+        comparator masks the candidate's to the same text, strict mode included."""
+        return _first(values, limit, self._id)
+
     def _texts(self, values: Sequence[str], limit: int = MAX_CITED_IDS) -> tuple[list[str], int]:
         """Up to ``limit`` non-blank strings of ``values``, masked (see :meth:`_text`)."""
-        out: list[str] = []
-        touched = 0
-        for value in values:
-            if len(out) >= limit:
-                break
-            text, n = self._text(value)
-            if text is not None:
-                out.append(text)
-                touched += n
-        return out, touched
+        return _first(values, limit, self._text)
 
     def _buckets(self, labels: dict[str, str]) -> tuple[dict[str, str], int]:
         """Breakdown labels, values masked like any text (a label may quote the user)."""
@@ -333,7 +360,7 @@ class EnvelopeBuilder:
             return None, 0
         answer, n_answer = self._text(gold.answer)
         source, n_source = self._text(gold.source)
-        cited, n_cited = self._texts(gold.cited_ids)
+        cited, n_cited = self._ids(gold.cited_ids)
         return {"answer": answer, "cited_ids": cited, "source": source}, n_answer + n_source + n_cited
 
     def _prod_outcome(
@@ -379,7 +406,7 @@ class EnvelopeBuilder:
             error = f"HTTP {raw.status}"
         if citations is None:
             citations = _cited_ids(resp.get("citations")) if is_mapping(resp) else []
-        cited, n = self._texts(list(dict.fromkeys(citations)))
+        cited, n = self._ids(list(dict.fromkeys(citations)))
         touched += n
         outcome = {
             "answer": answer,

@@ -115,7 +115,7 @@ def retrieval_drift(
             r.retrieval_delta_s,
             r.prod_retrieval_delta_s,
             r.retrieval_overlap,
-            r.retrieval_coverage,
+            r.retrieval_coverage if r.retrieval_coverage_target == "gold" else None,  # as the rows
         )
         for r in scored[:max_examples]
     )

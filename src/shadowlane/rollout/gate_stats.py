@@ -158,7 +158,7 @@ def share_mean(prefix: str, missing: str, what: str) -> Compute:
 coverage = share_mean("coverage", "no coverage in the window (no citation target)", "mean coverage")
 retrieval_coverage = share_mean(
     "retrieval_coverage",
-    "no retrieval coverage in the window (no retrieval reported, or no target ids)",
+    "no retrieval coverage in the window (no retrieval reported on gold-labelled requests)",
     "mean retrieval coverage, each request's worst over its λ paraphrases",
 )
 

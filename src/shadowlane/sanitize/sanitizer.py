@@ -211,6 +211,18 @@ class Sanitizer:
             return self._hashed(text, counter), counter[0]
         return self._mask(text, counter), counter[0]
 
+    def mask_id(self, text: str) -> tuple[str, int]:
+        """An identifier (a passage or cited id, a served pin value) masked by the rules alone,
+        never hashed, in strict mode too: an id quoting a key or an e-mail does not leave, and
+        the comparator's own sanitizer masks the candidate's ids to the same text."""
+        counter = [0]
+        return self._mask(text, counter), counter[0]
+
+    def secret_key(self, key: str) -> bool:
+        """Whether values under ``key`` are secret-bearing for this sanitizer (its drop fields
+        included): the rule that drops them everywhere it walks."""
+        return self._is_secret_key[key]
+
     def _hashed(self, text: str, counter: list[int]) -> str:
         """Strict mode: a free text becomes a salted hash of its masked form (equal texts stay
         equal, nothing of them is readable). Only a blank text is kept as it is."""

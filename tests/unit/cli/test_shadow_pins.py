@@ -58,6 +58,21 @@ def test_manifest_versions_are_the_expected_pins(tmp_path: Path) -> None:
     assert exc.value.code == 64
 
 
+def test_a_secret_bearing_header_is_refused_as_a_served_pin(capsys: pytest.CaptureFixture[str]) -> None:
+    """The flag is held to the setting's rule: a credential header would be published as a pin."""
+    args = _parse(
+        "shadow", "--candidate", "b", "--url", "http://x/v1", "--served-pin-header", "Authorization=AUTH"
+    )
+    with pytest.raises(SystemExit) as exc:
+        worker_cmds.shadow_settings(args, Settings())
+    assert exc.value.code == 64
+    assert "secret-bearing" in capsys.readouterr().err
+    ok = _parse(
+        "shadow", "--candidate", "b", "--url", "http://x/v1", "--served-pin-header", "x-index-hash=IDX"
+    )
+    assert worker_cmds.shadow_settings(ok, Settings()).shadow.served_pin_headers == {"x-index-hash": "IDX"}
+
+
 async def test_served_pin_flags_reach_the_candidate() -> None:
     server = await serve(PinnedModel(headerless=lambda body: "2" in str(body["messages"][-1]["content"])))
     try:

@@ -94,10 +94,11 @@ def test_a_replay_of_this_turns_one_call_has_one_prod_step(native: bool) -> None
     side = as_side(read_request(record.value, key)) if native else ProdSide.decode_python(record.value, key)
     see = ("lookup", canonical_json({"verb": "see"}).decode())
     assert side.tool_steps == (see,)
-    assert len(side.tool_keys) == 2  # tool agreement still sees every recorded call
+    assert side.tool_keys == {see}  # tool agreement reads this turn's calls too
     builder = ComparisonBuilder(None, CompareSettings(candidates=("cand",)))
     (same,) = builder.build([_joined(side, _replay(record.envelope, [{"verb": "see"}]))])
     assert (same.prod_steps, same.shadow_steps, same.first_divergent_step) == (1, 1, None)
+    assert (same.tool_agreement, same.tool_matched_prod) == (1.0, 1)  # not 1/2: history not redone
     (other,) = builder.build([_joined(side, _replay(record.envelope, [{"verb": "sea"}]))])
     assert (other.first_divergent_step, other.divergence_kind) == (1, "tool_args")
 

@@ -121,6 +121,30 @@ def test_served_pin_values_are_masked_and_secret_headers_refused() -> None:
             ShadowSettings(served_pin_headers={header: "pin"})
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_version_strings_stay_readable_and_ids_are_never_hashed(strict: bool) -> None:
+    """A served value equal to the claimed pin (or the response's model) leaves as it is, even
+    where a masking rule would match it (an ip-like or e-mail-like version); another value is
+    masked as an id, never hashed, in strict mode too; a secret-bearing pin name is dropped.
+    Cited and retrieved ids are masked as ids too, so the comparator masks the candidate's alike."""
+    sanitizer = Sanitizer(strict=HookSettings().strict_allow if strict else None, salt="k")
+    claimed = {"prompt": "prompt-v2.1.0.3", "index": "retriever@v2.stable"}
+    builder = EnvelopeBuilder(sanitizer, ratio=1.0, salt_id="s", pins=claimed, served_model_pin="model_rev")
+    answer = {"model": "m1-rev2", "choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+    reported = {**claimed, "other": "retriever@v3.beta", "api_token": "abc123def456"}
+    labels = RequestLabels(served_pins=reported, citations=("kb/jane.doe@example.com#3",))
+    env = builder.record(_raw(answer, labels=labels)).envelope
+    assert env.prod.served_pins == {
+        "model_rev": "m1-rev2",
+        "prompt": "prompt-v2.1.0.3",
+        "index": "retriever@v2.stable",
+        "other": Sanitizer().mask_id("retriever@v3.beta")[0],
+    }
+    assert env.prod.served_pins["other"] != "retriever@v3.beta"  # differing, and e-mail-like: masked
+    assert pin_check(env.pins, env.prod.served_pins) == (False, ())
+    assert env.prod.cited_ids == ("kb/<email>#3",)  # the rules' mask, not a salted hash
+
+
 async def test_a_client_side_capture_records_the_response_model_and_reported_pins(
     server: RunningServer,
 ) -> None:
