@@ -67,7 +67,7 @@ async def _feed(settings: Settings, kwargs: dict[str, Any], bad_from_weight: flo
 async def _rollout(settings: Settings, kwargs: dict[str, Any], bad_from_weight: float | None) -> int:
     args = argparse.Namespace(
         manifest=MANIFEST, flag=FLAG, window_s=1.0, max_looks=6, planned_samples=200, epoch=1,
-        salt=None, who="it-operator", json=True,
+        salt=None, who="it-operator", json=True, look_rule="confidence_sequence",
     )  # fmt: skip
     feeder = asyncio.create_task(_feed(settings, kwargs, bad_from_weight))
     try:
@@ -110,6 +110,8 @@ async def test_green_rollout_walks_every_stage_to_full_traffic(
     assert decisions
     assert all(e.who == "it-operator" for e in decisions)
     assert {e.details["verdict"] for e in decisions} <= {"PASS", "INCONCLUSIVE"}
+    undecided = [e for e in decisions if e.details["verdict"] == "INCONCLUSIVE"]
+    assert all("reason" in e.details["forward"] for e in undecided)  # each carries its way forward
     published = [e for e in events if e.what == "config_change" and e.details.get("observer") is None]
     assert published  # the signed route configs, audited by their publisher
 

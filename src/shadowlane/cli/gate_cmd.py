@@ -7,15 +7,21 @@ no region), drops duplicate partials (same ``summary_id``), merges the rest into
 (:func:`~shadowlane.windows.accumulator.merge_summaries`; across endpoints and tenants too: the gate
 judges the flag's whole scope) and evaluates it (:func:`shadowlane.rollout.gates.evaluate`). It prints
 per gate the value, threshold, direction, statistic, interval, n and verdict (``--json``: one JSON
-object), writes a ``gate_decision`` audit event (``--no-audit`` to skip), and exits 0 PASS, 1 FAIL,
+object); an INCONCLUSIVE names the gates that block and, per gate and overall, the estimated further
+requests to a verdict (median and 5th–95th percentile range), where it is heading and the time
+at the window's request rate (:mod:`shadowlane.rollout.forecast`). It writes a ``gate_decision``
+audit event with all of it (``--no-audit`` to skip), and exits 0 PASS, 1 FAIL,
 2 INCONCLUSIVE (no data in range is INCONCLUSIVE too), 3 for an operational error (a bad manifest,
 an unknown flag, no broker) and 64 for a bad command line. A PASS that cannot be audited exits 3:
 nothing graduates without a record.
 
-One run is one look. Alone it is a fixed-sample test at ``--alpha``; a pipeline that runs the gate
-every window passes ``--planned-samples`` (the stage's planned comparisons) and
-``--previous-samples`` (``n`` of its previous run in the stage) so alpha spending corrects the
-peeking (``shadowlane.rollout.gates.look_alpha_for``).
+One run is one look, at the level of ``--look-rule``: by default an always-valid confidence
+sequence tightest at ``--planned-samples`` (default 15 × ``min_samples``), valid however often a
+pipeline reruns the gate on the stage's cumulative range (``--from`` fixed at the stage's start:
+the sequence holds over one growing sample, not over disjoint windows); or ``alpha_spending``
+over ``--planned-samples`` with ``--previous-samples`` (``n`` of its previous run in the stage),
+and without ``--planned-samples`` a fixed-sample test at ``--alpha``
+(``shadowlane.rollout.looks.look_for``).
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ import argparse
 import asyncio
 import re
 import sys
-import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,22 +43,24 @@ from shadowlane.cli.exit_codes import OPERATIONAL
 from shadowlane.cli.help_format import add_command
 from shadowlane.cli.times import add_time_range, parse_time
 from shadowlane.contracts.audit import AuditEvent
-from shadowlane.contracts.codec import DecodeError, decode
 from shadowlane.contracts.flag_manifest import FlagManifest, FlagSpec
-from shadowlane.contracts.route_config import RouteScope, is_wildcard
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.errors import BrokerSetupError
 from shadowlane.kafka.admin import ensure_topics
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
-from shadowlane.kafka.range_read import read_range
 from shadowlane.rollout.audit import AuditLog, default_who, event
-from shadowlane.rollout.gates import Decision, FailRule, evaluate
-from shadowlane.rollout.looks import LookAlpha, fixed_look, look_alpha_for
+from shadowlane.rollout.gates import Decision
+from shadowlane.rollout.looks import (
+    LOOK_RULES,
+    SEQUENCE_PLANNED_PER_MIN_SAMPLES,
+    LookAlpha,
+    fixed_look,
+    look_for,
+)
 from shadowlane.rollout.manifest import ManifestError, load_manifest
+from shadowlane.rollout.summaries import judge_flag, read_window_summaries, select
 from shadowlane.settings import Settings
-from shadowlane.windows.accumulator import merge_summaries
 
-SUMMARY_LATENESS_MS = 15 * 60_000  # a window's summary is produced after its end, grace and join window
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -69,13 +77,16 @@ def add_parsers(sub: Any) -> None:
         details="Merges the candidate's compare.summary partials in the flag's scope over the range "
         "(--window ending at --to, by default the flag's evaluation window), evaluates every gate "
         "and abort of the manifest, prints one row per gate, and writes a gate_decision audit "
-        "event. One run is one look; a pipeline that gates every window passes --planned-samples "
-        "and --previous-samples so alpha spending pays for the peeking.",
+        "event. An INCONCLUSIVE says which gates block and about how many more requests (and how "
+        "long, at the window's request rate) a verdict needs. One run is one look; by default its "
+        "bounds are an always-valid confidence sequence, so a pipeline may rerun the gate every "
+        "window on the stage's cumulative range (--from fixed at the stage's start; disjoint windows "
+        "are separate tests).",
         examples=[
             "shadowlane gate --manifest deploy/flags/feature_flags.yml --flag grammar_b",
-            "shadowlane gate --manifest flags.yml --flag grammar_b --from -2h --to -1h --json",
-            "shadowlane gate --manifest flags.yml --flag grammar_b --planned-samples 5000 "
-            "--previous-samples 1200",
+            "shadowlane gate --manifest flags.yml --flag grammar_b --from 2026-12-07T09:00:00Z --json",
+            "shadowlane gate --manifest flags.yml --flag grammar_b --look-rule alpha_spending "
+            "--planned-samples 5000 --previous-samples 1200",
         ],
         exit_codes="0 PASS, 1 FAIL, 2 INCONCLUSIVE (also: no data in range), 3 operational (a bad "
         "manifest, an unknown flag, no broker, a PASS that could not be audited), 64 usage",
@@ -92,14 +103,27 @@ def add_parsers(sub: Any) -> None:
     )
     cmd.add_argument("--alpha", type=float, default=0.05, help="one-sided false-FAIL level")
     cmd.add_argument(
+        "--look-rule",
+        choices=LOOK_RULES,
+        default="confidence_sequence",
+        help="confidence_sequence: always-valid bounds, any number of looks; alpha_spending: "
+        "O'Brien-Fleming spending over --planned-samples (a fixed-sample test without it)",
+    )
+    cmd.add_argument(
         "--planned-samples",
         type=int,
         metavar="N",
-        help="the stage's planned comparisons: spend alpha over its looks "
-        "(default: none, a fixed-sample test at --alpha)",
+        help="confidence_sequence: where its bounds are tightest (default: "
+        f"{SEQUENCE_PLANNED_PER_MIN_SAMPLES} × the flag's min_samples); alpha_spending: the stage's "
+        "planned comparisons to spend alpha over (default: none, a fixed-sample test at --alpha)",
     )
     cmd.add_argument(
-        "--previous-samples", type=int, default=0, metavar="N", help="n at the previous look of the stage"
+        "--previous-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="n at the previous look of the stage (alpha spending's increment; for both rules, the "
+        "look spacing the way forward projects with)",
     )
     cmd.add_argument(
         "--fail-rule",
@@ -109,7 +133,12 @@ def add_parsers(sub: Any) -> None:
         "worse than prod (or the noise floor); ci_beyond_threshold: only when the whole interval is "
         "past it",
     )
-    cmd.add_argument("--bonferroni", action="store_true", help="FAIL tests at alpha / gates (family-wise)")
+    cmd.add_argument(
+        "--multiplicity",
+        choices=("bonferroni", "per_gate"),
+        default="bonferroni",
+        help="FAIL tests at alpha / gates (bonferroni, default: family-wise) or at alpha each (per_gate)",
+    )
     cmd.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     cmd.add_argument("--no-audit", action="store_true", help="do not write the gate_decision audit event")
     cmd.add_argument("--who", help="who asks, for the audit (default: user@host)")
@@ -124,55 +153,6 @@ def _duration_ms(text: str) -> int:
 
 
 # ---------------------------------------------------------------------- pure part
-def in_scope(summary: WindowSummary, scope: RouteScope) -> bool:
-    endpoint = is_wildcard(scope.endpoints) or summary.endpoint in scope.endpoints
-    return endpoint and (is_wildcard(scope.tenants) or summary.tenant in scope.tenants)
-
-
-def select(
-    records: Sequence[WindowSummary], candidate: str, scope: RouteScope, start_ms: int, end_ms: int
-) -> list[WindowSummary]:
-    """The candidate's partials in scope whose window starts in ``[start, end)``, one per summary_id."""
-    kept = {
-        s.summary_id: s
-        for s in records
-        if s.candidate == candidate and start_ms <= s.window_start_ms < end_ms and in_scope(s, scope)
-    }
-    return sorted(kept.values(), key=lambda s: (s.window_start_ms, s.summary_id))
-
-
-def merge_scope(parts: Sequence[WindowSummary]) -> WindowSummary | None:
-    """One summary of every partial (endpoints and tenants merged into the flag's scope)."""
-    if not parts:
-        return None
-    if len({(p.endpoint, p.tenant) for p in parts}) > 1:
-        parts = [p.model_copy(update={"endpoint": None, "tenant": None}) for p in parts]
-    return merge_summaries(parts)
-
-
-def decide(
-    manifest: FlagManifest,
-    flag: str,
-    records: Sequence[WindowSummary],
-    *,
-    start_ms: int,
-    end_ms: int,
-    candidate: str | None = None,
-    look: LookAlpha | None = None,
-    fail_rule: FailRule = "worse_than_reference",
-    bonferroni: bool = False,
-) -> tuple[Decision, str, int]:
-    """(decision, candidate, partials merged) for ``flag`` over ``records``."""
-    if flag not in manifest.flags:
-        known = ", ".join(sorted(manifest.flags))
-        raise GateInputError(f"flag {flag!r} is not in the manifest (flags: {known})")
-    spec, name = manifest.flags[flag], candidate or manifest.candidate(flag)
-    parts = select(records, name, spec.scope, start_ms, end_ms)
-    decision = evaluate(spec, merge_scope(parts), look=look, flag=flag, fail_rule=fail_rule,
-                        multiplicity="bonferroni" if bonferroni else "per_gate")  # fmt: skip
-    return decision, name, len(parts)
-
-
 def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
@@ -202,27 +182,12 @@ def render(decision: Decision, candidate: str, partials: int) -> str:
     for a in decision.aborts:
         lines.append(f"abort {a.severity:4s} {a.kind}: {'FIRED' if a.fired else 'quiet'} — {a.reason}")
     lines += [f"  {g.name}: {g.statistic or '(skipped)'} — {g.reason}" for g in decision.gates]
+    lines += [f"  way forward {g.name}: {g.forward.reason}" for g in decision.gates if g.forward]
     lines.append(f"{decision.verdict}: {decision.reason}")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- I/O
-async def _read(
-    settings: Settings, kwargs: dict[str, Any], start_ms: int, end_ms: int
-) -> list[WindowSummary]:
-    now = time.time_ns() // 1_000_000
-    stop = min(now + 60_000, end_ms + SUMMARY_LATENESS_MS)
-    out: list[WindowSummary] = []
-    async for batches in read_range(kwargs, [settings.topics.summary_topic], start_ms, stop):
-        for records in batches.values():
-            for record in records:
-                try:
-                    out.append(decode(record.value, WindowSummary))
-                except DecodeError:
-                    continue
-    return out
-
-
 async def _audit(settings: Settings, kwargs: dict[str, Any], record: Any) -> None:
     await ensure_topics(settings.topics, kwargs)
     producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
@@ -252,14 +217,25 @@ def judge(
     spec = manifest.flags[args.flag]
     name = args.candidate or manifest.candidate(args.flag)
     n = sum(s.count for s in select(records, name, spec.scope, start, end))
-    look = fixed_look(args.alpha)
-    if args.planned_samples:
-        look = look_alpha_for(n, args.planned_samples, n_prev=args.previous_samples, alpha=args.alpha)
-    decision, candidate, partials = decide(manifest, args.flag, records, start_ms=start, end_ms=end,
-                                           candidate=args.candidate, look=look, fail_rule=args.fail_rule,
-                                           bonferroni=args.bonferroni)  # fmt: skip
+    look = look_level(args, spec, n)
+    decision, candidate, partials = judge_flag(
+        manifest, args.flag, records, start_ms=start, end_ms=end, candidate=args.candidate, look=look,
+        fail_rule=args.fail_rule, multiplicity=args.multiplicity,
+    )  # fmt: skip
     details = {"candidate": candidate, "range_ms": [start, end], "partials": partials, **decision.as_dict()}
     return decision, details
+
+
+def look_level(args: argparse.Namespace, spec: FlagSpec, n: int) -> LookAlpha:
+    """This run's look under ``--look-rule`` (``--planned-samples``, ``--previous-samples``, ``--alpha``)."""
+    prev = args.previous_samples
+    if args.look_rule == "alpha_spending":
+        if not args.planned_samples:
+            return fixed_look(args.alpha)
+        return look_for("alpha_spending", n, args.planned_samples, n_prev=prev, alpha=args.alpha)
+    planned = args.planned_samples or SEQUENCE_PLANNED_PER_MIN_SAMPLES * spec.min_samples
+    look = look_for("confidence_sequence", n, planned, alpha=args.alpha)
+    return replace(look, fraction_prev=prev / planned) if 0 < prev < n else look
 
 
 def audit_record(args: argparse.Namespace, decision: Decision, details: dict[str, Any]) -> AuditEvent | None:
@@ -278,7 +254,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise GateInputError(f"flag {args.flag!r} is not in {args.manifest}")
         start, end = gate_range(args, spec)
         kwargs = client_kwargs(settings, resolve_bootstrap(settings))
-        records = asyncio.run(_read(settings, kwargs, start, end))
+        records = asyncio.run(read_window_summaries(kwargs, settings.topics.summary_topic, start, end))
     except (ManifestError, GateInputError, BrokerSetupError) as exc:
         print(f"shadowlane gate: {exc}", file=sys.stderr)
         return OPERATIONAL

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,19 @@ from shadowlane.cli.exit_codes import OPERATIONAL, operational_error, usage_erro
 from shadowlane.cli.help_format import add_command
 from shadowlane.cli.progress import Progress
 from shadowlane.cli.times import add_time_range, parse_time
+from shadowlane.contracts.flag_manifest import FlagManifest
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.kafka.bootstrap import client_kwargs, resolve_bootstrap
 from shadowlane.report.analysis import build_report, embedder_mix, example_hashes
 from shadowlane.report.blocks import iso
 from shadowlane.report.collect import Collected, OnRecords, collect
+from shadowlane.report.gates import judge_shadow
 from shadowlane.report.model import GraderMixError, Report, ReportInput, ReportOptions
 from shadowlane.report.render_html import render_html
 from shadowlane.report.render_md import render_markdown
 from shadowlane.report.rows import SettingsGrader
+from shadowlane.rollout.manifest import ManifestError, load_manifest
+from shadowlane.rollout.summaries import read_window_summaries
 from shadowlane.settings import Settings
 from shadowlane.stats.proportions import ProportionCI
 
@@ -81,6 +85,13 @@ def add_parsers(sub: Any) -> None:
         type=Path,
         metavar="FILE",
         help="RouteConfig (JSON / YAML) giving the flag and weight (default: none)",
+    )
+    cmd.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="flag manifest whose gates judge the range (flag: --flag, or its only flag; default: the "
+        "seed's gates)",
     )
     cmd.add_argument(
         "--grader",
@@ -171,6 +182,9 @@ def build_manifest(
         "flag": report.flag,
         "grader": {"name": report.grader, "kind": kind or None, "version": version or None},
         "pins": pins,
+        "gates": report.gates.decision.as_dict() | {"partials": report.gates.partials}
+        if report.gates
+        else None,
         "config": {
             "compare": {
                 "grader": c.grader,
@@ -230,6 +244,8 @@ class ReportPlan:
     options: ReportOptions
     route_config: RouteConfig | None
     answers: bool
+    gates: FlagManifest | None = None  # whose gates judge the range (None: the seed's)
+    gate_flag: str | None = None
 
 
 def plan(args: argparse.Namespace, settings: Settings, *, now_ms: int | None = None) -> ReportPlan:
@@ -254,7 +270,26 @@ def plan(args: argparse.Namespace, settings: Settings, *, now_ms: int | None = N
     candidate = (
         None if args.no_shadow else args.candidate or next((x for x in c.candidates if x != floor), None)
     )
-    return ReportPlan(settings, start, end, candidate, floor, flag, options, config, not args.no_answers)
+    gates, gate_flag = _gate_manifest(args.manifest, flag) if args.manifest else (None, None)
+    return ReportPlan(
+        settings, start, end, candidate, floor, flag, options, config, not args.no_answers, gates, gate_flag
+    )
+
+
+def _gate_manifest(path: Path, flag: str | None) -> tuple[FlagManifest, str]:
+    """The manifest and the flag whose gates judge the range: ``--flag``, else its only flag."""
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        raise usage_error(f"shadowlane report: {exc}") from exc
+    if flag is None and len(manifest.flags) == 1:
+        flag = next(iter(manifest.flags))
+    if flag is None or flag not in manifest.flags:
+        known = ", ".join(sorted(manifest.flags))
+        raise usage_error(
+            f"shadowlane report: name the flag to judge with --flag (the manifest has: {known})"
+        )
+    return manifest, flag
 
 
 async def execute(args: argparse.Namespace, settings: Settings) -> int:
@@ -266,15 +301,17 @@ async def execute(args: argparse.Namespace, settings: Settings) -> int:
             report, manifest = await generate(
                 p.settings, kwargs, p.start, p.end, out=args.out, candidate=p.candidate,
                 noise_floor=p.noise_floor, flag=p.flag, options=p.options, answers=p.answers,
-                route_config=p.route_config, on_records=_reading(progress),
+                route_config=p.route_config, on_records=_reading(progress), gates=p.gates,
+                gate_flag=p.gate_flag,
             )  # fmt: skip
         except GraderMixError as exc:
             progress.close()
             print(f"shadowlane report: {exc}", file=sys.stderr)
             return OPERATIONAL
     if args.json:
+        gates = report.gates.decision.verdict if report.gates else None
         print(orjson.dumps({"out": str(args.out), "decision": report.recommendation.decision,
-                            **manifest["counts"]}).decode())  # fmt: skip
+                            "gates": gates, **manifest["counts"]}).decode())  # fmt: skip
     else:
         print(render_summary(report, args.out, manifest["counts"]))
     return 0
@@ -305,6 +342,9 @@ def render_summary(report: Report, out: Path, counts: dict[str, int]) -> str:
         f"{report.recommendation.decision.upper()}: {who}{flag}, {iso(report.from_ms)} → {iso(report.to_ms)}",
         *(f"  - {reason}" for reason in report.recommendation.reasons),
     ]
+    if report.gates is not None:
+        d = report.gates.decision
+        lines.append(f"gates ({d.flag}): {d.verdict}: {d.reason}")
     s = report.shadow
     if s is not None:
         acc, test = s.accuracy, s.accuracy.test
@@ -344,6 +384,8 @@ async def generate(
     answers: bool = True,
     route_config: RouteConfig | None = None,
     on_records: OnRecords | None = None,
+    gates: FlagManifest | None = None,
+    gate_flag: str | None = None,
 ) -> tuple[Report, dict[str, Any]]:
     """Collect, analyse and write ``out``/report.md, report.html and manifest.json; returns the
     report and its manifest. Raises :class:`GraderMixError` when the records mix grader versions."""
@@ -366,6 +408,9 @@ async def generate(
         start, end, candidate, noise_floor, flag, shadow=got.shadow, ab=got.ab, answers=got.answers
     )
     report = build_report(data, SettingsGrader(settings.compare), options)
+    if candidate is not None:
+        records = await read_window_summaries(kwargs, settings.topics.summary_topic, start, end)
+        report = replace(report, gates=judge_shadow(records, start, end, candidate, gates, gate_flag or flag))
     manifest = build_manifest(
         report, settings, topics=got.topics, counts=got.counts, route_config=route_config
     )

@@ -4,10 +4,13 @@ Shadow → 5 % → 25 % → 50 % → 100 % (the flag's ``stages``): each stage's
 on the control topic (every hook and prod router picks it up live), the stage is held for its
 evaluation window, and the gates judge everything the stage served so far. PASS graduates, a hard
 stop or a FAIL rolls back to the baseline at once, INCONCLUSIVE holds (and after ``--max-looks``
-holds the rollout stops where it is). Peeking at every window is paid for with alpha spending:
-each look gets the O'Brien-Fleming-type Lan-DeMets increment of α over the stage's planned
-samples (``--planned-samples``, default 5 × ``min_samples``). Every decision and step goes to the
-audit topic. Exit code: 0 completed, 1 rolled back, 2 stalled, 3 operational, 64 usage.
+holds the rollout stops where it is: an operator's limit; every hold and the stall say how far the
+stage is from a verdict, its way forward). Peeking at every window is paid for by the look rule
+(``--look-rule``): an always-valid confidence sequence (default), tightest at ``--planned-samples``
+(default 15 × ``min_samples``), under which a gate that has passed in a stage stays passed unless
+it fails; or alpha spending, the O'Brien-Fleming-type Lan-DeMets increment of α over the stage's
+planned samples (default 5 × ``min_samples``), after which no α is left. Every decision and step
+goes to the audit topic. Exit code: 0 completed, 1 rolled back, 2 stalled, 3 operational, 64 usage.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,8 +38,9 @@ from shadowlane.rollout.audit import AuditLog, default_who
 from shadowlane.rollout.control_plane import ControlWatcher
 from shadowlane.rollout.control_publisher import ControlPublisher
 from shadowlane.rollout.driver import Evaluate, RouteSink, SummarySource, Targets, drive
-from shadowlane.rollout.gates import Decision, evaluate
-from shadowlane.rollout.looks import look_alpha_for
+from shadowlane.rollout.forecast import describe
+from shadowlane.rollout.gates import Decision, cleared, evaluate
+from shadowlane.rollout.looks import LOOK_RULES, SEQUENCE_PLANNED_PER_MIN_SAMPLES, LookRule, look_for
 from shadowlane.rollout.manifest import ManifestError, load_manifest
 from shadowlane.rollout.signing import SigningKeyError, active_signing_key
 from shadowlane.rollout.staging import StagedRollout, Step
@@ -44,6 +48,7 @@ from shadowlane.rollout.summaries import KafkaSummarySource
 from shadowlane.settings import Settings
 
 EXIT = {"complete": OK, "rollback": NO, "stalled": UNDECIDED}
+SPENDING_PLANNED_PER_MIN_SAMPLES = 5  # alpha spending's default planned samples: 5 × min_samples
 
 
 def add_parsers(sub: Any) -> None:
@@ -54,11 +59,14 @@ def add_parsers(sub: Any) -> None:
         details="Each stage's signed route config goes on the control topic, the stage is held for "
         "its evaluation window and the gates judge what it served: PASS graduates, FAIL or a hard "
         "abort rolls back to the baseline at once, INCONCLUSIVE holds (after --max-looks holds the "
-        "rollout stalls where it is). Every decision and step is audited. Needs the signing key "
+        "rollout stalls where it is) and says which gates block and about how many more requests "
+        "(and how long) a verdict needs. Every decision and step is audited. Needs the signing key "
         "(SHADOWLANE_CONTROL__SIGNING_KEYS).",
         examples=[
             "shadowlane rollout --manifest deploy/flags/feature_flags.yml --flag grammar_b",
             "shadowlane rollout --manifest flags.yml --flag grammar_b --window-s 300 --max-looks 6 --json",
+            "shadowlane rollout --manifest flags.yml --flag grammar_b --look-rule alpha_spending "
+            "--planned-samples 1000",
         ],
         exit_codes="0 complete at 100 %, 1 rolled back, 2 stalled, 3 operational (a bad manifest, "
         "an unknown flag, no signing key, no broker), 64 usage",
@@ -74,13 +82,27 @@ def add_parsers(sub: Any) -> None:
         help="evaluation window (default: the flag's evaluation_window_s)",
     )
     cmd.add_argument(
-        "--max-looks", type=int, default=12, metavar="N", help="holds per stage before it stalls"
+        "--max-looks",
+        type=int,
+        default=12,
+        metavar="N",
+        help="holds per stage before it stalls (an operator's limit: a confidence sequence never runs "
+        "out of alpha; the stall reports the last way forward)",
+    )
+    cmd.add_argument(
+        "--look-rule",
+        choices=LOOK_RULES,
+        default="confidence_sequence",
+        help="how looks at every window keep false verdicts at alpha: confidence_sequence (always-valid "
+        "bounds, any number of looks) or alpha_spending (O'Brien-Fleming over --planned-samples)",
     )
     cmd.add_argument(
         "--planned-samples",
         type=int,
         metavar="N",
-        help="samples a stage plans for, over which alpha is spent (default: 5 × the flag's min_samples)",
+        help="confidence_sequence: the sample size where its bounds are tightest (default: "
+        f"{SEQUENCE_PLANNED_PER_MIN_SAMPLES} × the flag's min_samples); alpha_spending: the samples a "
+        f"stage spends alpha over (default: {SPENDING_PLANNED_PER_MIN_SAMPLES} × min_samples)",
     )
     cmd.add_argument("--epoch", type=int, default=1, help="the router's epoch (a new one reshuffles users)")
     cmd.add_argument("--salt", help="the router's salt (default: the flag name)")
@@ -101,31 +123,52 @@ class ControlSink:
         await self._publisher.publish("route_config", config.flag, config, who=who, why=why)
 
 
-def spending_evaluator(flag: str, planned_samples: int) -> Evaluate:
-    """The gate evaluator with each look's alpha spent over a stage's planned samples."""
-    previous = {"n": 0}
+def look_evaluator(flag: str, rule: LookRule, planned_samples: int) -> Evaluate:
+    """The gate evaluator with each look's level from ``rule`` (:func:`look_for`): alpha spent over a
+    stage's planned samples, or a confidence sequence tightest there. Under the sequence a gate that
+    passed at an earlier look of the stage stays passed (``evaluate``'s ``held``: its bounds hold at
+    every look at once). Each look knows the previous one's n, so a forecast spaces future looks
+    like the windows so far."""
+    previous, held = {"n": 0}, set[str]()
 
     def judge(spec: FlagSpec, summary: WindowSummary | None, look: int) -> Decision:
         if look == 1:
             previous["n"] = 0
-        n = summary.count if summary is not None else 0
-        level = look_alpha_for(max(n, previous["n"]), planned_samples, n_prev=previous["n"], index=look)
-        previous["n"] = max(n, previous["n"])
-        return evaluate(spec, summary, look=level, flag=flag)
+            held.clear()
+        n, n_prev = summary.count if summary is not None else 0, previous["n"]
+        level = look_for(rule, max(n, n_prev), planned_samples, n_prev=n_prev, index=look)
+        if rule == "confidence_sequence" and 0 < n_prev < n:  # the spacing, for the way forward
+            level = replace(level, fraction_prev=n_prev / planned_samples)
+        previous["n"] = max(n, n_prev)
+        decision = evaluate(spec, summary, look=level, flag=flag, held=frozenset(held))
+        if rule == "confidence_sequence":
+            held.update(cleared(decision))
+        return decision
 
     return judge
+
+
+def planned_default(rule: LookRule, min_samples: int) -> int:
+    """``--planned-samples`` when not given: where a sequence is tightest, or what α is spent over."""
+    per = (
+        SEQUENCE_PLANNED_PER_MIN_SAMPLES
+        if rule == "confidence_sequence"
+        else SPENDING_PLANNED_PER_MIN_SAMPLES
+    )
+    return per * min_samples
 
 
 @dataclass(frozen=True, slots=True)
 class RolloutPlan:
     """What a ``rollout`` command line asks for: the staged rollout, who serves what, the window,
-    the samples each stage plans for (alpha spending) and who runs it."""
+    the look rule and the samples each stage plans for, and who runs it."""
 
     rollout: StagedRollout
     targets: Targets
     window_s: float
     planned_samples: int
     who: str
+    look_rule: LookRule = "confidence_sequence"
 
 
 def plan(args: argparse.Namespace, manifest: FlagManifest) -> RolloutPlan:
@@ -140,8 +183,9 @@ def plan(args: argparse.Namespace, manifest: FlagManifest) -> RolloutPlan:
         rollout=StagedRollout(args.flag, spec, max_looks=args.max_looks),
         targets=targets,
         window_s=args.window_s or spec.evaluation_window_s,
-        planned_samples=args.planned_samples or 5 * spec.min_samples,
+        planned_samples=args.planned_samples or planned_default(args.look_rule, spec.min_samples),
         who=args.who or default_who(),
+        look_rule=args.look_rule,
     )
 
 
@@ -155,7 +199,7 @@ async def run_plan(
     sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> list[Step]:
     """Drive the planned rollout to its end; the steps."""
-    evaluate = spending_evaluator(p.rollout.flag, p.planned_samples)
+    evaluate = look_evaluator(p.rollout.flag, p.look_rule, p.planned_samples)
     return await drive(
         p.rollout,
         targets=p.targets,
@@ -196,8 +240,10 @@ def noted(evaluate: Evaluate, rollout: StagedRollout, progress: Progress) -> Eva
     def judge(spec: FlagSpec, summary: WindowSummary | None, look: int) -> Decision:
         decision = evaluate(spec, summary, look)
         n = summary.count if summary is not None else 0
+        way = describe(getattr(decision, "forward", None), getattr(decision, "blocking", ()))
         progress.note(
             f"{rollout.flag}: stage {_weight(rollout.weight)}, look {look}: {decision.verdict} (n = {n})"
+            + (f": {way}" if way else "")
         )
         return cast(Decision, decision)
 
@@ -252,13 +298,12 @@ def output(args: argparse.Namespace, steps: list[Step]) -> str:
 
 
 def as_json(flag: str, steps: list[Step]) -> dict[str, Any]:
-    """The ``--json`` object: the outcome, then every step."""
-    rows = [
-        {"action": s.action, "stage": s.stage, "weight": s.weight, "look": s.look, "verdict": s.verdict,
-         "reason": s.reason}
-        for s in steps
-    ]  # fmt: skip
-    return {"flag": flag, "outcome": steps[-1].action, "weight": steps[-1].weight, "steps": rows}
+    """The ``--json`` object: the outcome, the last way forward (a stall's), then every step."""
+    last = steps[-1]
+    out: dict[str, Any] = {"flag": flag, "outcome": last.action, "weight": last.weight}
+    if last.forward is not None:
+        out |= {"forward": last.forward.as_dict(), "blocking": list(last.blocking)}
+    return out | {"steps": [s.as_dict() for s in steps]}
 
 
 def render(flag: str, steps: list[Step]) -> str:
@@ -276,6 +321,8 @@ def render(flag: str, steps: list[Step]) -> str:
         "stalled": f"STALLED at {_weight(last.weight)}: no decision; the stage's config stays in force",
     }.get(last.action, last.action)
     lines.append(f"rollout {flag}: {outcome}")
+    if last.action == "stalled" and last.forward is not None:
+        lines.append(f"way forward: {describe(last.forward, last.blocking)}")
     return "\n".join(lines)
 
 

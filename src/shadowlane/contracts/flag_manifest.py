@@ -21,6 +21,8 @@ coverage_min             ``coverage_mean``                        metric ≥ gat
 lambda_convergent        ``lambda_flip_rate``                     metric ≤ lambda_flip_rate_max
 latency_p95_uplift_max   ``latency_p95_uplift``                   metric ≤ gate
 error_rate_max           ``shadow_error_rate``                    metric ≤ gate
+error_rate_margin        ``error_rate_delta``: candidate's error  metric ≤ gate ("no worse
+                         rate − prod's on the same requests       than prod by more than X")
 tool_success_min         ``tool_success_rate``                    metric ≥ gate
 cost_uplift_max          ``cost_uplift`` (per solved request)     metric ≤ gate
 accuracy_drop_max        (prod_solved − shadow_solved) / graded   metric ≤ gate
@@ -121,6 +123,14 @@ class Gates(Nested):
     )
     error_rate_max: float | None = Field(
         default=0.005, ge=0.0, le=1.0, description="max candidate error rate"
+    )
+    error_rate_margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="max candidate error rate above prod's on the same requests (0.003 = no worse "
+        "than prod by more than 0.3 points); off by default. Use it in place of error_rate_max when "
+        "prod's own rate sits near that bound (docs/gates.md#thresholds-a-sample-can-prove)",
     )
     tool_success_min: float | None = Field(default=0.99, ge=0.0, le=1.0, description="min tool-call success")
     cost_uplift_max: float | None = Field(

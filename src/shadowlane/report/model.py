@@ -16,6 +16,7 @@ from typing import Literal
 from shadowlane.report.pins import PinChecks
 from shadowlane.report.retrieval import RetrievalDrift
 from shadowlane.report.rows import AbRow, AnswerText, ShadowRow
+from shadowlane.rollout.gates import Decision as GateDecision
 from shadowlane.stats.proportions import ProportionCI, TwoProportionTest
 from shadowlane.stats.quantiles import EffectCI, QuantileCI
 from shadowlane.stats.ranks import MannWhitneyResult
@@ -214,6 +215,14 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class GateSection:
+    """The flag's gates on the report's range (``shadowlane gate``'s decision) and the summaries read."""
+
+    decision: GateDecision
+    partials: int
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     from_ms: int
     to_ms: int
@@ -225,3 +234,4 @@ class Report:
     ab: AbSection | None
     recommendation: Recommendation
     notes: tuple[str, ...] = ()
+    gates: GateSection | None = None  # None: no shadow candidate, or gates not judged

@@ -19,6 +19,7 @@ from shadowlane.report.blocks import (
     rate,
     short,
 )
+from shadowlane.report.gates import gate_blocks
 from shadowlane.report.model import (
     AbSection,
     Accuracy,
@@ -239,6 +240,8 @@ def blocks(report: Report) -> list[Block]:
     if rec.notes:
         out += [Block("p", "Also:"), Block("list", items=rec.notes)]
     out += [Block("h3", "How the recommendation is decided"), Block("list", items=rule_text(report.options))]
+    if report.gates is not None:
+        out += gate_blocks(report.gates.decision, report.gates.partials)
     if report.shadow is not None:
         out += _shadow(report.shadow)
     if report.ab is not None:

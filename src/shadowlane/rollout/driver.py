@@ -6,7 +6,10 @@ comes from (:class:`SummarySource`), how a summary is judged (an ``evaluate`` ca
 evaluator) and the clock are all passed in, so the same driver runs the CLI, the integration
 test on the real broker and the demo. Each look judges everything the stage has served so far
 (its windows since the stage's config went out); ``look`` counts from 1 within a stage so the
-evaluator can spend its alpha. Every decision and every step is written to the audit log.
+evaluator can spend its alpha. Every decision and every step is written to the audit log; an
+INCONCLUSIVE decision's record carries its way forward (the blocking gates, the estimated further
+requests and time to a verdict: :mod:`shadowlane.rollout.forecast`), and so do the hold and stall
+steps.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from shadowlane.contracts.flag_manifest import FlagSpec
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.rollout.audit import AuditLog, event
+from shadowlane.rollout.forecast import Forward, describe
 from shadowlane.rollout.staging import DecisionLike, StagedRollout, Step
 
 log = logging.getLogger(__name__)
@@ -74,11 +78,13 @@ async def drive(
         summary = await source.summary(targets.candidate, stage_start, now)
         decision = evaluate(rollout.spec, summary, rollout.looks + 1)
         if audit is not None:
+            why = f"{decision.verdict} at stage {rollout.stage + 1}, look {rollout.looks + 1}"
+            way = describe(getattr(decision, "forward", None), getattr(decision, "blocking", ()))
             await audit.write(
                 event(
                     "gate_decision",
                     who=who,
-                    why=f"{decision.verdict} at stage {rollout.stage + 1}, look {rollout.looks + 1}",
+                    why=f"{why}: {way}" if way else why,
                     name=flag,
                     details=_details(decision, summary, stage_start, now),
                 )
@@ -123,8 +129,16 @@ def _step_event(flag: str, step: Step, who: str) -> Any:
             "weight": step.weight,
             "look": step.look,
             "verdict": step.verdict,
+            **_forward(step.forward, step.blocking),
         },
     )
+
+
+def _forward(forward: Forward | None, blocking: Any) -> dict[str, Any]:
+    """The way forward for an audit record's details (nothing when the decision had none)."""
+    if not isinstance(forward, Forward):
+        return {}
+    return {"forward": forward.as_dict(), "blocking": list(blocking)}
 
 
 def _details(
@@ -136,6 +150,7 @@ def _details(
         "range_ms": [start_ms, end_ms],
         "count": summary.count if summary is not None else 0,
     }
+    details |= _forward(getattr(decision, "forward", None), getattr(decision, "blocking", ()))
     as_dict = getattr(decision, "as_dict", None)
     if callable(as_dict):
         details["decision"] = as_dict()

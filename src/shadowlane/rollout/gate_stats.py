@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,7 @@ from shadowlane.stats.quantiles import (
     quantile_difference_ci,
     quantile_ratio_ci,
 )
+from shadowlane.stats.rate_sequence import upper_bound
 from shadowlane.windows.histograms import DELTA_S_SCALE
 from shadowlane.windows.percentiles import histogram_counts
 
@@ -54,6 +56,8 @@ class Window:
     def __init__(self, summary: WindowSummary) -> None:
         self.s = summary
         self._hists: dict[str, tuple[Floats, Floats]] = {}
+        # two-sided confidence → the total α of the confidence sequence the look holds it for
+        self.sequence_alpha: dict[float, float] = {}
 
     def hist(self, name: str, delta_s: bool = False) -> tuple[Floats, Floats]:
         if name not in self._hists:
@@ -63,6 +67,15 @@ class Window:
 
 
 Compute = Callable[[Window, float], "Stat | str"]
+# How the excess ΔS interval combines the candidate's and the floor's order-statistic intervals:
+# ``conservative`` (default) takes the far ends of both (distribution-free, valid for any
+# dependence between the arms); ``price_bonett`` adds their standard errors in quadrature (Price &
+# Bonett 2002; conservative when an arm's interval is one tied value). Price-Bonett is ~√2
+# narrower but rests on a normal approximation that fails where a percentile sits in a sparse
+# region of ΔS (a p95 at the edge of the off-topic answers): on equal arms it excluded 0 at
+# 3.5-5× its nominal rate (tests/unit/rollout/test_excess_interval.py), so it is a measured
+# alternative (``simulate-gates --compare``), not the default.
+ExcessInterval = Literal["price_bonett", "conservative"]
 Pair = tuple[Floats, Floats]
 
 
@@ -75,19 +88,22 @@ def combine_method(x: Pair, y: Pair, q: float, conf: float) -> CombineMethod:
     return "price_bonett"
 
 
-def delta_s(q: float) -> Compute:
+def delta_s(q: float, combine: ExcessInterval = "conservative") -> Compute:
+    """ΔS percentile gate: the excess over the noise floor (``interval``: how the two arms' order-
+    statistic intervals ``combine``, see :data:`ExcessInterval`), raw ΔS without a floor."""
     name = "median" if q == 0.5 else "p95"
 
     def compute(w: Window, conf: float) -> Stat | str:
         s = w.s
         if s.excess_count:
             x, y = w.hist("hist_delta_s_paired_e4", True), w.hist("hist_delta_s_floor_e4", True)
+            method = combine_method(x, y, q, conf) if combine == "price_bonett" else "conservative"
             e = quantile_difference_ci(x[0], y[0], q, x_counts=x[1], y_counts=y[1], confidence=conf,
-                                       method="conservative")  # fmt: skip
+                                       method=method)  # fmt: skip
             sentence = (f"{name} of ΔS above the noise floor: {name}(ΔS) − {name}(floor) over the "
-                        f"{s.excess_count} requests with both (distribution-free interval)")  # fmt: skip
-            n, interval = s.excess_count, (e.ci_low, e.ci_high)
-            return Stat(f"delta_s_excess_{name}", e.estimate, *interval, n, sentence, 0.0, interval)
+                        f"{s.excess_count} requests with both ({method} interval)")  # fmt: skip
+            n, bounds = s.excess_count, (e.ci_low, e.ci_high)
+            return Stat(f"delta_s_excess_{name}", e.estimate, *bounds, n, sentence, 0.0, bounds)
         if not s.delta_s_count:
             return "no ΔS in the window (embedder off, or no answers)"
         v, c = w.hist("hist_delta_s_e4", True)
@@ -112,13 +128,24 @@ def latency(w: Window, conf: float) -> Stat | str:
     return Stat("latency_p95_uplift", e.estimate - 1, low, high, n, sentence, 0.0, (low, high))
 
 
+def rate_interval(w: Window, x: int, n: int, conf: float) -> tuple[float, float, str]:
+    """Bounds of a rate: the exact always-valid Bernoulli mixture bounds
+    (:mod:`shadowlane.stats.rate_sequence`) when the look is a confidence sequence at ``conf``, else
+    Wilson's interval at ``conf``; and the method's name."""
+    alpha = w.sequence_alpha.get(conf)
+    if alpha is None:
+        ci = wilson_interval(x, n, conf)
+        return ci.ci_low, ci.ci_high, "Wilson interval"
+    return 1.0 - upper_bound(n - x, n, alpha), upper_bound(x, n, alpha), "exact always-valid bound"
+
+
 def rate(metric: str, num: str, den: str, what: str) -> Compute:
     def compute(w: Window, conf: float) -> Stat | str:
         x, n = getattr(w.s, num), getattr(w.s, den)
         if not n:
             return f"no {what} in the window"
-        ci = wilson_interval(x, n, conf)
-        return Stat(metric, ci.estimate, ci.ci_low, ci.ci_high, n, f"{what}: {num} / {den} (Wilson interval)")
+        low, high, how = rate_interval(w, x, n, conf)
+        return Stat(metric, x / n, low, high, n, f"{what}: {num} / {den} ({how})")
 
     return compute
 
@@ -127,15 +154,29 @@ def errors(w: Window, conf: float) -> Stat | str:
     s = w.s
     if not s.joined:
         return "no joined comparisons in the window"
-    ci = wilson_interval(s.shadow_errors, s.joined, conf)
-    sentence = "candidate error rate: shadow_errors / joined (Wilson); vs prod's rate: Newcombe"
-    stat = Stat("shadow_error_rate", ci.estimate, ci.ci_low, ci.ci_high, s.joined, sentence)
+    low, high, how = rate_interval(w, s.shadow_errors, s.joined, conf)
+    sentence = f"candidate error rate: shadow_errors / joined ({how}); vs prod's rate: Newcombe"
+    stat = Stat("shadow_error_rate", s.shadow_errors / s.joined, low, high, s.joined, sentence)
     if not s.joined + s.shadow_timeouts:
         return stat
     t = two_proportion_test(
         s.shadow_errors, s.joined, s.prod_errors, s.joined + s.shadow_timeouts, confidence=conf
     )
     return replace(stat, reference=t.p2, worse=(t.ci_low, t.ci_high))
+
+
+def error_delta(w: Window, conf: float) -> Stat | str:
+    """Candidate error rate − prod's over the same joined requests (prod's denominator includes
+    the candidate's timeouts), Newcombe's interval of the difference."""
+    s = w.s
+    if not s.joined:
+        return "no joined comparisons in the window"
+    t = two_proportion_test(
+        s.shadow_errors, s.joined, s.prod_errors, s.joined + s.shadow_timeouts, confidence=conf
+    )
+    sentence = "error rate above prod's: shadow_errors / joined − prod_errors / requests (Newcombe interval)"
+    n, diff = s.joined, t.diff
+    return Stat("error_rate_delta", diff, t.ci_low, t.ci_high, n, sentence, 0.0, (t.ci_low, t.ci_high))
 
 
 def share_mean(prefix: str, missing: str, what: str) -> Compute:

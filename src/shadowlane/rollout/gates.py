@@ -1,28 +1,31 @@
 """Rollout gates: one evaluation window (a merged ``WindowSummary``) → PASS / FAIL / INCONCLUSIVE.
 
 Every gate of the flag's manifest is judged on the summary field that
-``shadowlane.contracts.flag_manifest`` maps it
-to, with the statistic and confidence interval behind it: ΔS percentiles from the paired and floor
-HdrHistograms (distribution-free order-statistic intervals: ΔS has atoms and gaps, identical
-answers at 0 and off-topic ones far out), p95 latency uplift as a ratio of quantiles (Price-Bonett;
-conservative when ties make an arm's interval a point), rates with Wilson intervals and the error
-rate also against prod's (Newcombe), the accuracy drop paired on the solve discordance
-(Bonett-Price adjusted Wald), coverage from Σx and Σx², the cost-per-solved uplift by the paired
-delta method. ΔS gates use the excess ΔS ``p(ΔS) − p(floor)`` over the requests with
-both when the window has a noise floor, raw ΔS otherwise; each result says which.
+``shadowlane.contracts.flag_manifest`` maps it to, with the statistic and confidence interval behind
+it (:mod:`shadowlane.rollout.gate_stats`): ΔS percentiles from the paired and floor HdrHistograms
+(distribution-free order-statistic intervals: ΔS has atoms and gaps), the p95 latency uplift as a
+ratio of quantiles (Price-Bonett), rates with Wilson intervals, or at a confidence-sequence look
+the exact always-valid Bernoulli mixture bound, the error rate also against prod's (Newcombe), the
+accuracy drop paired on the solve discordance, coverage from Σx and Σx², the cost-per-solved
+uplift by the paired delta method. ΔS gates use the excess ΔS ``p(ΔS) − p(floor)`` over the
+requests with both when the window has a noise floor, raw ΔS otherwise; each result says which.
 
-**Verdict rules.** ``α`` is this look's one-sided level (peeking, below); a gate's interval is
-two-sided at ``1 − 2α``. FAIL tests run at ``α`` per gate (default) or, with
-``multiplicity="bonferroni"``, at ``α/G`` over the ``G`` gates the window can judge.
+**Verdict rules.** ``α`` is this look's one-sided level (looks, below); a gate's interval is
+two-sided at ``1 − 2α``. FAIL tests run at ``α/G`` over the ``G`` gates the manifest turns on (a
+number fixed for the stage; ``multiplicity="bonferroni"``, default; at a sequence look, the
+sequence's level for ``α/G``) or at ``α`` per gate (``"per_gate"``).
 
 1. No summary or ``count < min_samples`` → INCONCLUSIVE, never PASS; no abort fires either, but
    for ``pin_mismatch_rate_over`` (2).
-2. A hard abort rule fires at once: point estimate beyond its value *and* the one-sided 95 % bound
-   too (a fixed level: a safety stop does not wait for α to be spent) → FAIL with ``hard_stop``.
-   ``pin_mismatch_rate_over`` (candidate pin mismatches / pins checked) fires on the rate alone,
-   whatever the sample size: a request served from the wrong revision is a fact, not noise.
+2. A hard abort rule fires at once: point estimate beyond its value *and* its one-sided bound too
+   (at a sequence look, the sequence's bound, valid however often it is checked; otherwise a fixed
+   95 %) → FAIL with ``hard_stop``. ``pin_mismatch_rate_over`` (candidate pin mismatches / pins
+   checked) fires on the rate alone, whatever the sample size: a request served from the wrong
+   revision is a fact, not noise.
 3. A gate **PASSes** when its interval's unfavourable end is within the threshold (level α: all
-   gates must pass, an intersection-union test, so no multiplicity correction is needed). It
+   gates must pass, an intersection-union test, so no multiplicity correction is needed), or when
+   it is ``held``: its bound cleared the threshold at an earlier look of the same stage under the
+   confidence sequence (valid at every look at once) and it does not FAIL now. It
    **FAILs** by ``worse_than_reference`` (default) when its point estimate is beyond the threshold
    *and* the candidate is significantly worse than its reference (prod, or the noise floor) at the
    FAIL level; gates without a reference in a summary (raw ΔS, coverage, λ flips, tool success),
@@ -32,25 +35,23 @@ two-sided at ``1 − 2α``. FAIL tests run at ``α`` per gate (default) or, with
 4. Soft abort rules fire on the point estimate and hold: the verdict is at most INCONCLUSIVE.
    Budget rules and the cost gate are waived when accuracy is significantly *better* than prod's
    (the seeds' "unless quality gains are proven").
-5. Any FAIL → FAIL; every judged gate PASS (at least one) → PASS; else INCONCLUSIVE.
+5. Any FAIL → FAIL; every judged gate PASS (at least one) → PASS; else INCONCLUSIVE, with its way
+   forward (the blocking gates, further requests and time to a verdict:
+   :mod:`shadowlane.rollout.forecast`).
 
-Guarantees, over all looks: a gate on which the candidate is no worse than its reference FAILs
-with probability ≤ α (≤ α/G with Bonferroni, so an A/A candidate FAILs anything with probability
-≤ α); a gate whose threshold is breached PASSes with probability ≤ α. Per gate, the A/A false FAIL
-is in practice far below α, since a FAIL also needs the estimate past the threshold; the simulation
-(``shadowlane.rollout.simulate``) measures the whole decision. Why these defaults: at 2,000 requests
-only ``worse_than_reference`` reaches ≥ 0.95 power for accuracy −5 points and p95 latency +20 %
-("whole interval beyond the threshold" needs far more data), and Bonferroni over 9 gates drops
-error rate +1 point (24 vs 4 errors) to ~0.9 while the A/A false FAIL stays at 2-3 % without it. The
-price: a candidate sitting exactly at a threshold FAILs often (simulated: 34-70 % over 5 looks,
-against ≤ 6 % for the interval rule); a FAIL reads "worse than prod, and past the tolerance as far
-as the data tell", a PASS proves being within it.
+Guarantees, over all looks of a stage whose summary is cumulative (everything since the stage
+began): a gate whose threshold is breached PASSes with probability ≤ α; a candidate no worse than
+its references FAILs a gate with probability ≤ α (Bonferroni), and each hard abort rule, at its own
+level α, adds at most α when its value is as close to the candidate as a gate's threshold (the
+seed's abort values sit far beyond the gates). ``worse_than_reference``
+reaches the power targets where "whole interval beyond the threshold" needs far more data; the
+price: a candidate sitting exactly at a threshold FAILs often. ``shadowlane simulate-gates``
+measures the whole decision (``docs/gates.md``).
 
-**Peeking.** A rollout evaluates every window, so α is spent over the stage's planned samples by an
-O'Brien-Fleming-type Lan-DeMets function (``shadowlane.stats.sequential``): :func:`look_alpha_for`
-gives a look the union-bound increment α(t_k) − α(t_{k−1}) (valid for any statistic and any
-dependence between looks), :func:`look_schedule` that or (``exact=True``) the exact one-sided
-group-sequential levels for a whole schedule. PASS spends the same α.
+**Looks.** A rollout evaluates every window. By default each look takes the level of an always-valid
+confidence sequence (:func:`shadowlane.rollout.looks.sequence_look`), which holds at every look at
+once and never runs out; ``alpha_spending`` spends α over the stage's planned samples instead
+(:func:`~shadowlane.rollout.looks.look_alpha_for`, :func:`~shadowlane.rollout.looks.look_schedule`).
 """
 
 from __future__ import annotations
@@ -66,48 +67,10 @@ from numpy.typing import NDArray
 
 from shadowlane.contracts.flag_manifest import FlagSpec, HardAbortRule, SoftAbortRule
 from shadowlane.contracts.window_summary import WindowSummary
-from shadowlane.rollout.gate_stats import (
-    LAMBDA_FLIPS as _LAMBDA,
-)
-from shadowlane.rollout.gate_stats import (
-    PIN_MISMATCHES as _PINS,
-)
-from shadowlane.rollout.gate_stats import (
-    TOOL_SUCCESS as _TOOLS,
-)
-from shadowlane.rollout.gate_stats import (
-    Compute as _Compute,
-)
-from shadowlane.rollout.gate_stats import (
-    Stat as _Stat,
-)
-from shadowlane.rollout.gate_stats import (
-    Window as _Window,
-)
-from shadowlane.rollout.gate_stats import (
-    accuracy as _accuracy,
-)
-from shadowlane.rollout.gate_stats import (
-    cost as _cost,
-)
-from shadowlane.rollout.gate_stats import (
-    coverage as _coverage,
-)
-from shadowlane.rollout.gate_stats import (
-    delta_s as _delta_s,
-)
-from shadowlane.rollout.gate_stats import (
-    errors as _errors,
-)
-from shadowlane.rollout.gate_stats import (
-    latency as _latency,
-)
-from shadowlane.rollout.gate_stats import (
-    retrieval_coverage as _retrieval_coverage,
-)
-from shadowlane.rollout.gate_stats import (
-    retrieval_delta_s as _retrieval_delta_s,
-)
+from shadowlane.rollout import gate_stats as _gs
+from shadowlane.rollout.forecast import Forward
+from shadowlane.rollout.forecast import attach as _way_forward
+from shadowlane.rollout.gate_stats import ExcessInterval
 from shadowlane.rollout.looks import LookAlpha, fixed_look
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -119,6 +82,11 @@ Severity = Literal["hard", "soft"]
 Floats = NDArray[np.float64]
 ABORT_CONFIDENCE = 0.90  # two-sided: its ends are the one-sided 95 % bounds hard aborts need
 EXIT_CODES: dict[str, int] = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
+WAIVED = "waived: accuracy significantly better"
+HELD = (
+    "held: its bound cleared the threshold at an earlier look of this stage "
+    "(a confidence sequence holds at every look at once)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +108,7 @@ class GateResult:
     worse_high: float | None = None
     fail_alpha: float | None = None  # one-sided level of the FAIL test (α, or α/G)
     fail_bound: float | None = None  # the bound the FAIL test read, when the estimate was beyond
+    forward: Forward | None = None  # INCONCLUSIVE: further requests to its verdict (rollout.forecast)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +137,8 @@ class Decision:
     look: LookAlpha
     fail_rule: FailRule
     multiplicity: Multiplicity
+    forward: Forward | None = None  # INCONCLUSIVE: the way forward to a verdict (rollout.forecast)
+    blocking: tuple[str, ...] = ()  # INCONCLUSIVE: the gates that do not pass yet
 
     @property
     def exit_code(self) -> int:
@@ -193,18 +164,19 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-_GATES: tuple[tuple[str, str, Direction, _Compute], ...] = (
-    ("delta_s.median_max", "delta_s_median", "max", _delta_s(0.5)),
-    ("delta_s.p95_max", "delta_s_p95", "max", _delta_s(0.95)),
-    ("coverage_min", "coverage", "min", _coverage),
-    ("lambda_convergent", "lambda", "max", _LAMBDA),
-    ("latency_p95_uplift_max", "latency", "max", _latency),
-    ("error_rate_max", "errors", "max", _errors),
-    ("tool_success_min", "tools", "min", _TOOLS),
-    ("cost_uplift_max", "cost", "max", _cost),
-    ("accuracy_drop_max", "accuracy", "max", _accuracy),
-    ("retrieval_delta_s_max", "retrieval_delta_s", "max", _retrieval_delta_s),
-    ("retrieval_coverage_min", "retrieval_coverage", "min", _retrieval_coverage),
+_GATES: tuple[tuple[str, str, Direction, _gs.Compute], ...] = (
+    ("delta_s.median_max", "delta_s_median", "max", _gs.delta_s(0.5)),
+    ("delta_s.p95_max", "delta_s_p95", "max", _gs.delta_s(0.95)),
+    ("coverage_min", "coverage", "min", _gs.coverage),
+    ("lambda_convergent", "lambda", "max", _gs.LAMBDA_FLIPS),
+    ("latency_p95_uplift_max", "latency", "max", _gs.latency),
+    ("error_rate_max", "errors", "max", _gs.errors),
+    ("error_rate_margin", "error_delta", "max", _gs.error_delta),
+    ("tool_success_min", "tools", "min", _gs.TOOL_SUCCESS),
+    ("cost_uplift_max", "cost", "max", _gs.cost),
+    ("accuracy_drop_max", "accuracy", "max", _gs.accuracy),
+    ("retrieval_delta_s_max", "retrieval_delta_s", "max", _gs.retrieval_delta_s),
+    ("retrieval_coverage_min", "retrieval_coverage", "min", _gs.retrieval_coverage),
 )  # fmt: skip
 _ABORT_METRIC: dict[str, str] = {
     "delta_s_median_over": "delta_s_median", "delta_s_p95_over": "delta_s_p95", "coverage_under": "coverage",
@@ -232,7 +204,7 @@ def _beyond(x: float, t: float, direction: Direction) -> bool:
 
 
 def _judge(
-    name: str, st: _Stat, fail_stat: Callable[[], _Stat | str], t: float, direction: Direction,
+    name: str, st: _gs.Stat, fail_stat: Callable[[], _gs.Stat | str], t: float, direction: Direction,
     conf: float, fail_alpha: float, rule: FailRule,
 ) -> GateResult:  # fmt: skip
     unfavourable = st.high if direction == "max" else st.low
@@ -265,6 +237,12 @@ def _judge(
     )
 
 
+def cleared(decision: Decision) -> frozenset[str]:
+    """The gates whose bound cleared their threshold at this look (PASS, not by a waiver): what a
+    stage holds for its later looks (``evaluate``'s ``held``)."""
+    return frozenset(g.name for g in decision.gates if g.verdict == "PASS" and not g.reason.endswith(WAIVED))
+
+
 def evaluate(
     spec: FlagSpec,
     summary: WindowSummary | None,
@@ -272,9 +250,15 @@ def evaluate(
     look: LookAlpha | None = None,
     flag: str = "",
     fail_rule: FailRule = "worse_than_reference",
-    multiplicity: Multiplicity = "per_gate",
+    multiplicity: Multiplicity = "bonferroni",
+    excess_interval: ExcessInterval = "conservative",
+    held: frozenset[str] = frozenset(),
+    forecast: bool = True,
 ) -> Decision:
-    """Judge one evaluation window (the rules: module docstring)."""
+    """Judge one evaluation window (the rules: module docstring). ``held``: gates that PASSed at an
+    earlier look of the same stage; under a confidence sequence they stay PASS unless they FAIL.
+    An INCONCLUSIVE decision carries its way forward (``forward``, ``blocking``: the estimated further
+    requests to a verdict, :mod:`shadowlane.rollout.forecast`) unless ``forecast`` is False."""
     look = look or fixed_look()
     conf = look.confidence
 
@@ -288,15 +272,23 @@ def evaluate(
     ) -> Decision:
         s = summary
         start, end = (s.window_start_ms, s.window_end_ms) if s else (None, None)
-        return Decision(flag, verdict, reason, tuple(gates), tuple(aborts), hard, soft, s.count if s else 0,
-                        spec.min_samples, start, end, look, fail_rule, multiplicity)  # fmt: skip
+        d = Decision(flag, verdict, reason, tuple(gates), tuple(aborts), hard, soft, s.count if s else 0,
+                     spec.min_samples, start, end, look, fail_rule, multiplicity)  # fmt: skip
+        return _way_forward(d, summary) if forecast and verdict == "INCONCLUSIVE" else d
 
     if summary is None:
         return decision("INCONCLUSIVE", "no window summaries: no data")
-    window, cache = _Window(summary), dict[tuple[str, float], "_Stat | str"]()
-    computes = {key: fn for _, key, _, fn in _GATES} | {"pins": _PINS}
+    window, cache = _gs.Window(summary), dict[tuple[str, float], "_gs.Stat | str"]()
+    if look.sequence:  # rates take the exact sequence bound at the sequence's levels (gate_stats)
+        window.sequence_alpha[conf] = look.total_alpha
+    computes = {key: fn for _, key, _, fn in _GATES} | {"pins": _gs.PIN_MISMATCHES}
+    if excess_interval != "conservative":
+        computes |= {
+            "delta_s_median": _gs.delta_s(0.5, excess_interval),
+            "delta_s_p95": _gs.delta_s(0.95, excess_interval),
+        }
 
-    def stat(key: str, level: float) -> _Stat | str:
+    def stat(key: str, level: float) -> _gs.Stat | str:
         if not 0.0 < level < 1.0:
             return "no α left at this look (no new information, or planned samples exceeded)"
         if (key, level) not in cache:
@@ -306,10 +298,12 @@ def evaluate(
     enough = summary.count >= spec.min_samples
     short = f"too little data: n = {summary.count} < min_samples {spec.min_samples}"
     accuracy = stat("accuracy", conf)
-    gain = isinstance(accuracy, _Stat) and accuracy.high < 0  # significantly better than prod
+    gain = isinstance(accuracy, _gs.Stat) and accuracy.high < 0  # significantly better than prod
     active = [(name, key, d, t) for name, key, d, _ in _GATES if (t := _threshold(spec, name)) is not None]
-    judgeable = sum(isinstance(stat(key, conf), _Stat) for _, key, _, _ in active)
-    fail_alpha = look.alpha / max(1, judgeable) if multiplicity == "bonferroni" else look.alpha
+    parts = max(1, len(active)) if multiplicity == "bonferroni" else 1  # fixed by the manifest
+    fail_alpha = look.level(parts)
+    if look.sequence:
+        window.sequence_alpha.setdefault(1 - 2 * fail_alpha, look.total_alpha / parts)
     gates = []
     for name, key, direction, t in active:
         st = stat(key, conf)
@@ -318,10 +312,10 @@ def evaluate(
             continue
         at_fail = partial(stat, key, 1 - 2 * fail_alpha)
         result = _judge(name, st, at_fail, t, direction, conf, fail_alpha, fail_rule)
+        if name in held and look.sequence and result.verdict == "INCONCLUSIVE":
+            result = replace(result, verdict="PASS", reason=f"{result.reason}; {HELD}")
         if name in _WAIVABLE and gain and result.verdict != "PASS":
-            result = replace(
-                result, verdict="PASS", reason=result.reason + "; waived: accuracy significantly better"
-            )
+            result = replace(result, verdict="PASS", reason=f"{result.reason}; {WAIVED}")
         gates.append(result if enough else replace(result, verdict="INCONCLUSIVE", reason=short))
     aborts = []
     ladder: tuple[tuple[Severity, Sequence[HardAbortRule | SoftAbortRule]], ...] = (
@@ -332,7 +326,7 @@ def evaluate(
         for rule in rules:
             key, t = _ABORT_METRIC[rule.kind], spec.threshold(rule)
             direction = _DIRECTION[key]
-            st = stat(key, ABORT_CONFIDENCE if severity == "hard" else conf)
+            st = stat(key, conf if look.sequence or severity == "soft" else ABORT_CONFIDENCE)
             if isinstance(st, str) or not (enough or rule.kind in _EXACT):
                 aborts.append(
                     AbortResult(rule.kind, severity, None, t, False, st if isinstance(st, str) else short)
@@ -344,7 +338,7 @@ def evaluate(
                 why += f" ({st.n} checked; acts on any sample size)"
             elif severity == "hard":
                 fired = fired and _beyond(st.low if direction == "max" else st.high, t, direction)
-                why += " (needs the one-sided 95 % bound beyond too)"
+                why += f" (needs its one-sided bound beyond too: {'sequence' if look.sequence else '95 %'})"
             if fired and rule.kind in _WAIVABLE and gain:
                 fired, why = False, why + ": waived, accuracy significantly better than prod"
             aborts.append(AbortResult(rule.kind, severity, st.value, t, fired, why))

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shadowlane.contracts.flag_manifest import FlagManifest
+from shadowlane.contracts.flag_manifest import FlagManifest, FlagSpec, Traffic
 from shadowlane.contracts.problems import validation_problems
 
 
@@ -100,3 +100,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
     detail = f"{problem} ({context})" if context and context != problem else problem
     return f"yaml syntax, {where}: {detail}"
+
+
+def seed_spec(candidate: str | None = None) -> FlagSpec:
+    """A flag with the seed's gates and aborts (what ``deploy/flags/feature_flags.yml`` spells out),
+    for ``candidate``: what a shadow phase is judged by when no manifest is given."""
+    return FlagSpec(traffic=Traffic(baseline_weight=0.95, canary_weight=0.05), candidate=candidate)

@@ -1,13 +1,26 @@
-"""Decision quality of the rollout gates: many seeded synthetic experiments → power and false alarms.
+"""Decision quality of the rollout gates: seeded synthetic experiments judged by verdict rules.
 
-Each experiment draws 2,000 paired requests for prod, the noise-floor baseline (prod's model
-replayed) and the candidate, aggregates the first ``n`` into a ``WindowSummary`` at every look
-(5 looks of 400 by default: the cumulative, exactly merged summary of the windows so far) and calls
-:func:`shadowlane.rollout.gates.evaluate` with that look's alpha-spending level (O'Brien-Fleming-type,
-union bound, α = 0.05 over the 2,000 planned requests). An experiment stops at its first PASS or
-FAIL, as a staged rollout does; its outcome is that verdict, or INCONCLUSIVE after the last look.
+Each experiment draws up to 10,000 paired requests (the horizon) for prod, the noise-floor
+baseline (prod's model replayed) and the candidate, and looks every 400 requests (a window): the
+cumulative, exactly merged summary of the requests so far goes to
+:func:`shadowlane.rollout.gates.evaluate` under each :class:`Rule`. An experiment stops, per rule,
+at its first PASS or FAIL, as a staged rollout does; otherwise it is INCONCLUSIVE at the horizon.
+Every rule judges the same experiments (the same summary at each look), so their differences are
+the rules' alone.
 
-The synthetic requests and their aggregation: :mod:`shadowlane.rollout.synthetic`.
+Two rules by default (``--compare`` adds :data:`ABLATIONS`):
+
+- :data:`TODAY`: the rule before #22: O'Brien-Fleming-type alpha spending over the whole run (the
+  horizon as the planned samples, its most favourable plan), union bound (or, ``exact=True``, the
+  exact group-sequential levels), the conservative interval of the excess ΔS, FAIL tests per gate,
+  and every gate must pass at one look;
+- :data:`NEW` (the defaults now): the always-valid confidence sequence tuned at 15 × ``min_samples``
+  (3,000 requests) with exact rate bounds, FAIL tests at α / G (Bonferroni), and a gate that
+  passed at an earlier look stays passed (``held``); the excess-ΔS interval stays the distribution-
+  free one (the Price-Bonett ablations show what a narrower, not valid, interval would gain).
+
+The synthetic requests and their aggregation: :mod:`shadowlane.rollout.synthetic`; the figures
+(time to a correct verdict, wrong-verdict rates, the speed-up): :mod:`shadowlane.rollout.simulate_report`.
 """
 
 from __future__ import annotations
@@ -15,179 +28,190 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from shadowlane.contracts.flag_manifest import FlagSpec, Traffic
-from shadowlane.rollout.gates import FailRule, Multiplicity, evaluate
-from shadowlane.rollout.looks import LookAlpha, look_schedule
-from shadowlane.rollout.synthetic import Population, Requests, Scenario, generate, scenarios, summary_at
-from shadowlane.stats.proportions import wilson_interval
-
-Bools = NDArray[np.bool_]
-Floats = NDArray[np.float64]
-
-
-Variant = tuple[FailRule, Multiplicity]
-DEFAULT_VARIANT: Variant = ("worse_than_reference", "per_gate")
-ALL_VARIANTS: tuple[Variant, ...] = (
-    ("worse_than_reference", "per_gate"),
-    ("ci_beyond_threshold", "per_gate"),
-    ("worse_than_reference", "bonferroni"),
-    ("ci_beyond_threshold", "bonferroni"),
+from shadowlane.contracts.flag_manifest import FlagSpec
+from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.rollout.gate_stats import ExcessInterval
+from shadowlane.rollout.gates import Decision, FailRule, Multiplicity, cleared, evaluate
+from shadowlane.rollout.looks import (
+    SEQUENCE_PLANNED_PER_MIN_SAMPLES,
+    LookAlpha,
+    LookRule,
+    look_schedule,
+    sequence_look,
 )
+from shadowlane.rollout.manifest import seed_spec
+from shadowlane.rollout.simulate_report import Report, Row, speedups
+from shadowlane.rollout.simulate_report import markdown as markdown  # the table: simulate.markdown
+from shadowlane.rollout.synthetic import Population, Requests, Scenario, accumulate, generate, scenarios
+from shadowlane.windows.accumulator import Accumulator
+
+HORIZON = 10_000
+LOOK_EVERY = 400
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
-    """Outcomes of one scenario under one verdict rule."""
+class Rule:
+    """How the gates judge: which look levels, which excess-ΔS interval, which FAIL rule."""
 
-    scenario: Scenario
-    variant: Variant
-    experiments: int
-    fail: int
-    passed: int
-    inconclusive: int
-    fail_ci: tuple[float, float]
-    mean_n_at_fail: float | None
-    reasons: dict[str, int] = field(default_factory=dict)
+    name: str
+    look_rule: LookRule
+    excess_interval: ExcessInterval
+    fail_rule: FailRule = "worse_than_reference"
+    multiplicity: Multiplicity = "bonferroni"
+    hold_passes: bool = True  # a gate that PASSed at an earlier look stays PASS (evaluate's ``held``)
 
-    @property
-    def fail_rate(self) -> float:
-        return self.fail / self.experiments
+    def judge(
+        self, spec: FlagSpec, summary: WindowSummary, look: LookAlpha, held: frozenset[str] = frozenset()
+    ) -> Decision:
+        return evaluate(
+            spec,
+            summary,
+            look=look,
+            fail_rule=self.fail_rule,
+            multiplicity=self.multiplicity,
+            excess_interval=self.excess_interval,
+            held=held if self.hold_passes else frozenset(),
+            forecast=False,
+        )
 
-    @property
-    def met(self) -> bool:
-        return self.fail_rate >= 0.95 if self.scenario.regression else self.fail_rate <= 0.05
+    def definition(self, horizon: int, min_samples: int, exact: bool) -> str:
+        if self.look_rule == "alpha_spending":
+            kind = "exact group-sequential levels" if exact else "union bound"
+            looks = f"O'Brien-Fleming alpha spending over {horizon:,} planned requests ({kind})"
+        else:
+            planned = SEQUENCE_PLANNED_PER_MIN_SAMPLES * min_samples
+            looks = f"always-valid confidence sequence tuned at {planned:,} requests"
+        interval = "Price-Bonett" if self.excess_interval == "price_bonett" else "conservative"
+        held = "; a gate that passed stays passed" if self.hold_passes else "; every gate passes at one look"
+        return (
+            f"{looks}, α = 0.05 one-sided; {interval} excess-ΔS intervals; FAIL rule "
+            f"{self.fail_rule}, {self.multiplicity.replace('_', ' ')}{held}"
+        )
 
-    def as_dict(self) -> dict[str, Any]:
-        s = self.scenario
+    def as_dict(self, horizon: int, min_samples: int, exact: bool) -> dict[str, Any]:
         return {
-            "scenario": s.name, "definition": s.description, "fail_rule": self.variant[0],
-            "multiplicity": self.variant[1], "target": _target(s), "fail_rate": round(self.fail_rate, 4),
-            "fail_ci95": [round(v, 4) for v in self.fail_ci],
-            "pass_rate": round(self.passed / self.experiments, 4),
-            "inconclusive_rate": round(self.inconclusive / self.experiments, 4), "met": self.met,
-            "mean_n_at_fail": self.mean_n_at_fail, "fail_reasons": self.reasons,
+            "name": self.name, "look_rule": self.look_rule, "excess_interval": self.excess_interval,
+            "fail_rule": self.fail_rule, "multiplicity": self.multiplicity, "hold_passes": self.hold_passes,
+            "definition": self.definition(horizon, min_samples, exact),
         }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    rows: tuple[Row, ...]
-    experiments: int
-    requests: int
-    looks: tuple[int, ...]
-    seed: int
-    spending: str
-    elapsed_s: float
+TODAY = Rule("today", "alpha_spending", "conservative", multiplicity="per_gate", hold_passes=False)
+NEW = Rule("new", "confidence_sequence", "conservative")
+ABLATIONS: tuple[Rule, ...] = (
+    Rule("new, no held passes", "confidence_sequence", "conservative", hold_passes=False),
+    Rule("new, per-gate FAIL", "confidence_sequence", "conservative", multiplicity="per_gate"),
+    Rule("today's looks, rest new", "alpha_spending", "conservative"),
+    Rule("new, Price-Bonett ΔS (not valid at sparse percentiles)", "confidence_sequence", "price_bonett"),
+    Rule(
+        "today, Price-Bonett ΔS", "alpha_spending", "price_bonett", multiplicity="per_gate", hold_passes=False
+    ),
+)
+DEFAULT_RULES: tuple[Rule, ...] = (TODAY, NEW)
+ALL_RULES: tuple[Rule, ...] = (*DEFAULT_RULES, *ABLATIONS)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "experiments": self.experiments, "requests": self.requests, "looks": list(self.looks),
-            "seed": self.seed, "spending": self.spending, "elapsed_s": round(self.elapsed_s, 1),
-            "rows": [r.as_dict() for r in self.rows],
-        }  # fmt: skip
-
-
-def _target(s: Scenario) -> str:
-    return "FAIL ≥ 0.95" if s.regression else "false FAIL ≤ 0.05"
+Outcome = tuple[str, int, str]  # verdict, requests when decided, what failed
 
 
 def default_spec() -> FlagSpec:
     """The seed's gates and aborts (``deploy/flags/feature_flags.yml`` spells out these defaults)."""
-    return FlagSpec(traffic=Traffic(baseline_weight=0.95, canary_weight=0.05))
+    return seed_spec()
+
+
+def look_points(horizon: int, look_every: int) -> tuple[int, ...]:
+    """Every ``look_every`` requests up to the horizon, and the horizon itself."""
+    points = list(range(look_every, horizon + 1, look_every))
+    return tuple(points if points and points[-1] == horizon else [*points, horizon])
+
+
+def schedule(
+    rule: Rule, looks_n: Sequence[int], horizon: int, min_samples: int, exact: bool
+) -> tuple[LookAlpha, ...]:
+    """The level of each look under the rule's look rule."""
+    if rule.look_rule == "alpha_spending":
+        return look_schedule(looks_n, horizon, exact=exact)
+    planned = SEQUENCE_PLANNED_PER_MIN_SAMPLES * min_samples
+    return tuple(sequence_look(n, planned, index=k + 1) for k, n in enumerate(looks_n))
 
 
 def run(
     *,
     experiments: int = 300,
-    requests: int = 2_000,
-    looks: int = 5,
+    requests: int = HORIZON,
+    look_every: int = LOOK_EVERY,
     seed: int = 5,
-    variants: Sequence[Variant] = (DEFAULT_VARIANT,),
+    rules: Sequence[Rule] = DEFAULT_RULES,
     exact: bool = False,
     chosen: Sequence[Scenario] | None = None,
     spec: FlagSpec | None = None,
     population: Population | None = None,
     on_experiment: Callable[[], None] | None = None,
 ) -> Report:
-    """Run every scenario ``experiments`` times (seeded), judged by each verdict variant.
-    ``on_experiment`` is called after each experiment (progress)."""
+    """Run every scenario ``experiments`` times (seeded) up to ``requests``, judged by each rule.
+    One scenario's requests are in memory at a time. ``on_experiment`` is called after each
+    experiment (progress)."""
     started = time.monotonic()
     spec, pop = spec or default_spec(), population or Population()
-    looks_n = tuple(requests * (k + 1) // looks for k in range(looks))
-    schedule = look_schedule(looks_n, requests, exact=exact)
+    looks_n = look_points(requests, look_every)
+    levels = [schedule(rule, looks_n, requests, spec.min_samples, exact) for rule in rules]
     rows = []
     for i, scenario in enumerate(chosen or scenarios()):
         data = generate(scenario, pop, np.random.default_rng([seed, i]), experiments, requests)
-        outcomes = _outcomes(spec, data, experiments, looks_n, schedule, variants, on_experiment)
-        for variant, verdicts in zip(variants, outcomes, strict=True):
-            count = Counter(v for v, _, _ in verdicts)
-            fails = [(n, why) for v, n, why in verdicts if v == "FAIL"]
-            ci = wilson_interval(count["FAIL"], experiments)
-            mean_n = float(np.mean([n for n, _ in fails])) if fails else None
-            reasons = dict(Counter(why for _, why in fails).most_common())
-            tally = (count["FAIL"], count["PASS"], count["INCONCLUSIVE"])
-            rows.append(Row(scenario, variant, experiments, *tally, (ci.ci_low, ci.ci_high), mean_n, reasons))
-    kind = "exact group-sequential levels" if exact else "union bound"
-    spending = f"O'Brien-Fleming-type alpha spending, α = 0.05 one-sided over {requests} requests, {kind}"
-    return Report(tuple(rows), experiments, requests, looks_n, seed, spending, time.monotonic() - started)
+        per_rule: list[list[Outcome]] = [[] for _ in rules]
+        for e in range(experiments):
+            for j, outcome in enumerate(judge_experiment(spec, data, e, looks_n, rules, levels)):
+                per_rule[j].append(outcome)
+            if on_experiment is not None:
+                on_experiment()
+        del data
+        for rule, outcomes in zip(rules, per_rule, strict=True):
+            fails = Counter(why for v, _, why in outcomes if v == "FAIL")
+            verdicts, decided = tuple(v for v, _, _ in outcomes), tuple(n for _, n, _ in outcomes)
+            rows.append(Row(scenario, rule.name, requests, verdicts, decided, dict(fails.most_common())))
+    return Report(
+        rows=tuple(rows),
+        speedups=speedups(rows, TODAY.name, NEW.name),
+        experiments=experiments,
+        horizon=requests,
+        look_every=look_every,
+        looks=looks_n,
+        seed=seed,
+        rules=tuple(rule.as_dict(requests, spec.min_samples, exact) for rule in rules),
+        new_rule=NEW.name,
+        elapsed_s=time.monotonic() - started,
+    )
 
 
-def _outcomes(
+def judge_experiment(
     spec: FlagSpec,
     data: Requests,
-    experiments: int,
+    e: int,
     looks_n: Sequence[int],
-    schedule: Sequence[LookAlpha],
-    variants: Sequence[Variant],
-    on_experiment: Callable[[], None] | None = None,
-) -> list[list[tuple[str, int, str]]]:
-    """Per variant and experiment: (verdict, requests when decided, what failed). Stops at PASS/FAIL."""
-    out: list[list[tuple[str, int, str]]] = [[] for _ in variants]
-    for e in range(experiments):
-        pending = dict(enumerate(variants))
-        for n, look in zip(looks_n, schedule, strict=True):
-            summary = summary_at(data, e, n)
-            for j, (rule, multiplicity) in list(pending.items()):
-                d = evaluate(spec, summary, look=look, fail_rule=rule, multiplicity=multiplicity)
+    rules: Sequence[Rule],
+    levels: Sequence[Sequence[LookAlpha]],
+) -> list[Outcome]:
+    """Experiment ``e`` judged by every rule at every look until each has a PASS or FAIL: each look
+    adds the requests since the previous one and every pending rule judges that one summary."""
+    out: list[Outcome | None] = [None] * len(rules)
+    held: list[frozenset[str]] = [frozenset()] * len(rules)
+    acc: Accumulator | None = None
+    previous = 0
+    for k, n in enumerate(looks_n):
+        acc = accumulate(data, e, n, into=acc, start=previous)
+        previous = n
+        summary = acc.summary()
+        for j, rule in enumerate(rules):
+            if out[j] is None:
+                d = rule.judge(spec, summary, levels[j][k], held[j])
+                held[j] |= cleared(d)
                 if d.verdict != "INCONCLUSIVE":
                     why = "hard abort" if d.hard_stop else ",".join(g.name for g in d.failed)
-                    out[j].append((d.verdict, n, why))
-                    del pending[j]
-            if not pending:
-                break
-        for j in pending:
-            out[j].append(("INCONCLUSIVE", looks_n[-1], ""))
-        if on_experiment is not None:
-            on_experiment()
-    return out
-
-
-def markdown(report: Report) -> str:
-    """The decision-quality table, ready for the README."""
-    several = len({r.variant for r in report.rows}) > 1
-    head = "| scenario | definition |" + (" FAIL rule | multiplicity |" if several else "")
-    lines = [
-        head + " target | FAIL rate [95 % CI] | PASS | INCONCLUSIVE | mean n at FAIL | met |",
-        "|---" * (head.count("|") + 5) + "|",
-    ]
-    for r in report.rows:
-        low, high = r.fail_ci
-        method = f" {r.variant[0]} | {r.variant[1]} |" if several else ""
-        mean_n = f"{r.mean_n_at_fail:,.0f}" if r.mean_n_at_fail is not None else "–"
-        lines.append(
-            f"| {r.scenario.name} | {r.scenario.description} |{method} {_target(r.scenario)} | "
-            f"{r.fail_rate:.3f} [{low:.3f}, {high:.3f}] | {r.passed / r.experiments:.3f} | "
-            f"{r.inconclusive / r.experiments:.3f} | {mean_n} | {'yes' if r.met else 'NO'} |"
-        )
-    lines.append(
-        f"\n{report.experiments} seeded experiments per scenario (seed {report.seed}), {report.requests} "
-        f"requests each, looks at {', '.join(map(str, report.looks))} requests; {report.spending}; "
-        f"ran in {report.elapsed_s:.0f} s."
-    )
-    return "\n".join(lines)
+                    out[j] = (d.verdict, n, why)
+        if all(o is not None for o in out):
+            break
+    return [o if o is not None else ("INCONCLUSIVE", looks_n[-1], "") for o in out]

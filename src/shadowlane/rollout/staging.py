@@ -9,7 +9,12 @@ stage) one gate decision at a time and says what to do next:
 * ``hold`` on INCONCLUSIVE (too little data, a soft abort rule, a gate whose interval still
   straddles its threshold): the stage stays in force and the next window is evaluated;
 * ``stalled`` after ``max_looks`` holds in one stage: the rollout ends where it is (the current
-  weight stays in force) and the operator decides. Never an advance on a guess.
+  weight stays in force) and the operator decides. Never an advance on a guess. Under a confidence
+  sequence no α runs out, so this is an operator's limit, not a statistical one: the step says how
+  far the last decision was from a verdict (its way forward, :mod:`shadowlane.rollout.forecast`).
+
+A hold or a stall carries the decision's way forward (the blocking gates and the estimated further
+requests to a verdict) in its reason and in ``forward`` / ``blocking``.
 
 :meth:`StagedRollout.route_config` turns the current stage into the signed-config payload the
 router reads: the shadow stage mirrors ``traffic.shadow_ratio`` of requests and serves the
@@ -21,10 +26,11 @@ flag off. Looks inside a stage count from 1, so the gate evaluator can spend its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from shadowlane.contracts.flag_manifest import FlagSpec
 from shadowlane.contracts.route_config import RouteConfig, RouteRule
+from shadowlane.rollout.forecast import Forward, describe
 
 Action = Literal["start", "hold", "advance", "rollback", "complete", "stalled"]
 FINAL: frozenset[str] = frozenset({"rollback", "complete", "stalled"})
@@ -46,10 +52,22 @@ class Step:
     look: int
     verdict: str | None
     reason: str
+    forward: Forward | None = None  # hold / stalled: the decision's way forward to a verdict
+    blocking: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
         return self.action in FINAL
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the step, and its way forward when it has one."""
+        out: dict[str, Any] = {
+            "action": self.action, "stage": self.stage, "weight": self.weight, "look": self.look,
+            "verdict": self.verdict, "reason": self.reason,
+        }  # fmt: skip
+        if self.forward is not None:
+            out |= {"forward": self.forward.as_dict(), "blocking": list(self.blocking)}
+        return out
 
 
 @dataclass(slots=True)
@@ -93,13 +111,23 @@ class StagedRollout:
             self.looks = 0
             reason = f"gates green: graduating to {_describe(self.weight)}"
             return self._step("advance", verdict, reason, look=decided_at)
+        forward: Forward | None = getattr(decision, "forward", None)
+        blocking: tuple[str, ...] = tuple(getattr(decision, "blocking", ()))
+        way = describe(forward, blocking)
         if self.looks >= self.max_looks:
-            return self._step("stalled", verdict, f"no decision after {self.looks} looks: stage stays")
-        return self._step("hold", verdict, f"{verdict}: holding {_describe(self.weight)}")
+            reason = f"no decision after {self.looks} looks (--max-looks): stage stays"
+            reason += f"; last way forward: {way}" if way else ""
+            return self._step("stalled", verdict, reason, forward=forward, blocking=blocking)
+        reason = f"{verdict}: holding {_describe(self.weight)}" + (f"; {way}" if way else "")
+        return self._step("hold", verdict, reason, forward=forward, blocking=blocking)
 
-    def _step(self, action: Action, verdict: str | None, reason: str, *, look: int | None = None) -> Step:
+    def _step(
+        self, action: Action, verdict: str | None, reason: str, *, look: int | None = None,
+        forward: Forward | None = None, blocking: tuple[str, ...] = (),
+    ) -> Step:  # fmt: skip
         """The step taken (``look``: the look that decided it, when the stage has moved on)."""
-        step = Step(action, self.stage, self.weight, self.looks if look is None else look, verdict, reason)
+        looked = self.looks if look is None else look
+        step = Step(action, self.stage, self.weight, looked, verdict, reason, forward, blocking)
         self.history.append(step)
         return step
 

@@ -1,4 +1,4 @@
-"""Reads a candidate's window summaries for a time range and merges them into one.
+"""Reads a candidate's window summaries for a time range, keeps those in a flag's scope, merges them.
 
 The comparator ships one ``WindowSummary`` per closed window, comparator member and
 (endpoint, tenant) on the summary topic; gates judge their exact union
@@ -10,13 +10,20 @@ window was shipped), from ``start`` until ``end`` plus the window's grace.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from shadowlane.contracts.codec import DecodeError, decode
+from shadowlane.contracts.flag_manifest import FlagManifest
+from shadowlane.contracts.route_config import RouteScope, is_wildcard
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.kafka.range_read import read_range
+from shadowlane.rollout.gates import Decision, FailRule, Multiplicity, evaluate
+from shadowlane.rollout.looks import LookAlpha, stage_look
 from shadowlane.windows.accumulator import merge_summaries
+
+SUMMARY_LATENESS_MS = 15 * 60_000  # a window's summary is produced after its end, grace and join window
 
 
 async def read_summaries(
@@ -46,21 +53,75 @@ async def read_summaries(
     return found, bad
 
 
-def merge_all(summaries: list[WindowSummary]) -> WindowSummary | None:
-    """One summary over every endpoint and tenant (the flag's whole scope), or None without data."""
-    if not summaries:
+def in_scope(summary: WindowSummary, scope: RouteScope) -> bool:
+    """Whether a summary's endpoint and tenant lie in a flag's scope (summaries carry no region)."""
+    endpoint = is_wildcard(scope.endpoints) or summary.endpoint in scope.endpoints
+    return endpoint and (is_wildcard(scope.tenants) or summary.tenant in scope.tenants)
+
+
+def select(
+    records: Sequence[WindowSummary], candidate: str, scope: RouteScope, start_ms: int, end_ms: int
+) -> list[WindowSummary]:
+    """The candidate's partials in scope whose window starts in ``[start, end)``, one per summary_id."""
+    kept = {
+        s.summary_id: s
+        for s in records
+        if s.candidate == candidate and start_ms <= s.window_start_ms < end_ms and in_scope(s, scope)
+    }
+    return sorted(kept.values(), key=lambda s: (s.window_start_ms, s.summary_id))
+
+
+def merge_scope(parts: Sequence[WindowSummary]) -> WindowSummary | None:
+    """One summary of every partial, endpoints and tenants merged into the flag's whole scope (under
+    a neutral key when they differ), or None without data."""
+    if not parts:
         return None
-    by_key: dict[tuple[str | None, str | None], list[WindowSummary]] = defaultdict(list)
-    for s in summaries:
-        by_key[(s.endpoint, s.tenant)].append(s)
-    if len(by_key) == 1:
-        return merge_summaries(summaries)
-    # different (endpoint, tenant) keys: merge each, then fold them under one neutral key
-    parts = [
-        merge_summaries(group).model_copy(update={"endpoint": None, "tenant": None})
-        for group in by_key.values()
-    ]
+    if len({(p.endpoint, p.tenant) for p in parts}) > 1:
+        parts = [p.model_copy(update={"endpoint": None, "tenant": None}) for p in parts]
     return merge_summaries(parts)
+
+
+def judge_flag(
+    manifest: FlagManifest,
+    flag: str,
+    records: Sequence[WindowSummary],
+    *,
+    start_ms: int,
+    end_ms: int,
+    candidate: str | None = None,
+    look: LookAlpha | None = None,
+    fail_rule: FailRule = "worse_than_reference",
+    multiplicity: Multiplicity = "bonferroni",
+) -> tuple[Decision, str, int]:
+    """(decision, candidate, partials merged): ``flag``'s gates on its candidate's partials in scope
+    whose window starts in ``[start, end)``; ``look`` defaults to the stage's confidence sequence.
+    Raises ``ValueError`` for a flag the manifest does not have."""
+    if flag not in manifest.flags:
+        raise ValueError(f"flag {flag!r} is not in the manifest (flags: {', '.join(sorted(manifest.flags))})")
+    spec, name = manifest.flags[flag], candidate or manifest.candidate(flag)
+    parts = select(records, name, spec.scope, start_ms, end_ms)
+    summary = merge_scope(parts)
+    look = look or stage_look(summary.count if summary else 0, spec.min_samples)
+    decision = evaluate(spec, summary, look=look, flag=flag, fail_rule=fail_rule, multiplicity=multiplicity)
+    return decision, name, len(parts)
+
+
+async def read_window_summaries(
+    client_kwargs: dict[str, Any], topic: str, start_ms: int, end_ms: int
+) -> list[WindowSummary]:
+    """Every decodable summary shipped from ``start_ms`` until ``end_ms`` plus the lateness of a
+    window's summary (what ``shadowlane gate`` and the report select from)."""
+    now = time.time_ns() // 1_000_000
+    stop = min(now + 60_000, end_ms + SUMMARY_LATENESS_MS)
+    out: list[WindowSummary] = []
+    async for batches in read_range(client_kwargs, [topic], start_ms, stop):
+        for records in batches.values():
+            for record in records:
+                try:
+                    out.append(decode(record.value, WindowSummary))
+                except DecodeError:
+                    continue
+    return out
 
 
 class KafkaSummarySource:
@@ -77,4 +138,4 @@ class KafkaSummarySource:
             self._kwargs, self._topic, candidate, start_ms, end_ms, grace_ms=self._grace_ms
         )
         self.undecodable += bad
-        return merge_all(found)
+        return merge_scope(found)

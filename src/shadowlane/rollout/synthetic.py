@@ -8,7 +8,9 @@
   ΔS, coverage, λ, tool call or cost and is not solved;
 - solved: item difficulty ``p_i ~ Beta(0.8, 0.2)`` (mean 0.8); prod and candidate solve with
   independent Bernoulli(p_i) draws (a nondeterministic model disagrees with itself on ~16 % of
-  items); a candidate with an accuracy drop ``d`` solves with ``p_i·(1 − d/0.8)``;
+  items); a candidate with an accuracy drop ``d > 0`` solves with ``p_i·(1 − d/0.8)``, a better one
+  (``d < 0``, a gain ``g = −d``) fails with ``(1 − p_i)·(1 − g/0.2)``: both scale the mean exactly
+  to ``0.8 − d`` and keep every probability within [0, 1] (clipped there all the same);
 - ΔS to prod, for the baseline (the floor) and the candidate alike: identical answer (ΔS 0) with
   probability 0.2, a rewording ``Gamma(2, 0.05·o_i)`` with 0.75, an off-topic answer ``U(0.5, 0.8)``
   with 0.05; ``o_i ~ LogNormal(0, 0.4)`` is the request's openness, shared by both draws; a drifted
@@ -17,9 +19,10 @@
 - coverage ``Binomial(3, 0.9)/3``; one tool call per answer, schema-valid with probability 0.998;
 - cost per request ``0.002 USD × lognormal(σ 0.5)``, 70 % of its log-variance shared by the arms.
 
-The aggregation is vectorised (:func:`accumulate` sets an :class:`Accumulator`'s counts and sums
-from the arrays and records the histograms with numpy); ``tests/unit/rollout/test_simulate.py`` checks it
-equals :meth:`Accumulator.add` over the same requests as :class:`Comparison` records.
+The aggregation is vectorised and incremental (:func:`accumulate` adds a range of requests' counts
+and sums to an :class:`Accumulator` and records their histograms with numpy, so the looks of an
+experiment add only the requests since the previous look); ``tests/unit/rollout/test_simulate.py``
+checks it equals :meth:`Accumulator.add` over the same requests as :class:`Comparison` records.
 """
 
 from __future__ import annotations
@@ -44,21 +47,33 @@ KEY = ("candidate", "/v1/chat/completions", "sim")
 class Scenario:
     name: str
     description: str
-    regression: bool  # FAIL is the right answer (power); False: A/A (false-alarm rate)
-    accuracy_drop: float = 0.0
+    regression: bool  # FAIL is the right answer (power); False: PASS is (A/A, a better candidate)
+    accuracy_drop: float = 0.0  # points of solve rate lost; negative: gained
     latency_factor: float = 1.0
     error_add: float = 0.0
     drift: float = 0.0
 
+    @property
+    def correct(self) -> str:
+        """The right verdict: FAIL for a regression, PASS otherwise."""
+        return "FAIL" if self.regression else "PASS"
+
+    @property
+    def wrong(self) -> str:
+        """The wrong verdict: PASS for a regression (false PASS), FAIL otherwise (false FAIL)."""
+        return "PASS" if self.regression else "FAIL"
+
 
 def scenarios() -> tuple[Scenario, ...]:
-    """The issue's four regressions and the A/A."""
+    """The issue's four regressions, the A/A and a truly better candidate."""
     return (
         Scenario("accuracy −5 pts", "solve rate 0.80 → 0.75 (gate: drop ≤ 2 pts)", True, accuracy_drop=0.05),
         Scenario("p95 latency +20 %", "latency × 1.2 (gate: p95 uplift ≤ 15 %)", True, latency_factor=1.2),
         Scenario("error rate +1 pt", "candidate errors 0.2 % → 1.2 % (gate: ≤ 0.5 %)", True, error_add=0.01),
         Scenario("semantic drift", "ΔS + 0.06: excess ΔS median 2× the 0.03 gate", True, drift=0.06),
         Scenario("A/A", "candidate = prod's nondeterministic model", False),
+        Scenario("better", "solve rate 0.80 → 0.83, latency × 0.9 (p95 −10 %)", False, accuracy_drop=-0.03,
+                 latency_factor=0.9),
     )  # fmt: skip
 
 
@@ -139,7 +154,9 @@ def generate(s: Scenario, pop: Population, rng: np.random.Generator, experiments
     k = pop.solve_concentration
     p = rng.beta(pop.solve_mean * k, (1 - pop.solve_mean) * k, shape)
     prod_solved = (rng.random(shape) < p) & ~prod_error
-    shadow_solved = (rng.random(shape) < p * (1 - s.accuracy_drop / pop.solve_mean)) & answered
+    shadow_solved = (
+        rng.random(shape) < shadow_solve_probability(p, s.accuracy_drop, pop.solve_mean)
+    ) & answered
     tool_valid = (rng.random(shape) < pop.tool_valid) & answered
     cost = pop.cost_usd
     return Requests(
@@ -163,9 +180,21 @@ def generate(s: Scenario, pop: Population, rng: np.random.Generator, experiments
     )  # fmt: skip
 
 
-def accumulate(r: Requests, e: int, n: int) -> Accumulator:
-    """The accumulator ``Accumulator.add`` builds from the first ``n`` requests of experiment ``e``."""
-    x = {name: getattr(r, name)[e, :n] for name in Requests.__dataclass_fields__}
+def shadow_solve_probability(p: Floats, drop: float, mean: float) -> Floats:
+    """The candidate's solve probability per item for prod's ``p`` (mean ``mean``) and an accuracy
+    drop (negative: a gain): a drop scales the solve probability, a gain the failure probability,
+    so the mean moves by exactly ``drop`` and no probability leaves [0, 1]."""
+    scaled = p * (1 - drop / mean) if drop >= 0 else 1 - (1 - p) * (1 + drop / (1 - mean))
+    out: Floats = np.clip(scaled, 0.0, 1.0)
+    return out
+
+
+def accumulate(
+    r: Requests, e: int, n: int, *, into: Accumulator | None = None, start: int = 0
+) -> Accumulator:
+    """Requests ``start`` to ``n`` (excluded) of experiment ``e`` added to ``into`` (a new accumulator
+    when None) as ``Accumulator.add`` would add them; ``accumulate(r, e, n)``: the first ``n``."""
+    x = {name: getattr(r, name)[e, start:n] for name in Requests.__dataclass_fields__}
     ok, lam, div = ~x["shadow_error"], x["lambda_sampled"], x["cand_divergent"]
     ds, floor = np.where(ok, x["delta_s"], 0.0), np.where(ok, x["floor"], 0.0)
     pc, sc, cov = (
@@ -189,9 +218,12 @@ def accumulate(r: Requests, e: int, n: int) -> Accumulator:
         "graded_prod_cost_prod_solved": pc * ps, "graded_prod_cost_shadow_solved": pc * ss,
         "graded_shadow_cost_prod_solved": sc * ps, "graded_shadow_cost_shadow_solved": sc * ss,
     }  # fmt: skip
-    acc = Accumulator(0, 60_000, KEY, count=n, joined=n, graded=n)
+    acc = into if into is not None else Accumulator(0, 60_000, KEY)
+    added = n - start
+    acc.count, acc.joined, acc.graded = acc.count + added, acc.joined + added, acc.graded + added
     for name, values in per_row.items():
-        setattr(acc, name, type(getattr(acc, name))(values.sum()))
+        now = getattr(acc, name)
+        setattr(acc, name, now + type(now)(values.sum()))
 
     def scaled(values: Floats, scale: float, high: int) -> NDArray[np.int64]:
         out: NDArray[np.int64] = np.clip(np.round(values * scale), 0, high).astype(np.int64)

@@ -22,7 +22,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from shadowlane.stats.distributions import norm_cdf, norm_isf, norm_sf
+
+Num = float | NDArray[np.float64]  # a value, or many at once (elementwise)
 
 CiMethod = Literal["newcombe", "wald"]
 
@@ -80,14 +85,25 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
+def wilson_bounds(p: Num, n: Num, z: Num) -> tuple[Num, Num]:
+    """Wilson's bounds of a rate ``p`` observed in ``n`` trials at normal quantile ``z``, clipped to
+    [0, 1]; floats or numpy arrays (elementwise: the way-forward simulation's many paths)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z2 = z * z
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+
+
+def newcombe_low(p1: Num, low1: Num, p2: Num, high2: Num) -> Num:
+    """Lower bound of p1 − p2 from each rate's Wilson bounds (Newcombe's hybrid score)."""
+    out: Num = p1 - p2 - np.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2)
+    return out
+
+
 def _wilson_bounds(successes: int, n: int, z: float) -> tuple[float, float]:
-    p = successes / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+    low, high = wilson_bounds(successes / n, float(n), z)
+    return (0.0 if successes == 0 else float(low)), (1.0 if successes == n else float(high))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> ProportionCI:
@@ -118,8 +134,8 @@ def two_proportion_test(
     if ci_method == "newcombe":
         l1, u1 = _wilson_bounds(x1, n1, z_crit)
         l2, u2 = _wilson_bounds(x2, n2, z_crit)
-        low = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-        high = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        low = float(newcombe_low(p1, l1, p2, u2))
+        high = -float(newcombe_low(p2, l2, p1, u1))  # the upper bound of p1 − p2 is −(low of p2 − p1)
     elif ci_method == "wald":
         half = z_crit * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
         low, high = diff - half, diff + half

@@ -64,11 +64,21 @@ def test_candidate_chooses_whose_summaries_are_judged() -> None:
     assert (theirs["candidate"], theirs["partials"]) == ("grammar-c", 3)
 
 
-def test_alpha_planned_and_previous_samples_set_the_looks_level() -> None:
-    fixed, _ = _judge(_args("--alpha", "0.01"), _windows())
+def test_look_rule_alpha_planned_and_previous_samples_set_the_looks_level() -> None:
+    spec = load_manifest(MANIFEST).flags[FLAG]
+    sequence, _ = _judge(_args(), _windows())  # the default: a confidence sequence
+    assert (sequence.look.rule, sequence.look.planned_n) == ("confidence_sequence", 15 * spec.min_samples)
+    tuned, _ = _judge(_args("--planned-samples", "9000"), _windows())
+    assert tuned.look.planned_n == 9000  # where the sequence is tightest
+    assert tuned.look.alpha != sequence.look.alpha
+    spaced, _ = _judge(_args("--previous-samples", "600"), _windows())
+    assert spaced.look.alpha == sequence.look.alpha  # a sequence needs no increment, only the spacing
+    assert spaced.look.fraction_prev * spaced.look.planned_n == pytest.approx(600)
+    spending = ("--look-rule", "alpha_spending")
+    fixed, _ = _judge(_args(*spending, "--alpha", "0.01"), _windows())
     assert (fixed.look.rule, fixed.look.alpha) == ("fixed", 0.01)
-    first, _ = _judge(_args("--planned-samples", "9000"), _windows())
-    later, _ = _judge(_args("--planned-samples", "9000", "--previous-samples", "600"), _windows())
+    first, _ = _judge(_args(*spending, "--planned-samples", "9000"), _windows())
+    later, _ = _judge(_args(*spending, "--planned-samples", "9000", "--previous-samples", "600"), _windows())
     assert first.look.rule == "union_bound"
     assert first.look.fraction == pytest.approx(900 / 9000)
     assert first.look.alpha < 0.05  # an early look spends little
@@ -76,11 +86,37 @@ def test_alpha_planned_and_previous_samples_set_the_looks_level() -> None:
     assert later.look.alpha < first.look.alpha  # only the increment since n = 600
 
 
+def test_an_inconclusive_says_which_gates_block_and_how_far_a_verdict_is() -> None:
+    # 2 × 75 green comparisons: below min_samples, a verdict needs at least the rest
+    short, _ = _judge(_args("--window", "2m"), _windows(n=75))
+    assert short.verdict == "INCONCLUSIVE"
+    assert short.forward is not None
+    assert short.forward.low is not None
+    assert short.forward.low >= short.min_samples - short.n
+    # 3 × 300 green comparisons, no errors yet: the error rate cannot be proven ≤ 0.5 % so soon
+    decision, details = _judge(_args(), _windows(n=300))
+    assert decision.verdict == "INCONCLUSIVE"
+    assert "error_rate_max" in decision.blocking
+    assert decision.forward is not None
+    assert decision.forward.median is not None
+    assert decision.forward.heading == "PASS"
+    assert details["forward"]["reason"] == decision.forward.reason
+    assert details["blocking"] == list(decision.blocking)
+    assert decision.forward.rate_per_s == pytest.approx(900 / 180)  # the window's request rate
+    assert decision.forward.seconds_median == pytest.approx(decision.forward.median / (900 / 180))
+    assert decision.reason.startswith("undecided: ")
+    text = gate_cmd.render(decision, CANDIDATE, 3)
+    assert decision.forward.reason in text.splitlines()[-1]
+    assert any(line.startswith("  way forward ") for line in text.splitlines())
+
+
 def test_fail_rule_and_bonferroni_are_how_the_gates_judge() -> None:
     default, _ = _judge(_args(), _windows())
-    assert (default.fail_rule, default.multiplicity) == ("worse_than_reference", "per_gate")
-    chosen, details = _judge(_args("--fail-rule", "ci_beyond_threshold", "--bonferroni"), _windows())
-    assert (chosen.fail_rule, chosen.multiplicity) == ("ci_beyond_threshold", "bonferroni")
+    assert (default.fail_rule, default.multiplicity) == ("worse_than_reference", "bonferroni")
+    chosen, details = _judge(
+        _args("--fail-rule", "ci_beyond_threshold", "--multiplicity", "per_gate"), _windows()
+    )
+    assert (chosen.fail_rule, chosen.multiplicity) == ("ci_beyond_threshold", "per_gate")
     assert details["fail_rule"] == "ci_beyond_threshold"
 
 

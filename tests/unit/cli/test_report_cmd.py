@@ -11,9 +11,11 @@ import pytest
 from shadowlane.cli import report_cmd
 from shadowlane.cli.main import build_parser, joined_negative_values
 from shadowlane.report.analysis import build_report
+from shadowlane.report.gates import judge_shadow
 from shadowlane.report.model import Report, ReportInput
 from shadowlane.settings import CompareSettings, Settings
 from tests.support.report_rows import GRADER, ab_rows, shadow_rows
+from tests.support.summaries import crafted_summary
 
 NOW = 1_750_000_000_000
 SETTINGS = Settings(
@@ -123,3 +125,36 @@ def test_out_is_where_the_files_go_and_the_summary_says_so(tmp_path: Path) -> No
     assert any(line.startswith("shadow: 300 comparisons") for line in lines)
     assert any(line.startswith("A/B f: baseline 100, candidate 100 requests") for line in lines)
     assert lines[-1] == f"written: {args.out / 'report.html'} (also report.md, manifest.json)"
+
+
+def test_manifest_names_the_gates_that_judge_the_range(tmp_path: Path) -> None:
+    """``--manifest``: its flag's gates judge the shadow range (``--flag``, or its only flag);
+    without one, the seed's gates do."""
+    template = Path(__file__).resolve().parents[3] / "deploy" / "flags" / "feature_flags.yml"
+    p = _plan("--from", "-1h", "--manifest", str(template))
+    assert p.gates is not None
+    assert p.gate_flag == "grammar_b"  # the template's only flag
+    assert _plan("--from", "-1h").gates is None
+    two = tmp_path / "two.yml"
+    two.write_text(
+        "flags:\n"
+        "  a: {traffic: {baseline_weight: 0.9, canary_weight: 0.1}, gates: {error_rate_max: null}}\n"
+        "  b: {traffic: {baseline_weight: 0.9, canary_weight: 0.1}}\n"
+    )
+    with pytest.raises(SystemExit) as unnamed:
+        _plan("--from", "-1h", "--manifest", str(two))
+    assert unnamed.value.code == 64
+    chosen = _plan("--from", "-1h", "--manifest", str(two), "--flag", "a")
+    assert chosen.gate_flag == "a"
+    summary = crafted_summary("grammar-b", NOW - 3_000_000, NOW - 2_940_000, 300, seed=2)
+    section = judge_shadow([summary], NOW - 3_600_000, NOW, "grammar-b", chosen.gates, chosen.gate_flag)
+    names = {g.name for g in section.decision.gates}
+    assert "error_rate_max" not in names  # flag a turns it off
+    assert section.partials == 1
+    seed = judge_shadow([summary], NOW - 3_600_000, NOW, "grammar-b", None, None)
+    assert "error_rate_max" in {g.name for g in seed.decision.gates}
+    bad = tmp_path / "bad.yml"
+    bad.write_text("flags: [")
+    with pytest.raises(SystemExit) as broken:
+        _plan("--from", "-1h", "--manifest", str(bad))
+    assert broken.value.code == 64

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -17,6 +18,8 @@ from shadowlane.cli.progress import Progress
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.rollout.audit import default_who
+from shadowlane.rollout.forecast import describe
+from shadowlane.rollout.gates import Decision
 from shadowlane.rollout.manifest import load_manifest
 from shadowlane.rollout.staging import Step
 from tests.support.summaries import crafted_summary
@@ -87,15 +90,52 @@ async def test_max_looks_is_how_long_a_stage_may_hold() -> None:
 
 
 async def test_planned_samples_is_what_alpha_is_spent_over() -> None:
+    spending = ("--look-rule", "alpha_spending", "--window-s", "1")
     # every window green with 800 comparisons: planned for 800, each look spends all of alpha
-    steps, routes, _ = await _drive(_args("--window-s", "1", "--planned-samples", "800"), Windows(800))
+    steps, routes, _ = await _drive(_args(*spending, "--planned-samples", "800"), Windows(800))
     assert steps[-1].action == "complete"
     assert [c.rules[0].candidate_weight for c, _ in routes.published][-1] == 1.0
     # planned for far more, a look at 800 spends almost nothing: no stage can PASS yet
     steps, _, _ = await _drive(
-        _args("--window-s", "1", "--planned-samples", "10000000", "--max-looks", "2"), Windows(800)
+        _args(*spending, "--planned-samples", "10000000", "--max-looks", "2"), Windows(800)
     )
     assert [s.action for s in steps] == ["start", "hold", "stalled"]
+
+
+async def test_look_rule_chooses_the_sequence_or_alpha_spending() -> None:
+    manifest = load_manifest(MANIFEST)
+    spec = manifest.flags[FLAG]
+    # --planned-samples: where the sequence is tightest (15 × min_samples), or what alpha is spent over
+    assert rollout_cmd.plan(_args(), manifest).planned_samples == 15 * spec.min_samples
+    spending = rollout_cmd.plan(_args("--look-rule", "alpha_spending"), manifest)
+    assert (spending.look_rule, spending.planned_samples) == ("alpha_spending", 5 * spec.min_samples)
+    judge = rollout_cmd.look_evaluator(FLAG, "confidence_sequence", 3000)
+    first = cast(Decision, judge(spec, crafted_summary(CANDIDATE, 0, 60_000, 800), 1))
+    assert (first.look.rule, first.look.planned_n) == ("confidence_sequence", 3000)
+    judge = rollout_cmd.look_evaluator(FLAG, "alpha_spending", 3000)
+    spent = cast(Decision, judge(spec, crafted_summary(CANDIDATE, 0, 60_000, 800), 1))
+    assert spent.look.rule == "union_bound"
+    # the sequence keeps deciding past its planned samples: tuned at 200, 2,000 green a look completes
+    steps, _, _ = await _drive(_args("--window-s", "1", "--planned-samples", "200"), Windows(2000))
+    assert steps[-1].action == "complete"
+
+
+async def test_holds_and_the_stall_carry_the_way_forward() -> None:
+    # 800 green comparisons, no errors: "errors ≤ 0.5 %" is not provable yet, whatever else passes
+    steps, _, _ = await _drive(_args("--window-s", "1", "--max-looks", "2"), Windows(800))
+    assert [s.action for s in steps] == ["start", "hold", "stalled"]
+    hold, stall = steps[1], steps[2]
+    assert hold.forward is not None
+    assert "error_rate_max" in hold.blocking
+    assert hold.forward.reason in hold.reason
+    assert stall.forward is not None
+    assert "last way forward: " in stall.reason
+    assert "more requests" in stall.reason
+    data = orjson.loads(rollout_cmd.output(_args("--json"), steps))
+    assert data["forward"]["median"] == stall.forward.median
+    assert data["steps"][2]["blocking"] == list(stall.blocking)
+    text = rollout_cmd.output(_args(), steps).splitlines()
+    assert text[-1] == f"way forward: {describe(stall.forward, stall.blocking)}"
 
 
 def test_json_is_one_object_and_the_summary_ends_with_the_outcome() -> None:

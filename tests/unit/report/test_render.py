@@ -17,6 +17,7 @@ from shadowlane.compare.embed_onnx import MiniLMEmbedder
 from shadowlane.compare.join import Joined, Output
 from shadowlane.compare.prod_side import ProdSide
 from shadowlane.contracts.route_config import RouteConfig, RouteRule
+from shadowlane.contracts.window_summary import WindowSummary
 from shadowlane.report.collect import Collected
 from shadowlane.report.model import Report
 from shadowlane.report.render_html import render_html
@@ -25,6 +26,7 @@ from shadowlane.report.rows import shadow_row
 from shadowlane.settings import CompareSettings, KafkaSettings, Settings, ShadowSettings
 from tests.support.factories import envelope, result
 from tests.support.report_rows import ab_rows, report, shadow_rows, srow
+from tests.support.summaries import crafted_summary
 
 ROUTE = RouteConfig(
     flag="f",
@@ -238,10 +240,22 @@ async def test_execute_writes_the_three_files(tmp_path: Path, monkeypatch: pytes
             shadow=rows, ab=ab_rows(30, 30, 0.8, 0.8, seed=24), topics=["t.compare", "t.requests"]
         )
 
+    async def fake_summaries(_: Any, topic: str, start: int, end: int) -> list[WindowSummary]:
+        assert topic.endswith("summary")
+        # 300 requests of a candidate no different from prod: too few to prove the gates
+        return [crafted_summary("cand", start, start + 60_000, 300, seed=5)]
+
     monkeypatch.setattr(report_cmd, "collect", fake_collect)
+    monkeypatch.setattr(report_cmd, "read_window_summaries", fake_summaries)
     monkeypatch.setattr(report_cmd, "resolve_bootstrap", lambda *_, **__: "localhost:1")
     assert await report_cmd.execute(_args(tmp_path, "--flag", "f"), _settings()) == 0
     m = orjson.loads((tmp_path / "manifest.json").read_bytes())
+    assert m["gates"]["verdict"] == "INCONCLUSIVE"
+    assert m["gates"]["partials"] == 1
+    assert m["gates"]["forward"]["reason"]
+    md = (tmp_path / "report.md").read_text()
+    assert "## Rollout gates: INCONCLUSIVE" in md
+    assert re.search(r"INCONCLUSIVE: undecided: .* more requests", md)
     assert m["candidate"] == "cand"  # the comparator's first candidate that is not the noise floor
     assert m["config"]["report"]["ab_weight"] == 0.5
     assert "<svg" in (tmp_path / "report.html").read_text()

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
+from shadowlane.contracts.audit import AuditEvent
 from shadowlane.contracts.flag_manifest import FlagSpec
 from shadowlane.contracts.route_config import RouteConfig
 from shadowlane.contracts.window_summary import WindowSummary
+from shadowlane.rollout import gates
+from shadowlane.rollout.audit import AuditLog
 from shadowlane.rollout.driver import Targets, drive
+from shadowlane.rollout.gates import Decision
+from shadowlane.rollout.looks import sequence_look
 from shadowlane.rollout.manifest import load_manifest
 from shadowlane.rollout.staging import StagedRollout
 
@@ -100,3 +106,45 @@ async def test_hard_stop_rolls_back_and_stops_publishing_the_candidate() -> None
     actions, sink, _, _ = await _run([D("PASS"), D("INCONCLUSIVE", hard_stop=True)])
     assert actions == ["start", "advance", "rollback"]
     assert sink.published[-1].rules[0].strategy == "off"
+
+
+class Audit:
+    """The audit log, in memory."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditEvent] = []
+
+    async def write(self, record: AuditEvent) -> AuditEvent:
+        self.records.append(record)
+        return record
+
+
+async def test_each_decision_and_hold_is_audited_with_its_way_forward() -> None:
+    spec = load_manifest(MANIFEST).flags[_rollout().flag]
+
+    def evaluate(spec: FlagSpec, summary: WindowSummary | None, look: int) -> Decision:
+        return gates.evaluate(spec, summary, look=sequence_look(1, 3_000, index=look))
+
+    clock, audit = Clock(), Audit()
+    await drive(
+        StagedRollout(_rollout().flag, spec, max_looks=2),
+        targets=TARGETS,
+        sink=Sink(),
+        source=Source(),
+        evaluate=evaluate,
+        audit=cast(AuditLog, audit),
+        window_s=60,
+        who="test",
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    decisions = [r for r in audit.records if r.what == "gate_decision"]
+    assert len(decisions) == 2
+    for record in decisions:  # no data yet: a verdict needs min_samples first
+        assert record.details["forward"]["low"] == spec.min_samples
+        assert record.details["decision"]["forward"] == record.details["forward"]
+        assert "min_samples" in record.why
+    steps = [r for r in audit.records if r.what == "rollout_step" and r.details["action"] != "start"]
+    assert [r.details["action"] for r in steps] == ["hold", "stalled"]
+    assert all(r.details["forward"]["low"] == spec.min_samples for r in steps)
+    assert "last way forward" in steps[-1].why

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shadowlane.contracts.flag_manifest import FlagSpec
+from shadowlane.rollout.forecast import Forward
 from shadowlane.rollout.manifest import load_manifest
 from shadowlane.rollout.router import assign
 from shadowlane.rollout.staging import StagedRollout
@@ -87,3 +88,30 @@ def test_decisions_before_start_are_refused() -> None:
     name, spec = _spec()
     with pytest.raises(RuntimeError, match="start"):
         StagedRollout(name, spec).on_decision(D("PASS"))
+
+
+WAY = Forward(
+    "PASS", 0.9, 2_100, 1_300, 4_800, 2_100.0, 1_300.0, 4_800.0, 1.0, 1_000_000,
+    "heading to PASS (90 %), about 2,100 more requests",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Undecided:
+    """An INCONCLUSIVE that carries its way forward (as ``gates.Decision`` does)."""
+
+    verdict: str = "INCONCLUSIVE"
+    hard_stop: bool = False
+    forward: Forward | None = WAY
+    blocking: tuple[str, ...] = ("error_rate_max",)
+
+
+def test_holds_and_the_stall_carry_the_way_forward() -> None:
+    rollout = _rollout(max_looks=2)
+    hold, stall = rollout.on_decision(Undecided()), rollout.on_decision(Undecided())
+    assert (hold.action, stall.action) == ("hold", "stalled")
+    assert hold.reason.endswith("error_rate_max blocks; heading to PASS (90 %), about 2,100 more requests")
+    assert "last way forward: error_rate_max blocks; heading to PASS" in stall.reason
+    assert (stall.forward, stall.blocking) == (WAY, ("error_rate_max",))
+    assert stall.as_dict()["forward"]["median"] == 2_100
+    assert "forward" not in rollout.history[0].as_dict()  # the start has none
