@@ -89,8 +89,8 @@ def combine_method(x: Pair, y: Pair, q: float, conf: float) -> CombineMethod:
 
 
 def delta_s(q: float, combine: ExcessInterval = "conservative") -> Compute:
-    """ΔS percentile gate: the excess over the noise floor (``interval``: how the two arms' order-
-    statistic intervals ``combine``, see :data:`ExcessInterval`), raw ΔS without a floor."""
+    """ΔS percentile gate: the excess over the noise floor (``combine``: how the two arms' order-
+    statistic intervals combine, see :data:`ExcessInterval`), raw ΔS without a floor."""
     name = "median" if q == 0.5 else "p95"
 
     def compute(w: Window, conf: float) -> Stat | str:
